@@ -1,0 +1,16 @@
+/* clock.h - monotonic time for deadlines and wall time for reports. */
+#ifndef PGF_CLOCK_H
+#define PGF_CLOCK_H
+
+#include <stdint.h>
+
+/* Monotonic nanoseconds (CLOCK_MONOTONIC). Use for every deadline. */
+uint64_t pgf_now_ns(void);
+/* Wall-clock microseconds since the epoch, for reports only. */
+uint64_t pgf_wall_us(void);
+/* ISO-8601 UTC ("2026-11-26T23:45:37.123Z") into buf (>= 32 bytes). */
+void pgf_wall_iso8601(uint64_t wall_us, char *buf, unsigned len);
+
+#define PGF_MS_NS(ms) ((uint64_t)(ms) * 1000000ULL)
+
+#endif
