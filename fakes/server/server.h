@@ -1,0 +1,103 @@
+/* server.h - the fake PostgreSQL server, as a library.
+ *
+ * One pgf_server listens on TCP addresses and/or a unix-socket directory
+ * and speaks the v3 protocol to real clients (libpq, psql, pgbench,
+ * psycopg, asyncpg, ...) the way PostgreSQL 15 does, asking the fault
+ * engine (fault.h) at each protocol boundary whether to misbehave.
+ *
+ * It runs on a libevent event_base: either one the caller owns
+ * (pgf_server_start() then the caller dispatches the base; sim mode runs
+ * client and server on one loop), or on its own thread
+ * (pgf_server_start_thread()). All of the server's objects belong to
+ * that loop; pgf_server_stop() and pgf_server_get_stats() may be called
+ * from any thread.
+ *
+ * What it does not do: TLS (SSLRequest is answered 'N'), GSSAPI, COPY,
+ * replication, real SQL. Queries it does not recognize get a real-looking
+ * ERROR (see sql.h).
+ */
+#ifndef PGF_SERVER_H
+#define PGF_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+struct event_base;
+struct pgf_fault_engine;
+
+typedef enum pgf_auth_method {
+    PGF_AUTH_METHOD_TRUST,
+    PGF_AUTH_METHOD_PASSWORD,
+    PGF_AUTH_METHOD_MD5,
+    PGF_AUTH_METHOD_SCRAM,
+} pgf_auth_method;
+
+/* "trust", "password", "md5", "scram-sha-256" -> method, or -1. */
+int pgf_auth_method_parse(const char *s);
+const char *pgf_auth_method_name(pgf_auth_method m);
+
+typedef struct pgf_server_user {
+    const char *name;
+    const char *password; /* never logged */
+    pgf_auth_method method;
+    bool superuser; /* is_superuser=on in ParameterStatus */
+} pgf_server_user;
+
+typedef struct pgf_server_config {
+    const char *const *listen;  /* "HOST:PORT" (IPv6 as "[::1]:PORT"); port 0 = any free */
+    int nlisten;
+    const char *unix_socket_dir; /* NULL = none; socket is DIR/.s.PGSQL.<port> */
+    int unix_port;               /* port number in the socket name; 0 = first TCP port (or 5432) */
+    const pgf_server_user *users; /* copied; default: postgres:postgres:scram-sha-256 */
+    int nusers;
+    const char *const *databases; /* NULL/0 = any database name accepted */
+    int ndatabases;
+    int max_connections;          /* 0 = unlimited; beyond it: FATAL 53300 */
+    uint64_t seed;                /* for PIDs, keys, salts, nonces (deterministic runs) */
+    struct pgf_fault_engine *faults; /* borrowed; NULL = no faults */
+    bool quiet;                   /* do not print "listening ..." lines */
+} pgf_server_config;
+
+typedef struct pgf_server pgf_server;
+
+/* Create (copies cfg). base NULL: the server makes its own base for
+ * pgf_server_start_thread(). On error returns a PGF_E* code and writes a
+ * message naming the problem into err. */
+int pgf_server_new(const pgf_server_config *cfg, struct event_base *base, pgf_server **out,
+                   char *err, size_t errlen) PGF_NODISCARD;
+/* Bind and listen on every configured address (on the caller's base). */
+int pgf_server_start(pgf_server *s, char *err, size_t errlen) PGF_NODISCARD;
+/* Bind, then run the server's own base on a new thread. */
+int pgf_server_start_thread(pgf_server *s, char *err, size_t errlen) PGF_NODISCARD;
+/* Stop listening, close every connection, and (own thread) join it.
+ * Safe from any thread; idempotent. */
+void pgf_server_stop(pgf_server *s);
+/* Frees everything; stops first if needed. NULL is a no-op. */
+void pgf_server_free(pgf_server *s);
+
+/* Listener addresses after start, e.g. "tcp 127.0.0.1:54321" and
+ * "unix /tmp/x/.s.PGSQL.54321". Returns the count; fills up to n. */
+int pgf_server_addresses(const pgf_server *s, char (*out)[256], int n);
+/* The first TCP port actually bound (useful with port 0), or 0. */
+int pgf_server_port(const pgf_server *s);
+
+typedef struct pgf_server_stats {
+    uint64_t accepted;       /* connections accepted */
+    uint64_t active;         /* open right now */
+    uint64_t closed;
+    uint64_t auth_ok;
+    uint64_t auth_failed;
+    uint64_t queries;
+    uint64_t cancel_requests;
+    uint64_t canceled;       /* queries actually canceled */
+    uint64_t protocol_errors;
+    uint64_t faults_fired;
+} pgf_server_stats;
+
+/* Counters are atomics; any thread. */
+void pgf_server_get_stats(const pgf_server *s, pgf_server_stats *out);
+
+#endif
