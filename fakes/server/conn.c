@@ -80,7 +80,8 @@ struct pgf__conn {
     enum conn_state state;
     bool ssl_answered;
     bool counted_backend;
-    struct event *rev, *wev, *wtimer, *stall_timer, *sleep_timer, *deadline;
+    struct event *rev, *wev;
+    pgf_timer *wtimer, *stall_timer, *sleep_timer, *deadline;
 
     pgf_buf in;
     chunk *out_head, *out_tail;
@@ -174,7 +175,7 @@ static void queue_delay(pgf__conn *c, uint32_t ms)
 {
     if (c->out_closed)
         return;
-    chunk_new(c, pgf_now_ns() + PGF_MS_NS(ms));
+    chunk_new(c, pgf__server_now(c->srv) + PGF_MS_NS(ms));
 }
 
 /* Queue one complete backend message, honouring a pending truncation. */
@@ -210,13 +211,17 @@ static void queue_buf(pgf__conn *c, pgf_buf *b)
 
 static void free_events(pgf__conn *c)
 {
-    struct event **evs[] = {&c->rev,         &c->wev,         &c->wtimer,
-                            &c->stall_timer, &c->sleep_timer, &c->deadline};
+    struct event **evs[] = {&c->rev, &c->wev};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (*evs[i]) {
             event_free(*evs[i]);
             *evs[i] = NULL;
         }
+    pgf_timer **tms[] = {&c->wtimer, &c->stall_timer, &c->sleep_timer, &c->deadline};
+    for (size_t i = 0; i < sizeof tms / sizeof tms[0]; i++) {
+        pgf_timer_free(*tms[i]);
+        *tms[i] = NULL;
+    }
 }
 
 static void conn_close(pgf__conn *c, enum close_kind how, const char *why)
@@ -299,19 +304,13 @@ void pgf__conn_free(pgf__conn *c)
 /* ------------------------------------------------------------------ */
 /* the byte pump                                                       */
 
-static void arm_timer(struct event *ev, uint64_t ns)
-{
-    struct timeval tv = {(time_t)(ns / 1000000000ULL), (suseconds_t)(ns % 1000000000ULL / 1000)};
-    event_add(ev, &tv);
-}
-
 static void flush_out(pgf__conn *c)
 {
     while (c->state != ST_CLOSED && !c->stalled && c->out_head != NULL) {
         chunk *k = c->out_head;
-        uint64_t now = pgf_now_ns();
+        uint64_t now = pgf__server_now(c->srv);
         if (k->not_before > now) {
-            arm_timer(c->wtimer, k->not_before - now);
+            pgf_timer_arm(c->wtimer, k->not_before - now);
             return;
         }
         if (k->off < k->data.len) {
@@ -356,13 +355,12 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
+    pgf_sim_activity();
     flush_out(arg);
 }
 
-static void on_wtimer(evutil_socket_t fd, short what, void *arg)
+static void on_wtimer(void *arg)
 {
-    (void)fd;
-    (void)what;
     flush_out(arg);
 }
 
@@ -370,6 +368,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     pgf__conn *c = arg;
+    pgf_sim_activity();
     for (int rounds = 0; rounds < 16; rounds++) {
         if (!pgf_buf_reserve(&c->in, 16384)) {
             conn_close(c, CK_RST, "out of memory");
@@ -519,7 +518,7 @@ static int apply(pgf__conn *c, pgf_phase ph, const pgf_fault_action *a, const ui
     case PGF_ACTION_STALL:
         c->stalled = true;
         if (a->ms > 0)
-            arm_timer(c->stall_timer, PGF_MS_NS(a->ms));
+            pgf_timer_arm(c->stall_timer, PGF_MS_NS(a->ms));
         break;
     case PGF_ACTION_DELAY:
         queue_delay(c, a->ms);
@@ -587,10 +586,8 @@ static int send_at(pgf__conn *c, pgf_phase ph, pgf_buf *b)
     return fault_point(c, ph, b->len ? b->data[0] : 0, b->data, b->len);
 }
 
-static void on_stall_end(evutil_socket_t fd, short what, void *arg)
+static void on_stall_end(void *arg)
 {
-    (void)fd;
-    (void)what;
     pgf__conn *c = arg;
     c->stalled = false;
     process_input(c);
@@ -652,7 +649,7 @@ static void finish_startup(pgf__conn *c)
     atomic_fetch_add(&c->srv->stats.auth_ok, 1);
     c->state = ST_READY;
     if (c->deadline)
-        event_del(c->deadline);
+        pgf_timer_cancel(c->deadline);
 
     static const char *const reported[] = {
         "application_name",
@@ -1070,7 +1067,7 @@ static int emit_result(pgf__conn *c, pgf_sql_result *r, bool send_rowdesc)
         if (r->kind == PGF_SQL_SLEEP) {
             c->sleep_res = *r;
             c->busy = true;
-            arm_timer(c->sleep_timer, PGF_MS_NS(r->sleep_ms));
+            pgf_timer_arm(c->sleep_timer, PGF_MS_NS(r->sleep_ms));
             ret = Q_SLEEP;
             break;
         }
@@ -1179,10 +1176,8 @@ static void handle_query(pgf__conn *c, const pgf_fe_msg *m)
     run_simple(c);
 }
 
-static void on_sleep_done(evutil_socket_t fd, short what, void *arg)
+static void on_sleep_done(void *arg)
 {
-    (void)fd;
-    (void)what;
     pgf__conn *c = arg;
     c->busy = false;
     int ret = emit_tail(c, &c->sleep_res);
@@ -1216,7 +1211,7 @@ void pgf__server_cancel(pgf_server *s, int32_t pid, int32_t key)
         }
         if (!c->busy)
             return; /* cancel while idle: nothing happens */
-        event_del(c->sleep_timer);
+        pgf_timer_cancel(c->sleep_timer);
         c->busy = false;
         atomic_fetch_add(&s->stats.canceled, 1);
         send_error(c, "ERROR", "57014", "canceling statement due to user request", NULL, NULL);
@@ -1663,10 +1658,8 @@ static void process_input(pgf__conn *c)
         pgf_buf_consume(&c->in, off);
 }
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
+static void on_deadline(void *arg)
 {
-    (void)fd;
-    (void)what;
     pgf__conn *c = arg;
     /* authentication_timeout: PostgreSQL exits without a word. */
     conn_close(c, CK_FIN, "authentication timeout");
@@ -1712,10 +1705,10 @@ void pgf__conn_accept(pgf_server *s, int fd, const struct sockaddr *addr, int ad
     }
     c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->wev = event_new(s->base, fd, EV_WRITE, on_write, c);
-    c->wtimer = evtimer_new(s->base, on_wtimer, c);
-    c->stall_timer = evtimer_new(s->base, on_stall_end, c);
-    c->sleep_timer = evtimer_new(s->base, on_sleep_done, c);
-    c->deadline = evtimer_new(s->base, on_deadline, c);
+    c->wtimer = pgf_timer_new(s->base, on_wtimer, c);
+    c->stall_timer = pgf_timer_new(s->base, on_stall_end, c);
+    c->sleep_timer = pgf_timer_new(s->base, on_sleep_done, c);
+    c->deadline = pgf_timer_new(s->base, on_deadline, c);
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
@@ -1729,7 +1722,7 @@ void pgf__conn_accept(pgf_server *s, int fd, const struct sockaddr *addr, int ad
     if (s->faults != NULL)
         c->fc = pgf_fault_conn_new(s->faults, c->id);
     event_add(c->rev, NULL);
-    arm_timer(c->deadline, PGF_MS_NS(60000));
+    pgf_timer_arm(c->deadline, PGF_MS_NS(60000));
     pgf_log_debug("[conn %llu accept] from %s", (unsigned long long)c->id, c->peer);
     fault_point(c, PGF_PHASE_ACCEPT, 0, NULL, 0);
     if (c->state != ST_CLOSED)

@@ -52,9 +52,14 @@ const char *pgf_auth_method_name(pgf_auth_method m)
     return "?";
 }
 
+uint64_t pgf__server_now(const pgf_server *s)
+{
+    return s->clock != NULL ? pgf_simclock_now(s->clock) : pgf_now_ns();
+}
+
 uint64_t pgf__server_elapsed_ns(const pgf_server *s)
 {
-    return pgf_now_ns() - s->start_ns;
+    return pgf__server_now(s) - s->start_ns;
 }
 
 static void on_reap(evutil_socket_t fd, short what, void *arg)
@@ -64,10 +69,8 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
     pgf__server_reap_all(arg);
 }
 
-static void on_relisten(evutil_socket_t fd, short what, void *arg)
+static void on_relisten(void *arg)
 {
-    (void)fd;
-    (void)what;
     pgf_server *s = arg;
     for (int i = 0; i < s->nlisteners; i++)
         evconnlistener_enable(s->listeners[i]);
@@ -79,8 +82,7 @@ void pgf__server_refuse_for(pgf_server *s, uint32_t ms)
     for (int i = 0; i < s->nlisteners; i++)
         evconnlistener_disable(s->listeners[i]);
     s->listeners_enabled = false;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    event_add(s->relisten_ev, &tv);
+    pgf_timer_arm(s->relisten, PGF_MS_NS(ms));
 }
 
 static void do_stop(pgf_server *s)
@@ -131,7 +133,6 @@ int pgf_server_new(const pgf_server_config *cfg, struct event_base *base, pgf_se
     s->faults = cfg->faults;
     s->max_connections = cfg->max_connections;
     s->unix_port = cfg->unix_port;
-    s->start_ns = pgf_now_ns();
     if (cfg->nlisten > PGF_SERVER_MAX_LISTENERS - 1) {
         snprintf(err, errlen, "too many --listen addresses (at most %d)",
                  PGF_SERVER_MAX_LISTENERS - 1);
@@ -204,8 +205,10 @@ int pgf_server_new(const pgf_server_config *cfg, struct event_base *base, pgf_se
     if (!oom) {
         s->stop_ev = event_new(s->base, -1, 0, on_stop, s);
         s->reap_ev = event_new(s->base, -1, 0, on_reap, s);
-        s->relisten_ev = evtimer_new(s->base, on_relisten, s);
-        oom |= !s->stop_ev || !s->reap_ev || !s->relisten_ev;
+        s->relisten = pgf_timer_new(s->base, on_relisten, s);
+        s->clock = pgf_simclock_of(s->base);
+        s->start_ns = pgf__server_now(s);
+        oom |= !s->stop_ev || !s->reap_ev || !s->relisten;
     }
     if (oom) {
         snprintf(err, errlen, "out of memory");
@@ -221,6 +224,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
     (void)l;
     pgf_server *s = arg;
+    pgf_sim_activity();
     bool is_unix = addr == NULL || addr->sa_family == AF_UNIX;
     pgf__conn_accept(s, fd, addr, len, is_unix);
 }
@@ -363,7 +367,7 @@ int pgf_server_start(pgf_server *s, char *err, size_t errlen)
         return PGF_EINVAL;
     }
     s->listeners_enabled = true;
-    s->start_ns = pgf_now_ns();
+    s->start_ns = pgf__server_now(s);
     return 0;
 }
 
@@ -415,8 +419,7 @@ void pgf_server_free(pgf_server *s)
         event_free(s->stop_ev);
     if (s->reap_ev)
         event_free(s->reap_ev);
-    if (s->relisten_ev)
-        event_free(s->relisten_ev);
+    pgf_timer_free(s->relisten);
     if (s->own_base && s->base)
         event_base_free(s->base);
     for (int i = 0; i < s->nlisten; i++)

@@ -15,6 +15,7 @@
 #include "rng.h"
 #include "server.h"
 #include "sql.h"
+#include "timer.h"
 
 #define PGF_SERVER_MAX_LISTENERS 16
 
@@ -37,7 +38,8 @@ struct pgf_server {
     bool stopped;
     struct event *stop_ev;
     struct event *reap_ev;
-    struct event *relisten_ev;
+    pgf_timer *relisten;
+    pgf_simclock *clock; /* non-NULL in sim mode: virtual time */
 
     struct evconnlistener *listeners[PGF_SERVER_MAX_LISTENERS];
     int nlisteners;
@@ -90,5 +92,7 @@ void pgf__server_reap_all(pgf_server *s);
 void pgf__server_close_all(pgf_server *s);
 void pgf__server_refuse_for(pgf_server *s, uint32_t ms);
 uint64_t pgf__server_elapsed_ns(const pgf_server *s);
+/* Now on the server's clock (virtual in sim mode). */
+uint64_t pgf__server_now(const pgf_server *s);
 
 #endif
