@@ -409,7 +409,7 @@ static void scram_fresh_exchanges(void)
         uint8_t raw[PGF_SCRAM_RAW_NONCE_LEN];
         for (int j = 0; j < PGF_SCRAM_RAW_NONCE_LEN; j++)
             raw[j] = (uint8_t)(i * 31 + (size_t)j * 7);
-        char first[256], bare[256], final_wo[512], auth[1024], final[600], proof[64];
+        char first[256], bare[256], final_wo[512], auth[2048], final[600], proof[64];
         snprintf(bare, sizeof bare, "n=,r=%s", cases[i].cnonce);
         snprintf(first, sizeof first, "%s%s", cases[i].flag, bare);
         pgf_scram_state st = {0};
