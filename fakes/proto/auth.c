@@ -451,6 +451,7 @@ int pgf_scram_final(pgf_scram_state *st, const uint8_t *data, size_t len, pgf_bu
     int n = pgf_b64_encode(server_sig, sizeof server_sig, sig64, sizeof sig64);
     if (n < 0) {
         rc = PGF_EINTERNAL;
+        set_err(errmsg, "could not encode server signature");
         goto done;
     }
     pgf_buf_put(out, "v=", 2);
