@@ -896,7 +896,15 @@ static void handle_sasl(pgf__conn *c, const pgf_fe_msg *m)
             nonce[i] = (uint8_t)pgf_rng_next(&c->rng);
         memset(&c->scram, 0, sizeof c->scram);
         c->scram.mock = c->u == NULL;
-        const pgf_scram_secret *sec = c->u ? &c->u->secret : &c->srv->mock_secret;
+        if (c->scram.mock) {
+            /* PostgreSQL's mock salt depends only on the role name and a
+             * server secret, so probing cannot tell a missing role apart. */
+            uint8_t seed[8];
+            for (int i = 0; i < 8; i++)
+                seed[i] = (uint8_t)(c->srv->seed >> (8 * i));
+            pgf_scram_mock_salt(c->user, seed, sizeof seed, c->scram.mock_salt);
+        }
+        const pgf_scram_secret *sec = c->u ? &c->u->secret : NULL;
         if (pgf_scram_first(&c->scram, sec, data, dlen, nonce, &out, &err) != 0) {
             send_fatal(c, "08P01", err ? err : "malformed SCRAM message");
             goto done;

@@ -173,20 +173,6 @@ int pgf_server_new(const pgf_server_config *cfg, struct event_base *base, pgf_se
             return PGF_EINTERNAL;
         }
     }
-    if (!oom) {
-        pgf_rng r;
-        pgf_rng_init(&r, s->seed, 0x6d6f636b, 0);
-        uint8_t salt[PGF_SCRAM_SALT_LEN];
-        char pw[33];
-        for (size_t k = 0; k < sizeof salt; k++)
-            salt[k] = (uint8_t)pgf_rng_next(&r);
-        for (size_t k = 0; k < sizeof pw - 1; k++)
-            pw[k] = (char)('a' + pgf_rng_below(&r, 26));
-        pw[sizeof pw - 1] = '\0';
-        if (pgf_scram_secret_make(pw, salt, sizeof salt, PGF_SCRAM_ITERATIONS, &s->mock_secret) !=
-            0)
-            oom = true;
-    }
     if (cfg->ndatabases > 0 && !oom) {
         s->databases = calloc((size_t)cfg->ndatabases, sizeof *s->databases);
         oom |= s->databases == NULL;

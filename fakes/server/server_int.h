@@ -61,7 +61,6 @@ struct pgf_server {
     int max_connections;
     uint64_t seed;
     pgf_fault_engine *faults;
-    pgf_scram_secret mock_secret;
     uint64_t start_ns;
 
     /* connections: doubly linked, loop thread only */
