@@ -353,6 +353,12 @@ static void health_classification_follows_the_fault(void)
     f->reason = "timeout";
     hr = add(&m, PGF_REC_HEALTH, 1, NULL, PGF_REC_NONE);
     hr->reason = "connection_lost";
+    /* ... and "" says the fault predicts nothing */
+    f = add(&m, PGF_REC_FAULT, 1, NULL, PGF_REC_NONE);
+    f->action = "stall";
+    f->reason = "";
+    hr = add(&m, PGF_REC_HEALTH, 1, NULL, PGF_REC_NONE);
+    hr->reason = "server_error";
     add(&m, PGF_REC_INVOKE, 1, "close", 2);
     tr(&m, 1, "close", 2, "READY", "CLOSING");
     tr(&m, 1, "close", 2, "CLOSING", "CLOSED");

@@ -521,7 +521,9 @@ static void on_completion(ck *c, sess *s, size_t i)
 
 static const char *fault_prediction(const pgf_rec *f)
 {
-    return f->reason != NULL ? f->reason : pgf_check_predict_reason(f->action, f->sqlstate);
+    if (f->reason != NULL) /* the recorder's own prediction; "" = none */
+        return f->reason[0] != '\0' ? f->reason : NULL;
+    return pgf_check_predict_reason(f->action, f->sqlstate);
 }
 
 static void on_fault(ck *c, sess *s, size_t i)
