@@ -129,6 +129,8 @@ const pgf_rec *pgf_history_records(const pgf_history *h, size_t *n);
 
 /* ---- writer ----------------------------------------------------------- */
 
+/* Not thread-safe: workers record into their own buffers and one thread
+ * writes the merged records in seq order. */
 typedef struct pgf_hist_writer pgf_hist_writer;
 
 /* Write to `path` (created/truncated). Records are buffered and written one
