@@ -24,17 +24,36 @@ static void T(pgf_buf *b, const char *s)
     pgf__xml_escape(b, s ? s : "", false);
 }
 
-/* "1.2ms" style duration. */
+/* "1.2ms" style duration: three significant digits, never an exponent. */
 static void dur(pgf_buf *b, uint64_t ns)
 {
-    if (ns < 1000)
-        pgf_buf_printf(b, "%lluns", (unsigned long long)ns);
-    else if (ns < 1000000)
-        pgf_buf_printf(b, "%.3gus", (double)ns / 1e3);
-    else if (ns < 1000000000)
-        pgf_buf_printf(b, "%.3gms", (double)ns / 1e6);
+    static const char *const units[] = {"ns", "us", "ms", "s"};
+    double v = (double)ns;
+    int u = 0;
+    while (u < 3 && v >= 999.5) {
+        v /= 1000.0;
+        u++;
+    }
+    if (u == 0 || v >= 99.95)
+        pgf_buf_printf(b, "%.0f%s", v, units[u]);
+    else if (v >= 9.995)
+        pgf_buf_printf(b, "%.1f%s", v, units[u]);
     else
-        pgf_buf_printf(b, "%.4gs", (double)ns / 1e9);
+        pgf_buf_printf(b, "%.2f%s", v, units[u]);
+}
+
+/* One witness line: one event per line, so control characters inside it
+ * (tabs, newlines off the wire) are shown as \xNN, then XML-escaped. */
+static void witness_line(pgf_buf *b, const char *line)
+{
+    pgf_buf tmp = PGF_BUF_INIT;
+    pgf__console_escape(&tmp, line, false);
+    pgf_buf_put_u8(&tmp, 0);
+    if (tmp.failed)
+        b->failed = true;
+    else
+        T(b, (const char *)tmp.data);
+    pgf_buf_free(&tmp);
 }
 
 /* Approximate rendered width of `s` at 12px sans-serif. */
@@ -75,10 +94,13 @@ static const char CSS[] =
     "#verdict dt{opacity:.85}#verdict dd{margin:0;font-family:ui-monospace,monospace}"
     "#verdict a{color:#fff}"
     ".card{background:#fff;border:1px solid #d8dce3;border-radius:6px;padding:12px 16px;"
-    "margin:10px 0;overflow-x:auto}"
+    "margin:10px 0;overflow-x:auto;overflow-wrap:anywhere}"
     "table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #d8dce3;"
-    "padding:3px 8px;text-align:left;vertical-align:top}th{background:#eef0f4}"
-    "td.n{text-align:right;font-variant-numeric:tabular-nums}"
+    "padding:3px "
+    "8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}th{background:#eef0f4;white-"
+    "space:nowrap}"
+    "td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+    ".desc{display:block;max-width:520px}.tag{white-space:nowrap}"
     "tr.bad td{background:#fde8e6}.tag{font-weight:700;padding:1px 6px;border-radius:3px;"
     "color:#fff}.tag.pass{background:#1f7a3f}.tag.fail{background:#b3261e}"
     "pre{background:#10141b;color:#e6e9ef;padding:10px 12px;border-radius:5px;overflow-x:auto;"
@@ -90,6 +112,7 @@ static const char CSS[] =
     "vertical-align:-1px}"
     "svg text{font-family:system-ui,sans-serif;font-size:12px}"
     "td.heat{text-align:center;min-width:46px}"
+    "figure.lat{display:inline-block;vertical-align:top;margin:10px 24px 4px 0}"
     ".violation{border-left:5px solid #b3261e}";
 
 /* ---- verdict -------------------------------------------------------------------------------- */
@@ -173,7 +196,7 @@ static void scenario_table(pgf_buf *b, const pgf_report *r)
         T(b, s->name);
         H(b, "</a>");
         if (s->description) {
-            H(b, "<br><span class=\"note\">");
+            H(b, "<br><span class=\"note desc\">");
             T(b, s->description);
             H(b, "</span>");
         }
@@ -226,6 +249,16 @@ static void ellipse_exit(const node *n, double tx, double ty, double *ox, double
 
 static void edge_label(pgf_buf *b, const pgf__edge *e, double x, double y)
 {
+    /* A light plate under the label keeps it readable where edges cross. */
+    char num[32];
+    int digits = snprintf(num, sizeof num, "%llu", (unsigned long long)e->count);
+    double w = (e->op ? text_width(e->op) + 7.2 : 0) + 7.2 * (digits + 1) + (e->legal ? 0 : 60);
+    if (!e->legal)
+        w *= 1.1;
+    pgf_buf_printf(b,
+                   "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"16\" rx=\"3\" "
+                   "fill=\"#fff\" fill-opacity=\"0.85\"/>",
+                   x - w / 2 - 2, y - 8, w + 4);
     pgf_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" class=\"el%s\">", x,
                    y + 4, e->legal ? "" : " illegal");
     if (!e->legal)
@@ -270,7 +303,7 @@ static void state_machine(pgf_buf *b, const pgf_report_scenario *s, size_t idx)
             maxw = w;
     }
     /* States on a circle large enough that neighbours do not touch. */
-    double R = fmax(130.0, (double)n * (maxw + 40.0) / (2 * M_PI) * 1.15);
+    double R = fmax(200.0, (double)n * (maxw + 40.0) / (2 * M_PI) * 1.15);
     double margin = maxw / 2 + 110, W = 2 * (R + margin), Hh = 2 * (R + 80);
     double cx = W / 2, cy = Hh / 2;
     for (size_t i = 0; i < n; i++) {
@@ -620,6 +653,17 @@ static void timeline(pgf_buf *b, const pgf_report_scenario *s)
 
 /* ---- latency -------------------------------------------------------------------------------- */
 
+#define HBINS (64 * 4)
+
+/* Lowest value of quarter-octave bin `bin` (bins below 16 hold one value each). */
+static uint64_t bin_lower(int bin)
+{
+    if (bin < 16)
+        return (uint64_t)bin;
+    int e = bin / 4, q = bin % 4;
+    return (uint64_t)(16 + 4 * q) << (e - 4);
+}
+
 static void latency(pgf_buf *b, const pgf_report_scenario *s)
 {
     bool any = false;
@@ -655,13 +699,15 @@ static void latency(pgf_buf *b, const pgf_report_scenario *s)
         const pgf__hist *h = &s->latency[o];
         if (h->count == 0)
             continue;
-        uint64_t bins[65] = {0};
-        int lo = 64, hi = 0;
+        /* Quarter-octave bins (4 per power of two) from the 1/16-octave buckets. */
+        uint64_t bins[HBINS] = {0};
+        int lo = HBINS, hi = 0;
         for (unsigned i = 0; i < PGF__HIST_BUCKETS; i++) {
             if (h->buckets[i] == 0)
                 continue;
-            uint64_t low = pgf__hist_lower(i);
-            int e = low == 0 ? 0 : 64 - __builtin_clzll(low); /* bin e holds [2^(e-1), 2^e) */
+            int e = i < PGF__HIST_SUB
+                        ? (int)i
+                        : (int)((i / PGF__HIST_SUB + 3) * 4 + (i % PGF__HIST_SUB) / 4);
             bins[e] += h->buckets[i];
             if (e < lo)
                 lo = e;
@@ -699,16 +745,16 @@ static void latency(pgf_buf *b, const pgf_report_scenario *s)
                        ch + 10, W - 10, ch + 10, (unsigned long long)maxc, ch + 10);
         for (int e = lo; e <= hi; e++) {
             double x = 60 + bw * (e - lo), bh = ch * (double)bins[e] / (double)maxc;
-            uint64_t from = e == 0 ? 0 : (uint64_t)1 << (e - 1);
+            uint64_t from = bin_lower(e);
             pgf_buf_printf(b,
                            "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
                            "fill=\"%s\"><title>",
                            x + 1, ch + 10 - bh, bw - 2, bh, o == 0 ? "#4e79a7" : "#e15759");
             dur(b, from);
             H(b, " &#8211; ");
-            dur(b, e >= 64 ? UINT64_MAX : ((uint64_t)1 << e));
+            dur(b, e + 1 >= HBINS ? UINT64_MAX : bin_lower(e + 1) - 1);
             pgf_buf_printf(b, ": %llu</title></rect>\n", (unsigned long long)bins[e]);
-            if ((e - lo) % (nb > 12 ? 3 : 2) == 0) {
+            if ((e - lo) % (nb > 12 ? 4 : 2) == 0) {
                 pgf_buf_printf(b,
                                "<text x=\"%.1f\" y=\"%.0f\" font-size=\"10\" fill=\"#5a6270\" "
                                "transform=\"rotate(35 %.1f %.0f)\">",
@@ -854,7 +900,7 @@ static void violations(pgf_buf *b, const pgf_report_scenario *s, size_t idx)
                            c->witness.len);
             for (size_t k = 0; k < c->witness.len; k++) {
                 pgf_buf_printf(b, "%3zu  ", k + 1);
-                T(b, c->witness.items[k]);
+                witness_line(b, c->witness.items[k]);
                 H(b, "\n");
             }
             H(b, "</pre>\n");

@@ -89,8 +89,12 @@ static void testcase(pgf_buf *b, const pgf_report_scenario *s, const pgf_report_
         pgf_buf_printf(&body, "session: %llu\n", (unsigned long long)c->session);
     if (c->witness.len > 0) {
         pgf_buf_printf(&body, "\nwitness (%zu events, oldest first):\n", c->witness.len);
-        for (size_t i = 0; i < c->witness.len; i++)
-            pgf_buf_printf(&body, "  %s\n", c->witness.items[i]);
+        for (size_t i = 0; i < c->witness.len; i++) {
+            /* one event per line: control characters inside it shown as \xNN */
+            PGF__PUT_LIT(&body, "  ");
+            pgf__console_escape(&body, c->witness.items[i], false);
+            pgf_buf_put_u8(&body, '\n');
+        }
     }
     const char *replay = pgf__scenario_replay(s);
     if (replay != NULL)

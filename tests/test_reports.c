@@ -699,7 +699,11 @@ static void html_renders_in_headless_chromium(void)
     free(dom);
     free(log);
 
-    /* PGF_REPORT_SHOT=path keeps a screenshot for a human to look at. */
+    /* PGF_REPORT_OUT=dir keeps the fixture's reports, PGF_REPORT_SHOT=path a
+     * screenshot, for a human to look at. */
+    const char *keep = getenv("PGF_REPORT_OUT");
+    if (keep != NULL && *keep)
+        CU_ASSERT_EQUAL(pgf_report_write_all(r, keep, err, sizeof err), 0);
     const char *shot = getenv("PGF_REPORT_SHOT");
     if (shot != NULL && *shot) {
         log = NULL;
