@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "control.h"
 #include "httpc.h"
 
@@ -103,6 +104,7 @@ int pgf_http_request(struct event_base *base, const char *hostport, const char *
         evhttp_add_header(h, "Content-Type", "application/json");
         evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
     }
+    uint64_t t0 = pgf_now_ns();
     if (evhttp_make_request(conn, req, cmd, path) != 0) {
         snprintf(err, errlen, "cannot reach pgfault control at %s: request failed", hostport);
         goto out; /* evhttp freed req */
@@ -113,11 +115,16 @@ int pgf_http_request(struct event_base *base, const char *hostport, const char *
     if (!call.done || call.failed) {
         const char *why = "connection failed";
         rc = PGF_ECONNECT;
-        if (call.done && call.error == EVREQ_HTTP_TIMEOUT) {
+        /* libevent reports a failed connect() as a timeout too: tell them
+         * apart by the time it took. */
+        bool slow = pgf_now_ns() - t0 >= PGF_MS_NS(timeout_ms) * 9 / 10;
+        if (call.done && call.error == EVREQ_HTTP_TIMEOUT && slow) {
             why = "timed out";
             rc = PGF_ETIMEDOUT;
         } else if (call.done && call.error == EVREQ_HTTP_EOF) {
             why = "connection closed before a response";
+        } else if (call.done) {
+            why = "connection refused or failed (is the server running with --control?)";
         }
         snprintf(err, errlen, "cannot reach pgfault control at %s: %s", hostport, why);
         free(call.body);
