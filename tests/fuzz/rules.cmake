@@ -1,7 +1,8 @@
 # Fault-rule parser fuzzing (included from tests/CMakeLists.txt).
 # Always: replay the corpus as an ordinary ctest (fuzz_rules_corpus).
 # With -DPGF_FUZZ=ON and clang: the libFuzzer binary fuzz_rules, e.g.
-#   CC=clang cmake -S . -B build-fuzz -DPGF_FUZZ=ON -DPGF_SANITIZE=address,undefined
+#   CC=clang cmake -S . -B build-fuzz -DPGF_FUZZ=ON \
+#     -DPGF_SANITIZE=address,undefined,fuzzer-no-link   (instruments the libraries too)
 #   build-fuzz/tests/fuzz_rules -max_total_time=60 tests/fuzz/corpus/rules
 set(_fuzz_dir ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
 add_executable(fuzz_rules_replay ${_fuzz_dir}/replay_rules.c ${_fuzz_dir}/fuzz_rules.c)
