@@ -92,8 +92,8 @@ struct pgf_fault_rules {
     size_t by_phase_n[PGF_PHASE_COUNT];
 };
 
-/* Validate a tree into a rule set. `single_ok`: a lone rule object or an
- * array of rules is also accepted (JSON API). */
+/* Validate a tree into a rule set. Accepted roots: {version?, rules: [...]},
+ * a bare list of rules, or one rule object (a map with phase/action). */
 pgf_fault_rules *pgf__rules_from_tree(const pgf__node *root, const char *source, char *err,
                                       size_t errlen);
 
