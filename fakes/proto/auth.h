@@ -49,12 +49,23 @@ typedef struct pgf_scram_state {
     char client_first_bare[512];
     char server_first[512];
     char nonce[256]; /* client nonce + server nonce */
+    char cbind_flag; /* gs2 header flag from client-first: 'n' or 'y' */
+    /* Mock exchanges (mock=true, secret NULL) announce this salt; the caller
+     * fills it, e.g. with pgf_scram_mock_salt(), so a role keeps one salt. */
+    uint8_t mock_salt[PGF_SCRAM_SALT_LEN];
 } pgf_scram_state;
+
+/* PostgreSQL's mock salt: the first PGF_SCRAM_SALT_LEN bytes of
+ * SHA-256(user || seed), stable per user for one server seed, so probing
+ * cannot tell a missing role from an existing one by its salt changing. */
+void pgf_scram_mock_salt(const char *user, const uint8_t *seed, size_t seed_len,
+                         uint8_t out[PGF_SCRAM_SALT_LEN]);
 
 /* Handle client-first ("n,,n=,r=<nonce>"); append server-first
  * ("r=<nonce><server nonce>,s=<salt>,i=<iter>") to out. raw_nonce is
  * PGF_SCRAM_RAW_NONCE_LEN bytes from the caller. secret NULL with mock=true
- * runs a mock exchange (salt from mock_salt). Returns 0, or PGF_EPROTO with
+ * runs a mock exchange (salt from st->mock_salt, PGF_SCRAM_ITERATIONS).
+ * secret is borrowed and must outlive the exchange. Returns 0, or PGF_EPROTO with
  * *errmsg a PostgreSQL message ("malformed SCRAM message", ...). */
 int pgf_scram_first(pgf_scram_state *st, const pgf_scram_secret *secret, const uint8_t *data,
                     size_t len, const uint8_t raw_nonce[PGF_SCRAM_RAW_NONCE_LEN], pgf_buf *out,

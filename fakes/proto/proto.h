@@ -3,7 +3,7 @@
  * Bytes in, structured messages out; structured messages in, bytes out.
  * Nothing here touches a socket, a clock or a random generator, which is
  * what makes it unit-testable against the recorded transcripts and
- * fuzzable (tests/fuzz_proto.c).
+ * fuzzable (tests/fuzz/fuzz_proto.c).
  *
  * Parsers distrust lengths: a length word is checked against the bytes
  * available and a maximum before anything is allocated, and every string

@@ -47,18 +47,18 @@ typedef struct pgf_server_user {
 } pgf_server_user;
 
 typedef struct pgf_server_config {
-    const char *const *listen;  /* "HOST:PORT" (IPv6 as "[::1]:PORT"); port 0 = any free */
+    const char *const *listen; /* "HOST:PORT" (IPv6 as "[::1]:PORT"); port 0 = any free */
     int nlisten;
-    const char *unix_socket_dir; /* NULL = none; socket is DIR/.s.PGSQL.<port> */
-    int unix_port;               /* port number in the socket name; 0 = first TCP port (or 5432) */
+    const char *unix_socket_dir;  /* NULL = none; socket is DIR/.s.PGSQL.<port> */
+    int unix_port;                /* port number in the socket name; 0 = first TCP port (or 5432) */
     const pgf_server_user *users; /* copied; default: postgres:postgres:scram-sha-256 */
     int nusers;
     const char *const *databases; /* NULL/0 = any database name accepted */
     int ndatabases;
-    int max_connections;          /* 0 = unlimited; beyond it: FATAL 53300 */
-    uint64_t seed;                /* for PIDs, keys, salts, nonces (deterministic runs) */
+    int max_connections;             /* 0 = unlimited; beyond it: FATAL 53300 */
+    uint64_t seed;                   /* for PIDs, keys, salts, nonces (deterministic runs) */
     struct pgf_fault_engine *faults; /* borrowed; NULL = no faults */
-    bool quiet;                   /* do not print "listening ..." lines */
+    bool quiet;                      /* do not print "listening ..." lines */
 } pgf_server_config;
 
 typedef struct pgf_server pgf_server;
@@ -85,14 +85,14 @@ int pgf_server_addresses(const pgf_server *s, char (*out)[256], int n);
 int pgf_server_port(const pgf_server *s);
 
 typedef struct pgf_server_stats {
-    uint64_t accepted;       /* connections accepted */
-    uint64_t active;         /* open right now */
+    uint64_t accepted; /* connections accepted */
+    uint64_t active;   /* open right now */
     uint64_t closed;
     uint64_t auth_ok;
     uint64_t auth_failed;
     uint64_t queries;
     uint64_t cancel_requests;
-    uint64_t canceled;       /* queries actually canceled */
+    uint64_t canceled; /* queries actually canceled */
     uint64_t protocol_errors;
     uint64_t faults_fired;
 } pgf_server_stats;

@@ -1,0 +1,451 @@
+/* server.c - the fake server's lifecycle: configuration, listeners (TCP
+ * and unix socket), its own thread, stop, the reap list, statistics.
+ * Connections themselves live in conn.c. */
+#include <errno.h>
+#include <event2/thread.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "clock.h"
+#include "log.h"
+#include "server_int.h"
+
+static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
+
+static void init_evthread(void)
+{
+    evthread_use_pthreads();
+}
+
+int pgf_auth_method_parse(const char *s)
+{
+    if (strcmp(s, "trust") == 0)
+        return PGF_AUTH_METHOD_TRUST;
+    if (strcmp(s, "password") == 0)
+        return PGF_AUTH_METHOD_PASSWORD;
+    if (strcmp(s, "md5") == 0)
+        return PGF_AUTH_METHOD_MD5;
+    if (strcmp(s, "scram-sha-256") == 0 || strcmp(s, "scram") == 0)
+        return PGF_AUTH_METHOD_SCRAM;
+    return -1;
+}
+
+const char *pgf_auth_method_name(pgf_auth_method m)
+{
+    switch (m) {
+    case PGF_AUTH_METHOD_TRUST:
+        return "trust";
+    case PGF_AUTH_METHOD_PASSWORD:
+        return "password";
+    case PGF_AUTH_METHOD_MD5:
+        return "md5";
+    case PGF_AUTH_METHOD_SCRAM:
+        return "scram-sha-256";
+    }
+    return "?";
+}
+
+uint64_t pgf__server_now(const pgf_server *s)
+{
+    return s->clock != NULL ? pgf_simclock_now(s->clock) : pgf_now_ns();
+}
+
+uint64_t pgf__server_elapsed_ns(const pgf_server *s)
+{
+    return pgf__server_now(s) - s->start_ns;
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pgf__server_reap_all(arg);
+}
+
+static void on_relisten(void *arg)
+{
+    pgf_server *s = arg;
+    for (int i = 0; i < s->nlisteners; i++)
+        evconnlistener_enable(s->listeners[i]);
+    s->listeners_enabled = true;
+}
+
+void pgf__server_refuse_for(pgf_server *s, uint32_t ms)
+{
+    for (int i = 0; i < s->nlisteners; i++)
+        evconnlistener_disable(s->listeners[i]);
+    s->listeners_enabled = false;
+    pgf_timer_arm(s->relisten, PGF_MS_NS(ms));
+}
+
+static void do_stop(pgf_server *s)
+{
+    if (s->stopped)
+        return;
+    s->stopped = true;
+    for (int i = 0; i < s->nlisteners; i++) {
+        evconnlistener_free(s->listeners[i]);
+        s->listeners[i] = NULL;
+    }
+    s->nlisteners = 0;
+    if (s->unix_path[0] != '\0')
+        unlink(s->unix_path);
+    pgf__server_close_all(s);
+    pgf__server_reap_all(s);
+    if (s->own_base)
+        event_base_loopexit(s->base, NULL);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    do_stop(arg);
+}
+
+static char *xstrdup(const char *s, bool *oom)
+{
+    char *p = strdup(s ? s : "");
+    if (p == NULL)
+        *oom = true;
+    return p;
+}
+
+int pgf_server_new(const pgf_server_config *cfg, struct event_base *base, pgf_server **out,
+                   char *err, size_t errlen)
+{
+    *out = NULL;
+    pthread_once(&evthread_once, init_evthread);
+    pgf_server *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return PGF_ENOMEM;
+    }
+    bool oom = false;
+    s->seed = cfg->seed;
+    s->faults = cfg->faults;
+    s->max_connections = cfg->max_connections;
+    s->unix_port = cfg->unix_port;
+    if (cfg->nlisten > PGF_SERVER_MAX_LISTENERS - 1) {
+        snprintf(err, errlen, "too many --listen addresses (at most %d)",
+                 PGF_SERVER_MAX_LISTENERS - 1);
+        free(s);
+        return PGF_EINVAL;
+    }
+    s->listen = calloc((size_t)cfg->nlisten + 1, sizeof *s->listen);
+    oom |= s->listen == NULL;
+    for (int i = 0; i < cfg->nlisten && !oom; i++)
+        s->listen[s->nlisten++] = xstrdup(cfg->listen[i], &oom);
+    if (cfg->unix_socket_dir != NULL)
+        s->unix_dir = xstrdup(cfg->unix_socket_dir, &oom);
+    static const pgf_server_user default_user = {"postgres", "postgres", PGF_AUTH_METHOD_SCRAM,
+                                                 true};
+    const pgf_server_user *users = cfg->nusers > 0 ? cfg->users : &default_user;
+    int nusers = cfg->nusers > 0 ? cfg->nusers : 1;
+    s->users = calloc((size_t)nusers, sizeof *s->users);
+    oom |= s->users == NULL;
+    for (int i = 0; i < nusers && !oom; i++) {
+        pgf__user *u = &s->users[s->nusers++];
+        u->name = xstrdup(users[i].name, &oom);
+        u->password = xstrdup(users[i].password, &oom);
+        u->method = users[i].method;
+        u->superuser = users[i].superuser;
+        if (oom)
+            break;
+        /* The verifier is computed once per user: PBKDF2 is the expensive
+         * part of SCRAM and must not run per connection. */
+        pgf_rng r;
+        pgf_rng_init(&r, s->seed, pgf_hash_str(u->name), 0x73616c74);
+        uint8_t salt[PGF_SCRAM_SALT_LEN];
+        for (size_t k = 0; k < sizeof salt; k++)
+            salt[k] = (uint8_t)pgf_rng_next(&r);
+        if (pgf_scram_secret_make(u->password, salt, sizeof salt, PGF_SCRAM_ITERATIONS,
+                                  &u->secret) != 0) {
+            snprintf(err, errlen, "cannot derive the SCRAM verifier for user '%s'", u->name);
+            pgf_server_free(s);
+            return PGF_EINTERNAL;
+        }
+    }
+    if (cfg->ndatabases > 0 && !oom) {
+        s->databases = calloc((size_t)cfg->ndatabases, sizeof *s->databases);
+        oom |= s->databases == NULL;
+        for (int i = 0; i < cfg->ndatabases && !oom; i++)
+            s->databases[s->ndatabases++] = xstrdup(cfg->databases[i], &oom);
+    }
+    if (!oom) {
+        if (base == NULL) {
+            s->base = event_base_new();
+            s->own_base = true;
+        } else {
+            s->base = base;
+        }
+        oom |= s->base == NULL;
+    }
+    if (!oom) {
+        s->stop_ev = event_new(s->base, -1, 0, on_stop, s);
+        s->reap_ev = event_new(s->base, -1, 0, on_reap, s);
+        s->relisten = pgf_timer_new(s->base, on_relisten, s);
+        s->clock = pgf_simclock_of(s->base);
+        s->start_ns = pgf__server_now(s);
+        oom |= !s->stop_ev || !s->reap_ev || !s->relisten;
+    }
+    if (oom) {
+        snprintf(err, errlen, "out of memory");
+        pgf_server_free(s);
+        return PGF_ENOMEM;
+    }
+    *out = s;
+    return 0;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int len,
+                      void *arg)
+{
+    (void)l;
+    pgf_server *s = arg;
+    pgf_sim_activity();
+    bool is_unix = addr == NULL || addr->sa_family == AF_UNIX;
+    pgf__conn_accept(s, fd, addr, len, is_unix);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    (void)arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    /* Out of fds: back off briefly instead of spinning on the listener. */
+    pgf_log_warn("[server] accept failed: %s", evutil_socket_error_to_string(e));
+    (void)l;
+}
+
+/* "HOST:PORT", "[v6]:PORT" or ":PORT" -> host (may be empty) and port. */
+static int split_hostport(const char *spec, char *host, size_t hostlen, char *port, size_t portlen)
+{
+    const char *colon;
+    if (spec[0] == '[') {
+        const char *close = strchr(spec, ']');
+        if (close == NULL || close[1] != ':')
+            return -1;
+        snprintf(host, hostlen, "%.*s", (int)(close - spec - 1), spec + 1);
+        colon = close + 1;
+    } else {
+        colon = strrchr(spec, ':');
+        if (colon == NULL)
+            return -1;
+        snprintf(host, hostlen, "%.*s", (int)(colon - spec), spec);
+    }
+    snprintf(port, portlen, "%s", colon + 1);
+    char *end;
+    long p = strtol(port, &end, 10);
+    if (*port == '\0' || *end != '\0' || p < 0 || p > 65535)
+        return -1;
+    return 0;
+}
+
+static int listen_tcp(pgf_server *s, const char *spec, char *err, size_t errlen)
+{
+    char host[256], port[16];
+    if (split_hostport(spec, host, sizeof host, port, sizeof port) != 0) {
+        snprintf(err, errlen, "--listen '%s': expected HOST:PORT (e.g. 127.0.0.1:54320)", spec);
+        return PGF_EINVAL;
+    }
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+    if (gai != 0) {
+        snprintf(err, errlen, "--listen '%s': %s", spec, gai_strerror(gai));
+        return PGF_EINVAL;
+    }
+    struct evconnlistener *l = evconnlistener_new_bind(
+        s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+        4096, res->ai_addr, (int)res->ai_addrlen);
+    freeaddrinfo(res);
+    if (l == NULL) {
+        snprintf(err, errlen, "cannot listen on %s: %s", spec, strerror(errno));
+        return PGF_EBIND;
+    }
+    evconnlistener_set_error_cb(l, on_accept_error);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &sl);
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int bound;
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+        bound = ntohs(a->sin6_port);
+        snprintf(s->addrs[s->naddrs++], sizeof s->addrs[0], "tcp [%s]:%d", ip, bound);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+        bound = ntohs(a->sin_port);
+        snprintf(s->addrs[s->naddrs++], sizeof s->addrs[0], "tcp %s:%d", ip, bound);
+    }
+    if (s->port == 0)
+        s->port = bound;
+    s->listeners[s->nlisteners++] = l;
+    return 0;
+}
+
+static int listen_unix(pgf_server *s, char *err, size_t errlen)
+{
+    int port = s->unix_port ? s->unix_port : (s->port ? s->port : 5432);
+    struct sockaddr_un sun = {0};
+    sun.sun_family = AF_UNIX;
+    int n = snprintf(sun.sun_path, sizeof sun.sun_path, "%s/.s.PGSQL.%d", s->unix_dir, port);
+    if (n < 0 || (size_t)n >= sizeof sun.sun_path) {
+        snprintf(err, errlen, "--unix-socket-dir '%s': path too long for a unix socket",
+                 s->unix_dir);
+        return PGF_EINVAL;
+    }
+    struct stat st;
+    if (stat(s->unix_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "--unix-socket-dir '%s': not a directory", s->unix_dir);
+        return PGF_EINVAL;
+    }
+    /* A stale socket from a killed run would make bind fail: remove it, as
+     * the postmaster does, but only if it is a socket. */
+    if (lstat(sun.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(sun.sun_path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0 || listen(fd, 4096) != 0) {
+        snprintf(err, errlen, "cannot listen on unix socket %s: %s", sun.sun_path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return PGF_EBIND;
+    }
+    struct evconnlistener *l =
+        evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    if (l == NULL) {
+        close(fd);
+        snprintf(err, errlen, "cannot listen on unix socket %s", sun.sun_path);
+        return PGF_EBIND;
+    }
+    evconnlistener_set_error_cb(l, on_accept_error);
+    snprintf(s->unix_path, sizeof s->unix_path, "%s", sun.sun_path);
+    snprintf(s->addrs[s->naddrs++], sizeof s->addrs[0], "unix %s", sun.sun_path);
+    s->listeners[s->nlisteners++] = l;
+    return 0;
+}
+
+int pgf_server_start(pgf_server *s, char *err, size_t errlen)
+{
+    for (int i = 0; i < s->nlisten; i++) {
+        int rc = listen_tcp(s, s->listen[i], err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    if (s->unix_dir != NULL) {
+        int rc = listen_unix(s, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    if (s->nlisteners == 0) {
+        snprintf(err, errlen, "nothing to listen on: give --listen or --unix-socket-dir");
+        return PGF_EINVAL;
+    }
+    s->listeners_enabled = true;
+    s->start_ns = pgf__server_now(s);
+    return 0;
+}
+
+static void *server_thread(void *arg)
+{
+    pgf_server *s = arg;
+    event_base_dispatch(s->base);
+    return NULL;
+}
+
+int pgf_server_start_thread(pgf_server *s, char *err, size_t errlen)
+{
+    if (!s->own_base) {
+        snprintf(err, errlen, "server was created on a caller's event_base");
+        return PGF_EINVAL;
+    }
+    int rc = pgf_server_start(s, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (pthread_create(&s->thread, NULL, server_thread, s) != 0) {
+        snprintf(err, errlen, "cannot start the server thread");
+        return PGF_EINTERNAL;
+    }
+    s->thread_started = true;
+    return 0;
+}
+
+void pgf_server_stop(pgf_server *s)
+{
+    if (s == NULL || atomic_exchange(&s->stopping, true))
+        return;
+    if (s->thread_started) {
+        event_active(s->stop_ev, EV_TIMEOUT, 0);
+        pthread_join(s->thread, NULL);
+        s->thread_started = false;
+    } else {
+        do_stop(s);
+    }
+}
+
+void pgf_server_free(pgf_server *s)
+{
+    if (s == NULL)
+        return;
+    pgf_server_stop(s);
+    if (!s->stopped && s->base != NULL)
+        do_stop(s);
+    if (s->stop_ev)
+        event_free(s->stop_ev);
+    if (s->reap_ev)
+        event_free(s->reap_ev);
+    pgf_timer_free(s->relisten);
+    if (s->own_base && s->base)
+        event_base_free(s->base);
+    for (int i = 0; i < s->nlisten; i++)
+        free(s->listen[i]);
+    free(s->listen);
+    free(s->unix_dir);
+    for (int i = 0; i < s->nusers; i++) {
+        free(s->users[i].name);
+        free(s->users[i].password);
+    }
+    free(s->users);
+    for (int i = 0; i < s->ndatabases; i++)
+        free(s->databases[i]);
+    free(s->databases);
+    free(s);
+}
+
+int pgf_server_addresses(const pgf_server *s, char (*out)[256], int n)
+{
+    for (int i = 0; i < s->naddrs && i < n; i++)
+        memcpy(out[i], s->addrs[i], sizeof out[i]);
+    return s->naddrs;
+}
+
+int pgf_server_port(const pgf_server *s)
+{
+    return s->port;
+}
+
+void pgf_server_get_stats(const pgf_server *s, pgf_server_stats *o)
+{
+    pgf_server *m = (pgf_server *)s; /* atomics are read-only here */
+    o->accepted = atomic_load(&m->stats.accepted);
+    o->active = atomic_load(&m->stats.active);
+    o->closed = atomic_load(&m->stats.closed);
+    o->auth_ok = atomic_load(&m->stats.auth_ok);
+    o->auth_failed = atomic_load(&m->stats.auth_failed);
+    o->queries = atomic_load(&m->stats.queries);
+    o->cancel_requests = atomic_load(&m->stats.cancel_requests);
+    o->canceled = atomic_load(&m->stats.canceled);
+    o->protocol_errors = atomic_load(&m->stats.protocol_errors);
+    o->faults_fired = atomic_load(&m->stats.faults_fired);
+}

@@ -1,0 +1,988 @@
+/* sql.c - the fake server's tiny SQL responder (see sql.h).
+ *
+ * Recognition is by small hand-written token matching, on purpose: the set
+ * of statements is closed and documented, and anything outside it gets an
+ * honest error instead of a guess.
+ */
+#include "sql.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Type OIDs as PostgreSQL 15 reports them. */
+enum {
+    OID_BOOL = 16,
+    OID_NAME = 19,
+    OID_INT8 = 20,
+    OID_INT4 = 23,
+    OID_TEXT = 25,
+    OID_VOID = 2278,
+};
+
+/* GUC defaults; `reported` ones go out as ParameterStatus at startup, in
+ * this (PostgreSQL's case-insensitive alphabetical) order. */
+struct guc_default {
+    const char *name;
+    const char *value; /* NULL: computed per session */
+    bool reported;
+};
+
+static const struct guc_default gucs[] = {
+    {"application_name", "", true},
+    {"client_encoding", "UTF8", true},
+    {"DateStyle", "ISO, MDY", true},
+    {"default_transaction_read_only", "off", true},
+    {"in_hot_standby", "off", true},
+    {"integer_datetimes", "on", true},
+    {"IntervalStyle", "postgres", true},
+    {"is_superuser", NULL, true},
+    {"server_encoding", "UTF8", true},
+    {"server_version", PGF_SQL_SERVER_VERSION, true},
+    {"session_authorization", NULL, true},
+    {"standard_conforming_strings", "on", true},
+    {"TimeZone", "Etc/UTC", true},
+    /* not reported, but SHOW-able and settable */
+    {"default_transaction_isolation", "read committed", false},
+    {"transaction_isolation", "read committed", false},
+    {"transaction_read_only", "off", false},
+    {"extra_float_digits", "1", false},
+    {"search_path", "\"$user\", public", false},
+    {"statement_timeout", "0", false},
+    {"lock_timeout", "0", false},
+    {"idle_in_transaction_session_timeout", "0", false},
+    {"idle_session_timeout", "0", false},
+    {"max_connections", "100", false},
+    {"server_version_num", "150018", false},
+    {"bytea_output", "hex", false},
+    {"lc_messages", "C.UTF-8", false},
+    {"lc_monetary", "C.UTF-8", false},
+    {"lc_numeric", "C.UTF-8", false},
+    {"lc_time", "C.UTF-8", false},
+    {"datestyle", NULL, false}, /* aliases resolved by case-insensitive lookup */
+    {"geqo", "on", false},
+    {"jit", "on", false},
+    {"work_mem", "4MB", false},
+    {"synchronous_commit", "on", false},
+    {"row_security", "on", false},
+    {"tcp_keepalives_idle", "0", false},
+    {"tcp_keepalives_interval", "0", false},
+    {"tcp_keepalives_count", "0", false},
+    {"password_encryption", "scram-sha-256", false},
+    {"client_min_messages", "notice", false},
+    {"log_statement", "none", false},
+    {"timezone_abbreviations", "Default", false},
+    {"default_transaction_deferrable", "off", false},
+    {"options", "", false},
+};
+#define NGUCS (sizeof gucs / sizeof gucs[0])
+
+static const struct guc_default *find_guc(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NGUCS; i++)
+        if (gucs[i].value != NULL || gucs[i].reported)
+            if (strlen(gucs[i].name) == len && strncasecmp(gucs[i].name, name, len) == 0)
+                return &gucs[i];
+    return NULL;
+}
+
+void pgf_sql_session_init(pgf_sql_session *s, const char *user, const char *database,
+                          bool superuser)
+{
+    memset(s, 0, sizeof *s);
+    s->txn = 'I';
+    s->user = user;
+    s->database = database;
+    s->superuser = superuser;
+}
+
+static int session_slot(const pgf_sql_session *s, const char *canon)
+{
+    for (int i = 0; i < s->ngucs; i++)
+        if (strcmp(s->guc_names[i], canon) == 0)
+            return i;
+    return -1;
+}
+
+bool pgf_sql_guc_known(const char *name)
+{
+    /* Custom placeholders ("myapp.setting") are accepted, as PostgreSQL does. */
+    return find_guc(name, strlen(name)) != NULL || strchr(name, '.') != NULL;
+}
+
+const char *pgf_sql_reported_guc(const char *name)
+{
+    const struct guc_default *g = find_guc(name, strlen(name));
+    return g != NULL && g->reported ? g->name : NULL;
+}
+
+/* PostgreSQL canonicalizes a few values; mimic the ones clients look at. */
+static void canonical_value(const char *canon, const char *value, char *out, size_t outlen)
+{
+    if (strcmp(canon, "DateStyle") == 0) {
+        bool german = strcasestr(value, "german") != NULL;
+        bool sql = strcasestr(value, "sql") != NULL;
+        bool postgres = strcasestr(value, "postgres") != NULL;
+        bool dmy = strcasestr(value, "dmy") != NULL || strcasestr(value, "euro") != NULL;
+        const char *style = german ? "German" : sql ? "SQL" : postgres ? "Postgres" : "ISO";
+        snprintf(out, outlen, "%s, %s", style, dmy || german ? "DMY" : "MDY");
+        return;
+    }
+    if (strcmp(canon, "client_encoding") == 0 &&
+        (strcasecmp(value, "utf8") == 0 || strcasecmp(value, "utf-8") == 0 ||
+         strcasecmp(value, "unicode") == 0)) {
+        snprintf(out, outlen, "UTF8");
+        return;
+    }
+    snprintf(out, outlen, "%s", value);
+}
+
+bool pgf_sql_set_guc(pgf_sql_session *s, const char *name, const char *value)
+{
+    const struct guc_default *g = find_guc(name, strlen(name));
+    char custom[64];
+    const char *canon;
+    if (g != NULL) {
+        canon = g->name;
+    } else if (strchr(name, '.') != NULL && strlen(name) < sizeof custom) {
+        snprintf(custom, sizeof custom, "%s", name);
+        for (char *p = custom; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        canon = custom;
+    } else {
+        return false;
+    }
+    int i = session_slot(s, canon);
+    if (i < 0) {
+        if (s->ngucs >= PGF_SQL_MAX_GUCS)
+            return true; /* silently keep the default: bounded memory per connection */
+        i = s->ngucs++;
+        snprintf(s->guc_names[i], sizeof s->guc_names[i], "%s", canon);
+    }
+    canonical_value(canon, value, s->guc_values[i], sizeof s->guc_values[i]);
+    return true;
+}
+
+static void reset_guc(pgf_sql_session *s, const char *canon)
+{
+    int i = session_slot(s, canon);
+    if (i < 0)
+        return;
+    s->ngucs--;
+    if (i != s->ngucs) {
+        memcpy(s->guc_names[i], s->guc_names[s->ngucs], sizeof s->guc_names[i]);
+        memcpy(s->guc_values[i], s->guc_values[s->ngucs], sizeof s->guc_values[i]);
+    }
+}
+
+const char *pgf_sql_get_guc(const pgf_sql_session *s, const char *name)
+{
+    const struct guc_default *g = find_guc(name, strlen(name));
+    const char *canon = g != NULL ? g->name : name;
+    int i = session_slot(s, canon);
+    if (i >= 0)
+        return s->guc_values[i];
+    if (g == NULL)
+        return NULL;
+    if (strcmp(g->name, "is_superuser") == 0)
+        return s->superuser ? "on" : "off";
+    if (strcmp(g->name, "session_authorization") == 0)
+        return s->user != NULL ? s->user : "";
+    return g->value;
+}
+
+/* ---- statement splitting ---- */
+
+int pgf_sql_split(const char *sql, void (*fn)(const char *stmt, size_t len, void *arg), void *arg)
+{
+    int count = 0;
+    const char *start = sql, *p = sql;
+    char quote = 0;
+    for (;; p++) {
+        char ch = *p;
+        if (quote) {
+            if (ch == '\0')
+                goto flush;
+            if (ch == quote)
+                quote = 0;
+            continue;
+        }
+        if (ch == '\'' || ch == '"') {
+            quote = ch;
+            continue;
+        }
+        if (ch == '-' && p[1] == '-') {
+            while (p[1] != '\0' && p[1] != '\n')
+                p++;
+            continue;
+        }
+        if (ch == ';' || ch == '\0') {
+        flush:;
+            const char *a = start, *b = p;
+            while (a < b && isspace((unsigned char)*a))
+                a++;
+            while (b > a && isspace((unsigned char)b[-1]))
+                b--;
+            if (b > a) {
+                fn(a, (size_t)(b - a), arg);
+                count++;
+            }
+            if (*p == '\0')
+                break;
+            start = p + 1;
+        }
+    }
+    return count;
+}
+
+/* ---- a minimal lexer ---- */
+
+typedef struct lexer {
+    const char *p, *end, *base;
+} lexer;
+
+typedef struct token {
+    const char *s;
+    size_t len;
+    char kind; /* 'w' word, 'n' number, 's' string, 'p' $n param, 'o' operator/punct, 0 end */
+} token;
+
+static void skip_space(lexer *lx)
+{
+    for (;;) {
+        while (lx->p < lx->end && isspace((unsigned char)*lx->p))
+            lx->p++;
+        if (lx->p + 1 < lx->end && lx->p[0] == '-' && lx->p[1] == '-') {
+            while (lx->p < lx->end && *lx->p != '\n')
+                lx->p++;
+            continue;
+        }
+        if (lx->p + 1 < lx->end && lx->p[0] == '/' && lx->p[1] == '*') {
+            const char *q = lx->p + 2;
+            while (q + 1 < lx->end && !(q[0] == '*' && q[1] == '/'))
+                q++;
+            lx->p = q + 1 < lx->end ? q + 2 : lx->end;
+            continue;
+        }
+        return;
+    }
+}
+
+static token next(lexer *lx)
+{
+    skip_space(lx);
+    token t = {lx->p, 0, 0};
+    if (lx->p >= lx->end)
+        return t;
+    unsigned char ch = (unsigned char)*lx->p;
+    const char *q = lx->p;
+    if (isalpha(ch) || ch == '_') {
+        while (q < lx->end && (isalnum((unsigned char)*q) || *q == '_' || *q == '.'))
+            q++;
+        t.kind = 'w';
+    } else if (isdigit(ch)) {
+        while (q < lx->end && (isdigit((unsigned char)*q) || *q == '.'))
+            q++;
+        t.kind = 'n';
+    } else if (ch == '\'') {
+        q++;
+        while (q < lx->end) {
+            if (*q == '\'' && (q + 1 >= lx->end || q[1] != '\''))
+                break;
+            q += *q == '\'' ? 2 : 1;
+        }
+        if (q < lx->end)
+            q++;
+        t.kind = 's';
+    } else if (ch == '"') {
+        q++;
+        while (q < lx->end && *q != '"')
+            q++;
+        if (q < lx->end)
+            q++;
+        t.kind = 'w';
+    } else if (ch == '$' && q + 1 < lx->end && isdigit((unsigned char)q[1])) {
+        q++;
+        while (q < lx->end && isdigit((unsigned char)*q))
+            q++;
+        t.kind = 'p';
+    } else if (ch == ':' && q + 1 < lx->end && q[1] == ':') {
+        q += 2;
+        t.kind = 'o';
+    } else {
+        q++;
+        t.kind = 'o';
+    }
+    t.len = (size_t)(q - lx->p);
+    lx->p = q;
+    return t;
+}
+
+static bool is_word(token t, const char *w)
+{
+    return t.kind == 'w' && strlen(w) == t.len && strncasecmp(t.s, w, t.len) == 0;
+}
+
+static bool is_op(token t, const char *op)
+{
+    return t.kind == 'o' && strlen(op) == t.len && strncmp(t.s, op, t.len) == 0;
+}
+
+static void tok_copy(token t, char *out, size_t outlen)
+{
+    size_t n = t.len < outlen - 1 ? t.len : outlen - 1;
+    memcpy(out, t.s, n);
+    out[n] = '\0';
+}
+
+/* Unquote an identifier or string token into out (lower-casing bare words
+ * when fold is set, as PostgreSQL does for identifiers). */
+static void unquote(token t, char *out, size_t outlen, bool fold)
+{
+    if (t.len >= 2 && (t.s[0] == '\'' || t.s[0] == '"')) {
+        size_t o = 0;
+        for (size_t i = 1; i + 1 < t.len && o + 1 < outlen; i++) {
+            out[o++] = t.s[i];
+            if (t.s[i] == '\'' && t.s[i + 1] == '\'')
+                i++;
+        }
+        out[o] = '\0';
+        return;
+    }
+    tok_copy(t, out, outlen);
+    if (fold)
+        for (char *p = out; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+}
+
+/* ---- results ---- */
+
+static void set_error(pgf_sql_result *r, const char *sqlstate, const char *position,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void set_error(pgf_sql_result *r, const char *sqlstate, const char *position,
+                      const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err_message, sizeof r->err_message, fmt, ap);
+    va_end(ap);
+    r->kind = PGF_SQL_ERROR;
+    memset(&r->error, 0, sizeof r->error);
+    r->error.severity = "ERROR";
+    r->error.sqlstate = sqlstate;
+    r->error.message = r->err_message;
+    if (position != NULL) {
+        snprintf(r->err_position, sizeof r->err_position, "%s", position);
+        r->error.position = r->err_position;
+    }
+}
+
+static void set_notice(pgf_sql_result *r, const char *sqlstate, const char *msg)
+{
+    r->has_notice = true;
+    snprintf(r->notice_message, sizeof r->notice_message, "%s", msg);
+    memset(&r->notice, 0, sizeof r->notice);
+    r->notice.severity = "WARNING";
+    r->notice.sqlstate = sqlstate;
+    r->notice.message = r->notice_message;
+}
+
+static void add_col(pgf_sql_result *r, const char *name, uint32_t type)
+{
+    int i = r->ncols++;
+    snprintf(r->col_names[i], sizeof r->col_names[i], "%s", name);
+    pgf_col *c = &r->cols[i];
+    memset(c, 0, sizeof *c);
+    c->name = r->col_names[i];
+    c->type_oid = type;
+    c->typmod = -1;
+    switch (type) {
+    case OID_BOOL:
+        c->typlen = 1;
+        break;
+    case OID_NAME:
+        c->typlen = 64;
+        break;
+    case OID_INT8:
+        c->typlen = 8;
+        break;
+    case OID_INT4:
+    case OID_VOID:
+        c->typlen = 4;
+        break;
+    default:
+        c->typlen = -1;
+    }
+}
+
+static void set_rows(pgf_sql_result *r, const char *tag)
+{
+    r->kind = PGF_SQL_ROWS;
+    r->nrows = 1;
+    snprintf(r->tag, sizeof r->tag, "%s", tag);
+}
+
+static void set_command(pgf_sql_result *r, const char *tag)
+{
+    r->kind = PGF_SQL_COMMAND;
+    snprintf(r->tag, sizeof r->tag, "%s", tag);
+}
+
+static const char *const sql_keywords[] = {
+    "SELECT",  "INSERT",     "UPDATE",   "DELETE",  "CREATE",   "DROP",     "ALTER",
+    "WITH",    "VALUES",     "TABLE",    "EXPLAIN", "COPY",     "LISTEN",   "NOTIFY",
+    "VACUUM",  "TRUNCATE",   "ANALYZE",  "GRANT",   "REVOKE",   "PREPARE",  "EXECUTE",
+    "DO",      "CALL",       "LOCK",     "FETCH",   "DECLARE",  "CLOSE",    "CHECKPOINT",
+    "COMMENT", "REINDEX",    "CLUSTER",  "LOAD",    "REFRESH",  "SECURITY", "MOVE",
+    "IMPORT",  "MERGE",      "REASSIGN", "SHOW",    "SET",      "RESET",    "DISCARD",
+    "BEGIN",   "START",      "COMMIT",   "END",     "ROLLBACK", "ABORT",    "SAVEPOINT",
+    "RELEASE", "DEALLOCATE", "UNLISTEN",
+};
+
+static bool is_sql_keyword(token t)
+{
+    for (size_t i = 0; i < sizeof sql_keywords / sizeof sql_keywords[0]; i++)
+        if (is_word(t, sql_keywords[i]))
+            return true;
+    return false;
+}
+
+static void syntax_error(pgf_sql_result *r, lexer *lx, token t)
+{
+    char near[64], pos[16];
+    if (t.kind == 0) {
+        snprintf(pos, sizeof pos, "%d", (int)(lx->end - lx->base) + 1);
+        set_error(r, "42601", pos, "syntax error at end of input");
+        return;
+    }
+    tok_copy(t, near, sizeof near);
+    snprintf(pos, sizeof pos, "%d", (int)(t.s - lx->base) + 1);
+    set_error(r, "42601", pos, "syntax error at or near \"%s\"", near);
+}
+
+static void unsupported(pgf_sql_result *r, const char *what)
+{
+    set_error(r, "0A000", NULL, "pgfault fake server does not implement this statement: %s", what);
+    r->error.hint = "It answers SELECT 1, SELECT <integer>, version(), current_database(), "
+                    "pg_sleep(n), SHOW, SET, RESET, DISCARD ALL and transaction control.";
+}
+
+/* ---- SELECT <one expression> [AS alias] ---- */
+
+static bool parse_int64(const char *s, size_t len, int64_t *out)
+{
+    char tmp[32];
+    if (len == 0 || len >= sizeof tmp)
+        return false;
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
+    char *end;
+    errno = 0;
+    long long v = strtoll(tmp, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    *out = v;
+    return true;
+}
+
+/* A cast suffix "::type"; returns the OID or 0 when absent; -1 unknown. */
+static long parse_cast(lexer *lx, char *type_name, size_t len)
+{
+    lexer save = *lx;
+    token t = next(lx);
+    if (!is_op(t, "::")) {
+        *lx = save;
+        return 0;
+    }
+    t = next(lx);
+    if (t.kind != 'w')
+        return -1;
+    if (is_word(t, "int") || is_word(t, "integer") || is_word(t, "int4")) {
+        snprintf(type_name, len, "int4");
+        return OID_INT4;
+    }
+    if (is_word(t, "bigint") || is_word(t, "int8")) {
+        snprintf(type_name, len, "int8");
+        return OID_INT8;
+    }
+    if (is_word(t, "text") || is_word(t, "varchar")) {
+        snprintf(type_name, len, "%s", is_word(t, "text") ? "text" : "varchar");
+        return OID_TEXT;
+    }
+    if (is_word(t, "bool") || is_word(t, "boolean")) {
+        snprintf(type_name, len, "bool");
+        return OID_BOOL;
+    }
+    return -1;
+}
+
+static bool at_end(lexer *lx)
+{
+    lexer save = *lx;
+    token t = next(lx);
+    *lx = save;
+    return t.kind == 0;
+}
+
+/* Optional "[AS] alias" at the end; renames column 0. */
+static bool parse_alias(lexer *lx, pgf_sql_result *r)
+{
+    lexer save = *lx;
+    token t = next(lx);
+    if (t.kind == 0) {
+        *lx = save;
+        return true;
+    }
+    if (is_word(t, "as"))
+        t = next(lx);
+    if (t.kind != 'w' || is_sql_keyword(t) || is_word(t, "from"))
+        return false;
+    unquote(t, r->col_names[0], sizeof r->col_names[0], t.s[0] != '"');
+    return at_end(lx);
+}
+
+static bool fn_call(lexer *lx, token t, const char *name)
+{
+    if (!is_word(t, name)) {
+        char qualified[64];
+        snprintf(qualified, sizeof qualified, "pg_catalog.%s", name);
+        if (!is_word(t, qualified))
+            return false;
+    }
+    lexer save = *lx;
+    if (is_op(next(lx), "(") && is_op(next(lx), ")"))
+        return true;
+    *lx = save;
+    return false;
+}
+
+static void exec_select(pgf_sql_session *s, lexer *lx, const char *const *params, int nparams,
+                        pgf_sql_result *r)
+{
+    token t = next(lx);
+    char type_name[16] = "";
+    if (t.kind == 'n' || (is_op(t, "-") && lx->p < lx->end && isdigit((unsigned char)*lx->p))) {
+        bool neg = t.kind == 'o';
+        if (neg)
+            t = next(lx);
+        int64_t v;
+        if (t.kind != 'n' || !parse_int64(t.s, t.len, &v)) {
+            unsupported(r, "non-integer literal");
+            return;
+        }
+        v = neg ? -v : v;
+        long cast = parse_cast(lx, type_name, sizeof type_name);
+        uint32_t type = (v > INT32_MAX || v < INT32_MIN) ? OID_INT8 : OID_INT4;
+        if (cast < 0) {
+            unsupported(r, "cast");
+            return;
+        }
+        if (cast == OID_INT4 && type == OID_INT8) {
+            set_error(r, "22003", NULL, "integer out of range");
+            return;
+        }
+        if (cast > 0)
+            type = (uint32_t)cast;
+        add_col(r, cast > 0 ? type_name : "?column?", type);
+        if (type == OID_BOOL)
+            snprintf(r->values[0], sizeof r->values[0], "%s", v ? "t" : "f");
+        else
+            snprintf(r->values[0], sizeof r->values[0], "%" PRId64, v);
+        if (!parse_alias(lx, r)) {
+            unsupported(r, "SELECT with FROM or more than one expression");
+            return;
+        }
+        set_rows(r, "SELECT 1");
+        return;
+    }
+    if (t.kind == 'p') {
+        int64_t idx;
+        if (!parse_int64(t.s + 1, t.len - 1, &idx) || idx < 1 || idx > nparams) {
+            set_error(r, "42P02", NULL, "there is no parameter $%.*s", (int)t.len - 1, t.s + 1);
+            return;
+        }
+        long cast = parse_cast(lx, type_name, sizeof type_name);
+        if (cast < 0) {
+            unsupported(r, "cast");
+            return;
+        }
+        add_col(r, cast > 0 ? type_name : "?column?", cast > 0 ? (uint32_t)cast : OID_TEXT);
+        const char *v = params[idx - 1];
+        if (v == NULL)
+            r->nulls[0] = true;
+        else
+            snprintf(r->values[0], sizeof r->values[0], "%s", v);
+        if (!parse_alias(lx, r)) {
+            unsupported(r, "SELECT with FROM or more than one expression");
+            return;
+        }
+        set_rows(r, "SELECT 1");
+        return;
+    }
+    if (t.kind == 's') {
+        add_col(r, "?column?", OID_TEXT);
+        unquote(t, r->values[0], sizeof r->values[0], false);
+        if (!parse_alias(lx, r)) {
+            unsupported(r, "SELECT with FROM or more than one expression");
+            return;
+        }
+        set_rows(r, "SELECT 1");
+        return;
+    }
+    if (is_word(t, "true") || is_word(t, "false")) {
+        add_col(r, "bool", OID_BOOL);
+        snprintf(r->values[0], sizeof r->values[0], "%s", is_word(t, "true") ? "t" : "f");
+    } else if (is_word(t, "null")) {
+        add_col(r, "?column?", OID_TEXT);
+        r->nulls[0] = true;
+    } else if (fn_call(lx, t, "version")) {
+        add_col(r, "version", OID_TEXT);
+        snprintf(r->values[0], sizeof r->values[0],
+                 "PostgreSQL 15.18 (pgfault fake server) on x86_64-pc-linux-gnu, compiled by "
+                 "gcc, 64-bit");
+    } else if (fn_call(lx, t, "current_database")) {
+        add_col(r, "current_database", OID_NAME);
+        snprintf(r->values[0], sizeof r->values[0], "%s", s->database ? s->database : "");
+    } else if (fn_call(lx, t, "current_schema") || is_word(t, "current_schema")) {
+        add_col(r, "current_schema", OID_NAME);
+        snprintf(r->values[0], sizeof r->values[0], "public");
+    } else if (is_word(t, "current_user") || is_word(t, "session_user") || is_word(t, "user")) {
+        add_col(r, is_word(t, "session_user") ? "session_user" : "current_user", OID_NAME);
+        snprintf(r->values[0], sizeof r->values[0], "%s", s->user ? s->user : "");
+    } else if (fn_call(lx, t, "pg_is_in_recovery")) {
+        add_col(r, "pg_is_in_recovery", OID_BOOL);
+        snprintf(r->values[0], sizeof r->values[0], "f");
+    } else if (is_word(t, "pg_sleep") || is_word(t, "pg_catalog.pg_sleep")) {
+        token a = next(lx), n = next(lx), b = next(lx);
+        bool neg_arg = false;
+        if (is_op(n, "-")) { /* pg_sleep(-1) sleeps 0 */
+            neg_arg = true;
+            n = b;
+            b = next(lx);
+        }
+        if (!is_op(a, "(") || (n.kind != 'n' && n.kind != 'p') || !is_op(b, ")")) {
+            syntax_error(r, lx, b);
+            return;
+        }
+        char num[64];
+        if (n.kind == 'p') {
+            int64_t idx;
+            if (!parse_int64(n.s + 1, n.len - 1, &idx) || idx < 1 || idx > nparams ||
+                params[idx - 1] == NULL) {
+                set_error(r, "42P02", NULL, "there is no parameter $%.*s", (int)n.len - 1, n.s + 1);
+                return;
+            }
+            snprintf(num, sizeof num, "%s", params[idx - 1]);
+        } else {
+            tok_copy(n, num, sizeof num);
+        }
+        double secs = strtod(num, NULL);
+        if (neg_arg || secs < 0)
+            secs = 0;
+        if (secs > 86400.0)
+            secs = 86400.0;
+        add_col(r, "pg_sleep", OID_VOID);
+        if (!parse_alias(lx, r)) {
+            unsupported(r, "SELECT with FROM or more than one expression");
+            return;
+        }
+        r->kind = PGF_SQL_SLEEP;
+        r->nrows = 1;
+        r->sleep_ms = (uint64_t)(secs * 1000.0 + 0.5);
+        snprintf(r->tag, sizeof r->tag, "SELECT 1");
+        return;
+    } else if (t.kind == 0) {
+        /* "SELECT" alone returns one row with no columns. */
+        set_rows(r, "SELECT 1");
+        return;
+    } else {
+        unsupported(r, "SELECT of anything but a literal or a known function");
+        return;
+    }
+    if (!parse_alias(lx, r)) {
+        unsupported(r, "SELECT with FROM or more than one expression");
+        return;
+    }
+    set_rows(r, "SELECT 1");
+}
+
+/* ---- SET / SHOW / RESET ---- */
+
+static void exec_set(pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
+{
+    token t = next(lx);
+    if (is_word(t, "session") || is_word(t, "local")) {
+        lexer save = *lx;
+        token u = next(lx);
+        if (is_word(u, "authorization") || is_word(u, "characteristics")) {
+            unsupported(r, "SET SESSION AUTHORIZATION");
+            return;
+        }
+        *lx = save;
+        t = next(lx);
+    }
+    if (is_word(t, "transaction")) { /* SET TRANSACTION ISOLATION LEVEL ... */
+        set_command(r, "SET");
+        return;
+    }
+    char name[64];
+    if (is_word(t, "time")) {
+        token z = next(lx);
+        if (!is_word(z, "zone")) {
+            syntax_error(r, lx, z);
+            return;
+        }
+        snprintf(name, sizeof name, "TimeZone");
+    } else if (is_word(t, "names")) {
+        snprintf(name, sizeof name, "client_encoding");
+    } else if (t.kind == 'w') {
+        unquote(t, name, sizeof name, t.s[0] != '"');
+        token eq = next(lx);
+        if (!is_op(eq, "=") && !is_word(eq, "to")) {
+            syntax_error(r, lx, eq);
+            return;
+        }
+    } else {
+        syntax_error(r, lx, t);
+        return;
+    }
+    /* value: one or more tokens up to the end, joined by ", " */
+    char value[128] = "";
+    size_t used = 0;
+    for (;;) {
+        token v = next(lx);
+        if (v.kind == 0)
+            break;
+        if (is_op(v, ","))
+            continue;
+        char part[128];
+        if (is_word(v, "default") || is_word(v, "local")) {
+            part[0] = '\0';
+        } else {
+            unquote(v, part, sizeof part, false);
+        }
+        if (part[0] == '\0' && is_word(v, "default")) {
+            const struct guc_default *g = find_guc(name, strlen(name));
+            if (g != NULL)
+                reset_guc(s, g->name);
+            set_command(r, "SET");
+            return;
+        }
+        int n = snprintf(value + used, sizeof value - used, "%s%s", used ? ", " : "", part);
+        if (n > 0)
+            used += (size_t)n < sizeof value - used ? (size_t)n : 0;
+    }
+    if (used == 0) {
+        syntax_error(r, lx, next(lx));
+        return;
+    }
+    const struct guc_default *g = find_guc(name, strlen(name));
+    if (g != NULL &&
+        (strcmp(g->name, "server_version") == 0 || strcmp(g->name, "server_encoding") == 0 ||
+         strcmp(g->name, "integer_datetimes") == 0 || strcmp(g->name, "in_hot_standby") == 0 ||
+         strcmp(g->name, "is_superuser") == 0 || strcmp(g->name, "max_connections") == 0 ||
+         strcmp(g->name, "server_version_num") == 0)) {
+        set_error(r, "55P02", NULL, "parameter \"%s\" cannot be changed", name);
+        return;
+    }
+    if (!pgf_sql_set_guc(s, name, value)) {
+        set_error(r, "42704", NULL, "unrecognized configuration parameter \"%s\"", name);
+        return;
+    }
+    set_command(r, "SET");
+    const char *rep = pgf_sql_reported_guc(name);
+    if (rep != NULL) {
+        r->report_name = rep;
+        snprintf(r->report_value, sizeof r->report_value, "%s", pgf_sql_get_guc(s, rep));
+    }
+}
+
+static void exec_reset(pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
+{
+    token t = next(lx);
+    if (is_word(t, "all")) {
+        s->ngucs = 0;
+        set_command(r, "RESET");
+        return;
+    }
+    char name[64];
+    unquote(t, name, sizeof name, t.s[0] != '"');
+    const struct guc_default *g = find_guc(name, strlen(name));
+    if (g == NULL) {
+        set_error(r, "42704", NULL, "unrecognized configuration parameter \"%s\"", name);
+        return;
+    }
+    reset_guc(s, g->name);
+    set_command(r, "RESET");
+    if (g->reported) {
+        r->report_name = g->name;
+        snprintf(r->report_value, sizeof r->report_value, "%s", pgf_sql_get_guc(s, g->name));
+    }
+}
+
+static void exec_show(const pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
+{
+    token t = next(lx);
+    char name[64];
+    if (is_word(t, "transaction")) {
+        token a = next(lx), b = next(lx);
+        if (!is_word(a, "isolation") || !is_word(b, "level")) {
+            syntax_error(r, lx, b);
+            return;
+        }
+        snprintf(name, sizeof name, "transaction_isolation");
+    } else if (is_word(t, "time")) {
+        next(lx);
+        snprintf(name, sizeof name, "TimeZone");
+    } else if (t.kind == 'w') {
+        unquote(t, name, sizeof name, t.s[0] != '"');
+    } else {
+        syntax_error(r, lx, t);
+        return;
+    }
+    if (strcasecmp(name, "all") == 0) {
+        unsupported(r, "SHOW ALL");
+        return;
+    }
+    const char *v = pgf_sql_get_guc(s, name);
+    if (v == NULL) {
+        set_error(r, "42704", NULL, "unrecognized configuration parameter \"%s\"", name);
+        return;
+    }
+    const struct guc_default *g = find_guc(name, strlen(name));
+    add_col(r, g != NULL ? g->name : name, OID_TEXT);
+    snprintf(r->values[0], sizeof r->values[0], "%s", v);
+    set_rows(r, "SHOW");
+}
+
+/* ---- dispatch ---- */
+
+static void run(pgf_sql_session *s, const char *stmt, size_t len, const char *const *params,
+                int nparams, pgf_sql_result *r, bool describe_only)
+{
+    memset(r, 0, sizeof *r);
+    /* A single statement may end in ';' (extended protocol, pgbench scripts). */
+    while (len > 0 && (stmt[len - 1] == ';' || isspace((unsigned char)stmt[len - 1])))
+        len--;
+    lexer lx = {stmt, stmt + len, stmt};
+    token t = next(&lx);
+    if (t.kind == 0) {
+        r->kind = PGF_SQL_EMPTY;
+        return;
+    }
+    bool ends_txn =
+        is_word(t, "commit") || is_word(t, "end") || is_word(t, "rollback") || is_word(t, "abort");
+    if (s->txn == 'E' && !ends_txn && !describe_only) {
+        set_error(r, "25P02", NULL,
+                  "current transaction is aborted, commands ignored until end of transaction "
+                  "block");
+        return;
+    }
+    if (is_word(t, "select")) {
+        exec_select(s, &lx, params, nparams, r);
+    } else if (is_word(t, "show")) {
+        exec_show(s, &lx, r);
+    } else if (describe_only) {
+        set_command(r, "");
+    } else if (is_word(t, "set")) {
+        exec_set(s, &lx, r);
+    } else if (is_word(t, "reset")) {
+        exec_reset(s, &lx, r);
+    } else if (is_word(t, "discard")) {
+        token a = next(&lx);
+        if (!is_word(a, "all")) {
+            unsupported(r, "DISCARD other than ALL");
+        } else if (s->txn != 'I') {
+            set_error(r, "25001", NULL, "DISCARD ALL cannot run inside a transaction block");
+        } else {
+            s->ngucs = 0;
+            set_command(r, "DISCARD ALL");
+        }
+    } else if (is_word(t, "begin") || is_word(t, "start")) {
+        if (s->txn != 'I')
+            set_notice(r, "25001", "there is already a transaction in progress");
+        s->txn = 'T';
+        set_command(r, is_word(t, "begin") ? "BEGIN" : "START TRANSACTION");
+    } else if (is_word(t, "commit") || is_word(t, "end")) {
+        if (s->txn == 'I')
+            set_notice(r, "25P01", "there is no transaction in progress");
+        set_command(r, s->txn == 'E' ? "ROLLBACK" : "COMMIT");
+        s->txn = 'I';
+    } else if (is_word(t, "rollback") || is_word(t, "abort")) {
+        token a = next(&lx);
+        if (is_word(a, "to")) {
+            if (s->txn == 'I') {
+                set_error(r, "25P01", NULL,
+                          "ROLLBACK TO SAVEPOINT can only be used in transaction blocks");
+            } else {
+                s->txn = 'T';
+                set_command(r, "ROLLBACK");
+            }
+            return;
+        }
+        if (s->txn == 'I')
+            set_notice(r, "25P01", "there is no transaction in progress");
+        s->txn = 'I';
+        set_command(r, "ROLLBACK");
+    } else if (is_word(t, "savepoint") || is_word(t, "release")) {
+        if (s->txn == 'I')
+            set_error(r, "25P01", NULL, "%s can only be used in transaction blocks",
+                      is_word(t, "savepoint") ? "SAVEPOINT" : "RELEASE SAVEPOINT");
+        else
+            set_command(r, is_word(t, "savepoint") ? "SAVEPOINT" : "RELEASE");
+    } else if (is_word(t, "deallocate")) {
+        set_command(r, "DEALLOCATE ALL");
+    } else if (is_word(t, "unlisten")) {
+        set_command(r, "UNLISTEN");
+    } else if (is_sql_keyword(t)) {
+        char kw[32];
+        tok_copy(t, kw, sizeof kw);
+        for (char *p = kw; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
+        unsupported(r, kw);
+    } else {
+        syntax_error(r, &lx, t);
+    }
+    if (!describe_only && r->kind == PGF_SQL_ERROR && s->txn == 'T')
+        s->txn = 'E';
+}
+
+void pgf_sql_exec(pgf_sql_session *s, const char *stmt, size_t len, const char *const *params,
+                  int nparams, pgf_sql_result *out)
+{
+    run(s, stmt, len, params, nparams, out, false);
+}
+
+void pgf_sql_describe(const pgf_sql_session *s, const char *stmt, size_t len, pgf_sql_result *out)
+{
+    /* Describe must not change the session: run on a copy. Parameters are
+     * unknown at Describe time; treat them as NULL text. */
+    static const char *const nulls[PGF_PROTO_MAX_BIND_PARAMS];
+    pgf_sql_session copy = *s;
+    run(&copy, stmt, len, nulls, PGF_PROTO_MAX_BIND_PARAMS, out, true);
+}
+
+uint32_t pgf_sql_param_type(const char *query, int n)
+{
+    char needle[16];
+    int nl = snprintf(needle, sizeof needle, "$%d", n);
+    for (const char *p = query; (p = strstr(p, needle)) != NULL; p += nl) {
+        if (isdigit((unsigned char)p[nl]))
+            continue; /* $1 must not match $10 */
+        lexer lx = {p + nl, query + strlen(query), query};
+        char name[16];
+        long oid = parse_cast(&lx, name, sizeof name);
+        if (oid > 0)
+            return (uint32_t)oid;
+        /* pg_sleep($1) takes float8 */
+        if (p - query >= 9 && strncasecmp(p - 9, "pg_sleep(", 9) == 0)
+            return 701;
+    }
+    return OID_TEXT;
+}

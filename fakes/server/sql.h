@@ -1,0 +1,97 @@
+/* sql.h - what the fake server answers to the SQL it is sent.
+ *
+ * Sans-I/O: a statement and the session's state in, a result out. It
+ * recognises what health checks and drivers send (SELECT 1, SELECT <int>,
+ * version(), current_database(), SHOW/SET/RESET/DISCARD, transaction
+ * control, pg_sleep, the connect-time queries of psycopg, asyncpg,
+ * node-postgres, pgjdbc and SQLAlchemy) and answers anything else with a
+ * real-looking ERROR (42601 for what does not start like SQL, 0A000 for
+ * SQL the fake does not implement). It is not a SQL engine.
+ */
+#ifndef PGF_SQL_H
+#define PGF_SQL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+#define PGF_SQL_MAX_GUCS 48
+#define PGF_SQL_MAX_COLS 4
+
+/* Per-connection SQL state. */
+typedef struct pgf_sql_session {
+    char txn; /* 'I' idle, 'T' in transaction, 'E' failed transaction */
+    const char *user;
+    const char *database;
+    bool superuser;
+    int ngucs;
+    char guc_names[PGF_SQL_MAX_GUCS][64];
+    char guc_values[PGF_SQL_MAX_GUCS][128];
+} pgf_sql_session;
+
+typedef enum pgf_sql_kind {
+    PGF_SQL_ROWS,    /* RowDescription, DataRow(s), CommandComplete */
+    PGF_SQL_COMMAND, /* CommandComplete only */
+    PGF_SQL_EMPTY,   /* EmptyQueryResponse */
+    PGF_SQL_ERROR,   /* ErrorResponse */
+    PGF_SQL_SLEEP,   /* pg_sleep: RowDescription now, the row after sleep_ms */
+} pgf_sql_kind;
+
+typedef struct pgf_sql_result {
+    pgf_sql_kind kind;
+    int ncols;
+    pgf_col cols[PGF_SQL_MAX_COLS];
+    char col_names[PGF_SQL_MAX_COLS][64];
+    int nrows; /* 0 or 1 */
+    char values[PGF_SQL_MAX_COLS][256];
+    bool nulls[PGF_SQL_MAX_COLS];
+    char tag[64];
+    pgf_error_fields error;
+    char err_message[256];
+    char err_position[16];
+    bool has_notice;
+    pgf_error_fields notice;
+    char notice_message[128];
+    uint64_t sleep_ms;
+    /* A reported GUC changed: send ParameterStatus after CommandComplete. */
+    const char *report_name;
+    char report_value[128];
+} pgf_sql_result;
+
+void pgf_sql_session_init(pgf_sql_session *s, const char *user, const char *database,
+                          bool superuser);
+/* Set a GUC (startup packet or SET). Returns false if the name is unknown. */
+bool pgf_sql_set_guc(pgf_sql_session *s, const char *name, const char *value);
+/* Current value of a GUC (defaults included), or NULL if unknown. */
+const char *pgf_sql_get_guc(const pgf_sql_session *s, const char *name);
+/* Is this a GUC PostgreSQL reports with ParameterStatus? Returns its
+ * canonical spelling, or NULL. */
+const char *pgf_sql_reported_guc(const char *name);
+/* Would PostgreSQL accept this name as a startup parameter? */
+bool pgf_sql_guc_known(const char *name);
+
+/* Split a simple-query string into statements (on ';' outside quotes and
+ * comments). Calls fn for each non-empty statement; returns the number of
+ * statements, 0 for an empty query string. */
+int pgf_sql_split(const char *sql, void (*fn)(const char *stmt, size_t len, void *arg), void *arg);
+
+/* Execute one statement (no trailing ';'). params are the text values of
+ * $1..$n from a Bind (NULL entries are SQL NULL). */
+void pgf_sql_exec(pgf_sql_session *s, const char *stmt, size_t len, const char *const *params,
+                  int nparams, pgf_sql_result *out);
+
+/* Describe a statement without running it (extended protocol Describe):
+ * fills cols/ncols (kind ROWS) or kind COMMAND for no data, ERROR if it
+ * would fail to parse. Does not change the session. */
+void pgf_sql_describe(const pgf_sql_session *s, const char *stmt, size_t len, pgf_sql_result *out);
+
+/* Type OID PostgreSQL would infer for $n in query ("$1::int" -> int4;
+ * untyped -> text). */
+uint32_t pgf_sql_param_type(const char *query, int n);
+
+/* The server_version ParameterStatus and version() text. */
+#define PGF_SQL_SERVER_VERSION "15.18 (Debian 15.18-0+deb12u1)"
+
+#endif

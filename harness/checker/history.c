@@ -1,0 +1,902 @@
+/* history.c - history records: reader (validating, line-numbered), loader
+ * with string interning, buffered writer and the SHA-256 digest.
+ *
+ * The reader parses each line on its own with json_loadb, so one bad line
+ * is reported as "file:line[:col]: message" and never takes the rest of
+ * the process down. The canonical form of a record is built with jansson
+ * in the fixed key order of docs/history-format.md (insertion order is
+ * preserved by jansson >= 2.8); `wall` is appended after the canonical
+ * bytes so the digest can skip it without re-encoding. Nothing here knows
+ * about states or operations: that is the checker's business.
+ */
+#include "history.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "history_internal.h"
+
+static const char *const rec_type_names[] = {
+#define PGF__REC_TYPE_STR(name, str) str,
+    PGF_REC_TYPE_MAP(PGF__REC_TYPE_STR)
+#undef PGF__REC_TYPE_STR
+};
+
+const char *pgf_rec_type_name(pgf_rec_type t)
+{
+    if ((unsigned)t >= PGF_REC_TYPE_COUNT)
+        return "?";
+    return rec_type_names[t];
+}
+
+int pgf_rec_type_parse(const char *s)
+{
+    for (int i = 0; i < PGF_REC_TYPE_COUNT; i++)
+        if (strcmp(s, rec_type_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+void pgf_rec_init(pgf_rec *r, pgf_rec_type type)
+{
+    memset(r, 0, sizeof *r);
+    r->type = type;
+    r->session = r->op_id = r->conn = r->thread = PGF_REC_NONE;
+    r->conns_open = r->conns_accepted = r->conns_closed = r->sessions_open = PGF_REC_NONE;
+    r->wall_us = PGF_REC_NONE;
+}
+
+/* ---- canonical JSON ---------------------------------------------------- */
+
+/* The fixed field order. Every writer (C or not) that wants byte-equal
+ * digests uses it; readers accept any order. */
+json_t *pgf__hist_rec_json(const pgf_rec *r)
+{
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    int rc = 0;
+#define PUT_INT(key, v)                                                       \
+    do {                                                                      \
+        if ((v) != PGF_REC_NONE)                                              \
+            rc |= json_object_set_new(o, key, json_integer((json_int_t)(v))); \
+    } while (0)
+#define PUT_STR(key, v)                                        \
+    do {                                                       \
+        if ((v) != NULL)                                       \
+            rc |= json_object_set_new(o, key, json_string(v)); \
+    } while (0)
+    rc |= json_object_set_new(o, "seq", json_integer((json_int_t)r->seq));
+    rc |= json_object_set_new(o, "time_ns", json_integer((json_int_t)r->time_ns));
+    rc |= json_object_set_new(o, "type", json_string(pgf_rec_type_name(r->type)));
+    PUT_INT("session", r->session);
+    PUT_STR("op", r->op);
+    PUT_INT("op_id", r->op_id);
+    PUT_STR("from", r->from);
+    PUT_STR("to", r->to);
+    PUT_STR("cause", r->cause);
+    PUT_STR("error", r->error);
+    PUT_STR("reason", r->reason);
+    PUT_INT("conn", r->conn);
+    PUT_STR("phase", r->phase);
+    PUT_STR("rule", r->rule);
+    PUT_STR("action", r->action);
+    PUT_STR("sqlstate", r->sqlstate);
+    PUT_INT("conns_open", r->conns_open);
+    PUT_INT("conns_accepted", r->conns_accepted);
+    PUT_INT("conns_closed", r->conns_closed);
+    PUT_INT("sessions_open", r->sessions_open);
+    PUT_INT("thread", r->thread);
+#undef PUT_INT
+#undef PUT_STR
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *meta_to_json(const pgf_hist_meta *m)
+{
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    int rc = 0;
+    rc |= json_object_set_new(o, "type", json_string("meta"));
+    rc |= json_object_set_new(o, "format", json_string(PGF_HISTORY_FORMAT));
+    rc |= json_object_set_new(o, "version", json_integer(m->version));
+    if (m->has_seed) {
+        /* JSON integers are int64 here; larger seeds go as decimal strings. */
+        if (m->seed <= (uint64_t)INT64_MAX) {
+            rc |= json_object_set_new(o, "seed", json_integer((json_int_t)m->seed));
+        } else {
+            char s[32];
+            snprintf(s, sizeof s, "%" PRIu64, m->seed);
+            rc |= json_object_set_new(o, "seed", json_string(s));
+        }
+    }
+    if (m->mode != NULL)
+        rc |= json_object_set_new(o, "mode", json_string(m->mode));
+    if (m->tool != NULL)
+        rc |= json_object_set_new(o, "tool", json_string(m->tool));
+    if (m->spec_digest != NULL)
+        rc |= json_object_set_new(o, "spec_digest", json_string(m->spec_digest));
+    if (m->spec_json != NULL) {
+        json_error_t je;
+        json_t *spec = json_loads(m->spec_json, JSON_REJECT_DUPLICATES, &je);
+        if (spec == NULL || !json_is_object(spec)) {
+            json_decref(spec);
+            json_decref(o);
+            return NULL;
+        }
+        rc |= json_object_set_new(o, "spec", spec);
+    }
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Dump into buf (NUL-terminated); returns the length, or -1 on failure /
+ * PGF_ETOOBIG when it does not fit. */
+static int dump_into(json_t *o, char *buf, size_t len)
+{
+    size_t n = json_dumpb(o, buf, len, JSON_COMPACT);
+    if (n == 0)
+        return PGF_ENOMEM;
+    if (n >= len)
+        return PGF_ETOOBIG;
+    buf[n] = '\0';
+    return (int)n;
+}
+
+int pgf_rec_format(const pgf_rec *r, char *buf, size_t len)
+{
+    json_t *o = pgf__hist_rec_json(r);
+    if (o == NULL)
+        return PGF_ENOMEM;
+    int n = dump_into(o, buf, len);
+    json_decref(o);
+    return n;
+}
+
+/* A malloc'd canonical line (no newline) or NULL. */
+static char *dump_alloc(json_t *o)
+{
+    return o == NULL ? NULL : json_dumps(o, JSON_COMPACT);
+}
+
+static void hex_digest(EVP_MD_CTX *md, char hex[65])
+{
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int dl = 0;
+    EVP_MD_CTX *copy = EVP_MD_CTX_new();
+    if (copy == NULL || EVP_MD_CTX_copy_ex(copy, md) != 1 || EVP_DigestFinal_ex(copy, d, &dl) != 1)
+        dl = 0;
+    EVP_MD_CTX_free(copy);
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", i < dl ? d[i] : 0);
+    hex[64] = '\0';
+}
+
+static void hash_line(EVP_MD_CTX *md, const char *line, size_t n)
+{
+    EVP_DigestUpdate(md, line, n);
+    EVP_DigestUpdate(md, "\n", 1);
+}
+
+void pgf_history_digest(const pgf_hist_meta *meta, const pgf_rec *recs, size_t n, char hex[65])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        memset(hex, '0', 64);
+        hex[64] = '\0';
+        EVP_MD_CTX_free(md);
+        return;
+    }
+    if (meta != NULL) {
+        json_t *o = meta_to_json(meta);
+        char *s = dump_alloc(o);
+        json_decref(o);
+        if (s != NULL)
+            hash_line(md, s, strlen(s));
+        free(s);
+    }
+    char buf[4096];
+    for (size_t i = 0; i < n; i++) {
+        int len = pgf_rec_format(&recs[i], buf, sizeof buf);
+        if (len >= 0) {
+            hash_line(md, buf, (size_t)len);
+        } else {
+            json_t *o = pgf__hist_rec_json(&recs[i]);
+            char *s = dump_alloc(o);
+            json_decref(o);
+            if (s != NULL)
+                hash_line(md, s, strlen(s));
+            free(s);
+        }
+    }
+    hex_digest(md, hex);
+    EVP_MD_CTX_free(md);
+}
+
+/* ---- writer ------------------------------------------------------------ */
+
+#define WRITER_FLUSH_AT (64 * 1024)
+
+struct pgf_hist_writer {
+    FILE *f;
+    bool own;
+    int err;
+    pgf_buf out;
+    EVP_MD_CTX *md;
+};
+
+pgf_hist_writer *pgf_hist_writer_new_fp(FILE *f)
+{
+    pgf_hist_writer *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return NULL;
+    w->f = f;
+    pgf_buf_init(&w->out);
+    w->md = EVP_MD_CTX_new();
+    if (w->md == NULL || EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(w->md);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+int pgf_hist_writer_open(const char *path, pgf_hist_writer **out)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return PGF_EIO;
+    pgf_hist_writer *w = pgf_hist_writer_new_fp(f);
+    if (w == NULL) {
+        fclose(f);
+        return PGF_ENOMEM;
+    }
+    w->own = true;
+    *out = w;
+    return 0;
+}
+
+/* Append a canonical line (plus `wall` when given) and hash it. */
+static int writer_line(pgf_hist_writer *w, const char *line, size_t n, int64_t wall_us)
+{
+    hash_line(w->md, line, n);
+    if (w->f == NULL)
+        return 0;
+    if (wall_us != PGF_REC_NONE && n >= 2 && line[n - 1] == '}') {
+        pgf_buf_put(&w->out, line, n - 1);
+        pgf_buf_printf(&w->out, ",\"wall\":%" PRId64 "}\n", wall_us);
+    } else {
+        pgf_buf_put(&w->out, line, n);
+        pgf_buf_put_u8(&w->out, '\n');
+    }
+    if (w->out.failed)
+        return w->err = PGF_ENOMEM;
+    if (w->out.len >= WRITER_FLUSH_AT)
+        return pgf_hist_writer_flush(w);
+    return 0;
+}
+
+int pgf_hist_writer_meta(pgf_hist_writer *w, const pgf_hist_meta *m)
+{
+    json_t *o = meta_to_json(m);
+    char *s = dump_alloc(o);
+    json_decref(o);
+    if (s == NULL)
+        return PGF_EINVAL;
+    int rc = writer_line(w, s, strlen(s), m->wall_us);
+    free(s);
+    return rc;
+}
+
+int pgf_hist_writer_put(pgf_hist_writer *w, const pgf_rec *r)
+{
+    char buf[4096];
+    int n = pgf_rec_format(r, buf, sizeof buf);
+    if (n >= 0)
+        return writer_line(w, buf, (size_t)n, r->wall_us);
+    json_t *o = pgf__hist_rec_json(r);
+    char *s = dump_alloc(o);
+    json_decref(o);
+    if (s == NULL)
+        return PGF_ENOMEM;
+    int rc = writer_line(w, s, strlen(s), r->wall_us);
+    free(s);
+    return rc;
+}
+
+int pgf_hist_writer_flush(pgf_hist_writer *w)
+{
+    if (w->f != NULL && w->out.len > 0) {
+        if (fwrite(w->out.data, 1, w->out.len, w->f) != w->out.len && w->err == 0)
+            w->err = PGF_EIO;
+        pgf_buf_reset(&w->out);
+    }
+    if (w->f != NULL && fflush(w->f) != 0 && w->err == 0)
+        w->err = PGF_EIO;
+    return w->err;
+}
+
+void pgf_hist_writer_digest(const pgf_hist_writer *w, char hex[65])
+{
+    hex_digest(w->md, hex);
+}
+
+int pgf_hist_writer_close(pgf_hist_writer *w)
+{
+    if (w == NULL)
+        return 0;
+    int rc = pgf_hist_writer_flush(w);
+    if (w->own && fclose(w->f) != 0 && rc == 0)
+        rc = PGF_EIO;
+    pgf_buf_free(&w->out);
+    EVP_MD_CTX_free(w->md);
+    free(w);
+    return rc;
+}
+
+/* ---- reader ------------------------------------------------------------ */
+
+struct pgf_hist_reader {
+    FILE *f;
+    bool own;
+    char *name;
+    char *line;
+    size_t cap;
+    uint32_t lineno;
+    json_t *cur;      /* the current record's object (strings borrowed from it) */
+    json_t *meta_obj; /* keeps meta strings alive */
+    char *spec_text;
+    pgf_hist_meta meta;
+    bool have_prev;
+    uint64_t prev_seq;
+};
+
+static int rerr(pgf_hist_reader *r, char *err, size_t errlen, const char *fmt, ...)
+    PGF_PRINTF(4, 5);
+static int rerr(pgf_hist_reader *r, char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err != NULL && errlen > 0) {
+        int k = snprintf(err, errlen, "%s:%u: ", r->name, r->lineno);
+        if (k >= 0 && (size_t)k < errlen) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return PGF_EPARSE;
+}
+
+/* Read the next non-blank line into r->line; 1, 0 at EOF, <0 on I/O error. */
+static int read_line(pgf_hist_reader *r, size_t *len, char *err, size_t errlen)
+{
+    for (;;) {
+        errno = 0;
+        ssize_t n = getline(&r->line, &r->cap, r->f);
+        if (n < 0) {
+            if (ferror(r->f)) {
+                r->lineno++;
+                rerr(r, err, errlen, "read error: %s", strerror(errno ? errno : EIO));
+                return PGF_EIO;
+            }
+            return 0;
+        }
+        r->lineno++;
+        while (n > 0 && (r->line[n - 1] == '\n' || r->line[n - 1] == '\r'))
+            n--;
+        size_t i = 0;
+        while (i < (size_t)n && (r->line[i] == ' ' || r->line[i] == '\t'))
+            i++;
+        if (i == (size_t)n)
+            continue; /* blank lines are allowed and skipped */
+        *len = (size_t)n;
+        return 1;
+    }
+}
+
+static json_t *parse_line(pgf_hist_reader *r, size_t len, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *o = json_loadb(r->line, len, JSON_REJECT_DUPLICATES, &je);
+    if (o == NULL) {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "%s:%u:%d: invalid JSON: %s", r->name, r->lineno, je.column,
+                     je.text);
+        return NULL;
+    }
+    if (!json_is_object(o)) {
+        json_decref(o);
+        rerr(r, err, errlen, "a history line must be a JSON object");
+        return NULL;
+    }
+    return o;
+}
+
+/* Field accessors: 1 present, 0 absent, <0 wrong type (error written). */
+static int get_str(pgf_hist_reader *r, json_t *o, const char *key, const char **out, char *err,
+                   size_t errlen)
+{
+    json_t *v = json_object_get(o, key);
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return rerr(r, err, errlen, "field '%s' must be a string", key);
+    *out = json_string_value(v);
+    return 1;
+}
+
+static int get_int(pgf_hist_reader *r, json_t *o, const char *key, int64_t *out, char *err,
+                   size_t errlen)
+{
+    json_t *v = json_object_get(o, key);
+    *out = PGF_REC_NONE;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return rerr(r, err, errlen, "field '%s' must be a non-negative integer", key);
+    *out = (int64_t)json_integer_value(v);
+    return 1;
+}
+
+static int read_meta(pgf_hist_reader *r, char *err, size_t errlen)
+{
+    size_t len = 0;
+    int rc = read_line(r, &len, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (rc == 0) {
+        r->lineno = r->lineno ? r->lineno : 1;
+        return rerr(r, err, errlen, "empty history: expected a meta line");
+    }
+    json_t *o = parse_line(r, len, err, errlen);
+    if (o == NULL)
+        return PGF_EPARSE;
+    r->meta_obj = o;
+    const char *type = NULL, *format = NULL;
+    if (get_str(r, o, "type", &type, err, errlen) < 0 ||
+        get_str(r, o, "format", &format, err, errlen) < 0)
+        return PGF_EPARSE;
+    if (type == NULL || strcmp(type, "meta") != 0)
+        return rerr(r, err, errlen, "the first line must be a meta record (\"type\":\"meta\")");
+    if (format == NULL || strcmp(format, PGF_HISTORY_FORMAT) != 0)
+        return rerr(r, err, errlen, "meta: \"format\" must be \"%s\"", PGF_HISTORY_FORMAT);
+    int64_t version = 0;
+    if (get_int(r, o, "version", &version, err, errlen) < 0)
+        return PGF_EPARSE;
+    if (version != PGF_HISTORY_VERSION)
+        return rerr(r, err, errlen, "meta: unsupported history version %" PRId64 " (want %d)",
+                    version, PGF_HISTORY_VERSION);
+    r->meta.version = (int)version;
+    json_t *seed = json_object_get(o, "seed");
+    if (seed != NULL && !json_is_null(seed)) {
+        if (json_is_integer(seed) && json_integer_value(seed) >= 0) {
+            r->meta.seed = (uint64_t)json_integer_value(seed);
+        } else if (json_is_string(seed)) {
+            const char *s = json_string_value(seed);
+            char *end = NULL;
+            errno = 0;
+            unsigned long long v = strtoull(s, &end, 10);
+            if (*s < '0' || *s > '9' || *end != '\0' || errno != 0)
+                return rerr(r, err, errlen, "meta: \"seed\" is not a decimal integer");
+            r->meta.seed = v;
+        } else {
+            return rerr(r, err, errlen, "meta: \"seed\" must be an integer or decimal string");
+        }
+        r->meta.has_seed = true;
+    }
+    if (get_str(r, o, "mode", &r->meta.mode, err, errlen) < 0 ||
+        get_str(r, o, "tool", &r->meta.tool, err, errlen) < 0 ||
+        get_str(r, o, "spec_digest", &r->meta.spec_digest, err, errlen) < 0)
+        return PGF_EPARSE;
+    json_t *spec = json_object_get(o, "spec");
+    if (spec != NULL && !json_is_null(spec)) {
+        if (!json_is_object(spec))
+            return rerr(r, err, errlen, "meta: \"spec\" must be an object");
+        r->spec_text = json_dumps(spec, JSON_COMPACT);
+        if (r->spec_text == NULL)
+            return PGF_ENOMEM;
+        r->meta.spec_json = r->spec_text;
+    }
+    r->meta.wall_us = PGF_REC_NONE;
+    json_t *wall = json_object_get(o, "wall");
+    if (json_is_integer(wall))
+        r->meta.wall_us = (int64_t)json_integer_value(wall);
+    return 0;
+}
+
+int pgf_hist_reader_open_fp(FILE *f, const char *name, pgf_hist_reader **out, char *err,
+                            size_t errlen)
+{
+    *out = NULL;
+    pgf_hist_reader *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return PGF_ENOMEM;
+    r->f = f;
+    r->name = strdup(name != NULL ? name : "<history>");
+    if (r->name == NULL) {
+        free(r);
+        return PGF_ENOMEM;
+    }
+    int rc = read_meta(r, err, errlen);
+    if (rc < 0) {
+        pgf_hist_reader_free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+int pgf_hist_reader_open(const char *path, pgf_hist_reader **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    bool is_stdin = strcmp(path, "-") == 0;
+    FILE *f = is_stdin ? stdin : fopen(path, "r");
+    if (f == NULL) {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return PGF_EIO;
+    }
+    int rc = pgf_hist_reader_open_fp(f, is_stdin ? "<stdin>" : path, out, err, errlen);
+    if (rc < 0) {
+        if (!is_stdin)
+            fclose(f);
+        return rc;
+    }
+    (*out)->own = !is_stdin;
+    return 0;
+}
+
+const pgf_hist_meta *pgf_hist_reader_meta(const pgf_hist_reader *r)
+{
+    return &r->meta;
+}
+
+void pgf_hist_reader_free(pgf_hist_reader *r)
+{
+    if (r == NULL)
+        return;
+    if (r->own && r->f != NULL)
+        fclose(r->f);
+    json_decref(r->cur);
+    json_decref(r->meta_obj);
+    free(r->spec_text);
+    free(r->line);
+    free(r->name);
+    free(r);
+}
+
+/* Required fields per record type (docs/history-format.md). */
+enum {
+    F_SESSION = 1 << 0,
+    F_OP = 1 << 1,
+    F_OP_ID = 1 << 2,
+    F_FROM = 1 << 3,
+    F_TO = 1 << 4,
+    F_ERROR = 1 << 5,
+    F_REASON = 1 << 6,
+    F_ACTION = 1 << 7,
+};
+
+static const unsigned required_fields[PGF_REC_TYPE_COUNT] = {
+    [PGF_REC_INVOKE] = F_SESSION | F_OP | F_OP_ID,
+    [PGF_REC_OK] = F_SESSION | F_OP_ID,
+    [PGF_REC_FAIL] = F_SESSION | F_OP_ID | F_ERROR,
+    [PGF_REC_INFO] = F_SESSION | F_OP_ID,
+    [PGF_REC_TRANSITION] = F_SESSION | F_FROM | F_TO | F_OP,
+    [PGF_REC_FAULT] = F_ACTION,
+    [PGF_REC_SERVER] = 0,
+    [PGF_REC_HEALTH] = F_SESSION | F_REASON,
+};
+
+static int check_required(pgf_hist_reader *r, const pgf_rec *rec, char *err, size_t errlen)
+{
+    unsigned need = required_fields[rec->type];
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{F_SESSION, "session"}, {F_OP, "op"},        {F_OP_ID, "op_id"},
+                 {F_FROM, "from"},       {F_TO, "to"},        {F_ERROR, "error"},
+                 {F_REASON, "reason"},   {F_ACTION, "action"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!(need & names[i].bit))
+            continue;
+        bool present;
+        switch (names[i].bit) {
+        case F_SESSION:
+            present = rec->session != PGF_REC_NONE;
+            break;
+        case F_OP:
+            present = rec->op != NULL;
+            break;
+        case F_OP_ID:
+            present = rec->op_id != PGF_REC_NONE;
+            break;
+        case F_FROM:
+            present = rec->from != NULL;
+            break;
+        case F_TO:
+            present = rec->to != NULL;
+            break;
+        case F_ERROR:
+            present = rec->error != NULL;
+            break;
+        case F_REASON:
+            present = rec->reason != NULL;
+            break;
+        default:
+            present = rec->action != NULL;
+            break;
+        }
+        if (!present)
+            return rerr(r, err, errlen, "%s record without required field '%s'",
+                        pgf_rec_type_name(rec->type), names[i].name);
+    }
+    if (rec->type == PGF_REC_SERVER && rec->conns_open == PGF_REC_NONE &&
+        rec->conns_accepted == PGF_REC_NONE && rec->conns_closed == PGF_REC_NONE &&
+        rec->sessions_open == PGF_REC_NONE)
+        return rerr(r, err, errlen,
+                    "server record without any of conns_open, conns_accepted, conns_closed, "
+                    "sessions_open");
+    if (rec->type == PGF_REC_SERVER &&
+        (rec->conns_accepted == PGF_REC_NONE) != (rec->conns_closed == PGF_REC_NONE))
+        return rerr(r, err, errlen, "server record: conns_accepted and conns_closed go together");
+    return 0;
+}
+
+int pgf_hist_reader_next(pgf_hist_reader *r, pgf_rec *rec, char *err, size_t errlen)
+{
+    json_decref(r->cur);
+    r->cur = NULL;
+    size_t len = 0;
+    int rc = read_line(r, &len, err, errlen);
+    if (rc <= 0)
+        return rc;
+    json_t *o = parse_line(r, len, err, errlen);
+    if (o == NULL)
+        return PGF_EPARSE;
+    r->cur = o;
+
+    const char *type = NULL;
+    if (get_str(r, o, "type", &type, err, errlen) < 0)
+        return PGF_EPARSE;
+    if (type == NULL)
+        return rerr(r, err, errlen, "record without \"type\"");
+    int t = pgf_rec_type_parse(type);
+    if (t < 0) {
+        if (strcmp(type, "meta") == 0)
+            return rerr(r, err, errlen, "a second meta record (only the first line is meta)");
+        return rerr(r, err, errlen,
+                    "unknown record type \"%s\" (invoke|ok|fail|info|transition|fault|server|"
+                    "health)",
+                    type);
+    }
+    pgf_rec_init(rec, (pgf_rec_type)t);
+    rec->line = r->lineno;
+
+    int64_t seq = 0, time_ns = 0;
+    if (get_int(r, o, "seq", &seq, err, errlen) < 0 ||
+        get_int(r, o, "time_ns", &time_ns, err, errlen) < 0)
+        return PGF_EPARSE;
+    if (seq == PGF_REC_NONE)
+        return rerr(r, err, errlen, "record without \"seq\"");
+    if (time_ns == PGF_REC_NONE)
+        return rerr(r, err, errlen, "record without \"time_ns\"");
+    if (r->have_prev && (uint64_t)seq <= r->prev_seq)
+        return rerr(r, err, errlen,
+                    "seq %" PRId64 " is not greater than the previous seq %" PRIu64
+                    " (records must be in global seq order)",
+                    seq, r->prev_seq);
+    rec->seq = (uint64_t)seq;
+    rec->time_ns = (uint64_t)time_ns;
+
+    if (get_int(r, o, "session", &rec->session, err, errlen) < 0 ||
+        get_int(r, o, "op_id", &rec->op_id, err, errlen) < 0 ||
+        get_int(r, o, "conn", &rec->conn, err, errlen) < 0 ||
+        get_int(r, o, "thread", &rec->thread, err, errlen) < 0 ||
+        get_int(r, o, "conns_open", &rec->conns_open, err, errlen) < 0 ||
+        get_int(r, o, "conns_accepted", &rec->conns_accepted, err, errlen) < 0 ||
+        get_int(r, o, "conns_closed", &rec->conns_closed, err, errlen) < 0 ||
+        get_int(r, o, "sessions_open", &rec->sessions_open, err, errlen) < 0 ||
+        get_str(r, o, "op", &rec->op, err, errlen) < 0 ||
+        get_str(r, o, "from", &rec->from, err, errlen) < 0 ||
+        get_str(r, o, "to", &rec->to, err, errlen) < 0 ||
+        get_str(r, o, "cause", &rec->cause, err, errlen) < 0 ||
+        get_str(r, o, "error", &rec->error, err, errlen) < 0 ||
+        get_str(r, o, "reason", &rec->reason, err, errlen) < 0 ||
+        get_str(r, o, "phase", &rec->phase, err, errlen) < 0 ||
+        get_str(r, o, "rule", &rec->rule, err, errlen) < 0 ||
+        get_str(r, o, "action", &rec->action, err, errlen) < 0 ||
+        get_str(r, o, "sqlstate", &rec->sqlstate, err, errlen) < 0)
+        return PGF_EPARSE;
+    if (check_required(r, rec, err, errlen) < 0)
+        return PGF_EPARSE;
+    r->have_prev = true;
+    r->prev_seq = rec->seq;
+    return 1;
+}
+
+/* ---- loaded history ---------------------------------------------------- */
+
+/* Interned strings: a history repeats a handful of names ("open",
+ * "READY") millions of times; each is stored once. */
+typedef struct strtab {
+    char **slots;
+    size_t cap; /* power of two */
+    size_t n;
+} strtab;
+
+struct pgf_history {
+    pgf_hist_meta meta;
+    char *meta_mode, *meta_tool, *meta_digest, *meta_spec;
+    pgf_rec *recs;
+    size_t n, cap;
+    strtab strs;
+};
+
+static uint64_t str_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static const char *intern(strtab *t, const char *s, bool *oom)
+{
+    if (s == NULL)
+        return NULL;
+    if (t->n * 2 >= t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 64;
+        char **ns = calloc(ncap, sizeof *ns);
+        if (ns == NULL) {
+            *oom = true;
+            return NULL;
+        }
+        for (size_t i = 0; i < t->cap; i++) {
+            if (t->slots[i] == NULL)
+                continue;
+            size_t j = str_hash(t->slots[i]) & (ncap - 1);
+            while (ns[j] != NULL)
+                j = (j + 1) & (ncap - 1);
+            ns[j] = t->slots[i];
+        }
+        free(t->slots);
+        t->slots = ns;
+        t->cap = ncap;
+    }
+    size_t j = str_hash(s) & (t->cap - 1);
+    while (t->slots[j] != NULL) {
+        if (strcmp(t->slots[j], s) == 0)
+            return t->slots[j];
+        j = (j + 1) & (t->cap - 1);
+    }
+    t->slots[j] = strdup(s);
+    if (t->slots[j] == NULL) {
+        *oom = true;
+        return NULL;
+    }
+    t->n++;
+    return t->slots[j];
+}
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+    if (s == NULL)
+        return NULL;
+    char *d = strdup(s);
+    if (d == NULL)
+        *oom = true;
+    return d;
+}
+
+int pgf_history_load_fp(FILE *f, const char *name, pgf_history **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    pgf_hist_reader *r = NULL;
+    int rc = pgf_hist_reader_open_fp(f, name, &r, err, errlen);
+    if (rc < 0)
+        return rc;
+    pgf_history *h = calloc(1, sizeof *h);
+    bool oom = h == NULL;
+    if (oom)
+        goto fail;
+    h->meta = r->meta;
+    h->meta.mode = h->meta_mode = dup_or_null(r->meta.mode, &oom);
+    h->meta.tool = h->meta_tool = dup_or_null(r->meta.tool, &oom);
+    h->meta.spec_digest = h->meta_digest = dup_or_null(r->meta.spec_digest, &oom);
+    h->meta.spec_json = h->meta_spec = dup_or_null(r->meta.spec_json, &oom);
+    if (oom)
+        goto fail;
+    for (;;) {
+        pgf_rec rec;
+        rc = pgf_hist_reader_next(r, &rec, err, errlen);
+        if (rc < 0)
+            goto fail;
+        if (rc == 0)
+            break;
+        if (h->n == h->cap) {
+            size_t ncap = h->cap ? h->cap * 2 : 1024;
+            pgf_rec *nr = realloc(h->recs, ncap * sizeof *nr);
+            if (nr == NULL) {
+                oom = true;
+                goto fail;
+            }
+            h->recs = nr;
+            h->cap = ncap;
+        }
+        const char **strs[] = {&rec.op,     &rec.from,  &rec.to,   &rec.cause,  &rec.error,
+                               &rec.reason, &rec.phase, &rec.rule, &rec.action, &rec.sqlstate};
+        for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+            *strs[i] = intern(&h->strs, *strs[i], &oom);
+        if (oom)
+            goto fail;
+        h->recs[h->n++] = rec;
+    }
+    pgf_hist_reader_free(r);
+    *out = h;
+    return 0;
+fail:
+    if (oom && err != NULL && errlen > 0)
+        snprintf(err, errlen, "%s: out of memory", name != NULL ? name : "<history>");
+    pgf_hist_reader_free(r);
+    pgf_history_free(h);
+    return oom ? PGF_ENOMEM : rc;
+}
+
+int pgf_history_load(const char *path, pgf_history **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    bool is_stdin = strcmp(path, "-") == 0;
+    FILE *f = is_stdin ? stdin : fopen(path, "r");
+    if (f == NULL) {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return PGF_EIO;
+    }
+    int rc = pgf_history_load_fp(f, is_stdin ? "<stdin>" : path, out, err, errlen);
+    if (!is_stdin)
+        fclose(f);
+    return rc;
+}
+
+void pgf_history_free(pgf_history *h)
+{
+    if (h == NULL)
+        return;
+    for (size_t i = 0; i < h->strs.cap; i++)
+        free(h->strs.slots[i]);
+    free(h->strs.slots);
+    free(h->recs);
+    free(h->meta_mode);
+    free(h->meta_tool);
+    free(h->meta_digest);
+    free(h->meta_spec);
+    free(h);
+}
+
+const pgf_hist_meta *pgf_history_meta(const pgf_history *h)
+{
+    return &h->meta;
+}
+
+const pgf_rec *pgf_history_records(const pgf_history *h, size_t *n)
+{
+    *n = h->n;
+    return h->recs;
+}

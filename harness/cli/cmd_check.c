@@ -1,0 +1,140 @@
+/* cmd_check.c - `pgfault check HISTORY.jsonl [--spec FILE] [--json]`:
+ * load a history, pick the spec, run the pure checker, print the verdict.
+ *
+ * The spec comes from, in order: --spec FILE, the spec embedded in the
+ * history's meta line, the spec compiled in by the session module (weak
+ * hook pgf_session_spec_json). With none of them the command fails with
+ * exit 2 and asks for --spec. Exit codes: 0 no violations, 1 violations,
+ * 2 bad usage / malformed history or spec (message names file:line),
+ * 3 internal failure (out of memory).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "cli.h"
+#include "history.h"
+#include "spec.h"
+
+static void check_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: pgfault check HISTORY.jsonl [--spec FILE] [--json] [--witness N] [--digest]\n"
+            "\n"
+            "Check a recorded history (docs/history-format.md; '-' reads stdin) against the\n"
+            "session state-machine spec and report every violation, with the first one of each\n"
+            "session and the records that led to it.\n"
+            "\n"
+            "  --spec FILE   spec JSON (`pgfault spec --format json`); default: the spec embedded\n"
+            "                in the history's meta line, else the compiled-in one if this build\n"
+            "                has the session module\n"
+            "  --json        print the result as JSON on stdout\n"
+            "  --witness N   at most N records per witness (default %d)\n"
+            "  --digest      also print the history's determinism digest (SHA-256, wall\n"
+            "                times excluded)\n"
+            "\n"
+            "exit codes: 0 no violations, 1 violations, 2 bad usage or malformed input,\n"
+            "            3 internal failure\n",
+            PGF_CHECK_WITNESS_DEFAULT);
+}
+
+int pgf_cmd_check(int argc, char **argv)
+{
+    const char *path = NULL, *spec_path = NULL;
+    bool json = false, digest = false;
+    unsigned witness = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            check_usage(stdout);
+            return PGF_EXIT_OK;
+        } else if (strcmp(a, "--spec") == 0 && i + 1 < argc) {
+            spec_path = argv[++i];
+        } else if (strcmp(a, "--json") == 0) {
+            json = true;
+        } else if (strcmp(a, "--digest") == 0) {
+            digest = true;
+        } else if (strcmp(a, "--witness") == 0 && i + 1 < argc) {
+            char *end = NULL;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || v < 1 || v > 100000) {
+                fprintf(stderr, "pgfault check: --witness wants a number in 1..100000\n");
+                return PGF_EXIT_USAGE;
+            }
+            witness = (unsigned)v;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "pgfault check: unknown or incomplete option '%s'\n", a);
+            check_usage(stderr);
+            return PGF_EXIT_USAGE;
+        } else if (path == NULL) {
+            path = a;
+        } else {
+            fprintf(stderr, "pgfault check: one history at a time ('%s')\n", a);
+            return PGF_EXIT_USAGE;
+        }
+    }
+    if (path == NULL) {
+        check_usage(stderr);
+        return PGF_EXIT_USAGE;
+    }
+
+    char err[512];
+    pgf_history *h = NULL;
+    pgf_spec *spec = NULL;
+    pgf_check_result *res = NULL;
+    int rc = pgf_history_load(path, &h, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "pgfault check: %s\n", err);
+        return rc == PGF_ENOMEM ? PGF_EXIT_INTERNAL : PGF_EXIT_USAGE;
+    }
+    const pgf_hist_meta *meta = pgf_history_meta(h);
+    if (spec_path != NULL)
+        rc = pgf_spec_load(spec_path, &spec, err, sizeof err);
+    else if (meta->spec_json != NULL)
+        rc = pgf_spec_parse(meta->spec_json, strlen(meta->spec_json), "<history meta spec>", &spec,
+                            err, sizeof err);
+    else
+        rc = pgf_spec_load_builtin(&spec, err, sizeof err);
+    int exit_code = PGF_EXIT_USAGE;
+    if (rc < 0) {
+        fprintf(stderr, "pgfault check: %s\n", err);
+        exit_code = rc == PGF_ENOMEM ? PGF_EXIT_INTERNAL : PGF_EXIT_USAGE;
+        goto done;
+    }
+    if (meta->spec_digest != NULL && strcmp(meta->spec_digest, pgf_spec_digest(spec)) != 0)
+        fprintf(stderr,
+                "pgfault check: warning: the history was recorded with spec %.12s..., checking "
+                "against %.12s...\n",
+                meta->spec_digest, pgf_spec_digest(spec));
+
+    size_t n = 0;
+    const pgf_rec *recs = pgf_history_records(h, &n);
+    pgf_check_opts opts = {witness};
+    rc = pgf_check(spec, recs, n, &opts, &res);
+    if (rc < 0) {
+        fprintf(stderr, "pgfault check: %s\n", pgf_strerror(rc));
+        exit_code = PGF_EXIT_INTERNAL;
+        goto done;
+    }
+    if (json) {
+        if (pgf_check_print_json(stdout, res, recs, path) < 0) {
+            fprintf(stderr, "pgfault check: cannot format the result\n");
+            exit_code = PGF_EXIT_INTERNAL;
+            goto done;
+        }
+    } else {
+        pgf_check_print(stdout, res, recs, path);
+    }
+    if (digest) {
+        char hex[65];
+        pgf_history_digest(meta, recs, n, hex);
+        fprintf(json ? stderr : stdout, "digest %s\n", hex);
+    }
+    exit_code = res->total == 0 ? PGF_EXIT_OK : PGF_EXIT_VIOLATIONS;
+done:
+    pgf_check_result_free(res);
+    pgf_spec_free(spec);
+    pgf_history_free(h);
+    return exit_code;
+}

@@ -1,0 +1,249 @@
+/* cmd_serve.c - `pgfault serve`: run the fake PostgreSQL server until
+ * SIGINT/SIGTERM. A thin layer over fakes/server/server.h. */
+#include <event2/event.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+#include "server.h"
+
+#define MAX_ITEMS 64
+
+static void serve_usage(FILE *f)
+{
+    fprintf(
+        f,
+        "usage: pgfault serve [OPTIONS]\n"
+        "\n"
+        "Run a fake PostgreSQL 15 server that real clients (libpq, psql, pgbench,\n"
+        "psycopg, asyncpg, ...) accept, until SIGINT or SIGTERM (then exit 0).\n"
+        "Prints one line per listener on stdout, e.g.\n"
+        "  listening tcp 127.0.0.1:54320\n"
+        "  listening unix /tmp/pg/.s.PGSQL.54320\n"
+        "\n"
+        "options:\n"
+        "  --listen HOST:PORT       TCP address (repeatable; default 127.0.0.1:54320;\n"
+        "                           port 0 picks a free port; IPv6 as [::1]:PORT)\n"
+        "  --unix-socket-dir DIR    also listen on DIR/.s.PGSQL.<port> (libpq host=DIR)\n"
+        "  --no-tcp                 only the unix socket\n"
+        "  --user NAME:PASSWORD:METHOD\n"
+        "                           a role (repeatable); METHOD is trust, password, md5\n"
+        "                           or scram-sha-256 (default postgres:postgres:scram-sha-256).\n"
+        "                           A role named postgres is a superuser.\n"
+        "  --database NAME          accept only these databases (repeatable; default any)\n"
+        "  --max-connections N      beyond N: FATAL 53300 (default unlimited)\n"
+        "  --seed N|random          seed for keys, salts, nonces and faults (default 1)\n"
+        "  --log-level LEVEL        error, warn, info, debug, trace (default warn)\n"
+        "  --quiet                  do not print the listening lines\n"
+        "  -h, --help               this text\n");
+}
+
+struct serve_ctx {
+    pgf_server *srv;
+    struct event_base *base;
+};
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct serve_ctx *ctx = arg;
+    pgf_log_info("[serve] signal %d: stopping", (int)sig);
+    pgf_server_stop(ctx->srv);
+    event_base_loopexit(ctx->base, NULL);
+}
+
+/* NAME:PASSWORD:METHOD; the password may itself contain ':'. */
+static int parse_user(char *spec, pgf_server_user *u)
+{
+    char *first = strchr(spec, ':');
+    char *last = strrchr(spec, ':');
+    if (first == NULL || last == first)
+        return -1;
+    *first = '\0';
+    *last = '\0';
+    int m = pgf_auth_method_parse(last + 1);
+    if (m < 0 || spec[0] == '\0')
+        return -1;
+    u->name = spec;
+    u->password = first + 1;
+    u->method = (pgf_auth_method)m;
+    u->superuser = strcmp(spec, "postgres") == 0;
+    return 0;
+}
+
+int pgf_cmd_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"unix-socket-dir", required_argument, NULL, 'u'},
+        {"no-tcp", no_argument, NULL, 'T'},
+        {"user", required_argument, NULL, 'U'},
+        {"database", required_argument, NULL, 'd'},
+        {"max-connections", required_argument, NULL, 'm'},
+        {"seed", required_argument, NULL, 's'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *listen[MAX_ITEMS];
+    const char *dbs[MAX_ITEMS];
+    pgf_server_user users[MAX_ITEMS];
+    int nlisten = 0, ndbs = 0, nusers = 0;
+    bool no_tcp = false, quiet = false, seed_random = false;
+    pgf_server_config cfg = {0};
+    cfg.seed = 1;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l':
+            if (nlisten == MAX_ITEMS - 1) {
+                fprintf(stderr, "pgfault serve: too many --listen\n");
+                return PGF_EXIT_USAGE;
+            }
+            listen[nlisten++] = optarg;
+            break;
+        case 'u':
+            cfg.unix_socket_dir = optarg;
+            break;
+        case 'T':
+            no_tcp = true;
+            break;
+        case 'U':
+            if (nusers == MAX_ITEMS || parse_user(optarg, &users[nusers]) != 0) {
+                fprintf(stderr,
+                        "pgfault serve: --user: expected NAME:PASSWORD:METHOD with METHOD one "
+                        "of trust, password, md5, scram-sha-256\n");
+                return PGF_EXIT_USAGE;
+            }
+            nusers++;
+            break;
+        case 'd':
+            if (ndbs == MAX_ITEMS) {
+                fprintf(stderr, "pgfault serve: too many --database\n");
+                return PGF_EXIT_USAGE;
+            }
+            dbs[ndbs++] = optarg;
+            break;
+        case 'm': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end != '\0' || v < 0 || v > 1000000) {
+                fprintf(stderr, "pgfault serve: --max-connections '%s': expected 0..1000000\n",
+                        optarg);
+                return PGF_EXIT_USAGE;
+            }
+            cfg.max_connections = (int)v;
+            break;
+        }
+        case 's':
+            if (strcmp(optarg, "random") == 0) {
+                seed_random = true;
+            } else {
+                char *end;
+                cfg.seed = strtoull(optarg, &end, 0);
+                if (*optarg == '\0' || *end != '\0') {
+                    fprintf(stderr, "pgfault serve: --seed '%s': expected an integer or 'random'\n",
+                            optarg);
+                    return PGF_EXIT_USAGE;
+                }
+            }
+            break;
+        case 'L': {
+            int lvl = pgf_log_level_parse(optarg);
+            if (lvl < 0) {
+                fprintf(stderr,
+                        "pgfault serve: --log-level '%s': expected error, warn, info, "
+                        "debug or trace\n",
+                        optarg);
+                return PGF_EXIT_USAGE;
+            }
+            pgf_log_level_set(lvl);
+            break;
+        }
+        case 'q':
+            quiet = true;
+            break;
+        case 'h':
+            serve_usage(stdout);
+            return PGF_EXIT_OK;
+        default:
+            serve_usage(stderr);
+            return PGF_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "pgfault serve: unexpected argument '%s'\n", argv[optind]);
+        return PGF_EXIT_USAGE;
+    }
+    if (no_tcp && cfg.unix_socket_dir == NULL) {
+        fprintf(stderr, "pgfault serve: --no-tcp needs --unix-socket-dir\n");
+        return PGF_EXIT_USAGE;
+    }
+    if (nlisten == 0 && !no_tcp)
+        listen[nlisten++] = "127.0.0.1:54320";
+    if (no_tcp)
+        nlisten = 0;
+    if (seed_random) {
+        FILE *r = fopen("/dev/urandom", "rb");
+        if (r == NULL || fread(&cfg.seed, sizeof cfg.seed, 1, r) != 1) {
+            fprintf(stderr, "pgfault serve: cannot read /dev/urandom for --seed random\n");
+            if (r)
+                fclose(r);
+            return PGF_EXIT_INTERNAL;
+        }
+        fclose(r);
+    }
+    cfg.listen = listen;
+    cfg.nlisten = nlisten;
+    cfg.users = users;
+    cfg.nusers = nusers;
+    cfg.databases = dbs;
+    cfg.ndatabases = ndbs;
+
+    struct event_base *base = event_base_new();
+    if (base == NULL) {
+        fprintf(stderr, "pgfault serve: cannot create an event loop\n");
+        return PGF_EXIT_INTERNAL;
+    }
+    char err[512];
+    pgf_server *srv = NULL;
+    int rc = pgf_server_new(&cfg, base, &srv, err, sizeof err);
+    if (rc == 0)
+        rc = pgf_server_start(srv, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "pgfault serve: %s\n", err);
+        pgf_server_free(srv);
+        event_base_free(base);
+        return rc == PGF_EINVAL ? PGF_EXIT_USAGE : PGF_EXIT_INTERNAL;
+    }
+    struct serve_ctx ctx = {srv, base};
+    struct event *sigint = evsignal_new(base, SIGINT, on_signal, &ctx);
+    struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, &ctx);
+    event_add(sigint, NULL);
+    event_add(sigterm, NULL);
+    if (!quiet) {
+        char addrs[16][256];
+        int n = pgf_server_addresses(srv, addrs, 16);
+        printf("seed %" PRIu64 "\n", cfg.seed);
+        for (int i = 0; i < n && i < 16; i++)
+            printf("listening %s\n", addrs[i]);
+        fflush(stdout);
+    }
+    event_base_dispatch(base);
+    pgf_server_stats st;
+    pgf_server_get_stats(srv, &st);
+    pgf_log_info("[serve] stopped: %" PRIu64 " connections, %" PRIu64 " queries", st.accepted,
+                 st.queries);
+    event_free(sigint);
+    event_free(sigterm);
+    pgf_server_free(srv);
+    event_base_free(base);
+    return PGF_EXIT_OK;
+}
