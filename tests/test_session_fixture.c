@@ -36,10 +36,13 @@ struct fx_server {
     pthread_t thread;
     int port;
     atomic_long accepted;
+    struct fx_conn *conns; /* server thread only (and fx_stop after the join) */
 };
 
 struct fx_conn {
     fx_server *srv;
+    struct bufferevent *bev;
+    struct fx_conn *prev, *next; /* srv->conns: freed at stop */
     bool started;
     int queries;
 };
@@ -117,6 +120,12 @@ static void put_select1(struct evbuffer *out)
 
 static void conn_free(struct bufferevent *bev, struct fx_conn *c)
 {
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        c->srv->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
     bufferevent_free(bev);
     free(c);
 }
@@ -209,6 +218,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     struct bufferevent *bev = bufferevent_socket_new(f->base, fd, BEV_OPT_CLOSE_ON_FREE);
     struct fx_conn *c = calloc(1, sizeof *c);
     c->srv = f;
+    c->bev = bev;
+    c->next = f->conns;
+    if (f->conns != NULL)
+        f->conns->prev = c;
+    f->conns = c;
     bufferevent_setcb(bev, conn_read, NULL, conn_event, c);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
@@ -266,8 +280,8 @@ void fx_stop(fx_server *f)
     pthread_join(f->thread, NULL);
     evconnlistener_free(f->lis);
     (void)free_bev;
-    /* Connections still open are closed with the base's events: free the
-     * bufferevents by closing their fds through the base teardown. */
+    while (f->conns != NULL)
+        conn_free(f->conns->bev, f->conns);
     event_base_free(f->base);
     free(f);
 }
