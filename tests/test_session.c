@@ -13,6 +13,7 @@
 #include "machine.h"
 #include "pgf_test.h"
 #include "session.h"
+#include "spec.h"
 #include "test_session_fixture.h"
 
 /* ---- every (state, operation) pair ---- */
@@ -200,6 +201,24 @@ static void spec_json_follows_contract(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "format: \"pgfault-spec\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "from: [\"*\"]"));
     free(text);
+}
+
+static void checker_accepts_builtin_spec(void)
+{
+    /* the checker (harness/checker/spec.c) validates our compiled-in spec */
+    pgf_spec *sp = NULL;
+    char err[256] = "";
+    int rc = pgf_spec_load_builtin(&sp, err, sizeof err);
+    if (rc != 0)
+        fprintf(stderr, "checker rejects spec: %s\n", err);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(pgf_spec_state_count(sp), PGF_SESS_STATE_COUNT);
+    int ready = pgf_spec_state_find(sp, "READY"), busy = pgf_spec_state_find(sp, "BUSY");
+    int check = pgf_spec_op_find(sp, "check"), close = pgf_spec_op_find(sp, "close");
+    CU_ASSERT_TRUE(pgf_spec_transition_ok(sp, check, ready, busy));
+    CU_ASSERT_FALSE(pgf_spec_transition_ok(sp, close, ready, busy));
+    CU_ASSERT_TRUE(pgf_spec_op_preempts(sp, close));
+    pgf_spec_free(sp);
 }
 
 static void committed_diagram_is_generated(void)
@@ -634,6 +653,7 @@ static const pgf_test machine_tests[] = {
     {"table_is_consistent", table_is_consistent},
     {"spec_json_follows_contract", spec_json_follows_contract},
     {"committed_diagram_is_generated", committed_diagram_is_generated},
+    {"checker_accepts_builtin_spec", checker_accepts_builtin_spec},
     {"classification_table", classification_table},
     {"backoff_is_jittered_capped_and_replayable", backoff_is_jittered_capped_and_replayable},
     {"bug_flags_parse", bug_flags_parse},
