@@ -443,7 +443,7 @@ static void build_builtin(void)
         builtin_json = NULL;
 }
 
-const char *pgf_session_spec_json(void)
+const char *pgf_session_spec_json_text(void)
 {
     pthread_once(&builtin_once, build_builtin);
     return builtin_json;
