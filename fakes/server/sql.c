@@ -221,6 +221,35 @@ int pgf_sql_split(const char *sql, void (*fn)(const char *stmt, size_t len, void
                 p++;
             continue;
         }
+        if (ch == '/' && p[1] == '*') { /* block comments nest, as in PostgreSQL */
+            int depth = 1;
+            p++;
+            while (depth > 0 && p[1] != '\0') {
+                p++;
+                if (p[0] == '/' && p[1] == '*')
+                    depth++, p++;
+                else if (p[0] == '*' && p[1] == '/')
+                    depth--, p++;
+            }
+            if (depth > 0) /* unterminated: the rest is one statement */
+                p += strlen(p) - 1;
+            continue;
+        }
+        if (ch == '$' && (p == sql || !(isalnum((unsigned char)p[-1]) || p[-1] == '_'))) {
+            /* Dollar quote $tag$...$tag$ (DO blocks); $1 is a parameter. */
+            const char *t = p + 1;
+            while (isalpha((unsigned char)*t) || *t == '_' ||
+                   (t > p + 1 && isdigit((unsigned char)*t)))
+                t++;
+            if (*t == '$') {
+                size_t taglen = (size_t)(t - p) + 1;
+                const char *close = t + 1;
+                while ((close = strchr(close, '$')) != NULL && strncmp(close, p, taglen) != 0)
+                    close++;
+                p = close != NULL ? close + taglen - 1 : p + strlen(p) - 1;
+                continue;
+            }
+        }
         if (ch == ';' || ch == '\0') {
         flush:;
             const char *a = start, *b = p;
@@ -888,8 +917,8 @@ static void run(pgf_sql_session *s, const char *stmt, size_t len, const char *co
         exec_select(s, &lx, params, nparams, r);
     } else if (is_word(t, "show")) {
         exec_show(s, &lx, r);
-    } else if (describe_only) {
-        set_command(r, "");
+    } else if (describe_only && is_sql_keyword(t)) {
+        set_command(r, ""); /* no rows; what does not parse falls through to 42601 */
     } else if (is_word(t, "set")) {
         exec_set(s, &lx, r);
     } else if (is_word(t, "reset")) {
