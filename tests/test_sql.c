@@ -217,6 +217,14 @@ static void pg_sleep_parses_durations(void)
     CU_ASSERT_EQUAL(r.kind, PGF_SQL_SLEEP);
     CU_ASSERT_EQUAL(r.sleep_ms, 1500);
     CU_ASSERT_EQUAL(pgf_sql_param_type(q, 1), 701); /* float8, as PostgreSQL infers */
+    /* NULL (and Describe, which knows no values yet): strict function, no sleep. */
+    const char *null_param[] = {NULL};
+    pgf_sql_exec(&s, q, strlen(q), null_param, 1, &r);
+    CU_ASSERT_EQUAL(r.kind, PGF_SQL_SLEEP);
+    CU_ASSERT_EQUAL(r.sleep_ms, 0);
+    pgf_sql_describe(&s, q, strlen(q), &r);
+    CU_ASSERT_NOT_EQUAL(r.kind, PGF_SQL_ERROR);
+    CU_ASSERT_EQUAL(r.cols[0].type_oid, 2278);
     /* Not a call: a syntax error, not a hang. */
     exec_str(&s, "SELECT pg_sleep(", &r);
     CU_ASSERT_EQUAL(r.kind, PGF_SQL_ERROR);

@@ -702,12 +702,12 @@ static void exec_select(pgf_sql_session *s, lexer *lx, const char *const *params
         char num[64];
         if (n.kind == 'p') {
             int64_t idx;
-            if (!parse_int64(n.s + 1, n.len - 1, &idx) || idx < 1 || idx > nparams ||
-                params[idx - 1] == NULL) {
+            if (!parse_int64(n.s + 1, n.len - 1, &idx) || idx < 1 || idx > nparams) {
                 set_error(r, "42P02", NULL, "there is no parameter $%.*s", (int)n.len - 1, n.s + 1);
                 return;
             }
-            snprintf(num, sizeof num, "%s", params[idx - 1]);
+            /* NULL (also what Describe passes): pg_sleep is strict, no sleep. */
+            snprintf(num, sizeof num, "%s", params[idx - 1] ? params[idx - 1] : "0");
         } else {
             tok_copy(n, num, sizeof num);
         }
