@@ -280,8 +280,20 @@ static void set_reports_parameter_status(void)
     CU_ASSERT_STRING_EQUAL(r.report_value, "German, DMY");
     exec_str(&s, "SET DateStyle = 'SQL, DMY'", &r);
     CU_ASSERT_STRING_EQUAL(r.report_value, "SQL, DMY");
+    /* Only the style given: PostgreSQL keeps the current order. */
     exec_str(&s, "SET DateStyle = ISO", &r);
-    CU_ASSERT_STRING_EQUAL(r.report_value, "ISO, MDY");
+    CU_ASSERT_STRING_EQUAL(r.report_value, "ISO, DMY");
+    exec_str(&s, "SET DateStyle = 'YMD'", &r);
+    CU_ASSERT_STRING_EQUAL(r.report_value, "ISO, YMD");
+    exec_str(&s, "SET DateStyle = 'Postgres, US'", &r);
+    CU_ASSERT_STRING_EQUAL(r.report_value, "Postgres, MDY");
+    /* Same value again: nothing to report (PostgreSQL 14+). */
+    exec_str(&s, "SET DateStyle = 'Postgres, MDY'", &r);
+    CU_ASSERT_EQUAL(r.kind, PGF_SQL_COMMAND);
+    CU_ASSERT_EQUAL(r.nreports, 0);
+    CU_ASSERT_PTR_NULL(r.report_name);
+    exec_str(&s, "SET DateStyle = ISO", &r);
+    exec_str(&s, "SET application_name = 'again'", &r);
     /* A non-reported GUC reports nothing. */
     exec_str(&s, "SET statement_timeout = '5s'", &r);
     CU_ASSERT_PTR_NULL(r.report_name);
@@ -291,8 +303,14 @@ static void set_reports_parameter_status(void)
     CU_ASSERT_STRING_EQUAL(r.tag, "RESET");
     CU_ASSERT_PTR_NOT_NULL_FATAL(r.report_name);
     CU_ASSERT_STRING_EQUAL(r.report_value, "");
-    /* DISCARD ALL resets the rest. */
+    /* DISCARD ALL resets the rest and reports each reported GUC it changed. */
+    exec_str(&s, "SET DateStyle = 'German'", &r);
+    exec_str(&s, "SET application_name = 'again'", &r);
     exec_str(&s, "DISCARD ALL", &r);
+    CU_ASSERT_EQUAL(r.nreports, 2);
+    CU_ASSERT(r.nreports == 2 && strcmp(r.report_names[0], "application_name") == 0 &&
+              strcmp(r.report_values[0], "") == 0 && strcmp(r.report_names[1], "DateStyle") == 0 &&
+              strcmp(r.report_values[1], "ISO, MDY") == 0);
     CU_ASSERT_STRING_EQUAL(pgf_sql_get_guc(&s, "statement_timeout"), "0");
     CU_ASSERT_STRING_EQUAL(pgf_sql_get_guc(&s, "DateStyle"), "ISO, MDY");
     /* Read-only parameters. */
@@ -306,6 +324,31 @@ static void set_reports_parameter_status(void)
     CU_ASSERT_PTR_NULL(pgf_sql_reported_guc("statement_timeout"));
     CU_ASSERT(pgf_sql_guc_known("myapp.custom"));
     CU_ASSERT_FALSE(pgf_sql_guc_known("no_such_guc"));
+}
+
+static void reset_returns_to_startup_values(void)
+{
+    pgf_sql_session s;
+    pgf_sql_session_init(&s, "u", "d", false);
+    CU_ASSERT(pgf_sql_set_guc(&s, "application_name", "psql"));
+    CU_ASSERT(pgf_sql_set_guc(&s, "datestyle", "german"));
+    pgf_sql_session_mark_defaults(&s);
+    CU_ASSERT_STRING_EQUAL(pgf_sql_get_guc(&s, "DateStyle"), "German, DMY");
+    pgf_sql_result r;
+    exec_str(&s, "SET application_name = 'x'", &r);
+    CU_ASSERT_STRING_EQUAL(pgf_sql_get_guc(&s, "application_name"), "x");
+    exec_str(&s, "RESET application_name", &r);
+    CU_ASSERT_STRING_EQUAL(pgf_sql_get_guc(&s, "application_name"), "psql");
+    CU_ASSERT(r.nreports == 1 && strcmp(r.report_values[0], "psql") == 0);
+    exec_str(&s, "SET application_name = 'y'", &r);
+    exec_str(&s, "SET DateStyle = 'ISO'", &r);
+    CU_ASSERT_STRING_EQUAL(pgf_sql_get_guc(&s, "DateStyle"), "ISO, DMY");
+    exec_str(&s, "DISCARD ALL", &r);
+    CU_ASSERT_STRING_EQUAL(pgf_sql_get_guc(&s, "application_name"), "psql");
+    CU_ASSERT_STRING_EQUAL(pgf_sql_get_guc(&s, "DateStyle"), "German, DMY");
+    CU_ASSERT_EQUAL(r.nreports, 2);
+    exec_str(&s, "RESET ALL", &r);
+    CU_ASSERT_EQUAL(r.nreports, 0); /* nothing changed */
 }
 
 static void transaction_walk(void)
@@ -509,6 +552,7 @@ static const pgf_test sql_tests[] = {
     {"pg_sleep_parses_durations", pg_sleep_parses_durations},
     {"parameters_and_casts", parameters_and_casts},
     {"set_reports_parameter_status", set_reports_parameter_status},
+    {"reset_returns_to_startup_values", reset_returns_to_startup_values},
     {"transaction_walk", transaction_walk},
     {"syntax_error_matches_transcript", syntax_error_matches_transcript},
     {"split_statements", split_statements},

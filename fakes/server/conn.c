@@ -821,6 +821,7 @@ static void handle_startup(pgf__conn *c, const pgf_fe_msg *m)
             bad_guc = k;
         }
     }
+    pgf_sql_session_mark_defaults(&c->sql);
     if (minor > 0 || nunknown > 0) {
         pgf_buf b = PGF_BUF_INIT;
         pgf_msg_negotiate_protocol(&b, PGF_PROTO_V3, unknown_opts, nunknown);
@@ -1032,9 +1033,9 @@ static int emit_tail(pgf__conn *c, pgf_sql_result *r)
         if (send_at(c, PGF_PHASE_COMMAND_COMPLETE, &b) == STOP)
             ret = stopped(c);
     }
-    if (ret == Q_OK && r->report_name != NULL) {
+    for (int i = 0; ret == Q_OK && i < r->nreports; i++) {
         pgf_buf_reset(&b);
-        pgf_msg_parameter_status(&b, r->report_name, r->report_value);
+        pgf_msg_parameter_status(&b, r->report_names[i], r->report_values[i]);
         queue_buf(c, &b);
     }
     pgf_buf_free(&b);
@@ -1106,6 +1107,13 @@ static void run_simple(pgf__conn *c)
     while (c->q_next < c->q_n) {
         pgf_sql_result r;
         pgf_sql_exec(&c->sql, c->q_text + c->q_off[c->q_next], c->q_len[c->q_next], NULL, 0, &r);
+        if (r.kind == PGF_SQL_ERROR && r.error.position != NULL) {
+            /* PostgreSQL counts the position from the start of the whole
+             * query string, not of the statement. */
+            long pos = strtol(r.error.position, NULL, 10) + (long)c->q_off[c->q_next];
+            snprintf(r.err_position, sizeof r.err_position, "%ld", pos);
+            r.error.position = r.err_position;
+        }
         int ret = emit_result(c, &r, true);
         if (ret == Q_SLEEP || ret == Q_GONE)
             return;
