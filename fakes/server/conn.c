@@ -849,6 +849,7 @@ static void handle_startup(pgf__conn *c, const pgf_fe_msg *m)
             bad_guc = k;
         }
     }
+    pgf_sql_session_mark_defaults(&c->sql);
     if (minor > 0 || nunknown > 0) {
         pgf_buf b = PGF_BUF_INIT;
         pgf_msg_negotiate_protocol(&b, PGF_PROTO_V3, unknown_opts, nunknown);
@@ -1068,9 +1069,9 @@ static int emit_tail(pgf__conn *c, pgf_sql_result *r)
         if (send_at(c, PGF_PHASE_COMMAND_COMPLETE, &b) == STOP)
             ret = stopped(c);
     }
-    if (ret == Q_OK && r->report_name != NULL) {
+    for (int i = 0; ret == Q_OK && i < r->nreports; i++) {
         pgf_buf_reset(&b);
-        pgf_msg_parameter_status(&b, r->report_name, r->report_value);
+        pgf_msg_parameter_status(&b, r->report_names[i], r->report_values[i]);
         queue_buf(c, &b);
     }
     pgf_buf_free(&b);
@@ -1142,6 +1143,13 @@ static void run_simple(pgf__conn *c)
     while (c->q_next < c->q_n) {
         pgf_sql_result r;
         pgf_sql_exec(&c->sql, c->q_text + c->q_off[c->q_next], c->q_len[c->q_next], NULL, 0, &r);
+        if (r.kind == PGF_SQL_ERROR && r.error.position != NULL) {
+            /* PostgreSQL counts the position from the start of the whole
+             * query string, not of the statement. */
+            long pos = strtol(r.error.position, NULL, 10) + (long)c->q_off[c->q_next];
+            snprintf(r.err_position, sizeof r.err_position, "%ld", pos);
+            r.error.position = r.err_position;
+        }
         int ret = emit_result(c, &r, true);
         if (ret == Q_SLEEP || ret == Q_GONE)
             return;
@@ -1182,8 +1190,12 @@ static void handle_query(pgf__conn *c, const pgf_fe_msg *m)
 {
     const char *sql;
     if (pgf_proto_parse_query(m, &sql) != 0) {
+        /* PostgreSQL: ERROR (not FATAL) from pq_getmsgstring; the session goes on. */
         atomic_fetch_add(&c->srv->stats.protocol_errors, 1);
-        send_fatal(c, "08P01", "invalid string in message");
+        send_error(c, "ERROR", "08P01", "invalid string in message", NULL, NULL);
+        if (c->sql.txn == 'T')
+            c->sql.txn = 'E';
+        send_ready(c);
         return;
     }
     atomic_fetch_add(&c->srv->stats.queries, 1);
@@ -1323,6 +1335,22 @@ static void handle_parse(pgf__conn *c, const pgf_fe_msg *m)
     if (pgf_proto_parse_parse(m, &p) != 0) {
         ext_error(c, "08P01", "insufficient data left in message");
         return;
+    }
+    {
+        /* PostgreSQL parses at Parse: a syntax error is reported here, with
+         * its position, and no ParseComplete. */
+        pgf_sql_result chk;
+        pgf_sql_describe(&c->sql, p.query, strlen(p.query), &chk);
+        if (chk.kind == PGF_SQL_ERROR && strcmp(chk.error.sqlstate, "42601") == 0) {
+            pgf_buf b = PGF_BUF_INIT;
+            pgf_msg_error(&b, &chk.error);
+            queue_buf(c, &b);
+            pgf_buf_free(&b);
+            if (c->sql.txn == 'T')
+                c->sql.txn = 'E';
+            c->skip_to_sync = true;
+            return;
+        }
     }
     prepared *old = find_stmt(c, p.stmt);
     if (old != NULL) {
@@ -1651,6 +1679,10 @@ static void dispatch(pgf__conn *c, const pgf_fe_msg *m)
         return;
     case PGF_FE_FLUSH:
         return; /* output is flushed after every batch of input anyway */
+    case PGF_FE_COPY_DATA:
+    case PGF_FE_COPY_DONE:
+    case PGF_FE_COPY_FAIL:
+        return; /* outside COPY PostgreSQL accepts and ignores these */
     case PGF_FE_SYNC: {
         c->skip_to_sync = false;
         portal *p = find_portal(c, "");
@@ -1669,12 +1701,37 @@ static void dispatch(pgf__conn *c, const pgf_fe_msg *m)
     }
 }
 
+/* The message types PostgreSQL accepts in this state (before the length
+ * word is read). */
+static bool known_type(const pgf__conn *c, uint8_t t)
+{
+    if (c->state != ST_READY)
+        return t == PGF_FE_PASSWORD;
+    return strchr("QPBDECHSXFdcf", t) != NULL && t != 0;
+}
+
 static void process_input(pgf__conn *c)
 {
     size_t off = 0;
     while (c->state != ST_CLOSED && !c->stalled && !c->busy && !c->out_closed && !c->ignore_input &&
            off < c->in.len) {
         bool startup = c->state == ST_STARTUP;
+        if (!startup && !known_type(c, c->in.data[off])) {
+            /* PostgreSQL reads the type byte first and rejects it before
+             * looking at the length word. */
+            atomic_fetch_add(&c->srv->stats.protocol_errors, 1);
+            char msg[96];
+            if (c->state == ST_READY)
+                snprintf(msg, sizeof msg, "invalid frontend message type %d", c->in.data[off]);
+            else
+                snprintf(msg, sizeof msg, "expected %s response, got message type %d",
+                         c->state == ST_AUTH_SASL_INIT || c->state == ST_AUTH_SASL_FIN ? "SASL"
+                                                                                       : "password",
+                         c->in.data[off]);
+            send_fatal(c, "08P01", msg);
+            off = c->in.len;
+            break;
+        }
         pgf_fe_msg m;
         const char *err = NULL;
         int r =
@@ -1686,9 +1743,10 @@ static void process_input(pgf__conn *c)
             atomic_fetch_add(&c->srv->stats.protocol_errors, 1);
             pgf_log_info("[conn %llu %s] protocol violation: %s", (unsigned long long)c->id,
                          state_names[c->state], err ? err : pgf_strerror(r));
-            send_fatal(c, "08P01", err ? err : "invalid message length");
-            off = c->in.len;
-            break;
+            /* PostgreSQL reports a bad length word as COMMERROR: to its log
+             * only; the client just sees the connection close. */
+            conn_close(c, CK_FIN, err ? err : "invalid message length");
+            return;
         }
         dispatch(c, &m);
         off += m.total_len;

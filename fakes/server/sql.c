@@ -101,12 +101,20 @@ void pgf_sql_session_init(pgf_sql_session *s, const char *user, const char *data
     s->superuser = superuser;
 }
 
-static int session_slot(const pgf_sql_session *s, const char *canon)
+/* Slots [0, nbase) hold the startup packet's values (the session defaults
+ * RESET returns to); later slots hold SET values and take precedence.
+ * from: where to start looking (0 to read, nbase to set or reset). */
+static int session_slot(const pgf_sql_session *s, const char *canon, int from)
 {
-    for (int i = 0; i < s->ngucs; i++)
+    for (int i = s->ngucs - 1; i >= from; i--)
         if (strcmp(s->guc_names[i], canon) == 0)
             return i;
     return -1;
+}
+
+void pgf_sql_session_mark_defaults(pgf_sql_session *s)
+{
+    s->nbase = s->ngucs;
 }
 
 bool pgf_sql_guc_known(const char *name)
@@ -121,16 +129,43 @@ const char *pgf_sql_reported_guc(const char *name)
     return g != NULL && g->reported ? g->name : NULL;
 }
 
-/* PostgreSQL canonicalizes a few values; mimic the ones clients look at. */
-static void canonical_value(const char *canon, const char *value, char *out, size_t outlen)
+/* PostgreSQL canonicalizes a few values; mimic the ones clients look at.
+ * current: the value before (DateStyle keeps its order when only the style
+ * is given, as check_datestyle does). */
+static void canonical_value(const char *canon, const char *value, const char *current, char *out,
+                            size_t outlen)
 {
     if (strcmp(canon, "DateStyle") == 0) {
-        bool german = strcasestr(value, "german") != NULL;
-        bool sql = strcasestr(value, "sql") != NULL;
-        bool postgres = strcasestr(value, "postgres") != NULL;
-        bool dmy = strcasestr(value, "dmy") != NULL || strcasestr(value, "euro") != NULL;
-        const char *style = german ? "German" : sql ? "SQL" : postgres ? "Postgres" : "ISO";
-        snprintf(out, outlen, "%s, %s", style, dmy || german ? "DMY" : "MDY");
+        const char *style = NULL, *order = NULL;
+        char tmp[128];
+        snprintf(tmp, sizeof tmp, "%s", value);
+        for (char *save = NULL, *tok = strtok_r(tmp, ", \t", &save); tok != NULL;
+             tok = strtok_r(NULL, ", \t", &save)) {
+            if (strcasecmp(tok, "iso") == 0)
+                style = "ISO";
+            else if (strcasecmp(tok, "sql") == 0)
+                style = "SQL";
+            else if (strcasecmp(tok, "postgres") == 0)
+                style = "Postgres";
+            else if (strcasecmp(tok, "german") == 0)
+                style = "German", order = order ? order : "DMY";
+            else if (strcasecmp(tok, "dmy") == 0 || strcasecmp(tok, "euro") == 0 ||
+                     strcasecmp(tok, "european") == 0)
+                order = "DMY";
+            else if (strcasecmp(tok, "mdy") == 0 || strcasecmp(tok, "us") == 0 ||
+                     strcasecmp(tok, "noneuro") == 0 || strcasecmp(tok, "noneuropean") == 0)
+                order = "MDY";
+            else if (strcasecmp(tok, "ymd") == 0)
+                order = "YMD";
+        }
+        const char *comma = current ? strchr(current, ',') : NULL;
+        char cur_style[16] = "ISO";
+        if (comma != NULL && (size_t)(comma - current) < sizeof cur_style)
+            snprintf(cur_style, sizeof cur_style, "%.*s", (int)(comma - current), current);
+        snprintf(out, outlen, "%s, %s", style ? style : cur_style,
+                 order   ? order
+                 : comma ? comma + 2
+                         : "MDY");
         return;
     }
     if (strcmp(canon, "client_encoding") == 0 &&
@@ -157,20 +192,22 @@ bool pgf_sql_set_guc(pgf_sql_session *s, const char *name, const char *value)
     } else {
         return false;
     }
-    int i = session_slot(s, canon);
+    char v[sizeof s->guc_values[0]];
+    canonical_value(canon, value, pgf_sql_get_guc(s, canon), v, sizeof v);
+    int i = session_slot(s, canon, s->nbase);
     if (i < 0) {
         if (s->ngucs >= PGF_SQL_MAX_GUCS)
             return true; /* silently keep the default: bounded memory per connection */
         i = s->ngucs++;
         snprintf(s->guc_names[i], sizeof s->guc_names[i], "%s", canon);
     }
-    canonical_value(canon, value, s->guc_values[i], sizeof s->guc_values[i]);
+    memcpy(s->guc_values[i], v, sizeof v);
     return true;
 }
 
 static void reset_guc(pgf_sql_session *s, const char *canon)
 {
-    int i = session_slot(s, canon);
+    int i = session_slot(s, canon, s->nbase);
     if (i < 0)
         return;
     s->ngucs--;
@@ -184,7 +221,7 @@ const char *pgf_sql_get_guc(const pgf_sql_session *s, const char *name)
 {
     const struct guc_default *g = find_guc(name, strlen(name));
     const char *canon = g != NULL ? g->name : name;
-    int i = session_slot(s, canon);
+    int i = session_slot(s, canon, 0);
     if (i >= 0)
         return s->guc_values[i];
     if (g == NULL)
@@ -220,6 +257,35 @@ int pgf_sql_split(const char *sql, void (*fn)(const char *stmt, size_t len, void
             while (p[1] != '\0' && p[1] != '\n')
                 p++;
             continue;
+        }
+        if (ch == '/' && p[1] == '*') { /* block comments nest, as in PostgreSQL */
+            int depth = 1;
+            p++;
+            while (depth > 0 && p[1] != '\0') {
+                p++;
+                if (p[0] == '/' && p[1] == '*')
+                    depth++, p++;
+                else if (p[0] == '*' && p[1] == '/')
+                    depth--, p++;
+            }
+            if (depth > 0) /* unterminated: the rest is one statement */
+                p += strlen(p) - 1;
+            continue;
+        }
+        if (ch == '$' && (p == sql || !(isalnum((unsigned char)p[-1]) || p[-1] == '_'))) {
+            /* Dollar quote $tag$...$tag$ (DO blocks); $1 is a parameter. */
+            const char *t = p + 1;
+            while (isalpha((unsigned char)*t) || *t == '_' ||
+                   (t > p + 1 && isdigit((unsigned char)*t)))
+                t++;
+            if (*t == '$') {
+                size_t taglen = (size_t)(t - p) + 1;
+                const char *close = t + 1;
+                while ((close = strchr(close, '$')) != NULL && strncmp(close, p, taglen) != 0)
+                    close++;
+                p = close != NULL ? close + taglen - 1 : p + strlen(p) - 1;
+                continue;
+            }
         }
         if (ch == ';' || ch == '\0') {
         flush:;
@@ -673,12 +739,12 @@ static void exec_select(pgf_sql_session *s, lexer *lx, const char *const *params
         char num[64];
         if (n.kind == 'p') {
             int64_t idx;
-            if (!parse_int64(n.s + 1, n.len - 1, &idx) || idx < 1 || idx > nparams ||
-                params[idx - 1] == NULL) {
+            if (!parse_int64(n.s + 1, n.len - 1, &idx) || idx < 1 || idx > nparams) {
                 set_error(r, "42P02", NULL, "there is no parameter $%.*s", (int)n.len - 1, n.s + 1);
                 return;
             }
-            snprintf(num, sizeof num, "%s", params[idx - 1]);
+            /* NULL (also what Describe passes): pg_sleep is strict, no sleep. */
+            snprintf(num, sizeof num, "%s", params[idx - 1] ? params[idx - 1] : "0");
         } else {
             tok_copy(n, num, sizeof num);
         }
@@ -795,19 +861,14 @@ static void exec_set(pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
         set_error(r, "42704", NULL, "unrecognized configuration parameter \"%s\"", name);
         return;
     }
-    set_command(r, "SET");
-    const char *rep = pgf_sql_reported_guc(name);
-    if (rep != NULL) {
-        r->report_name = rep;
-        snprintf(r->report_value, sizeof r->report_value, "%s", pgf_sql_get_guc(s, rep));
-    }
+    set_command(r, "SET"); /* pgf_sql_exec reports the change, if any */
 }
 
 static void exec_reset(pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
 {
     token t = next(lx);
     if (is_word(t, "all")) {
-        s->ngucs = 0;
+        s->ngucs = s->nbase; /* back to the startup values */
         set_command(r, "RESET");
         return;
     }
@@ -820,10 +881,6 @@ static void exec_reset(pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
     }
     reset_guc(s, g->name);
     set_command(r, "RESET");
-    if (g->reported) {
-        r->report_name = g->name;
-        snprintf(r->report_value, sizeof r->report_value, "%s", pgf_sql_get_guc(s, g->name));
-    }
 }
 
 static void exec_show(const pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
@@ -888,8 +945,8 @@ static void run(pgf_sql_session *s, const char *stmt, size_t len, const char *co
         exec_select(s, &lx, params, nparams, r);
     } else if (is_word(t, "show")) {
         exec_show(s, &lx, r);
-    } else if (describe_only) {
-        set_command(r, "");
+    } else if (describe_only && is_sql_keyword(t)) {
+        set_command(r, ""); /* no rows; what does not parse falls through to 42601 */
     } else if (is_word(t, "set")) {
         exec_set(s, &lx, r);
     } else if (is_word(t, "reset")) {
@@ -901,7 +958,7 @@ static void run(pgf_sql_session *s, const char *stmt, size_t len, const char *co
         } else if (s->txn != 'I') {
             set_error(r, "25001", NULL, "DISCARD ALL cannot run inside a transaction block");
         } else {
-            s->ngucs = 0;
+            s->ngucs = s->nbase; /* back to the startup values */
             set_command(r, "DISCARD ALL");
         }
     } else if (is_word(t, "begin") || is_word(t, "start")) {
@@ -956,7 +1013,31 @@ static void run(pgf_sql_session *s, const char *stmt, size_t len, const char *co
 void pgf_sql_exec(pgf_sql_session *s, const char *stmt, size_t len, const char *const *params,
                   int nparams, pgf_sql_result *out)
 {
+    /* PostgreSQL (14+) sends ParameterStatus for a reported GUC only when
+     * its value differs from the last one reported: compare before/after. */
+    char before[PGF_SQL_MAX_REPORTS][128];
+    int n = 0;
+    for (size_t i = 0; i < NGUCS && n < PGF_SQL_MAX_REPORTS; i++)
+        if (gucs[i].reported)
+            snprintf(before[n++], sizeof before[0], "%s", pgf_sql_get_guc(s, gucs[i].name));
     run(s, stmt, len, params, nparams, out, false);
+    if (out->kind == PGF_SQL_ERROR)
+        return;
+    n = 0;
+    for (size_t i = 0; i < NGUCS && n < PGF_SQL_MAX_REPORTS; i++) {
+        if (!gucs[i].reported)
+            continue;
+        const char *now = pgf_sql_get_guc(s, gucs[i].name);
+        if (strcmp(now, before[n++]) != 0) {
+            int k = out->nreports++;
+            out->report_names[k] = gucs[i].name;
+            snprintf(out->report_values[k], sizeof out->report_values[k], "%s", now);
+        }
+    }
+    if (out->nreports > 0) {
+        out->report_name = out->report_names[0];
+        snprintf(out->report_value, sizeof out->report_value, "%s", out->report_values[0]);
+    }
 }
 
 void pgf_sql_describe(const pgf_sql_session *s, const char *stmt, size_t len, pgf_sql_result *out)

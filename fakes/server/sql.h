@@ -17,8 +17,9 @@
 
 #include "proto.h"
 
-#define PGF_SQL_MAX_GUCS 48
-#define PGF_SQL_MAX_COLS 4
+#define PGF_SQL_MAX_GUCS    48
+#define PGF_SQL_MAX_COLS    4
+#define PGF_SQL_MAX_REPORTS 13 /* GUCs PostgreSQL reports with ParameterStatus */
 
 /* Per-connection SQL state. */
 typedef struct pgf_sql_session {
@@ -27,6 +28,7 @@ typedef struct pgf_sql_session {
     const char *database;
     bool superuser;
     int ngucs;
+    int nbase; /* the first nbase slots are the startup packet's values */
     char guc_names[PGF_SQL_MAX_GUCS][64];
     char guc_values[PGF_SQL_MAX_GUCS][128];
 } pgf_sql_session;
@@ -55,13 +57,21 @@ typedef struct pgf_sql_result {
     pgf_error_fields notice;
     char notice_message[128];
     uint64_t sleep_ms;
-    /* A reported GUC changed: send ParameterStatus after CommandComplete. */
+    /* Reported GUCs whose value the statement changed (SET, RESET, RESET
+     * ALL, DISCARD ALL): a ParameterStatus for each after CommandComplete,
+     * in startup order. report_name/report_value is the first of them. */
     const char *report_name;
     char report_value[128];
+    int nreports;
+    const char *report_names[PGF_SQL_MAX_REPORTS];
+    char report_values[PGF_SQL_MAX_REPORTS][128];
 } pgf_sql_result;
 
 void pgf_sql_session_init(pgf_sql_session *s, const char *user, const char *database,
                           bool superuser);
+/* After the startup packet's GUCs are set: they become the values RESET,
+ * RESET ALL and DISCARD ALL return to, as in PostgreSQL. */
+void pgf_sql_session_mark_defaults(pgf_sql_session *s);
 /* Set a GUC (startup packet or SET). Returns false if the name is unknown. */
 bool pgf_sql_set_guc(pgf_sql_session *s, const char *name, const char *value);
 /* Current value of a GUC (defaults included), or NULL if unknown. */

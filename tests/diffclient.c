@@ -1,0 +1,405 @@
+/* diffclient.c - pgf_diffclient: one fixed set of libpq client sessions,
+ * printed as a transcript of what the client observes, so that the same
+ * program run against a real PostgreSQL 15 and against `pgfault serve` can
+ * be diffed (tests/e2e/differential.sh).
+ *
+ *   pgf_diffclient HOST PORT
+ *
+ * Roles expected on the server (scripts/pg-reference creates them; the
+ * differential script configures the fake the same way): pgf_trust
+ * (trust), pgf_password / pgf_password_pw (password), pgf_md5 / pgf_md5_pw
+ * (md5), pgf_scram / pgf_scram_pw (scram-sha-256); database `pgf` exists and
+ * `nodb` does not; unknown roles get SCRAM (mock authentication).
+ *
+ * Printed per step: PQstatus, PQtransactionStatus, result status,
+ * SQLSTATE, primary message, position, column names and type OIDs, values,
+ * and the connection error text. Not printed, because they legitimately
+ * differ: backend PID and cancel key (only "nonzero" is printed),
+ * server_version / version(), the F/L/R (file/line/routine) error fields,
+ * and the port number in libpq's error prefix (the script normalizes it).
+ * Every wait is bounded (10 s); a deadline miss prints "TIMEOUT".
+ */
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DEADLINE_MS 10000
+
+static const char *host, *port;
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Print s with newlines and tabs escaped, so one step is one line. */
+static void put_escaped(const char *s)
+{
+    for (; s != NULL && *s; s++) {
+        if (*s == '\n')
+            fputs("\\n", stdout);
+        else if (*s == '\t')
+            fputs("\\t", stdout);
+        else
+            putchar(*s);
+    }
+}
+
+static const char *status_name(ConnStatusType s)
+{
+    return s == CONNECTION_OK ? "OK" : s == CONNECTION_BAD ? "BAD" : "OTHER";
+}
+
+static const char *txn_name(PGTransactionStatusType t)
+{
+    switch (t) {
+    case PQTRANS_IDLE:
+        return "IDLE";
+    case PQTRANS_ACTIVE:
+        return "ACTIVE";
+    case PQTRANS_INTRANS:
+        return "INTRANS";
+    case PQTRANS_INERROR:
+        return "INERROR";
+    case PQTRANS_UNKNOWN:
+        return "UNKNOWN";
+    }
+    return "?";
+}
+
+/* Connect with the async API and a deadline. */
+static PGconn *connect_as(const char *user, const char *password, const char *db)
+{
+    const char *keys[] = {"host",   "port",    "user",       "password",
+                          "dbname", "sslmode", "gssencmode", "application_name",
+                          NULL};
+    const char *vals[] = {host, port, user, password, db, "prefer", "disable", "diffclient", NULL};
+    PGconn *c = PQconnectStartParams(keys, vals, 0);
+    if (c == NULL) {
+        fprintf(stderr, "out of memory\n");
+        exit(3);
+    }
+    long long deadline = now_ms() + DEADLINE_MS;
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (PQstatus(c) != CONNECTION_BAD && st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+        struct pollfd p = {PQsocket(c), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, 0};
+        long long left = deadline - now_ms();
+        if (left <= 0) {
+            printf("  TIMEOUT connecting\n");
+            break;
+        }
+        poll(&p, 1, (int)left);
+        st = PQconnectPoll(c);
+    }
+    return c;
+}
+
+static void print_conn(const char *what, PGconn *c)
+{
+    printf("connect %s: status=%s", what, status_name(PQstatus(c)));
+    if (PQstatus(c) == CONNECTION_OK) {
+        printf(" txn=%s pid=%s protocol=%d\n", txn_name(PQtransactionStatus(c)),
+               PQbackendPID(c) != 0 ? "nonzero" : "zero", PQprotocolVersion(c));
+    } else {
+        printf(" error=");
+        put_escaped(PQerrorMessage(c));
+        printf("\n");
+    }
+}
+
+static void print_params(PGconn *c)
+{
+    static const char *const names[] = {
+        "application_name",
+        "client_encoding",
+        "DateStyle",
+        "default_transaction_read_only",
+        "in_hot_standby",
+        "integer_datetimes",
+        "IntervalStyle",
+        "is_superuser",
+        "server_encoding",
+        "session_authorization",
+        "standard_conforming_strings",
+        "TimeZone",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *v = PQparameterStatus(c, names[i]);
+        printf("  param %s=%s\n", names[i], v ? v : "(not reported)");
+    }
+    printf("  server_version_num=%s\n", PQserverVersion(c) / 10000 == 15 ? "15xxxx" : "other");
+}
+
+static void print_result(PGconn *c, const PGresult *r)
+{
+    if (r == NULL) {
+        printf("  result=NULL error=");
+        put_escaped(PQerrorMessage(c));
+        printf("\n");
+        return;
+    }
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    const char *pos = PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION);
+    printf("  status=%s", PQresStatus(PQresultStatus(r)));
+    if (state != NULL) {
+        printf(" severity=%s sqlstate=%s message=", sev ? sev : "-", state);
+        put_escaped(msg);
+        printf(" position=%s text=", pos ? pos : "-");
+        put_escaped(PQresultErrorMessage(r));
+    }
+    printf(" tag=%s", PQcmdStatus((PGresult *)r));
+    if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK) {
+        for (int i = 0; i < PQnfields(r); i++)
+            printf(" col=%s:%u:%d", PQfname(r, i), PQftype(r, i), PQfformat(r, i));
+        for (int t = 0; t < PQntuples(r); t++)
+            for (int i = 0; i < PQnfields(r); i++) {
+                printf(" val=");
+                if (PQgetisnull(r, t, i))
+                    printf("NULL");
+                else if (PQfformat(r, i) == 1)
+                    for (int k = 0; k < PQgetlength(r, t, i); k++)
+                        printf("%02x", (unsigned char)PQgetvalue(r, t, i)[k]);
+                else
+                    put_escaped(PQgetvalue(r, t, i));
+            }
+    }
+    printf("\n");
+}
+
+/* After the command completed. */
+static void print_txn(PGconn *c)
+{
+    printf("  txn=%s\n", txn_name(PQtransactionStatus(c)));
+}
+
+static void on_notice(void *arg, const PGresult *r)
+{
+    (void)arg;
+    printf("  notice severity=%s sqlstate=%s message=",
+           PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED),
+           PQresultErrorField(r, PG_DIAG_SQLSTATE));
+    put_escaped(PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+    printf("\n");
+}
+
+/* Wait for the next result with a deadline; NULL when the command is done. */
+static PGresult *next_result(PGconn *c)
+{
+    long long deadline = now_ms() + DEADLINE_MS;
+    while (PQisBusy(c)) {
+        struct pollfd p = {PQsocket(c), POLLIN, 0};
+        long long left = deadline - now_ms();
+        if (left <= 0) {
+            printf("  TIMEOUT waiting for a result\n");
+            return NULL;
+        }
+        poll(&p, 1, (int)left);
+        if (!PQconsumeInput(c))
+            break;
+    }
+    return PQgetResult(c);
+}
+
+/* Run a simple query; print every result. */
+static void step(PGconn *c, const char *sql)
+{
+    printf("query ");
+    put_escaped(sql);
+    printf("\n");
+    if (!PQsendQuery(c, sql)) {
+        printf("  send failed: ");
+        put_escaped(PQerrorMessage(c));
+        printf("\n");
+        return;
+    }
+    PGresult *r;
+    while ((r = next_result(c)) != NULL) {
+        print_result(c, r);
+        PQclear(r);
+    }
+    print_txn(c);
+}
+
+static void step_params(PGconn *c, const char *sql, int n, const char *const *vals, int fmt)
+{
+    printf("params ");
+    put_escaped(sql);
+    for (int i = 0; i < n; i++)
+        printf(" $%d=%s", i + 1, vals[i] ? vals[i] : "NULL");
+    printf(" resultformat=%d\n", fmt);
+    PGresult *r = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, fmt);
+    print_result(c, r);
+    PQclear(r);
+    print_txn(c);
+}
+
+static void cancel_sleep(PGconn *c, const char *sql, bool extended)
+{
+    printf("cancel %s%s\n", sql, extended ? " (extended)" : "");
+    const char *ten[] = {"10"};
+    int ok =
+        extended ? PQsendQueryParams(c, sql, 1, NULL, ten, NULL, NULL, 0) : PQsendQuery(c, sql);
+    if (!ok) {
+        printf("  send failed\n");
+        return;
+    }
+    /* PostgreSQL does not flush anything before pg_sleep ends, so the
+     * client cannot see when the statement started; a cancel that arrives
+     * while the backend is still idle is ignored. So: cancel, and again
+     * every 100 ms, until the result arrives (bounded). */
+    long long deadline = now_ms() + DEADLINE_MS;
+    int sent = 0;
+    char errbuf[256] = "";
+    for (;;) {
+        PGcancel *cn = PQgetCancel(c);
+        sent |= PQcancel(cn, errbuf, sizeof errbuf);
+        PQfreeCancel(cn);
+        struct pollfd p = {PQsocket(c), POLLIN, 0};
+        if (poll(&p, 1, 100) == 1)
+            break;
+        if (now_ms() > deadline) {
+            printf("  TIMEOUT: no result after cancel\n");
+            break;
+        }
+    }
+    printf("  PQcancel=%d errbuf=%s\n", sent, errbuf);
+    PGresult *r;
+    while ((r = next_result(c)) != NULL) {
+        print_result(c, r);
+        PQclear(r);
+    }
+    print_txn(c);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: pgf_diffclient HOST PORT\n");
+        return 2;
+    }
+    host = argv[1];
+    port = argv[2];
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    /* Logins: each method, and the failures. */
+    static const struct {
+        const char *what, *user, *pw, *db;
+    } logins[] = {
+        {"trust", "pgf_trust", NULL, "pgf"},
+        {"password", "pgf_password", "pgf_password_pw", "pgf"},
+        {"md5", "pgf_md5", "pgf_md5_pw", "pgf"},
+        {"scram", "pgf_scram", "pgf_scram_pw", "pgf"},
+        {"scram wrong password", "pgf_scram", "wrong", "pgf"},
+        {"password wrong password", "pgf_password", "wrong", "pgf"},
+        {"md5 wrong password", "pgf_md5", "wrong", "pgf"},
+        {"scram no password", "pgf_scram", NULL, "pgf"},
+        {"unknown database", "pgf_trust", NULL, "nodb"},
+        {"unknown role (mock scram)", "pgf_nobody", "whatever", "pgf"},
+    };
+    for (size_t i = 0; i < sizeof logins / sizeof logins[0]; i++) {
+        PGconn *c = connect_as(logins[i].user, logins[i].pw, logins[i].db);
+        print_conn(logins[i].what, c);
+        if (PQstatus(c) == CONNECTION_OK && i == 0)
+            print_params(c);
+        PQfinish(c);
+    }
+
+    /* One SCRAM session through the statements. */
+    PGconn *c = connect_as("pgf_scram", "pgf_scram_pw", "pgf");
+    print_conn("session", c);
+    if (PQstatus(c) != CONNECTION_OK)
+        return 1;
+    PQsetNoticeReceiver(c, on_notice, NULL);
+    step(c, "SELECT 1");
+    step(c, "SELECT 1;");
+    step(c, "select 42");
+    step(c, "SELECT -7");
+    step(c, "SELECT 3000000000");
+    step(c, "SELECT 'two'");
+    step(c, "SELECT 1 AS one");
+    step(c, "SELECT 5::bigint");
+    step(c, "SELECT current_database()");
+    step(c, "SHOW DateStyle");
+    step(c, "SHOW TimeZone");
+    step(c, "SHOW transaction isolation level");
+    step(c, "SHOW no_such_setting");
+    step(c, "");
+    step(c, "SELEC 1");
+    step(c, "  hello world");
+    step(c, "SELECT 1; SELECT 'two'");
+    step(c, "BEGIN");
+    step(c, "BEGIN");
+    step(c, "SELECT 1");
+    step(c, "SELEC 1");
+    step(c, "SELECT 1");
+    step(c, "COMMIT");
+    step(c, "COMMIT");
+    step(c, "BEGIN");
+    step(c, "SELEC 1");
+    step(c, "ROLLBACK");
+    step(c, "SET application_name = 'changed'");
+    printf("  param application_name=%s\n", PQparameterStatus(c, "application_name"));
+    step(c, "SHOW application_name");
+    step(c, "SET DateStyle = 'German'");
+    printf("  param DateStyle=%s\n", PQparameterStatus(c, "DateStyle"));
+    step(c, "RESET DateStyle");
+    printf("  param DateStyle=%s\n", PQparameterStatus(c, "DateStyle"));
+    step(c, "DISCARD ALL");
+    printf("  param application_name=%s\n", PQparameterStatus(c, "application_name"));
+
+    /* Extended protocol. */
+    const char *v41[] = {"41"};
+    const char *vnull[] = {NULL};
+    step_params(c, "SELECT $1::int AS answer", 1, v41, 0);
+    step_params(c, "SELECT $1::int AS answer", 1, v41, 1);
+    step_params(c, "SELECT $1", 1, vnull, 0);
+    step_params(c, "SELECT 42", 0, NULL, 1);
+    step_params(c, "SELEC $1", 1, v41, 0);
+    step_params(c, "", 0, NULL, 0);
+    printf("prepare s1\n");
+    PGresult *r = PQprepare(c, "s1", "SELECT $1::int AS answer", 1, NULL);
+    print_result(c, r);
+    PQclear(r);
+    r = PQdescribePrepared(c, "s1");
+    printf("describe s1: nparams=%d type0=%u nfields=%d field0=%s:%u\n", PQnparams(r),
+           PQnparams(r) > 0 ? PQparamtype(r, 0) : 0, PQnfields(r),
+           PQnfields(r) > 0 ? PQfname(r, 0) : "-", PQnfields(r) > 0 ? PQftype(r, 0) : 0);
+    PQclear(r);
+    const char *v7[] = {"7"};
+    r = PQexecPrepared(c, "s1", 1, v7, NULL, NULL, 0);
+    print_result(c, r);
+    PQclear(r);
+    printf("prepare s1 again\n");
+    r = PQprepare(c, "s1", "SELECT 2", 0, NULL);
+    print_result(c, r);
+    PQclear(r);
+    printf("execute missing\n");
+    r = PQexecPrepared(c, "missing", 0, NULL, NULL, NULL, 0);
+    print_result(c, r);
+    PQclear(r);
+    step(c, "BEGIN");
+    step_params(c, "SELEC 1", 0, NULL, 0);
+    step_params(c, "SELECT 1", 0, NULL, 0);
+    step_params(c, "ROLLBACK", 0, NULL, 0);
+
+    /* Cancel. */
+    cancel_sleep(c, "SELECT pg_sleep(10)", false);
+    step(c, "SELECT 1");
+    cancel_sleep(c, "SELECT pg_sleep($1)", true);
+    step(c, "SELECT 1");
+    step(c, "BEGIN");
+    cancel_sleep(c, "SELECT pg_sleep(10)", false);
+    step(c, "ROLLBACK");
+    printf("finish: status=%s txn=%s\n", status_name(PQstatus(c)),
+           txn_name(PQtransactionStatus(c)));
+    PQfinish(c);
+    return 0;
+}
