@@ -1,0 +1,445 @@
+/* config.c - resolve connection settings from an explicit environment
+ * (see config.h for the precedence) and render them as URLs. URL parsing
+ * is libpq's (PQconninfoParse); the list of PG* variables is libpq's
+ * (PQconndefaults). This file only builds URLs and masks passwords. */
+#include "config.h"
+
+#include <ctype.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+static const char *env_get(const char *const *env, const char *name)
+{
+    size_t n = strlen(name);
+    for (; env != NULL && *env != NULL; env++)
+        if (strncmp(*env, name, n) == 0 && (*env)[n] == '=')
+            return *env + n + 1;
+    return NULL;
+}
+
+const char *pgf_config_source_name(pgf_config_source s)
+{
+    switch (s) {
+    case PGF_CONFIG_FROM_DATABASE_URL:
+        return "DATABASE_URL";
+    case PGF_CONFIG_FROM_POSTGRES_VARS:
+        return "POSTGRES_* variables";
+    case PGF_CONFIG_FROM_PG_VARS:
+        return "libpq PG* variables";
+    }
+    return "?";
+}
+
+void pgf_config_clear(pgf_config *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        free((char *)c->keywords[i]);
+        free((char *)c->values[i]);
+    }
+    memset(c, 0, sizeof *c);
+}
+
+const char *pgf_config_get(const pgf_config *c, const char *kw)
+{
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->keywords[i], kw) == 0)
+            return c->values[i];
+    return NULL;
+}
+
+/* Set (or override) a keyword. */
+static int set_kw(pgf_config *c, const char *kw, const char *val, const char *origin)
+{
+    char *v = strdup(val);
+    if (v == NULL)
+        return PGF_ENOMEM;
+    for (int i = 0; i < c->n; i++) {
+        if (strcmp(c->keywords[i], kw) == 0) {
+            free((char *)c->values[i]);
+            c->values[i] = v;
+            snprintf(c->origin[i], sizeof c->origin[i], "%s", origin);
+            return 0;
+        }
+    }
+    char *k = strdup(kw);
+    if (k == NULL || c->n >= PGF_CONFIG_MAX) {
+        free(k);
+        free(v);
+        return k == NULL ? PGF_ENOMEM : PGF_ETOOBIG;
+    }
+    c->keywords[c->n] = k;
+    c->values[c->n] = v;
+    snprintf(c->origin[c->n], sizeof c->origin[c->n], "%s", origin);
+    c->n++;
+    c->keywords[c->n] = NULL;
+    c->values[c->n] = NULL;
+    return 0;
+}
+
+void pgf_config_mask_url(const char *in, char *out, size_t len)
+{
+    if (len == 0)
+        return;
+    size_t o = 0;
+    const char *p = in;
+    while (*p != '\0' && o + 1 < len) {
+        const char *sch = strstr(p, "://");
+        if (sch == NULL)
+            break;
+        /* copy through "://" */
+        while (p < sch + 3 && o + 1 < len)
+            out[o++] = *p++;
+        /* userinfo ends at the last '@' before the next '/', '?', '#', space or quote */
+        size_t span = strcspn(p, "/?# \"'");
+        const char *at = NULL;
+        for (size_t i = 0; i < span; i++)
+            if (p[i] == '@')
+                at = p + i;
+        const char *colon = NULL;
+        if (at != NULL)
+            for (const char *q = p; q < at; q++)
+                if (*q == ':') {
+                    colon = q;
+                    break;
+                }
+        if (colon != NULL) {
+            while (p <= colon && o + 1 < len)
+                out[o++] = *p++;
+            for (const char *m = "****"; *m != '\0' && o + 1 < len; m++)
+                out[o++] = *m;
+            p = at;
+        }
+    }
+    while (*p != '\0' && o + 1 < len)
+        out[o++] = *p++;
+    out[o] = '\0';
+}
+
+static bool valid_port(const char *s)
+{
+    /* libpq allows a comma-separated list matching a host list */
+    if (s == NULL || *s == '\0')
+        return false;
+    const char *p = s;
+    while (*p != '\0') {
+        long v = 0;
+        int digits = 0;
+        while (isdigit((unsigned char)*p) && digits < 6)
+            v = v * 10 + (*p++ - '0'), digits++;
+        if (digits == 0 || v < 1 || v > 65535)
+            return false;
+        if (*p == ',')
+            p++;
+        else if (*p != '\0')
+            return false;
+    }
+    return true;
+}
+
+/* Layer 3: libpq's PG* variables, from libpq's own option table. */
+static int layer_pg_vars(const char *const *env, pgf_config *c, int *count)
+{
+    PQconninfoOption *opts = PQconndefaults();
+    if (opts == NULL)
+        return PGF_ENOMEM;
+    int rc = 0;
+    *count = 0;
+    for (PQconninfoOption *o = opts; o->keyword != NULL && rc == 0; o++) {
+        if (o->envvar == NULL)
+            continue;
+        const char *v = env_get(env, o->envvar);
+        if (v == NULL || *v == '\0')
+            continue;
+        rc = set_kw(c, o->keyword, v, o->envvar);
+        (*count)++;
+    }
+    PQconninfoFree(opts);
+    return rc;
+}
+
+static int layer_url(const char *url, pgf_config *c, char *err, size_t errlen)
+{
+    char masked[512];
+    pgf_config_mask_url(url, masked, sizeof masked);
+    const char *rest = strstr(url, "://");
+    size_t scheme_len = rest != NULL ? (size_t)(rest - url) : 0;
+    /* Accept SQLAlchemy's "postgresql+driver://" by dropping the driver:
+     * the rest of the URL means the same to libpq. */
+    size_t base_len = strcspn(url, "+:");
+    bool pg_scheme = rest != NULL && ((base_len == 10 && strncmp(url, "postgresql", 10) == 0) ||
+                                      (base_len == 8 && strncmp(url, "postgres", 8) == 0));
+    if (!pg_scheme) {
+        snprintf(err, errlen,
+                 "DATABASE_URL: expected postgresql://USER:PASSWORD@HOST:PORT/DB, got '%s'",
+                 masked);
+        return PGF_EINVAL;
+    }
+    if (base_len < scheme_len) {
+        snprintf(c->notes + strlen(c->notes), sizeof c->notes - strlen(c->notes),
+                 "DATABASE_URL: SQLAlchemy driver suffix '%.*s' ignored for libpq\n",
+                 (int)(scheme_len - base_len), url + base_len);
+    }
+    size_t n = strlen("postgresql") + strlen(rest) + 1;
+    char *libpq_url = malloc(n);
+    if (libpq_url == NULL)
+        return PGF_ENOMEM;
+    snprintf(libpq_url, n, "postgresql%s", rest);
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(libpq_url, &perr);
+    free(libpq_url);
+    if (opts == NULL) {
+        char m[512];
+        char *nl;
+        pgf_config_mask_url(perr != NULL ? perr : "out of memory", m, sizeof m);
+        if ((nl = strchr(m, '\n')) != NULL)
+            *nl = '\0';
+        snprintf(err, errlen, "DATABASE_URL: %s", m);
+        PQfreemem(perr);
+        return PGF_EINVAL;
+    }
+    int rc = 0;
+    for (PQconninfoOption *o = opts; o->keyword != NULL && rc == 0; o++)
+        if (o->val != NULL)
+            rc = set_kw(c, o->keyword, o->val, "DATABASE_URL");
+    PQconninfoFree(opts);
+    return rc;
+}
+
+static const struct {
+    const char *var;
+    const char *keyword;
+    bool required;
+} postgres_vars[] = {
+    {"POSTGRES_HOST", "host", true},         {"POSTGRES_PORT", "port", false},
+    {"POSTGRES_DB", "dbname", true},         {"POSTGRES_USER", "user", true},
+    {"POSTGRES_PASSWORD", "password", true},
+};
+#define NPOSTGRES (sizeof postgres_vars / sizeof postgres_vars[0])
+
+int pgf_config_resolve(const char *const *env, pgf_config *c, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    if (errlen > 0)
+        err[0] = '\0';
+    int npg = 0;
+    int rc = layer_pg_vars(env, c, &npg);
+    if (rc != 0)
+        goto fail;
+    const char *url = env_get(env, "DATABASE_URL");
+    bool any_postgres = false;
+    for (size_t i = 0; i < NPOSTGRES; i++)
+        any_postgres = any_postgres || env_get(env, postgres_vars[i].var) != NULL;
+    if (url != NULL && *url != '\0') {
+        c->source = PGF_CONFIG_FROM_DATABASE_URL;
+        rc = layer_url(url, c, err, errlen);
+        if (rc != 0)
+            goto fail;
+        if (any_postgres)
+            snprintf(c->notes + strlen(c->notes), sizeof c->notes - strlen(c->notes),
+                     "POSTGRES_* variables ignored: DATABASE_URL takes precedence\n");
+    } else if (any_postgres) {
+        c->source = PGF_CONFIG_FROM_POSTGRES_VARS;
+        char missing[256] = "";
+        for (size_t i = 0; i < NPOSTGRES; i++) {
+            const char *v = env_get(env, postgres_vars[i].var);
+            if (v != NULL && *v != '\0') {
+                rc = set_kw(c, postgres_vars[i].keyword, v, postgres_vars[i].var);
+                if (rc != 0)
+                    goto fail;
+                continue;
+            }
+            if (!postgres_vars[i].required || pgf_config_get(c, postgres_vars[i].keyword) != NULL)
+                continue;
+            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s%s %s",
+                     missing[0] ? "; " : "", postgres_vars[i].var,
+                     v == NULL ? "is not set" : "is set but empty");
+        }
+        if (missing[0] != '\0') {
+            snprintf(err, errlen, "%s", missing);
+            rc = PGF_EINVAL;
+            goto fail;
+        }
+    } else if (npg > 0) {
+        c->source = PGF_CONFIG_FROM_PG_VARS;
+    } else {
+        snprintf(err, errlen,
+                 "no connection settings: set DATABASE_URL, or POSTGRES_HOST, POSTGRES_PORT, "
+                 "POSTGRES_DB, POSTGRES_USER and POSTGRES_PASSWORD, or libpq's PG* variables");
+        rc = PGF_EINVAL;
+        goto fail;
+    }
+    for (int i = 0; i < c->n; i++) {
+        if (strcmp(c->keywords[i], "port") == 0 && !valid_port(c->values[i])) {
+            char shown[64];
+            snprintf(shown, sizeof shown, "%s", c->values[i]);
+            snprintf(err, errlen, "%s: '%s' is not a port number", c->origin[i], shown);
+            rc = PGF_EINVAL;
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    if (rc == PGF_ENOMEM && errlen > 0 && err[0] == '\0')
+        snprintf(err, errlen, "out of memory");
+    if (rc == PGF_ETOOBIG && errlen > 0 && err[0] == '\0')
+        snprintf(err, errlen, "too many connection parameters");
+    return rc;
+}
+
+char *pgf_config_pct_encode(const char *s, bool query_value)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(s);
+    char *out = malloc(n * 3 + 1), *o = out;
+    if (out == NULL)
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~' ||
+            (query_value && (*p == '/' || *p == ':' || *p == '@'))) {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static void put_enc(pgf_buf *b, const char *s, bool query_value)
+{
+    char *e = pgf_config_pct_encode(s, query_value);
+    if (e == NULL) {
+        b->failed = true;
+        return;
+    }
+    pgf_buf_put(b, e, strlen(e));
+    free(e);
+}
+
+/* Keywords that live in the URL's authority/path, not in its query. */
+static bool in_authority(const char *kw)
+{
+    return strcmp(kw, "host") == 0 || strcmp(kw, "port") == 0 || strcmp(kw, "user") == 0 ||
+           strcmp(kw, "password") == 0 || strcmp(kw, "dbname") == 0;
+}
+
+int pgf_config_url(const pgf_config *c, pgf_url_kind kind, bool mask, char **out)
+{
+    *out = NULL;
+    pgf_buf b = PGF_BUF_INIT;
+    const char *host = pgf_config_get(c, "host");
+    const char *port = pgf_config_get(c, "port");
+    const char *user = pgf_config_get(c, "user");
+    const char *pass = pgf_config_get(c, "password");
+    const char *db = pgf_config_get(c, "dbname");
+    pgf_buf_printf(&b, "%s://",
+                   kind == PGF_URL_ASYNCPG    ? "postgresql+asyncpg"
+                   : kind == PGF_URL_PSYCOPG2 ? "postgresql+psycopg2"
+                                              : "postgresql");
+    if (user != NULL && *user != '\0') {
+        put_enc(&b, user, false);
+        if (pass != NULL && *pass != '\0') {
+            pgf_buf_put_u8(&b, ':');
+            if (mask)
+                pgf_buf_printf(&b, "****");
+            else
+                put_enc(&b, pass, false);
+        }
+        pgf_buf_put_u8(&b, '@');
+    }
+    /* A unix-socket directory (or a host list) cannot sit in the authority:
+     * it goes in ?host=, which libpq, psycopg2 and asyncpg all read. */
+    bool host_in_query =
+        host != NULL && (host[0] == '/' || host[0] == '@' || strchr(host, ',') != NULL);
+    bool port_in_query = host_in_query && port != NULL && strcmp(port, "5432") != 0;
+    if (host != NULL && !host_in_query) {
+        if (strchr(host, ':') != NULL)
+            pgf_buf_printf(&b, "[%s]", host); /* IPv6 literal */
+        else
+            put_enc(&b, host, false);
+        if (port != NULL && strchr(port, ',') == NULL)
+            pgf_buf_printf(&b, ":%s", port);
+    }
+    pgf_buf_put_u8(&b, '/');
+    if (db != NULL)
+        put_enc(&b, db, false);
+    char sep = '?';
+    if (host_in_query) {
+        pgf_buf_printf(&b, "%chost=", sep);
+        put_enc(&b, host, true);
+        sep = '&';
+    }
+    if (port_in_query) {
+        pgf_buf_printf(&b, "%cport=", sep);
+        put_enc(&b, port, true);
+        sep = '&';
+    }
+    for (int i = 0; i < c->n; i++) {
+        const char *kw = c->keywords[i];
+        if (in_authority(kw))
+            continue;
+        if (kind == PGF_URL_ASYNCPG) {
+            /* asyncpg's SQLAlchemy dialect knows `ssl`, not libpq's keywords */
+            if (strcmp(kw, "sslmode") != 0)
+                continue;
+            kw = "ssl";
+        }
+        pgf_buf_printf(&b, "%c", sep);
+        put_enc(&b, kw, true);
+        pgf_buf_put_u8(&b, '=');
+        put_enc(&b, c->values[i], true);
+        sep = '&';
+    }
+    pgf_buf_put_u8(&b, 0);
+    if (b.failed) {
+        pgf_buf_free(&b);
+        return PGF_ENOMEM;
+    }
+    *out = (char *)b.data;
+    return 0;
+}
+
+int pgf_config_describe(const pgf_config *c, char **out)
+{
+    pgf_buf b = PGF_BUF_INIT;
+    pgf_buf_printf(&b, "source: %s\n", pgf_config_source_name(c->source));
+    static const char *const order[] = {"host", "hostaddr", "port", "dbname", "user", "password"};
+    for (size_t k = 0; k < sizeof order / sizeof order[0]; k++)
+        for (int i = 0; i < c->n; i++)
+            if (strcmp(c->keywords[i], order[k]) == 0) {
+                bool pw = strcmp(order[k], "password") == 0;
+                const char *v = c->values[i];
+                const char *note = strcmp(order[k], "host") == 0 && (v[0] == '/' || v[0] == '@')
+                                       ? ", unix socket directory"
+                                       : "";
+                pgf_buf_printf(&b, "  %-18s = %-40s (%s%s)\n", order[k], pw ? "****" : v,
+                               c->origin[i], note);
+            }
+    for (int i = 0; i < c->n; i++) {
+        bool listed = false;
+        for (size_t k = 0; k < sizeof order / sizeof order[0]; k++)
+            listed = listed || strcmp(c->keywords[i], order[k]) == 0;
+        if (!listed)
+            pgf_buf_printf(&b, "  %-18s = %-40s (%s)\n", c->keywords[i], c->values[i],
+                           c->origin[i]);
+    }
+    if (pgf_config_get(c, "host") == NULL)
+        pgf_buf_printf(&b, "  %-18s = %-40s (libpq default)\n", "host", "(unix socket default)");
+    if (pgf_config_get(c, "port") == NULL)
+        pgf_buf_printf(&b, "  %-18s = %-40s (libpq default)\n", "port", "5432");
+    if (c->notes[0] != '\0')
+        pgf_buf_printf(&b, "note: %s", c->notes);
+    pgf_buf_put_u8(&b, 0);
+    if (b.failed) {
+        pgf_buf_free(&b);
+        return PGF_ENOMEM;
+    }
+    *out = (char *)b.data;
+    return 0;
+}
