@@ -27,6 +27,8 @@
 
 struct event_base;
 struct pgf_fault_engine;
+struct pgf_fault_ctx;
+struct pgf_fault_action;
 
 typedef enum pgf_auth_method {
     PGF_AUTH_METHOD_TRUST,
@@ -45,6 +47,11 @@ typedef struct pgf_server_user {
     pgf_auth_method method;
     bool superuser; /* is_superuser=on in ParameterStatus */
 } pgf_server_user;
+
+/* Called on the server's loop for every fault that fires, after the engine
+ * decided and before the server carries the action out. */
+typedef void (*pgf_server_fault_fn)(void *arg, const struct pgf_fault_ctx *ctx, int phase,
+                                    const struct pgf_fault_action *action);
 
 typedef struct pgf_server_config {
     const char *const *listen; /* "HOST:PORT" (IPv6 as "[::1]:PORT"); port 0 = any free */
