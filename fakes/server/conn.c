@@ -124,6 +124,37 @@ struct pgf__conn {
 
 static void flush_out(pgf__conn *c);
 static void process_input(pgf__conn *c);
+
+/* Connections by phase, for the control API's stats. */
+static int phase_group(enum conn_state st)
+{
+    switch (st) {
+    case ST_STARTUP:
+        return 0;
+    case ST_AUTH_PASSWORD:
+    case ST_AUTH_MD5:
+    case ST_AUTH_SASL_INIT:
+    case ST_AUTH_SASL_FIN:
+        return 1;
+    case ST_READY:
+        return 2;
+    case ST_CLOSED:
+        return -1;
+    }
+    return -1;
+}
+
+static void set_state(pgf__conn *c, enum conn_state st)
+{
+    int from = phase_group(c->state), to = phase_group(st);
+    if (from != to) {
+        if (from >= 0)
+            atomic_fetch_sub(&c->srv->stats.by_phase[from], 1);
+        if (to >= 0)
+            atomic_fetch_add(&c->srv->stats.by_phase[to], 1);
+    }
+    c->state = st;
+}
 static void conn_close(pgf__conn *c, enum close_kind how, const char *why);
 
 /* ------------------------------------------------------------------ */
@@ -245,7 +276,7 @@ static void conn_close(pgf__conn *c, enum close_kind how, const char *why)
         close(c->fd);
         c->fd = -1;
     }
-    c->state = ST_CLOSED;
+    set_state(c, ST_CLOSED);
     if (c->counted_backend) {
         c->srv->backends--;
         c->counted_backend = false;
@@ -650,7 +681,7 @@ static void finish_startup(pgf__conn *c)
         return;
     }
     atomic_fetch_add(&c->srv->stats.auth_ok, 1);
-    c->state = ST_READY;
+    set_state(c, ST_READY);
     if (c->deadline)
         pgf_timer_cancel(c->deadline);
 
@@ -702,7 +733,7 @@ static void begin_auth(pgf__conn *c)
         return;
     case PGF_AUTH_METHOD_PASSWORD:
         pgf_msg_auth(&b, PGF_AUTH_CLEARTEXT, NULL, 0);
-        c->state = ST_AUTH_PASSWORD;
+        set_state(c, ST_AUTH_PASSWORD);
         break;
     case PGF_AUTH_METHOD_MD5:
         for (int i = 0; i < 4; i++)
@@ -713,7 +744,7 @@ static void begin_auth(pgf__conn *c)
     case PGF_AUTH_METHOD_SCRAM: {
         static const char *const mechs[] = {"SCRAM-SHA-256"};
         pgf_msg_auth_sasl(&b, mechs, 1);
-        c->state = ST_AUTH_SASL_INIT;
+        set_state(c, ST_AUTH_SASL_INIT);
         break;
     }
     }
@@ -838,7 +869,7 @@ static void handle_startup(pgf__conn *c, const pgf_fe_msg *m)
         send_fatal(c, "42704", msg);
         return;
     }
-    c->state = ST_STARTUP; /* begin_auth moves on */
+    set_state(c, ST_STARTUP); /* begin_auth moves on */
     begin_auth(c);
 }
 
@@ -913,7 +944,7 @@ static void handle_sasl(pgf__conn *c, const pgf_fe_msg *m)
             goto done;
         }
         pgf_msg_auth(&msg, PGF_AUTH_SASL_CONTINUE, out.data, out.len);
-        c->state = ST_AUTH_SASL_FIN;
+        set_state(c, ST_AUTH_SASL_FIN);
         send_at(c, PGF_PHASE_SASL_CONTINUE, &msg);
     } else {
         const uint8_t *data = NULL;
@@ -1726,6 +1757,7 @@ void pgf__conn_accept(pgf_server *s, int fd, const struct sockaddr *addr, int ad
     s->conns = c;
     atomic_fetch_add(&s->stats.accepted, 1);
     atomic_fetch_add(&s->stats.active, 1);
+    atomic_fetch_add(&s->stats.by_phase[0], 1); /* calloc'd state is ST_STARTUP */
     if (!c->rev || !c->wev || !c->wtimer || !c->stall_timer || !c->sleep_timer || !c->deadline) {
         conn_close(c, CK_RST, "out of memory");
         return;

@@ -425,6 +425,27 @@ void pgf_server_free(pgf_server *s)
     free(s);
 }
 
+int pgf_server_set_listening(pgf_server *s, bool up)
+{
+    if (s->stopped)
+        return PGF_ECLOSED;
+    for (int i = 0; i < s->nlisteners; i++) {
+        if (up)
+            evconnlistener_enable(s->listeners[i]);
+        else
+            evconnlistener_disable(s->listeners[i]);
+    }
+    if (up)
+        pgf_timer_cancel(s->relisten);
+    s->listeners_enabled = up;
+    return 0;
+}
+
+bool pgf_server_listening(const pgf_server *s)
+{
+    return s->listeners_enabled && !s->stopped;
+}
+
 int pgf_server_addresses(const pgf_server *s, char (*out)[256], int n)
 {
     for (int i = 0; i < s->naddrs && i < n; i++)
@@ -450,4 +471,6 @@ void pgf_server_get_stats(const pgf_server *s, pgf_server_stats *o)
     o->canceled = atomic_load(&m->stats.canceled);
     o->protocol_errors = atomic_load(&m->stats.protocol_errors);
     o->faults_fired = atomic_load(&m->stats.faults_fired);
+    for (int i = 0; i < 3; i++)
+        o->by_phase[i] = atomic_load(&m->stats.by_phase[i]);
 }

@@ -85,6 +85,11 @@ void pgf_server_stop(pgf_server *s);
 /* Frees everything; stops first if needed. NULL is a no-op. */
 void pgf_server_free(pgf_server *s);
 
+/* Stop (up=false) or resume accepting new connections; open ones are
+ * untouched (the control API's `down`/`up`). Loop thread. */
+int pgf_server_set_listening(pgf_server *s, bool up);
+bool pgf_server_listening(const pgf_server *s);
+
 /* Listener addresses after start, e.g. "tcp 127.0.0.1:54321" and
  * "unix /tmp/x/.s.PGSQL.54321". Returns the count; fills up to n. */
 int pgf_server_addresses(const pgf_server *s, char (*out)[256], int n);
@@ -102,6 +107,7 @@ typedef struct pgf_server_stats {
     uint64_t canceled; /* queries actually canceled */
     uint64_t protocol_errors;
     uint64_t faults_fired;
+    uint64_t by_phase[3]; /* open connections in startup, authentication, query phases */
 } pgf_server_stats;
 
 /* Counters are atomics; any thread. */

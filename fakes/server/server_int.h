@@ -74,6 +74,7 @@ struct pgf_server {
     struct {
         atomic_uint_fast64_t accepted, active, closed, auth_ok, auth_failed, queries,
             cancel_requests, canceled, protocol_errors, faults_fired;
+        atomic_uint_fast64_t by_phase[3]; /* startup, auth, query */
     } stats;
 };
 

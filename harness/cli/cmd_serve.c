@@ -9,7 +9,11 @@
 #include <string.h>
 
 #include "cli.h"
+#include "control.h"
+#include "fault.h"
+#include "faultlog.h"
 #include "log.h"
+#include "rules.h"
 #include "server.h"
 
 #define MAX_ITEMS 64
@@ -47,6 +51,36 @@ struct serve_ctx {
     pgf_server *srv;
     struct event_base *base;
 };
+
+static int hook_set_listening(void *arg, bool up)
+{
+    return pgf_server_set_listening(arg, up);
+}
+
+static bool hook_is_listening(void *arg)
+{
+    return pgf_server_listening(arg);
+}
+
+static char *hook_stats_json(void *arg)
+{
+    pgf_server_stats st;
+    pgf_server_get_stats(arg, &st);
+    char *buf = malloc(768);
+    if (buf == NULL)
+        return NULL;
+    snprintf(buf, 768,
+             "{\"accepted\":%" PRIu64 ",\"active\":%" PRIu64 ",\"closed\":%" PRIu64
+             ",\"auth_ok\":%" PRIu64 ",\"auth_failed\":%" PRIu64 ",\"queries\":%" PRIu64
+             ",\"cancel_requests\":%" PRIu64 ",\"canceled\":%" PRIu64
+             ",\"protocol_errors\":%" PRIu64 ",\"faults_fired\":%" PRIu64
+             ",\"by_phase\":{\"startup\":%" PRIu64 ",\"auth\":%" PRIu64 ",\"query\":%" PRIu64
+             "},\"listening\":%s}",
+             st.accepted, st.active, st.closed, st.auth_ok, st.auth_failed, st.queries,
+             st.cancel_requests, st.canceled, st.protocol_errors, st.faults_fired, st.by_phase[0],
+             st.by_phase[1], st.by_phase[2], pgf_server_listening(arg) ? "true" : "false");
+    return buf;
+}
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -87,6 +121,10 @@ int pgf_cmd_serve(int argc, char **argv)
         {"max-connections", required_argument, NULL, 'm'},
         {"seed", required_argument, NULL, 's'},
         {"log-level", required_argument, NULL, 'L'},
+        {"faults", required_argument, NULL, 'F'},
+        {"fault-log", required_argument, NULL, 'O'},
+        {"control", required_argument, NULL, 'C'},
+        {"allow-remote-control", no_argument, NULL, 'R'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -95,7 +133,8 @@ int pgf_cmd_serve(int argc, char **argv)
     const char *dbs[MAX_ITEMS];
     pgf_server_user users[MAX_ITEMS];
     int nlisten = 0, ndbs = 0, nusers = 0;
-    bool no_tcp = false, quiet = false, seed_random = false;
+    bool no_tcp = false, quiet = false, seed_random = false, remote_control = false;
+    const char *faults_path = NULL, *fault_log = NULL, *control_addr = NULL;
     pgf_server_config cfg = {0};
     cfg.seed = 1;
     optind = 1;
@@ -170,6 +209,18 @@ int pgf_cmd_serve(int argc, char **argv)
         case 'q':
             quiet = true;
             break;
+        case 'F':
+            faults_path = optarg;
+            break;
+        case 'O':
+            fault_log = optarg;
+            break;
+        case 'C':
+            control_addr = optarg;
+            break;
+        case 'R':
+            remote_control = true;
+            break;
         case 'h':
             serve_usage(stdout);
             return PGF_EXIT_OK;
@@ -207,20 +258,61 @@ int pgf_cmd_serve(int argc, char **argv)
     cfg.databases = dbs;
     cfg.ndatabases = ndbs;
 
+    char err[512];
+    /* Faults first: a bad rule file must stop us before we listen. */
+    pgf_fault_rules *rules = NULL;
+    if (faults_path != NULL) {
+        rules = pgf_fault_rules_parse_file(faults_path, err, sizeof err);
+        if (rules == NULL) {
+            fprintf(stderr, "pgfault serve: %s\n", err);
+            return PGF_EXIT_USAGE;
+        }
+    }
+    pgf_fault_engine *engine = NULL;
+    size_t nrules = 0;
+    if (rules != NULL || control_addr != NULL || fault_log != NULL) {
+        engine = pgf_fault_engine_new(cfg.seed);
+        if (engine == NULL) {
+            fprintf(stderr, "pgfault serve: out of memory\n");
+            pgf_fault_rules_free(rules);
+            return PGF_EXIT_INTERNAL;
+        }
+        nrules = rules != NULL ? pgf_fault_rules_count(rules) : 0;
+        pgf_fault_engine_set_rules(engine, rules); /* takes rules */
+        if (fault_log != NULL &&
+            pgf_fault_log_open(engine, fault_log, PGF_FAULT_LOG_APPEND, err, sizeof err) != 0) {
+            fprintf(stderr, "pgfault serve: %s\n", err);
+            pgf_fault_engine_free(engine);
+            return PGF_EXIT_USAGE;
+        }
+    }
+    cfg.faults = engine;
     struct event_base *base = event_base_new();
     if (base == NULL) {
         fprintf(stderr, "pgfault serve: cannot create an event loop\n");
+        pgf_fault_engine_free(engine);
         return PGF_EXIT_INTERNAL;
     }
-    char err[512];
     pgf_server *srv = NULL;
     int rc = pgf_server_new(&cfg, base, &srv, err, sizeof err);
     if (rc == 0)
         rc = pgf_server_start(srv, err, sizeof err);
+    pgf_fault_control *ctl = NULL;
+    int control_port = 0;
+    if (rc == 0 && control_addr != NULL) {
+        pgf_fault_control_hooks hooks = {srv, hook_set_listening, hook_is_listening,
+                                         hook_stats_json};
+        control_port = pgf_fault_control_start(&ctl, base, engine, control_addr, remote_control,
+                                               &hooks, err, sizeof err);
+        if (control_port < 0)
+            rc = control_port;
+    }
     if (rc != 0) {
         fprintf(stderr, "pgfault serve: %s\n", err);
+        pgf_fault_control_free(ctl);
         pgf_server_free(srv);
         event_base_free(base);
+        pgf_fault_engine_free(engine);
         return rc == PGF_EINVAL ? PGF_EXIT_USAGE : PGF_EXIT_INTERNAL;
     }
     struct serve_ctx ctx = {srv, base};
@@ -232,8 +324,17 @@ int pgf_cmd_serve(int argc, char **argv)
         char addrs[16][256];
         int n = pgf_server_addresses(srv, addrs, 16);
         printf("seed %" PRIu64 "\n", cfg.seed);
+        if (faults_path != NULL)
+            printf("faults %s (%zu rules)\n", faults_path, nrules);
         for (int i = 0; i < n && i < 16; i++)
             printf("listening %s\n", addrs[i]);
+        if (ctl != NULL) {
+            char host[256];
+            int port;
+            if (pgf_fault_split_hostport(control_addr, host, sizeof host, &port) == 0)
+                printf("control http://%s%s%s:%d\n", strchr(host, ':') ? "[" : "", host,
+                       strchr(host, ':') ? "]" : "", control_port);
+        }
         fflush(stdout);
     }
     event_base_dispatch(base);
@@ -241,9 +342,19 @@ int pgf_cmd_serve(int argc, char **argv)
     pgf_server_get_stats(srv, &st);
     pgf_log_info("[serve] stopped: %" PRIu64 " connections, %" PRIu64 " queries", st.accepted,
                  st.queries);
+    if (engine != NULL && !quiet) {
+        /* Fault-site coverage: which phase x action fired, which rules never did. */
+        char *cov = pgf_fault_coverage_json(engine);
+        if (cov != NULL)
+            printf("coverage %s\n", cov);
+        free(cov);
+        fflush(stdout);
+    }
     event_free(sigint);
     event_free(sigterm);
+    pgf_fault_control_free(ctl);
     pgf_server_free(srv);
     event_base_free(base);
+    pgf_fault_engine_free(engine);
     return PGF_EXIT_OK;
 }

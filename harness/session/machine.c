@@ -4,6 +4,7 @@
 #include "machine.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
@@ -431,4 +432,19 @@ int pgf_session_spec(pgf_spec_format fmt, char **out)
     }
     json_decref(root);
     return rc;
+}
+
+static char *builtin_json;
+static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
+
+static void build_builtin(void)
+{
+    if (pgf_session_spec(PGF_SPEC_JSON, &builtin_json) != 0)
+        builtin_json = NULL;
+}
+
+const char *pgf_session_spec_json_text(void)
+{
+    pthread_once(&builtin_once, build_builtin);
+    return builtin_json;
 }

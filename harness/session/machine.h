@@ -216,4 +216,11 @@ int pgf_spec_format_parse(const char *s);
  * terminated, with a final newline. Caller frees *out with free(). */
 int pgf_session_spec(pgf_spec_format fmt, char **out) PGF_NODISCARD;
 
+/* The JSON spec as static text, built once (thread-safe); NULL on ENOMEM.
+ * This is what the checker's weak hook pgf_session_spec_json()
+ * (harness/checker/spec.h) should return; the hook itself is not defined
+ * here yet because defining it changes what tests/e2e/check_exit_codes.sh
+ * expects from `pgfault check` without --spec (integration step). */
+const char *pgf_session_spec_json_text(void);
+
 #endif

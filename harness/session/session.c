@@ -639,7 +639,8 @@ static void do_close(pgf_session *s)
     pthread_mutex_unlock(&s->mu);
     if (op == PGF_OP_NONE)
         return;
-    if (set_state(s, PGF_SESS_CLOSING, op, "close requested") != 0)
+    if (pgf_session_state(s) != PGF_SESS_CLOSING &&
+        set_state(s, PGF_SESS_CLOSING, op, "close requested") != 0)
         return;
     /* On the loop, between polls: finishing here can never race a running
      * PQconnectPoll. */
@@ -889,6 +890,21 @@ int pgf__session_mark(pgf_session *s, pgf_sess_op op, bool force)
     }
     pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+void pgf__session_force(pgf_session *s, pgf_sess_state st, pgf_sess_op main_op)
+{
+    pthread_mutex_lock(&s->mu);
+    s->state = st;
+    if (main_op != PGF_OP_NONE)
+        s->main = (struct opslot){main_op, atomic_fetch_add(&g_op_id, 1) + 1, NULL, NULL, false};
+    if (st == PGF_SESS_CANCELING)
+        s->cancel =
+            (struct opslot){PGF_OP_cancel, atomic_fetch_add(&g_op_id, 1) + 1, NULL, NULL, false};
+    if (st == PGF_SESS_CLOSING)
+        s->close =
+            (struct opslot){PGF_OP_close, atomic_fetch_add(&g_op_id, 1) + 1, NULL, NULL, false};
+    pthread_mutex_unlock(&s->mu);
 }
 
 struct event_base *pgf__session_base(pgf_session *s)

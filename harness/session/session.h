@@ -174,5 +174,10 @@ int pgf__session_mark(pgf_session *s, pgf_sess_op op, bool force);
 /* Close with the pool's `invalidate` operation label. */
 int pgf__session_invalidate(pgf_session *s, pgf_session_cb cb, void *arg);
 struct event_base *pgf__session_base(pgf_session *s);
+/* Tests only: put a fresh, never-opened session into `st` with `main_op`
+ * (and, for CANCELING/CLOSING, the cancel/close op) marked in progress, so
+ * the table of (state, operation) calls can be checked without a server.
+ * No PGconn is involved; free it with pgf_session_free(). */
+void pgf__session_force(pgf_session *s, pgf_sess_state st, pgf_sess_op main_op);
 
 #endif

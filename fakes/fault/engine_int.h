@@ -1,0 +1,49 @@
+/* engine_int.h - the engine object, shared by engine.c (decisions) and
+ * faultlog.c (log, coverage). Not for use outside fakes/fault/. */
+#ifndef PGF_FAULT_ENGINE_INT_H
+#define PGF_FAULT_ENGINE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "fault.h"
+#include "fault_int.h"
+
+struct rule_state;
+
+struct pgf_fault_engine {
+    uint64_t seed;
+    /* installed rule set: `mu` guards the pointer only */
+    pthread_mutex_t mu;
+    pgf_fault_rules *rules;
+    atomic_uint_fast64_t gen;   /* bumped by every set_rules */
+    atomic_uint_fast64_t epoch; /* bumped by every reset */
+    atomic_uint_fast64_t fired_total;
+    /* loop thread only */
+    pgf_fault_rules *loop_rules;
+    uint64_t loop_gen, loop_epoch;
+    struct rule_state *gstate; /* scope: global counters, laid out for loop_rules */
+    /* fault log and coverage: `log_mu` */
+    pthread_mutex_t log_mu;
+    uint64_t seq;
+    char **lines;
+    size_t nlines, cap, log_limit;
+    uint64_t dropped;
+    FILE *stream;
+    unsigned stream_flags;
+    uint64_t cov[PGF_PHASE_COUNT][PGF_ACTION_COUNT];
+    uint64_t cov_total;
+    char **cov_names; /* fired counts by rule name, across rule-set changes */
+    uint64_t *cov_counts;
+    size_t ncov;
+};
+
+/* Record a fired fault; returns its sequence number (loop thread). */
+uint64_t pgf__faultlog_record(pgf_fault_engine *e, uint64_t conn_id, pgf_phase phase,
+                              const pgf__rule *r, const pgf_fault_action *a,
+                              const pgf_fault_ctx *ctx);
+void pgf__faultlog_reset_coverage(pgf_fault_engine *e);
+void pgf__faultlog_destroy(pgf_fault_engine *e);
+
+#endif
