@@ -66,6 +66,8 @@ typedef struct pgf_server_config {
     uint64_t seed;                   /* for PIDs, keys, salts, nonces (deterministic runs) */
     struct pgf_fault_engine *faults; /* borrowed; NULL = no faults */
     bool quiet;                      /* do not print "listening ..." lines */
+    pgf_server_fault_fn on_fault;      /* optional observer of fired faults */
+    void *on_fault_arg;
 } pgf_server_config;
 
 typedef struct pgf_server pgf_server;

@@ -23,6 +23,7 @@
 #include "clock.h"
 #include "log.h"
 #include "pool.h"
+#include "rules.h"
 #include "rng.h"
 #include "session.h"
 #include "timer.h"
@@ -68,7 +69,7 @@ typedef struct racer_job {
     slot *sl;
     pgf_session *s;
     const pgf_racer *r;
-    uint64_t due_ns; /* stress: real time to fire */
+    uint64_t due_ns;  /* stress: real time to fire */
     pgf_timer *timer; /* sim: delayed job */
 } racer_job;
 
@@ -202,15 +203,20 @@ static void slot_close(slot *sl)
         return;
     sl->closing = true;
     int rc = pgf_session_close(sl->s, on_closed_cb, sl);
-    if (rc != 0) {
-        /* Refused: the session is already CLOSED (a racer closed it and
-         * its close completed). Anything else is a harness bug. */
-        if (pgf_session_state(sl->s) == PGF_SESS_CLOSED)
-            slot_closed(sl);
-        else
-            pgf_log_warn("[slot %u] close refused in state %s: %s", sl->index,
-                         pgf_session_state_name(pgf_session_state(sl->s)), pgf_strerror(rc));
+    if (rc == 0)
+        return;
+    /* Refused: a racer's close got there first. Either it has completed
+     * (CLOSED) or its callback is still to come, and the slot resumes when
+     * that callback brings racer_pending to zero. */
+    pgf_sess_state st = pgf_session_state(sl->s);
+    if (st == PGF_SESS_CLOSED || atomic_load(&sl->racer_pending) == 0) {
+        if (st != PGF_SESS_CLOSED)
+            pgf_log_warn("[slot %u] close refused in state %s with no racer pending: %s", sl->index,
+                         pgf_session_state_name(st), pgf_strerror(rc));
+        slot_closed(sl);
+        return;
     }
+    sl->wait_racers = true;
 }
 
 static void slot_closed(slot *sl)
@@ -369,6 +375,18 @@ static void pool_slot_begin(slot *sl)
 /* ------------------------------------------------------------------ */
 /* racers                                                              */
 
+static void racer_done(evutil_socket_t fd, short what, void *arg);
+
+/* An accepted racer close/cancel completed (loop thread). */
+static void racer_op_cb(pgf_session *s, pgf_sess_op op, int err, const pgf_health *h, void *arg)
+{
+    (void)s;
+    (void)op;
+    (void)err;
+    (void)h;
+    racer_done(-1, 0, arg);
+}
+
 static void racer_call(racer_job *j)
 {
     run_ctx *rc = j->sl->w->rc;
@@ -377,10 +395,14 @@ static void racer_call(racer_job *j)
         int e;
         switch (j->r->op) {
         case PGF_OP_close:
-            e = pgf_session_close(j->s, NULL, NULL);
-            break;
         case PGF_OP_cancel:
-            e = pgf_session_cancel(j->s, NULL, NULL);
+            /* The callback keeps the slot from freeing the session until
+             * this operation is over. */
+            atomic_fetch_add(&j->sl->racer_pending, 1);
+            e = j->r->op == PGF_OP_close ? pgf_session_close(j->s, racer_op_cb, j->sl)
+                                         : pgf_session_cancel(j->s, racer_op_cb, j->sl);
+            if (e != 0)
+                atomic_fetch_sub(&j->sl->racer_pending, 1);
             break;
         case PGF_OP_check:
             e = pgf_session_check(j->s, NULL, NULL);
@@ -397,7 +419,8 @@ static void racer_call(racer_job *j)
     }
 }
 
-/* Back on the slot's loop: the job no longer refers to the session. */
+/* Back on the slot's loop: a job or a racer's operation no longer refers
+ * to the session. */
 static void racer_done(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -540,8 +563,7 @@ static void on_fault(void *arg, const struct pgf_fault_ctx *ctx, int phase,
     int64_t session = -1;
     if (ctx->application_name != NULL && strncmp(ctx->application_name, "pgf-s", 5) == 0)
         session = strtoll(ctx->application_name + 5, NULL, 10);
-    pgf_recorder_fault(rc->res->rec, ctx->conn_id, session, (pgf_phase)phase, a,
-                       ctx->elapsed_ns);
+    pgf_recorder_fault(rc->res->rec, ctx->conn_id, session, (pgf_phase)phase, a, ctx->elapsed_ns);
 }
 
 /* ------------------------------------------------------------------ */
@@ -641,7 +663,8 @@ static void build_conninfo(run_ctx *rc)
 static int make_workers(run_ctx *rc, char *err, size_t errlen)
 {
     const pgf_scenario *sc = rc->sc;
-    int nw = rc->sim ? 1 : (int)(sc->threads ? sc->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN));
+    int nw =
+        rc->sim ? 1 : (int)(sc->threads ? sc->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN));
     if (nw < 1)
         nw = 1;
     if ((unsigned)nw > sc->sessions)
@@ -727,11 +750,9 @@ static void progress(run_ctx *rc, bool final)
         return;
     double el = (double)(pgf_now_ns() - rc->start_ns) / 1e9;
     uint64_t checks = atomic_load(&rc->checks_done);
-    fprintf(f, "%s[%s] %6.1fs  checks %llu  (%.0f/s)  racers fired %llu%s",
-            rc->o->tty ? "\r" : "", rc->sc->name, el, (unsigned long long)checks,
-            el > 0 ? (double)checks / el : 0.0,
-            (unsigned long long)atomic_load(&rc->racer_fired),
-            rc->o->tty && !final ? "   " : "\n");
+    fprintf(f, "%s[%s] %6.1fs  checks %llu  (%.0f/s)  racers fired %llu%s", rc->o->tty ? "\r" : "",
+            rc->sc->name, el, (unsigned long long)checks, el > 0 ? (double)checks / el : 0.0,
+            (unsigned long long)atomic_load(&rc->racer_fired), rc->o->tty && !final ? "   " : "\n");
     fflush(f);
 }
 
@@ -946,8 +967,8 @@ int pgf_driver_run(const pgf_scenario *sc, const pgf_driver_opts *o, pgf_run **o
     if (sc->rules != NULL)
         pgf_fault_engine_set_rules(res->engine, pgf_fault_rules_ref(sc->rules));
     if (o != NULL && o->faults_log_path != NULL &&
-        (e = pgf_fault_log_open(res->engine, o->faults_log_path, rc->sim ? PGF_FAULT_LOG_NO_TIME : 0,
-                                err, errlen)) != 0)
+        (e = pgf_fault_log_open(res->engine, o->faults_log_path,
+                                rc->sim ? PGF_FAULT_LOG_NO_TIME : 0, err, errlen)) != 0)
         goto done;
     if ((e = start_server(rc, err, errlen)) != 0)
         goto done;
@@ -957,7 +978,8 @@ int pgf_driver_run(const pgf_scenario *sc, const pgf_driver_opts *o, pgf_run **o
     uint64_t t0 = run_now(rc);
     rc->end_ns = sc->duration_ms > 0 ? t0 + PGF_MS_NS(sc->duration_ms) : 0;
     if (sc->rules2 != NULL && sc->rules2_at_ms > 0) {
-        rc->rotate_timer = pgf_timer_new(rc->sim ? rc->sim_base : rc->workers[0].base, on_rotate, rc);
+        rc->rotate_timer =
+            pgf_timer_new(rc->sim ? rc->sim_base : rc->workers[0].base, on_rotate, rc);
         if (rc->rotate_timer != NULL)
             pgf_timer_arm(rc->rotate_timer, PGF_MS_NS(sc->rules2_at_ms));
     }

@@ -22,10 +22,10 @@
 #include "server.h"
 
 typedef struct pgf_driver_opts {
-    FILE *progress;                 /* periodic progress lines; NULL = none */
-    bool tty;                       /* progress redraws one line */
-    volatile sig_atomic_t *stop;    /* set by a signal handler: wind down early */
-    const char *faults_log_path;    /* stream the fault log here (NULL = memory only) */
+    FILE *progress;              /* periodic progress lines; NULL = none */
+    bool tty;                    /* progress redraws one line */
+    volatile sig_atomic_t *stop; /* set by a signal handler: wind down early */
+    const char *faults_log_path; /* stream the fault log here (NULL = memory only) */
 } pgf_driver_opts;
 
 /* Everything a run produced. */

@@ -35,6 +35,13 @@ const char *pgf_session_spec_json(void)
     return json;
 }
 
+/* Report building is best-effort per item: a failed allocation sets the
+ * report's own failure flag and the writers refuse to write a partial file. */
+static inline void ignore_(int rc)
+{
+    (void)rc;
+}
+
 typedef struct outcome {
     pgf_run *run;
     pgf_check_result *check;
@@ -47,7 +54,7 @@ typedef struct outcome {
 
 static int mkdir_p(const char *dir, char *err, size_t errlen)
 {
-    char tmp[1024];
+    char tmp[256];
     snprintf(tmp, sizeof tmp, "%s", dir);
     for (char *p = tmp + 1; *p; p++) {
         if (*p != '/')
@@ -119,11 +126,11 @@ static bool evaluate(const pgf_scenario *sc, outcome *oc, pgf_report_scenario *r
     bool all = true;
     oc->first_failure[0] = '\0';
     const pgf_run *r = oc->run;
-#define FAIL_AS(nm)                                                                                \
-    do {                                                                                           \
-        all = false;                                                                               \
-        if (oc->first_failure[0] == '\0')                                                          \
-            snprintf(oc->first_failure, sizeof oc->first_failure, "%s", nm);                       \
+#define FAIL_AS(nm)                                                          \
+    do {                                                                     \
+        all = false;                                                         \
+        if (oc->first_failure[0] == '\0')                                    \
+            snprintf(oc->first_failure, sizeof oc->first_failure, "%s", nm); \
     } while (0)
     bool want_violations = false;
     for (int i = 0; i < sc->nexpects; i++)
@@ -152,8 +159,8 @@ static bool evaluate(const pgf_scenario *sc, outcome *oc, pgf_report_scenario *r
             snprintf(msg, sizeof msg, "%" PRIu64 " x %s: %s", oc->check->counts[k],
                      pgf_violation_name((pgf_violation_kind)k),
                      first ? first->message : pgf_violation_doc((pgf_violation_kind)k));
-            pgf_report_check *c =
-                pgf_report_add_check(rs, name, false, pgf_violation_name((pgf_violation_kind)k), msg);
+            pgf_report_check *c = pgf_report_add_check(
+                rs, name, false, pgf_violation_name((pgf_violation_kind)k), msg);
             if (c != NULL && first != NULL) {
                 if (first->session != PGF_REC_NONE)
                     pgf_report_check_set_session(c, (uint64_t)first->session);
@@ -227,8 +234,8 @@ static bool evaluate(const pgf_scenario *sc, outcome *oc, pgf_report_scenario *r
             ok = rate <= x->value;
             snprintf(name, sizeof name, "expect: at most %.0f logins per second at the server",
                      x->value);
-            snprintf(msg, sizeof msg, "%.1f logins/s (%.0f logins in %.2f s%s)", rate, logins,
-                     secs, sc->mode == PGF_MODE_SIM ? " virtual" : "");
+            snprintf(msg, sizeof msg, "%.1f logins/s (%.0f logins in %.2f s%s)", rate, logins, secs,
+                     sc->mode == PGF_MODE_SIM ? " virtual" : "");
             break;
         }
         }
@@ -262,12 +269,12 @@ static void fill_pictures(const pgf_scenario *sc, outcome *oc, pgf_report_scenar
         if (r->outcomes[k] == 0)
             continue;
         pgf_report_outcome o = outcome_of((pgf_health_reason)k);
-        (void)pgf_report_count_outcome(rs, o, r->outcomes[k]);
+        ignore_(pgf_report_count_outcome(rs, o, r->outcomes[k]));
         for (size_t i = 0; i < r->nlat[k]; i++)
-            (void)pgf_report_add_latency(rs, o, r->lat[k][i], 1);
+            ignore_(pgf_report_add_latency(rs, o, r->lat[k][i], 1));
     }
     for (int st = 0; st < PGF_SESS_STATE_COUNT; st++)
-        (void)pgf_report_add_state(rs, pgf_session_state_name((pgf_sess_state)st));
+        ignore_(pgf_report_add_state(rs, pgf_session_state_name((pgf_sess_state)st)));
     /* edge counts: (from, to, op) -> count, small fixed table */
     enum { MAXE = 256 };
     struct {
@@ -323,45 +330,48 @@ static void fill_pictures(const pgf_scenario *sc, outcome *oc, pgf_report_scenar
         if (slot < 0)
             continue;
         if (rec->type == PGF_REC_TRANSITION && rec->from && rec->to) {
-            uint64_t start = last_state_time[slot] >= 0 ? (uint64_t)last_state_time[slot]
-                                                        : rec->time_ns;
-            (void)pgf_report_add_span(rs, (uint64_t)rec->session, rec->from, start, rec->time_ns);
+            uint64_t start =
+                last_state_time[slot] >= 0 ? (uint64_t)last_state_time[slot] : rec->time_ns;
+            ignore_(
+                pgf_report_add_span(rs, (uint64_t)rec->session, rec->from, start, rec->time_ns));
             last_state_time[slot] = (int64_t)rec->time_ns;
             last_state[slot] = rec->to;
         } else if (rec->type == PGF_REC_FAULT) {
-            (void)pgf_report_add_fault_mark(rs, (uint64_t)rec->session, rec->time_ns, rec->phase,
-                                            rec->action, rec->rule);
+            ignore_(pgf_report_add_fault_mark(rs, (uint64_t)rec->session, rec->time_ns, rec->phase,
+                                              rec->action, rec->rule));
         }
     }
     for (int k = 0; k < ntl; k++)
         if (last_state[k] != NULL)
-            (void)pgf_report_add_span(rs, (uint64_t)tl[k], last_state[k],
-                                      (uint64_t)last_state_time[k], r->duration_ns);
+            ignore_(pgf_report_add_span(rs, (uint64_t)tl[k], last_state[k],
+                                        (uint64_t)last_state_time[k], r->duration_ns));
     for (int k = 0; k < ne; k++) {
-        int from = pgf_session_state_parse(edges[k].from), to = pgf_session_state_parse(edges[k].to);
+        int from = pgf_session_state_parse(edges[k].from),
+            to = pgf_session_state_parse(edges[k].to);
         int op = pgf_session_op_parse(edges[k].op);
         bool legal = from >= 0 && to >= 0 && op >= 0 &&
                      pgf_session_transition_allowed((pgf_sess_state)from, (pgf_sess_state)to,
                                                     (pgf_sess_op)op);
-        (void)pgf_report_add_edge(rs, edges[k].from, edges[k].to, edges[k].op, edges[k].n, legal);
+        ignore_(
+            pgf_report_add_edge(rs, edges[k].from, edges[k].to, edges[k].op, edges[k].n, legal));
     }
     pgf_fault_coverage cov;
     if (pgf_fault_coverage_get(r->engine, &cov) == 0) {
         for (int p = 0; p < PGF_PHASE_COUNT; p++)
             for (int a = 0; a < PGF_ACTION_COUNT; a++)
                 if (cov.fired[p][a] > 0)
-                    (void)pgf_report_add_coverage(rs, pgf_phase_name((pgf_phase)p),
-                                                  pgf_action_name((pgf_action_kind)a),
-                                                  cov.fired[p][a]);
+                    ignore_(pgf_report_add_coverage(rs, pgf_phase_name((pgf_phase)p),
+                                                    pgf_action_name((pgf_action_kind)a),
+                                                    cov.fired[p][a]));
         for (size_t i = 0; i < cov.nrules; i++)
-            (void)pgf_report_add_rule(rs, cov.rules[i].name, pgf_phase_name(cov.rules[i].phase),
-                                      pgf_action_name(cov.rules[i].action), cov.rules[i].fired);
+            ignore_(pgf_report_add_rule(rs, cov.rules[i].name, pgf_phase_name(cov.rules[i].phase),
+                                        pgf_action_name(cov.rules[i].action), cov.rules[i].fired));
         pgf_fault_coverage_clear(&cov);
     }
     for (int k = 0; k < PGF_VIOL_COUNT; k++)
         if (oc->check->counts[k] > 0)
-            (void)pgf_report_count_violation(rs, pgf_violation_name((pgf_violation_kind)k),
-                                             oc->check->counts[k]);
+            ignore_(pgf_report_count_violation(rs, pgf_violation_name((pgf_violation_kind)k),
+                                               oc->check->counts[k]));
     (void)sc;
 }
 
@@ -600,8 +610,7 @@ int pgf_run_suite(pgf_scenario *const *scs, int n, const pgf_run_opts *o)
             fprintf(con, "== %s (%s, seed %" PRIu64 ", %u sessions)\n", sc->name,
                     pgf_run_mode_name(sc->mode), sc->seed, sc->sessions);
         char *yaml = scenario_yaml(sc);
-        json_t *js = json_pack("{s:s, s:s, s:s?}", "name", sc->name, "seed",
-                               "", "yaml", yaml);
+        json_t *js = json_pack("{s:s, s:s, s:s?}", "name", sc->name, "seed", "", "yaml", yaml);
         if (js != NULL) {
             char seedbuf[32];
             snprintf(seedbuf, sizeof seedbuf, "%" PRIu64, sc->seed);
@@ -625,8 +634,8 @@ int pgf_run_suite(pgf_scenario *const *scs, int n, const pgf_run_opts *o)
         if (oc.run->interrupted)
             interrupted = true;
         if (rs != NULL) {
-            (void)pgf_report_scenario_set_run(rs, sc->seed, replay, oc.run->duration_ns);
-            evaluate(sc, &oc, rs);
+            ignore_(pgf_report_scenario_set_run(rs, sc->seed, replay, oc.run->duration_ns));
+            (void)evaluate(sc, &oc, rs);
             fill_pictures(sc, &oc, rs);
         }
         if (con)

@@ -33,12 +33,12 @@ const char *pgf_run_mode_name(pgf_run_mode m);
  * thread in stress mode), with a probability, or at the nth occurrence. */
 typedef struct pgf_racer {
     char name[64];
-    pgf_sess_op op;       /* close, cancel, check (misuse), release (pool misuse) */
-    pgf_sess_state at;    /* trigger state */
-    double probability;   /* default 1 */
-    uint64_t nth;         /* only the nth time the trigger happens in a run (1-based); 0 = every */
-    unsigned times;       /* calls per firing (2 = "close twice"); default 1 */
-    unsigned delay_ms;    /* wait before calling (virtual in sim mode); default 0 */
+    pgf_sess_op op;     /* close, cancel, check (misuse), release (pool misuse) */
+    pgf_sess_state at;  /* trigger state */
+    double probability; /* default 1 */
+    uint64_t nth;       /* only the nth time the trigger happens in a run (1-based); 0 = every */
+    unsigned times;     /* calls per firing (2 = "close twice"); default 1 */
+    unsigned delay_ms;  /* wait before calling (virtual in sim mode); default 0 */
 } pgf_racer;
 
 typedef enum pgf_expect_kind {
@@ -73,7 +73,8 @@ typedef struct pgf_scenario {
     char *databases[PGF_SCENARIO_MAX_DBS];
     bool unix_socket; /* listen (and connect) on a temp unix-socket dir */
     int max_connections;
-    char *external; /* run against this libpq conninfo/URL instead of the embedded server */
+    char *external;      /* run against this libpq conninfo/URL instead of the embedded server */
+    char *socket_subdir; /* unix: put the socket in TMP/<subdir> ("cloudsql/p:r:i") */
 
     /* what the health checks connect with */
     char *user;
@@ -121,7 +122,7 @@ int pgf_scenario_load_file(const char *path, pgf_scenario *sc, char *err,
 int pgf_scenario_load_string(const char *text, size_t len, const char *source, pgf_scenario *sc,
                              char *err, size_t errlen) PGF_NODISCARD;
 
-/* The built-in library (scenarios/*.yaml compiled in). */
+/* The built-in library (every scenarios/NAME.yaml compiled in). */
 size_t pgf_scenario_builtin_count(void);
 const char *pgf_scenario_builtin_name(size_t i);
 const char *pgf_scenario_builtin_text(size_t i);
