@@ -53,7 +53,9 @@
     X(CONNECTION_LOST, "connection_lost")           \
     X(CANCELED, "canceled")                         \
     X(TOO_MANY_CONNECTIONS, "too_many_connections") \
-    X(SHUTTING_DOWN, "shutting_down")
+    X(SHUTTING_DOWN, "shutting_down")               \
+    X(PROTOCOL_ERROR, "protocol_error")             \
+    X(CONFIG_ERROR, "config_error")
 
 typedef enum pgf_report_outcome {
 #define PGF__REPORT_OUTCOME_ENUM(name, str) PGF_REPORT_##name,

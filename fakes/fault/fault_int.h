@@ -12,44 +12,7 @@
 
 #include "fault.h"
 
-/* ---- neutral tree: what YAML and JSON both become ---------------------- */
-
-typedef enum pgf__node_kind {
-    PGF__N_MAP,
-    PGF__N_SEQ,
-    PGF__N_SCALAR,
-} pgf__node_kind;
-
-/* Scalar types. YAML plain scalars are untyped (PLAIN): the validator
- * interprets them as the key requires. YAML quoted scalars and JSON strings
- * are STRING; JSON numbers/booleans/null keep their JSON type. */
-typedef enum pgf__scalar_type {
-    PGF__S_PLAIN,
-    PGF__S_STRING,
-    PGF__S_INT,
-    PGF__S_REAL,
-    PGF__S_BOOL,
-    PGF__S_NULL,
-} pgf__scalar_type;
-
-typedef struct pgf__node pgf__node;
-struct pgf__node {
-    pgf__node_kind kind;
-    pgf__scalar_type stype; /* scalars only */
-    char *text;             /* scalars: the text ("true", "12", "0.5" for JSON) */
-    int line, col;          /* 1-based; 0 = unknown (JSON) */
-    size_t n;               /* children (map: pairs) */
-    char **keys;            /* map only: key texts */
-    int *key_line, *key_col;
-    pgf__node **kids;
-};
-
-void pgf__node_free(pgf__node *n);
-/* Build the tree. NULL + message in err on failure. */
-pgf__node *pgf__tree_from_yaml(const char *text, size_t len, const char *source, char *err,
-                               size_t errlen);
-pgf__node *pgf__tree_from_json(const char *text, size_t len, const char *source, char *err,
-                               size_t errlen);
+#include "doc.h"
 
 /* ---- the rule model --------------------------------------------------- */
 
@@ -94,8 +57,7 @@ struct pgf_fault_rules {
 
 /* Validate a tree into a rule set. Accepted roots: {version?, rules: [...]},
  * a bare list of rules, or one rule object (a map with phase/action). */
-pgf_fault_rules *pgf__rules_from_tree(const pgf__node *root, const char *source, char *err,
-                                      size_t errlen);
+/* pgf_fault_rules_from_doc() is declared in rules.h. */
 
 /* Is `a` valid at `p`? */
 bool pgf__action_valid_at(pgf_action_kind a, pgf_phase p);

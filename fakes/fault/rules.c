@@ -57,24 +57,24 @@ static void verr_list(struct vctx *v, int line, int col, const char *msg, const 
         snprintf(v->err, v->errlen, "%s: %s%s (%s)", v->source, msg, where, list);
 }
 
-static const char *node_type_name(const pgf__node *n)
+static const char *node_type_name(const pgf_doc *n)
 {
-    if (n->kind == PGF__N_MAP)
+    if (n->kind == PGF_DOC_MAP)
         return "a map";
-    if (n->kind == PGF__N_SEQ)
+    if (n->kind == PGF_DOC_SEQ)
         return "a list";
     switch (n->stype) {
-    case PGF__S_STRING:
+    case PGF_DOC_STRING:
         return "a string";
-    case PGF__S_INT:
+    case PGF_DOC_INT:
         return "an integer";
-    case PGF__S_REAL:
+    case PGF_DOC_REAL:
         return "a number";
-    case PGF__S_BOOL:
+    case PGF_DOC_BOOL:
         return "a boolean";
-    case PGF__S_NULL:
+    case PGF_DOC_NULL:
         return "null";
-    case PGF__S_PLAIN:
+    case PGF_DOC_PLAIN:
         return "a scalar";
     }
     return "a value";
@@ -82,7 +82,7 @@ static const char *node_type_name(const pgf__node *n)
 
 /* ---- typed getters ---------------------------------------------------- */
 
-static int map_find(const pgf__node *m, const char *key)
+static int map_find(const pgf_doc *m, const char *key)
 {
     for (size_t i = 0; i < m->n; i++)
         if (strcmp(m->keys[i], key) == 0)
@@ -90,9 +90,9 @@ static int map_find(const pgf__node *m, const char *key)
     return -1;
 }
 
-static bool get_str(struct vctx *v, const pgf__node *n, const char *key, const char **out)
+static bool get_str(struct vctx *v, const pgf_doc *n, const char *key, const char **out)
 {
-    if (n->kind != PGF__N_SCALAR || (n->stype != PGF__S_STRING && n->stype != PGF__S_PLAIN)) {
+    if (n->kind != PGF_DOC_SCALAR || (n->stype != PGF_DOC_STRING && n->stype != PGF_DOC_PLAIN)) {
         verr(v, n->line, n->col, "'%s' must be a string, got %s", key, node_type_name(n));
         return false;
     }
@@ -100,10 +100,10 @@ static bool get_str(struct vctx *v, const pgf__node *n, const char *key, const c
     return true;
 }
 
-static bool get_uint(struct vctx *v, const pgf__node *n, const char *key, uint64_t lo, uint64_t hi,
+static bool get_uint(struct vctx *v, const pgf_doc *n, const char *key, uint64_t lo, uint64_t hi,
                      uint64_t *out)
 {
-    if (n->kind != PGF__N_SCALAR || (n->stype != PGF__S_INT && n->stype != PGF__S_PLAIN)) {
+    if (n->kind != PGF_DOC_SCALAR || (n->stype != PGF_DOC_INT && n->stype != PGF_DOC_PLAIN)) {
         verr(v, n->line, n->col, "'%s' must be an integer, got %s", key, node_type_name(n));
         return false;
     }
@@ -128,11 +128,11 @@ static bool get_uint(struct vctx *v, const pgf__node *n, const char *key, uint64
     return true;
 }
 
-static bool get_double(struct vctx *v, const pgf__node *n, const char *key, double lo, double hi,
+static bool get_double(struct vctx *v, const pgf_doc *n, const char *key, double lo, double hi,
                        double *out)
 {
-    if (n->kind != PGF__N_SCALAR ||
-        (n->stype != PGF__S_INT && n->stype != PGF__S_REAL && n->stype != PGF__S_PLAIN)) {
+    if (n->kind != PGF_DOC_SCALAR ||
+        (n->stype != PGF_DOC_INT && n->stype != PGF_DOC_REAL && n->stype != PGF_DOC_PLAIN)) {
         verr(v, n->line, n->col, "'%s' must be a number, got %s", key, node_type_name(n));
         return false;
     }
@@ -374,7 +374,7 @@ static bool valid_name(const char *s)
 }
 
 /* A message template may use %u (user), %d (database) and %%. */
-static bool check_template(struct vctx *v, const pgf__node *n, const char *key, const char *s)
+static bool check_template(struct vctx *v, const pgf_doc *n, const char *key, const char *s)
 {
     for (; *s; s++) {
         if (*s != '%')
@@ -389,7 +389,7 @@ static bool check_template(struct vctx *v, const pgf__node *n, const char *key, 
     return true;
 }
 
-static bool want_str(struct vctx *v, const pgf__node *map, const char *key, json_t *canon,
+static bool want_str(struct vctx *v, const pgf_doc *map, const char *key, json_t *canon,
                      char **dst)
 {
     int i = map_find(map, key);
@@ -402,7 +402,7 @@ static bool want_str(struct vctx *v, const pgf__node *map, const char *key, json
     return dupstr(v, dst, s);
 }
 
-static bool want_uint(struct vctx *v, const pgf__node *map, const char *key, uint64_t lo,
+static bool want_uint(struct vctx *v, const pgf_doc *map, const char *key, uint64_t lo,
                       uint64_t hi, json_t *canon, uint64_t *dst, bool *given)
 {
     int i = map_find(map, key);
@@ -416,9 +416,9 @@ static bool want_uint(struct vctx *v, const pgf__node *map, const char *key, uin
     return true;
 }
 
-static bool parse_match(struct vctx *v, pgf__rule *r, const pgf__node *m, json_t *canon)
+static bool parse_match(struct vctx *v, pgf__rule *r, const pgf_doc *m, json_t *canon)
 {
-    if (m->kind != PGF__N_MAP) {
+    if (m->kind != PGF_DOC_MAP) {
         verr(v, m->line, m->col, "'match' must be a map, got %s", node_type_name(m));
         return false;
     }
@@ -446,7 +446,7 @@ static bool parse_match(struct vctx *v, pgf__rule *r, const pgf__node *m, json_t
         if (rc != 0) {
             char buf[160];
             regerror(rc, &r->re, buf, sizeof buf);
-            const pgf__node *n = m->kids[map_find(m, "query_regex")];
+            const pgf_doc *n = m->kids[map_find(m, "query_regex")];
             verr(v, n->line, n->col, "'query_regex' is not a valid POSIX extended regex: %s", buf);
             return false;
         }
@@ -454,8 +454,8 @@ static bool parse_match(struct vctx *v, pgf__rule *r, const pgf__node *m, json_t
     }
     int ci = map_find(m, "conn");
     if (ci >= 0) {
-        const pgf__node *c = m->kids[ci];
-        if (c->kind == PGF__N_SEQ) {
+        const pgf_doc *c = m->kids[ci];
+        if (c->kind == PGF_DOC_SEQ) {
             if (c->n != 2) {
                 verr(v, c->line, c->col, "'conn' range must be [FROM, TO], got %zu items", c->n);
                 return false;
@@ -509,7 +509,7 @@ static bool parse_match(struct vctx *v, pgf__rule *r, const pgf__node *m, json_t
     return true;
 }
 
-static bool parse_error_params(struct vctx *v, pgf__rule *r, const pgf__node *m, json_t *canon)
+static bool parse_error_params(struct vctx *v, pgf__rule *r, const pgf_doc *m, json_t *canon)
 {
     const preset *p = NULL;
     if (!want_str(v, m, "preset", canon, &r->preset))
@@ -524,7 +524,7 @@ static bool parse_error_params(struct vctx *v, pgf__rule *r, const pgf__node *m,
                 names[i] = presets[i].name;
             char list[400], msg[160];
             join_list(list, sizeof list, names, N_PRESETS, NULL);
-            const pgf__node *n = m->kids[map_find(m, "preset")];
+            const pgf_doc *n = m->kids[map_find(m, "preset")];
             snprintf(msg, sizeof msg, "unknown preset '%.60s'", r->preset);
             char full[440];
             snprintf(full, sizeof full, "expected one of: %s", list);
@@ -540,7 +540,7 @@ static bool parse_error_params(struct vctx *v, pgf__rule *r, const pgf__node *m,
     if (r->severity != NULL) {
         if (strcmp(r->severity, "ERROR") != 0 && strcmp(r->severity, "FATAL") != 0 &&
             strcmp(r->severity, "WARNING") != 0) {
-            const pgf__node *n = m->kids[map_find(m, "severity")];
+            const pgf_doc *n = m->kids[map_find(m, "severity")];
             verr(v, n->line, n->col,
                  "'severity' must be ERROR, FATAL or WARNING (WARNING = notice then close), got "
                  "'%.40s'",
@@ -553,7 +553,7 @@ static bool parse_error_params(struct vctx *v, pgf__rule *r, const pgf__node *m,
         for (int i = 0; ok && i < 5; i++)
             ok = isdigit((unsigned char)r->sqlstate[i]) || isupper((unsigned char)r->sqlstate[i]);
         if (!ok) {
-            const pgf__node *n = m->kids[map_find(m, "sqlstate")];
+            const pgf_doc *n = m->kids[map_find(m, "sqlstate")];
             verr(v, n->line, n->col,
                  "'sqlstate' must be 5 characters of 0-9 or A-Z (like 40001), got '%.40s'",
                  r->sqlstate);
@@ -590,7 +590,7 @@ static bool parse_error_params(struct vctx *v, pgf__rule *r, const pgf__node *m,
     return true;
 }
 
-static bool parse_params(struct vctx *v, pgf__rule *r, const pgf__node *m, json_t *canon)
+static bool parse_params(struct vctx *v, pgf__rule *r, const pgf_doc *m, json_t *canon)
 {
     pgf_fault_action *a = &r->act;
     uint64_t x = 0;
@@ -708,7 +708,7 @@ static bool parse_params(struct vctx *v, pgf__rule *r, const pgf__node *m, json_
     return true;
 }
 
-static bool parse_when(struct vctx *v, pgf__rule *r, const pgf__node *m, json_t *canon)
+static bool parse_when(struct vctx *v, pgf__rule *r, const pgf_doc *m, json_t *canon)
 {
     r->probability = 1.0;
     int i = map_find(m, "probability");
@@ -753,7 +753,7 @@ static bool parse_when(struct vctx *v, pgf__rule *r, const pgf__node *m, json_t 
     return true;
 }
 
-static bool parse_enum(struct vctx *v, const pgf__node *m, const char *key,
+static bool parse_enum(struct vctx *v, const pgf_doc *m, const char *key,
                        int (*parse)(const char *), const char *(*name)(int), int count, int *out)
 {
     int i = map_find(m, key);
@@ -789,11 +789,11 @@ static const char *action_name_i(int i)
     return pgf_action_name((pgf_action_kind)i);
 }
 
-static bool parse_rule(struct vctx *v, pgf__rule *r, const pgf__node *m, size_t index)
+static bool parse_rule(struct vctx *v, pgf__rule *r, const pgf_doc *m, size_t index)
 {
     json_t *canon = NULL;
     v->rule = NULL;
-    if (m->kind != PGF__N_MAP) {
+    if (m->kind != PGF_DOC_MAP) {
         verr(v, m->line, m->col, "rule %zu must be a map, got %s", index + 1, node_type_name(m));
         return false;
     }
@@ -819,7 +819,7 @@ static bool parse_rule(struct vctx *v, pgf__rule *r, const pgf__node *m, size_t 
     int phase = -1, action = -1;
     /* Unknown keys before anything else: a typo is the likeliest mistake. */
     int ai = map_find(m, "action");
-    if (ai >= 0 && m->kids[ai]->kind == PGF__N_SCALAR)
+    if (ai >= 0 && m->kids[ai]->kind == PGF_DOC_SCALAR)
         action = pgf_action_parse(m->kids[ai]->text);
     for (size_t i = 0; i < m->n; i++) {
         const char *k = m->keys[i];
@@ -858,7 +858,7 @@ static bool parse_rule(struct vctx *v, pgf__rule *r, const pgf__node *m, size_t 
     r->phase = (pgf_phase)phase;
     r->act.kind = (pgf_action_kind)action;
     if (!pgf__action_valid_at(r->act.kind, r->phase)) {
-        const pgf__node *n = m->kids[map_find(m, "action")];
+        const pgf_doc *n = m->kids[map_find(m, "action")];
         const char *ok[PGF_PHASE_COUNT];
         size_t nok = 0;
         for (int p = 0; p < PGF_PHASE_COUNT; p++)
@@ -908,24 +908,24 @@ fail:
 
 /* ---- the set -------------------------------------------------------------- */
 
-pgf_fault_rules *pgf__rules_from_tree(const pgf__node *root, const char *source, char *err,
+pgf_fault_rules *pgf_fault_rules_from_doc(const pgf_doc *root, const char *source, char *err,
                                       size_t errlen)
 {
     struct vctx v = {.source = source, .err = err, .errlen = errlen};
-    const pgf__node *list = NULL;
-    const pgf__node *single = NULL;
+    const pgf_doc *list = NULL;
+    const pgf_doc *single = NULL;
     pgf_fault_rules *rs = pgf_fault_rules_new_empty();
     if (rs == NULL) {
         verr(&v, 0, 0, "out of memory");
         return NULL;
     }
-    if (root->kind == PGF__N_SEQ) {
+    if (root->kind == PGF_DOC_SEQ) {
         list = root;
-    } else if (root->kind == PGF__N_MAP &&
+    } else if (root->kind == PGF_DOC_MAP &&
                (map_find(root, "phase") >= 0 || map_find(root, "action") >= 0) &&
                map_find(root, "rules") < 0) {
         single = root; /* one rule object (control API) */
-    } else if (root->kind == PGF__N_MAP) {
+    } else if (root->kind == PGF_DOC_MAP) {
         static const char *const top[] = {"version", "rules"};
         for (size_t i = 0; i < root->n; i++) {
             if (!in_list(top, 2, root->keys[i])) {
@@ -943,9 +943,9 @@ pgf_fault_rules *pgf__rules_from_tree(const pgf__node *root, const char *source,
         int ri = map_find(root, "rules");
         if (ri >= 0) {
             list = root->kids[ri];
-            if (list->kind == PGF__N_SCALAR && list->stype == PGF__S_NULL) {
+            if (list->kind == PGF_DOC_SCALAR && list->stype == PGF_DOC_NULL) {
                 list = NULL; /* "rules:" with nothing: an empty set */
-            } else if (list->kind != PGF__N_SEQ) {
+            } else if (list->kind != PGF_DOC_SEQ) {
                 verr(&v, list->line, list->col, "'rules' must be a list, got %s",
                      node_type_name(list));
                 goto fail;
@@ -970,7 +970,7 @@ pgf_fault_rules *pgf__rules_from_tree(const pgf__node *root, const char *source,
         }
     }
     for (size_t i = 0; i < n; i++) {
-        const pgf__node *m = single ? single : list->kids[i];
+        const pgf_doc *m = single ? single : list->kids[i];
         pgf__rule *r = &rs->rules[i];
         rs->n = i + 1; /* so a failure frees what was built */
         if (!parse_rule(&v, r, m, i))
@@ -1009,22 +1009,22 @@ fail:
 pgf_fault_rules *pgf_fault_rules_parse_yaml(const char *text, size_t len, const char *source,
                                             char *err, size_t errlen)
 {
-    pgf__node *root = pgf__tree_from_yaml(text, len, source, err, errlen);
+    pgf_doc *root = pgf_doc_from_yaml(text, len, source, err, errlen);
     if (root == NULL)
         return NULL;
-    pgf_fault_rules *rs = pgf__rules_from_tree(root, source, err, errlen);
-    pgf__node_free(root);
+    pgf_fault_rules *rs = pgf_fault_rules_from_doc(root, source, err, errlen);
+    pgf_doc_free(root);
     return rs;
 }
 
 pgf_fault_rules *pgf_fault_rules_parse_json(const char *text, size_t len, const char *source,
                                             char *err, size_t errlen)
 {
-    pgf__node *root = pgf__tree_from_json(text, len, source, err, errlen);
+    pgf_doc *root = pgf_doc_from_json(text, len, source, err, errlen);
     if (root == NULL)
         return NULL;
-    pgf_fault_rules *rs = pgf__rules_from_tree(root, source, err, errlen);
-    pgf__node_free(root);
+    pgf_fault_rules *rs = pgf_fault_rules_from_doc(root, source, err, errlen);
+    pgf_doc_free(root);
     return rs;
 }
 

@@ -18,12 +18,12 @@
 
 #define MAX_DEPTH 32
 
-void pgf__node_free(pgf__node *n)
+void pgf_doc_free(pgf_doc *n)
 {
     if (n == NULL)
         return;
     for (size_t i = 0; i < n->n; i++) {
-        pgf__node_free(n->kids[i]);
+        pgf_doc_free(n->kids[i]);
         if (n->keys != NULL)
             free(n->keys[i]);
     }
@@ -35,9 +35,9 @@ void pgf__node_free(pgf__node *n)
     free(n);
 }
 
-static pgf__node *node_new(pgf__node_kind kind, int line, int col)
+static pgf_doc *node_new(pgf_doc_kind kind, int line, int col)
 {
-    pgf__node *n = calloc(1, sizeof *n);
+    pgf_doc *n = calloc(1, sizeof *n);
     if (n == NULL)
         return NULL;
     n->kind = kind;
@@ -47,14 +47,14 @@ static pgf__node *node_new(pgf__node_kind kind, int line, int col)
 }
 
 /* Append a child (and, for maps, its key). Takes `kid` and `key`. */
-static int node_add(pgf__node *n, char *key, int kl, int kc, pgf__node *kid)
+static int node_add(pgf_doc *n, char *key, int kl, int kc, pgf_doc *kid)
 {
     size_t m = n->n + 1;
-    pgf__node **kids = realloc(n->kids, m * sizeof *kids);
+    pgf_doc **kids = realloc(n->kids, m * sizeof *kids);
     if (kids == NULL)
         goto fail;
     n->kids = kids;
-    if (n->kind == PGF__N_MAP) {
+    if (n->kind == PGF_DOC_MAP) {
         char **keys = realloc(n->keys, m * sizeof *keys);
         if (keys == NULL)
             goto fail;
@@ -76,11 +76,11 @@ static int node_add(pgf__node *n, char *key, int kl, int kc, pgf__node *kid)
     return 0;
 fail:
     free(key);
-    pgf__node_free(kid);
+    pgf_doc_free(kid);
     return PGF_ENOMEM;
 }
 
-static int map_has_key(const pgf__node *n, const char *key)
+static int map_has_key(const pgf_doc *n, const char *key)
 {
     for (size_t i = 0; i < n->n; i++)
         if (strcmp(n->keys[i], key) == 0)
@@ -117,13 +117,13 @@ static bool ynext(struct yctx *y, yaml_event_t *ev)
     return false;
 }
 
-static pgf__node *yparse_node(struct yctx *y, yaml_event_t *ev, int depth);
+static pgf_doc *yparse_node(struct yctx *y, yaml_event_t *ev, int depth);
 
 /* Builds the collection whose start event is *ev (already consumed). */
-static pgf__node *yparse_collection(struct yctx *y, yaml_event_t *start, int depth)
+static pgf_doc *yparse_collection(struct yctx *y, yaml_event_t *start, int depth)
 {
     bool is_map = start->type == YAML_MAPPING_START_EVENT;
-    pgf__node *n = node_new(is_map ? PGF__N_MAP : PGF__N_SEQ, (int)start->start_mark.line + 1,
+    pgf_doc *n = node_new(is_map ? PGF_DOC_MAP : PGF_DOC_SEQ, (int)start->start_mark.line + 1,
                             (int)start->start_mark.column + 1);
     if (n == NULL) {
         snprintf(y->err, y->errlen, "%s: out of memory", y->source);
@@ -142,7 +142,7 @@ static pgf__node *yparse_collection(struct yctx *y, yaml_event_t *start, int dep
             return n;
         }
         if (!is_map) {
-            pgf__node *kid = yparse_node(y, &ev, depth + 1);
+            pgf_doc *kid = yparse_node(y, &ev, depth + 1);
             yaml_event_delete(&ev);
             if (kid == NULL || node_add(n, NULL, 0, 0, kid) != 0)
                 goto fail;
@@ -173,7 +173,7 @@ static pgf__node *yparse_collection(struct yctx *y, yaml_event_t *start, int dep
             free(key);
             goto fail;
         }
-        pgf__node *kid = yparse_node(y, &ev, depth + 1);
+        pgf_doc *kid = yparse_node(y, &ev, depth + 1);
         yaml_event_delete(&ev);
         if (kid == NULL) {
             free(key);
@@ -183,31 +183,31 @@ static pgf__node *yparse_collection(struct yctx *y, yaml_event_t *start, int dep
             goto fail;
     }
 fail:
-    pgf__node_free(n);
+    pgf_doc_free(n);
     return NULL;
 }
 
-static pgf__node *yparse_node(struct yctx *y, yaml_event_t *ev, int depth)
+static pgf_doc *yparse_node(struct yctx *y, yaml_event_t *ev, int depth)
 {
     switch (ev->type) {
     case YAML_SCALAR_EVENT: {
-        pgf__node *n =
-            node_new(PGF__N_SCALAR, (int)ev->start_mark.line + 1, (int)ev->start_mark.column + 1);
+        pgf_doc *n =
+            node_new(PGF_DOC_SCALAR, (int)ev->start_mark.line + 1, (int)ev->start_mark.column + 1);
         if (n == NULL)
             break;
         n->text = strndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
         if (n->text == NULL) {
-            pgf__node_free(n);
+            pgf_doc_free(n);
             break;
         }
         if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-            n->stype = PGF__S_STRING;
+            n->stype = PGF_DOC_STRING;
         else if (strlen(n->text) != ev->data.scalar.length) {
-            n->stype = PGF__S_STRING; /* embedded NUL: never a number */
+            n->stype = PGF_DOC_STRING; /* embedded NUL: never a number */
         } else if (n->text[0] == '\0' || strcmp(n->text, "~") == 0 || strcmp(n->text, "null") == 0)
-            n->stype = PGF__S_NULL;
+            n->stype = PGF_DOC_NULL;
         else
-            n->stype = PGF__S_PLAIN;
+            n->stype = PGF_DOC_PLAIN;
         return n;
     }
     case YAML_MAPPING_START_EVENT:
@@ -224,11 +224,11 @@ static pgf__node *yparse_node(struct yctx *y, yaml_event_t *ev, int depth)
     return NULL;
 }
 
-pgf__node *pgf__tree_from_yaml(const char *text, size_t len, const char *source, char *err,
+pgf_doc *pgf_doc_from_yaml(const char *text, size_t len, const char *source, char *err,
                                size_t errlen)
 {
     struct yctx y = {.source = source, .err = err, .errlen = errlen};
-    pgf__node *root = NULL;
+    pgf_doc *root = NULL;
     yaml_event_t ev;
     if (!yaml_parser_initialize(&y.p)) {
         snprintf(err, errlen, "%s: out of memory", source);
@@ -244,7 +244,7 @@ pgf__node *pgf__tree_from_yaml(const char *text, size_t len, const char *source,
         goto fail;
     if (ev.type == YAML_STREAM_END_EVENT) {
         yaml_event_delete(&ev);
-        root = node_new(PGF__N_MAP, 1, 1); /* empty file: no rules */
+        root = node_new(PGF_DOC_MAP, 1, 1); /* empty file: no rules */
         if (root == NULL)
             snprintf(err, errlen, "%s: out of memory", source);
         goto out;
@@ -271,52 +271,52 @@ out:
     yaml_parser_delete(&y.p);
     return root;
 fail:
-    pgf__node_free(root);
+    pgf_doc_free(root);
     yaml_parser_delete(&y.p);
     return NULL;
 }
 
 /* ---- JSON ------------------------------------------------------------- */
 
-static pgf__node *jconv(const json_t *j, int depth)
+static pgf_doc *jconv(const json_t *j, int depth)
 {
-    pgf__node *n = NULL;
+    pgf_doc *n = NULL;
     char num[64];
     if (depth > MAX_DEPTH)
         return NULL;
     switch (json_typeof(j)) {
     case JSON_OBJECT: {
-        n = node_new(PGF__N_MAP, 0, 0);
+        n = node_new(PGF_DOC_MAP, 0, 0);
         if (n == NULL)
             return NULL;
         const char *k;
         json_t *v;
         json_object_foreach((json_t *)j, k, v)
         {
-            pgf__node *kid = jconv(v, depth + 1);
+            pgf_doc *kid = jconv(v, depth + 1);
             char *key = strdup(k);
             if (kid == NULL || key == NULL || node_add(n, key, 0, 0, kid) != 0) {
                 if (kid == NULL || key == NULL) {
-                    pgf__node_free(kid);
+                    pgf_doc_free(kid);
                     free(key);
                 }
-                pgf__node_free(n);
+                pgf_doc_free(n);
                 return NULL;
             }
         }
         return n;
     }
     case JSON_ARRAY: {
-        n = node_new(PGF__N_SEQ, 0, 0);
+        n = node_new(PGF_DOC_SEQ, 0, 0);
         if (n == NULL)
             return NULL;
         size_t i;
         json_t *v;
         json_array_foreach((json_t *)j, i, v)
         {
-            pgf__node *kid = jconv(v, depth + 1);
+            pgf_doc *kid = jconv(v, depth + 1);
             if (kid == NULL || node_add(n, NULL, 0, 0, kid) != 0) {
-                pgf__node_free(n);
+                pgf_doc_free(n);
                 return NULL;
             }
         }
@@ -325,42 +325,42 @@ static pgf__node *jconv(const json_t *j, int depth)
     default:
         break;
     }
-    n = node_new(PGF__N_SCALAR, 0, 0);
+    n = node_new(PGF_DOC_SCALAR, 0, 0);
     if (n == NULL)
         return NULL;
     switch (json_typeof(j)) {
     case JSON_STRING:
-        n->stype = PGF__S_STRING;
+        n->stype = PGF_DOC_STRING;
         n->text = strndup(json_string_value(j), json_string_length(j));
         break;
     case JSON_INTEGER:
-        n->stype = PGF__S_INT;
+        n->stype = PGF_DOC_INT;
         snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
         n->text = strdup(num);
         break;
     case JSON_REAL:
-        n->stype = PGF__S_REAL;
+        n->stype = PGF_DOC_REAL;
         snprintf(num, sizeof num, "%.17g", json_real_value(j));
         n->text = strdup(num);
         break;
     case JSON_TRUE:
     case JSON_FALSE:
-        n->stype = PGF__S_BOOL;
+        n->stype = PGF_DOC_BOOL;
         n->text = strdup(json_is_true(j) ? "true" : "false");
         break;
     default:
-        n->stype = PGF__S_NULL;
+        n->stype = PGF_DOC_NULL;
         n->text = strdup("null");
         break;
     }
     if (n->text == NULL) {
-        pgf__node_free(n);
+        pgf_doc_free(n);
         return NULL;
     }
     return n;
 }
 
-pgf__node *pgf__tree_from_json(const char *text, size_t len, const char *source, char *err,
+pgf_doc *pgf_doc_from_json(const char *text, size_t len, const char *source, char *err,
                                size_t errlen)
 {
     json_error_t je;
@@ -369,9 +369,19 @@ pgf__node *pgf__tree_from_json(const char *text, size_t len, const char *source,
         snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", source, je.line, je.column, je.text);
         return NULL;
     }
-    pgf__node *n = jconv(j, 0);
+    pgf_doc *n = jconv(j, 0);
     json_decref(j);
     if (n == NULL)
         snprintf(err, errlen, "%s: JSON nested too deeply or out of memory", source);
     return n;
+}
+
+const pgf_doc *pgf_doc_get(const pgf_doc *m, const char *key)
+{
+    if (m == NULL || m->kind != PGF_DOC_MAP)
+        return NULL;
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->keys[i], key) == 0)
+            return m->kids[i];
+    return NULL;
 }

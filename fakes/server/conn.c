@@ -599,8 +599,11 @@ static int fault_point(pgf__conn *c, pgf_phase ph, uint8_t type, const uint8_t *
     if (c->srv->faults != NULL && c->fc != NULL && c->state != ST_CLOSED) {
         pgf_fault_ctx ctx;
         fill_ctx(c, &ctx, type);
-        if (pgf_fault_decide(c->srv->faults, c->fc, ph, &ctx, &a))
+        if (pgf_fault_decide(c->srv->faults, c->fc, ph, &ctx, &a)) {
+            if (c->srv->on_fault != NULL)
+                c->srv->on_fault(c->srv->on_fault_arg, &ctx, ph, &a);
             return apply(c, ph, &a, msg, len);
+        }
     }
     if (msg != NULL)
         queue_msg(c, msg, len);

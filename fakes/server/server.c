@@ -131,6 +131,8 @@ int pgf_server_new(const pgf_server_config *cfg, struct event_base *base, pgf_se
     bool oom = false;
     s->seed = cfg->seed;
     s->faults = cfg->faults;
+    s->on_fault = cfg->on_fault;
+    s->on_fault_arg = cfg->on_fault_arg;
     s->max_connections = cfg->max_connections;
     s->unix_port = cfg->unix_port;
     if (cfg->nlisten > PGF_SERVER_MAX_LISTENERS - 1) {

@@ -27,6 +27,8 @@
 
 struct event_base;
 struct pgf_fault_engine;
+struct pgf_fault_ctx;
+struct pgf_fault_action;
 
 typedef enum pgf_auth_method {
     PGF_AUTH_METHOD_TRUST,
@@ -46,6 +48,11 @@ typedef struct pgf_server_user {
     bool superuser; /* is_superuser=on in ParameterStatus */
 } pgf_server_user;
 
+/* Called on the server's loop for every fault that fires, after the engine
+ * decided and before the server carries the action out. */
+typedef void (*pgf_server_fault_fn)(void *arg, const struct pgf_fault_ctx *ctx, int phase,
+                                    const struct pgf_fault_action *action);
+
 typedef struct pgf_server_config {
     const char *const *listen; /* "HOST:PORT" (IPv6 as "[::1]:PORT"); port 0 = any free */
     int nlisten;
@@ -59,6 +66,8 @@ typedef struct pgf_server_config {
     uint64_t seed;                   /* for PIDs, keys, salts, nonces (deterministic runs) */
     struct pgf_fault_engine *faults; /* borrowed; NULL = no faults */
     bool quiet;                      /* do not print "listening ..." lines */
+    pgf_server_fault_fn on_fault;      /* optional observer of fired faults */
+    void *on_fault_arg;
 } pgf_server_config;
 
 typedef struct pgf_server pgf_server;

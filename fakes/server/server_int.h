@@ -61,6 +61,8 @@ struct pgf_server {
     int max_connections;
     uint64_t seed;
     pgf_fault_engine *faults;
+    pgf_server_fault_fn on_fault;
+    void *on_fault_arg;
     uint64_t start_ns;
 
     /* connections: doubly linked, loop thread only */

@@ -1,6 +1,7 @@
 /* clock.c - clocks (see clock.h). */
 #include "clock.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -25,4 +26,11 @@ void pgf_wall_iso8601(uint64_t wall_us, char *buf, unsigned len)
     gmtime_r(&secs, &tm);
     snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(wall_us % 1000000 / 1000));
+}
+
+static atomic_uint_fast64_t seq_counter;
+
+uint64_t pgf_seq_next(void)
+{
+    return atomic_fetch_add(&seq_counter, 1) + 1;
 }

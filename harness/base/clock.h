@@ -11,6 +11,11 @@ uint64_t pgf_wall_us(void);
 /* ISO-8601 UTC ("2026-11-26T23:45:37.123Z") into buf (>= 32 bytes). */
 void pgf_wall_iso8601(uint64_t wall_us, char *buf, unsigned len);
 
+/* The next value of the process-wide event sequence (atomic; starts at 1).
+ * Session events and fault records share it, so a run's history has one
+ * total order however many threads produced it. */
+uint64_t pgf_seq_next(void);
+
 #define PGF_MS_NS(ms) ((uint64_t)(ms) * 1000000ULL)
 
 #endif

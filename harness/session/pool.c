@@ -2,6 +2,7 @@
  * (stable pointers for callbacks); waiters are a FIFO list with a timer
  * each. Everything runs on the pool's loop thread. */
 #include "pool.h"
+#include "timer.h"
 
 #include <event2/event.h>
 #include <stdlib.h>
@@ -23,7 +24,7 @@ struct waiter {
     pgf_pool *pool;
     pgf_pool_acquire_cb cb;
     void *arg;
-    struct event *timer;
+    pgf_timer *timer; /* acquire timeout (virtual in sim mode) */
     struct waiter *next;
 };
 
@@ -68,7 +69,7 @@ static void waiter_done(struct waiter *w, pgf_session *s, int err, const pgf_hea
     pgf_pool *p = w->pool;
     pgf_pool_acquire_cb cb = w->cb;
     void *arg = w->arg;
-    event_free(w->timer);
+    pgf_timer_free(w->timer);
     free(w);
     cb(p, s, err, h, arg);
 }
@@ -158,7 +159,7 @@ static void opened(pgf_session *s, pgf_sess_op op, int err, const pgf_health *h,
         uint64_t wait =
             pgf_backoff_ns(PGF_MS_NS(p->o.auth_backoff_base_ms),
                            PGF_MS_NS(p->o.auth_backoff_cap_ms), p->auth_failures++, &p->rng);
-        p->auth_block_until = pgf_now_ns() + wait;
+        p->auth_block_until = pgf_clock_now(p->base) + wait;
         p->auth_health = *h;
     }
     invalidate_entry(e);
@@ -170,7 +171,7 @@ static void opened(pgf_session *s, pgf_sess_op op, int err, const pgf_health *h,
 
 static bool auth_blocked(pgf_pool *p)
 {
-    return p->auth_block_until != 0 && pgf_now_ns() < p->auth_block_until;
+    return p->auth_block_until != 0 && pgf_clock_now(p->base) < p->auth_block_until;
 }
 
 static void dispatch(pgf_pool *p)
@@ -229,11 +230,13 @@ static void dispatch(pgf_pool *p)
 
 static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
+    pgf_sim_activity();
     dispatch(arg);
 }
 
-static void waiter_timeout(evutil_socket_t fd, short what, void *arg)
+static void waiter_timeout(void *arg)
 {
+    pgf_sim_activity();
     struct waiter *w = arg;
     pgf_pool *p = w->pool;
     struct waiter **pp = &p->head, *prev = NULL;
@@ -322,14 +325,12 @@ int pgf_pool_acquire(pgf_pool *p, pgf_pool_acquire_cb cb, void *arg)
     w->pool = p;
     w->cb = cb;
     w->arg = arg;
-    w->timer = evtimer_new(p->base, waiter_timeout, w);
+    w->timer = pgf_timer_new(p->base, waiter_timeout, w);
     if (w->timer == NULL) {
         free(w);
         return PGF_ENOMEM;
     }
-    struct timeval tv = {(time_t)(p->o.acquire_timeout_ms / 1000),
-                         (suseconds_t)((p->o.acquire_timeout_ms % 1000) * 1000)};
-    evtimer_add(w->timer, &tv);
+    pgf_timer_arm(w->timer, PGF_MS_NS(p->o.acquire_timeout_ms));
     if (p->tail != NULL)
         p->tail->next = w;
     else

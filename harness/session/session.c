@@ -11,6 +11,7 @@
  * classification table (health.c).
  */
 #include "session.h"
+#include "timer.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -32,7 +33,6 @@
 #define CMD_CLOSE  0x8u
 #define CMD_BUG    0x10u /* PGF_BUG_CLOSE_FREES_DURING_CONNECT cleanup */
 
-static atomic_uint_fast64_t g_seq;
 static atomic_uint_fast64_t g_op_id;
 static atomic_uint_fast64_t g_session_id;
 static atomic_long g_live_sessions;
@@ -67,7 +67,8 @@ struct pgf_session {
     struct event *sock_ev;
     int sock_fd;
     short sock_what;
-    struct event *timer_ev;
+    pgf_timer *timer;   /* the state's deadline (virtual in sim mode) */
+    pgf_simclock *clock; /* non-NULL when the base runs on a simulated clock */
     struct event *cmd_ev;
     bool flush_pending; /* query not fully sent yet */
     bool got_error;     /* an error result arrived for the check */
@@ -85,7 +86,7 @@ struct pgf_session {
 };
 
 static void on_sock(evutil_socket_t fd, short what, void *arg);
-static void on_timer(evutil_socket_t fd, short what, void *arg);
+static void on_timer(void *arg);
 static void on_cmd(evutil_socket_t fd, short what, void *arg);
 static void really_free(pgf_session *s);
 
@@ -172,10 +173,10 @@ static void emit(pgf_session *s, pgf_session_event_kind kind, pgf_sess_op op, ui
 {
     /* seq is taken under the session's mutex so one session's events are
      * in seq order; across sessions seq is still a total order. */
-    uint64_t seq = atomic_fetch_add(&g_seq, 1) + 1;
+    uint64_t seq = pgf_seq_next();
     if (s->recorder == NULL)
         return;
-    pgf_session_event ev = {kind, seq, pgf_now_ns(),       s->id, op, op_id,
+    pgf_session_event ev = {kind, seq, s->clock ? pgf_simclock_now(s->clock) : pgf_now_ns(),       s->id, op, op_id,
                             from, to,  cause ? cause : "", err,   h};
     s->recorder(&ev, s->recorder_arg);
 }
@@ -209,12 +210,10 @@ static void arm_deadline(pgf_session *s, pgf_sess_state from, pgf_sess_state to)
     pgf_sess_deadline d = pgf_session_state_deadline(to);
     if (d == PGF_DEADLINE_CONNECT && pgf_session_state_connecting(from))
         return; /* one deadline for the whole open, across sub-phases */
-    evtimer_del(s->timer_ev);
+    pgf_timer_cancel(s->timer);
     if (d == PGF_DEADLINE_NONE)
         return;
-    unsigned ms = s->timeout_ms[d];
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    evtimer_add(s->timer_ev, &tv);
+    pgf_timer_arm(s->timer, PGF_MS_NS(s->timeout_ms[d]));
 }
 
 /* The one place a state changes. Validates from->to against the table for
@@ -667,6 +666,7 @@ static void reap(pgf_session *s)
 static void on_cmd(evutil_socket_t fd, short what, void *arg)
 {
     pgf_session *s = arg;
+    pgf_sim_activity();
     pthread_mutex_lock(&s->mu);
     unsigned cmd = s->pending;
     s->pending = 0;
@@ -679,7 +679,7 @@ static void on_cmd(evutil_socket_t fd, short what, void *arg)
          * connection was "freed" by close on another thread; whatever the
          * loop was doing completes with ECLOSED. */
         finish_conn(s);
-        evtimer_del(s->timer_ev);
+        pgf_timer_cancel(s->timer);
         pgf_health h;
         pgf_health_classify(NULL, "connection freed by close", "closed", &h);
         complete(s, PGF_OP_open, PGF_ECLOSED, &h);
@@ -700,6 +700,7 @@ static void on_cmd(evutil_socket_t fd, short what, void *arg)
 static void on_sock(evutil_socket_t fd, short what, void *arg)
 {
     pgf_session *s = arg;
+    pgf_sim_activity();
     s->cb_depth++;
     pgf_sess_state st = pgf_session_state(s);
     if (s->conn == NULL) {
@@ -718,9 +719,10 @@ static void on_sock(evutil_socket_t fd, short what, void *arg)
     reap(s);
 }
 
-static void on_timer(evutil_socket_t fd, short what, void *arg)
+static void on_timer(void *arg)
 {
     pgf_session *s = arg;
+    pgf_sim_activity();
     s->cb_depth++;
     pgf_sess_state st = pgf_session_state(s);
     pgf_health h;
@@ -964,9 +966,10 @@ int pgf_session_new(struct event_base *base, const pgf_session_opts *o, pgf_sess
     s->keywords = copy_strv(o->keywords, n);
     s->values = copy_strv(o->values, n);
     s->check_query = strdup(o->check_query != NULL ? o->check_query : "SELECT 1");
-    s->timer_ev = evtimer_new(base, on_timer, s);
+    s->timer = pgf_timer_new(base, on_timer, s);
+    s->clock = pgf_simclock_of(base);
     s->cmd_ev = event_new(base, -1, EV_PERSIST, on_cmd, s);
-    if (s->keywords == NULL || s->values == NULL || s->check_query == NULL || s->timer_ev == NULL ||
+    if (s->keywords == NULL || s->values == NULL || s->check_query == NULL || s->timer == NULL ||
         s->cmd_ev == NULL)
         goto fail;
     atomic_fetch_add(&g_live_sessions, 1);
@@ -976,8 +979,7 @@ fail:
     free_strv(s->keywords);
     free_strv(s->values);
     free(s->check_query);
-    if (s->timer_ev != NULL)
-        event_free(s->timer_ev);
+    pgf_timer_free(s->timer);
     if (s->cmd_ev != NULL)
         event_free(s->cmd_ev);
     pthread_mutex_destroy(&s->mu);
@@ -1002,7 +1004,7 @@ static void really_free(pgf_session *s)
         s->cb_depth--;
     }
     finish_conn(s);
-    event_free(s->timer_ev);
+    pgf_timer_free(s->timer);
     event_free(s->cmd_ev);
     free_strv(s->keywords);
     free_strv(s->values);

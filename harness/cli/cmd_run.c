@@ -1,0 +1,371 @@
+/* cmd_run.c - `pgfault run` and `pgfault replay`: load scenarios (files,
+ * built-in names, or the whole built-in suite), apply command-line
+ * overrides, and hand them to the run library (harness/driver/run.h). */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+#include "run.h"
+#include "scenario.h"
+#include "session.h"
+
+#define MAX_SCENARIOS 64
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void run_usage(FILE *f)
+{
+    fprintf(f, "usage: pgfault run [SCENARIO.yaml ...] [OPTIONS]\n"
+               "\n"
+               "Run scenarios against the embedded fake server (or an external one): many\n"
+               "concurrent health checks through the session manager while faults fire and\n"
+               "racers call close/cancel, then check the history for illegal transitions.\n"
+               "With no scenario, runs the built-in suite (scenarios/*.yaml).\n"
+               "\n"
+               "options:\n"
+               "  --scenario NAME      a built-in scenario by name (repeatable)\n"
+               "  --list               list the built-in scenarios and exit\n"
+               "  --seed N             override the seed (same seed + sim mode = same history)\n"
+               "  --mode sim|stress    override the mode\n"
+               "  --sessions N         override workload.sessions\n"
+               "  --iterations N       override workload.iterations\n"
+               "  --duration MS        override workload.duration_ms (e.g. a short soak in CI)\n"
+               "  --threads N          override workload.threads (stress mode)\n"
+               "  --bugs LIST          turn on deliberate session-manager bugs (comma list)\n"
+               "  --out DIR            where reports go (default out/)\n"
+               "  --shrink             on failure, search a smaller reproduction (sim mode)\n"
+               "  --explain            print the resolved scenarios, defaults included, and exit\n"
+               "  --quiet              nothing on stdout\n"
+               "  --log-level LEVEL    error, warn, info, debug, trace\n"
+               "\n"
+               "Outputs in DIR: history.jsonl, faults.jsonl, report.json, junit.xml, report.html\n"
+               "(a suite puts each scenario's history in DIR/NAME/).\n"
+               "exit: 0 all checks passed, 1 violations or failed expectations, 2 invalid\n"
+               "scenario or usage, 3 the harness itself failed.\n");
+}
+
+static int load_builtin(const char *name, pgf_scenario *sc, char *err, size_t errlen)
+{
+    int i = pgf_scenario_builtin_find(name);
+    if (i < 0) {
+        snprintf(err, errlen, "no built-in scenario '%s' (pgfault run --list)", name);
+        return PGF_ENOTFOUND;
+    }
+    char source[128];
+    snprintf(source, sizeof source, "builtin:%s", pgf_scenario_builtin_name((size_t)i));
+    const char *text = pgf_scenario_builtin_text((size_t)i);
+    return pgf_scenario_load_string(text, strlen(text), source, sc, err, errlen);
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno != 0 || *s == '-')
+        return false;
+    *out = v;
+    return true;
+}
+
+static int run_main(int argc, char **argv, bool replay)
+{
+    static const struct option opts[] = {
+        {"scenario", required_argument, NULL, 'S'}, {"list", no_argument, NULL, 'l'},
+        {"seed", required_argument, NULL, 's'},     {"mode", required_argument, NULL, 'm'},
+        {"sessions", required_argument, NULL, 'n'}, {"iterations", required_argument, NULL, 'i'},
+        {"duration", required_argument, NULL, 'd'}, {"threads", required_argument, NULL, 't'},
+        {"bugs", required_argument, NULL, 'b'},     {"out", required_argument, NULL, 'o'},
+        {"shrink", no_argument, NULL, 'k'},         {"explain", no_argument, NULL, 'e'},
+        {"quiet", no_argument, NULL, 'q'},          {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    const char *names[MAX_SCENARIOS];
+    int nnames = 0;
+    bool list = false, explain = false, quiet = false, shrink = false;
+    bool have_seed = false, have_mode = false, have_sessions = false, have_iter = false,
+         have_dur = false, have_threads = false, have_bugs = false;
+    uint64_t seed = 0, sessions = 0, iterations = 0, duration = 0, threads = 0;
+    unsigned bugs = 0;
+    pgf_run_mode mode = PGF_MODE_SIM;
+    const char *out = NULL;
+    const char *cmd = replay ? "replay" : "run";
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'S':
+            if (nnames == MAX_SCENARIOS) {
+                fprintf(stderr, "pgfault %s: too many scenarios\n", cmd);
+                return PGF_EXIT_USAGE;
+            }
+            names[nnames++] = optarg;
+            break;
+        case 'l':
+            list = true;
+            break;
+        case 's':
+            if (!parse_u64(optarg, &seed)) {
+                fprintf(stderr, "pgfault %s: --seed '%s': expected a non-negative integer\n", cmd,
+                        optarg);
+                return PGF_EXIT_USAGE;
+            }
+            have_seed = true;
+            break;
+        case 'm':
+            if (strcmp(optarg, "sim") != 0 && strcmp(optarg, "stress") != 0) {
+                fprintf(stderr, "pgfault %s: --mode '%s': expected sim or stress\n", cmd, optarg);
+                return PGF_EXIT_USAGE;
+            }
+            mode = strcmp(optarg, "sim") == 0 ? PGF_MODE_SIM : PGF_MODE_STRESS;
+            have_mode = true;
+            break;
+        case 'n':
+        case 'i':
+        case 'd':
+        case 't': {
+            uint64_t v;
+            uint64_t max = c == 'n' ? 100000 : c == 't' ? 256 : c == 'i' ? 100000000 : 604800000;
+            if (!parse_u64(optarg, &v) || v > max || (c == 'n' && v == 0)) {
+                fprintf(stderr, "pgfault %s: --%s '%s': expected an integer in [%d, %" PRIu64 "]\n",
+                        cmd,
+                        c == 'n'   ? "sessions"
+                        : c == 'i' ? "iterations"
+                        : c == 'd' ? "duration"
+                                   : "threads",
+                        optarg, c == 'n' ? 1 : 0, max);
+                return PGF_EXIT_USAGE;
+            }
+            if (c == 'n')
+                sessions = v, have_sessions = true;
+            else if (c == 'i')
+                iterations = v, have_iter = true;
+            else if (c == 'd')
+                duration = v, have_dur = true;
+            else
+                threads = v, have_threads = true;
+            break;
+        }
+        case 'b':
+            if (pgf_session_bugs_parse(optarg, &bugs) != 0) {
+                fprintf(stderr, "pgfault %s: --bugs '%s': unknown bug name\n", cmd, optarg);
+                return PGF_EXIT_USAGE;
+            }
+            have_bugs = true;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'k':
+            shrink = true;
+            break;
+        case 'e':
+            explain = true;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'L': {
+            int lvl = pgf_log_level_parse(optarg);
+            if (lvl < 0) {
+                fprintf(stderr,
+                        "pgfault %s: --log-level '%s': expected error, warn, info, debug "
+                        "or trace\n",
+                        cmd, optarg);
+                return PGF_EXIT_USAGE;
+            }
+            pgf_log_level_set(lvl);
+            break;
+        }
+        case 'h':
+            if (replay)
+                printf("usage: pgfault replay OUT/report.json [run options]\n\nRe-run the "
+                       "scenarios recorded in a report, with the same seed and mode.\n");
+            else
+                run_usage(stdout);
+            return PGF_EXIT_OK;
+        default:
+            if (!replay)
+                run_usage(stderr);
+            return PGF_EXIT_USAGE;
+        }
+    }
+    if (list) {
+        for (size_t i = 0; i < pgf_scenario_builtin_count(); i++) {
+            pgf_scenario sc;
+            char err[512];
+            const char *t = pgf_scenario_builtin_text(i);
+            if (pgf_scenario_load_string(t, strlen(t), pgf_scenario_builtin_name(i), &sc, err,
+                                         sizeof err) == 0) {
+                printf("%-24s %s\n", sc.name, sc.description);
+                pgf_scenario_clear(&sc);
+            } else {
+                printf("%-24s (invalid: %s)\n", pgf_scenario_builtin_name(i), err);
+            }
+        }
+        return PGF_EXIT_OK;
+    }
+
+    static pgf_scenario storage[MAX_SCENARIOS];
+    pgf_scenario *scs[MAX_SCENARIOS];
+    int n = 0;
+    char err[1024];
+    int rc = PGF_EXIT_OK;
+    json_t *report = NULL;
+    if (replay) {
+        if (optind >= argc) {
+            fprintf(stderr, "pgfault replay: give the report.json of the run to replay\n");
+            return PGF_EXIT_USAGE;
+        }
+        json_error_t je;
+        report = json_load_file(argv[optind], 0, &je);
+        if (report == NULL) {
+            fprintf(stderr, "pgfault replay: %s:%d:%d: %s\n", argv[optind], je.line, je.column,
+                    je.text);
+            return PGF_EXIT_USAGE;
+        }
+        json_t *arr = json_object_get(json_object_get(report, "config"), "scenarios");
+        if (!json_is_array(arr) || json_array_size(arr) == 0) {
+            fprintf(stderr,
+                    "pgfault replay: %s: no config.scenarios[] to replay (not a pgfault "
+                    "report?)\n",
+                    argv[optind]);
+            json_decref(report);
+            return PGF_EXIT_USAGE;
+        }
+        for (size_t i = 0; i < json_array_size(arr) && n < MAX_SCENARIOS; i++) {
+            json_t *e = json_array_get(arr, i);
+            const char *name = json_string_value(json_object_get(e, "name"));
+            const char *yaml = json_string_value(json_object_get(e, "yaml"));
+            if (yaml == NULL)
+                continue;
+            bool wanted = nnames == 0;
+            for (int k = 0; k < nnames && !wanted; k++)
+                wanted = name && strcmp(names[k], name) == 0;
+            if (!wanted)
+                continue;
+            char source[256];
+            snprintf(source, sizeof source, "%s#%s", argv[optind], name ? name : "?");
+            if (pgf_scenario_load_string(yaml, strlen(yaml), source, &storage[n], err,
+                                         sizeof err) != 0) {
+                fprintf(stderr, "pgfault replay: %s\n", err);
+                rc = PGF_EXIT_USAGE;
+                goto done;
+            }
+            scs[n] = &storage[n];
+            n++;
+        }
+        optind++;
+    } else {
+        for (int i = optind; i < argc && n < MAX_SCENARIOS; i++) {
+            if (pgf_scenario_load_file(argv[i], &storage[n], err, sizeof err) != 0) {
+                fprintf(stderr, "pgfault run: %s\n", err);
+                rc = PGF_EXIT_USAGE;
+                goto done;
+            }
+            scs[n] = &storage[n];
+            n++;
+        }
+        optind = argc;
+        for (int k = 0; k < nnames && n < MAX_SCENARIOS; k++) {
+            if (load_builtin(names[k], &storage[n], err, sizeof err) != 0) {
+                fprintf(stderr, "pgfault run: %s\n", err);
+                rc = PGF_EXIT_USAGE;
+                goto done;
+            }
+            scs[n] = &storage[n];
+            n++;
+        }
+        if (n == 0) {
+            for (size_t i = 0; i < pgf_scenario_builtin_count() && n < MAX_SCENARIOS; i++) {
+                if (load_builtin(pgf_scenario_builtin_name(i), &storage[n], err, sizeof err) != 0) {
+                    fprintf(stderr, "pgfault run: %s\n", err);
+                    rc = PGF_EXIT_USAGE;
+                    goto done;
+                }
+                scs[n] = &storage[n];
+                n++;
+            }
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "pgfault %s: unexpected argument '%s'\n", cmd, argv[optind]);
+        rc = PGF_EXIT_USAGE;
+        goto done;
+    }
+    if (n == 0) {
+        fprintf(stderr, "pgfault %s: no scenario to run\n", cmd);
+        rc = PGF_EXIT_USAGE;
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        pgf_scenario *sc = scs[i];
+        if (have_seed)
+            sc->seed = seed;
+        if (have_mode)
+            sc->mode = mode;
+        if (have_sessions)
+            sc->sessions = (unsigned)sessions;
+        if (have_iter)
+            sc->iterations = (unsigned)iterations;
+        if (have_dur)
+            sc->duration_ms = duration;
+        if (have_threads)
+            sc->threads = (unsigned)threads;
+        if (have_bugs)
+            sc->bugs = bugs;
+        if (sc->iterations == 0 && sc->duration_ms == 0) {
+            fprintf(stderr, "pgfault %s: %s: with --iterations 0 give --duration\n", cmd, sc->name);
+            rc = PGF_EXIT_USAGE;
+            goto done;
+        }
+    }
+    if (explain) {
+        for (int i = 0; i < n; i++) {
+            printf("---\n# %s\n", scs[i]->source);
+            pgf_scenario_write_yaml(scs[i], stdout);
+        }
+        goto done;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    pgf_run_opts ro = {0};
+    ro.out_dir = out ? out : (replay ? "out/replay" : "out");
+    ro.quiet = quiet;
+    ro.shrink = shrink;
+    ro.console = stdout;
+    ro.stop = &stop_flag;
+    ro.replay_base = "pgfault";
+    rc = pgf_run_suite(scs, n, &ro);
+done:
+    for (int i = 0; i < n; i++)
+        pgf_scenario_clear(scs[i]);
+    json_decref(report);
+    return rc;
+}
+
+int pgf_cmd_run(int argc, char **argv)
+{
+    return run_main(argc, argv, false);
+}
+
+int pgf_cmd_replay(int argc, char **argv)
+{
+    return run_main(argc, argv, true);
+}

@@ -1,0 +1,1021 @@
+/* driver.c - see driver.h.
+ *
+ * A "slot" is one simulated health-check client: it loops open -> check
+ * -> close (or pool acquire -> check -> release) until its iterations or
+ * the duration are used up. Slots live on a worker's event_base; racers
+ * fire from the session recorder hook (which only decides and enqueues)
+ * and call the session API from the racer thread (stress) or from a
+ * deferred event on the same loop (sim). A slot frees its session only
+ * when the session is CLOSED and no racer job still refers to it.
+ */
+#include "driver.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "pool.h"
+#include "rules.h"
+#include "rng.h"
+#include "session.h"
+#include "timer.h"
+
+typedef struct worker worker;
+typedef struct run_ctx run_ctx;
+
+typedef struct slot {
+    worker *w;
+    unsigned index;
+    unsigned iter;
+    pgf_session *s;
+    uint64_t t0;
+    bool closing;
+    bool done;
+    atomic_int racer_pending;
+    bool wait_racers;
+    pgf_timer *think;
+    unsigned trig_count[PGF_SCENARIO_MAX_RACERS];
+    const char *vals[16]; /* per-session copy of the conninfo values */
+    char appname[32];     /* "pgf-s<id>": links server-side faults to sessions */
+} slot;
+
+struct worker {
+    run_ctx *rc;
+    int index;
+    struct event_base *base;
+    pthread_t thread;
+    bool thread_started;
+    slot *slots;
+    unsigned nslots;
+    unsigned active;
+    pgf_pool *pool;
+    /* per-worker results, merged after join */
+    uint64_t checks;
+    uint64_t outcomes[PGF_HEALTH_REASON_COUNT];
+    uint64_t *lat[PGF_HEALTH_REASON_COUNT];
+    size_t nlat[PGF_HEALTH_REASON_COUNT], caplat[PGF_HEALTH_REASON_COUNT];
+};
+
+typedef struct racer_job {
+    struct racer_job *next;
+    slot *sl;
+    pgf_session *s;
+    const pgf_racer *r;
+    uint64_t due_ns;  /* stress: real time to fire */
+    pgf_timer *timer; /* sim: delayed job */
+} racer_job;
+
+struct run_ctx {
+    const pgf_scenario *sc;
+    const pgf_driver_opts *o;
+    pgf_run *res;
+    bool sim;
+    struct event_base *sim_base;
+    pgf_simclock *clock;
+    pgf_server *server;
+    char sockdir[256];
+    char host[300];
+    char port[16];
+    worker *workers;
+    int nworkers;
+    uint64_t start_ns;
+    uint64_t end_ns; /* duration deadline on the run clock (0 = none) */
+    atomic_bool stopping;
+    atomic_uint_fast64_t racer_count[PGF_SCENARIO_MAX_RACERS];
+    atomic_uint_fast64_t racer_fired;
+    atomic_uint_fast64_t api_errors;
+    atomic_uint_fast64_t checks_done;
+    atomic_int workers_left;
+    atomic_uint_fast64_t next_session_id;
+    int app_index; /* index of application_name in kw/vals */
+    /* stress racer thread */
+    pthread_t racer_thread;
+    bool racer_started;
+    pthread_mutex_t rq_lock;
+    pthread_cond_t rq_cond;
+    racer_job *rq_head, *rq_tail;
+    bool rq_quit;
+    /* mid-run changes */
+    pgf_timer *rotate_timer;
+    const char *kw[16];
+    const char *vals[16];
+    char appname[64];
+};
+
+static uint64_t run_now(run_ctx *rc)
+{
+    return rc->clock != NULL ? pgf_simclock_now(rc->clock) : pgf_now_ns();
+}
+
+/* ------------------------------------------------------------------ */
+/* results                                                             */
+
+static void add_outcome(worker *w, pgf_health_reason reason, uint64_t ns)
+{
+    w->checks++;
+    atomic_fetch_add(&w->rc->checks_done, 1);
+    w->outcomes[reason]++;
+    if (w->nlat[reason] == w->caplat[reason]) {
+        size_t cap = w->caplat[reason] ? w->caplat[reason] * 2 : 256;
+        uint64_t *p = realloc(w->lat[reason], cap * sizeof *p);
+        if (p == NULL)
+            return;
+        w->lat[reason] = p;
+        w->caplat[reason] = cap;
+    }
+    w->lat[reason][w->nlat[reason]++] = ns;
+}
+
+static pgf_health_reason reason_of(int err, const pgf_health *h)
+{
+    if (err == 0)
+        return PGF_HEALTH_HEALTHY;
+    if (h != NULL && !h->healthy)
+        return h->reason;
+    return err == PGF_ECANCELED ? PGF_HEALTH_CANCELED : PGF_HEALTH_CONNECTION_LOST;
+}
+
+/* ------------------------------------------------------------------ */
+/* slots                                                               */
+
+static void slot_begin(slot *sl);
+static void slot_closed(slot *sl);
+
+static bool slot_should_stop(slot *sl)
+{
+    run_ctx *rc = sl->w->rc;
+    if (atomic_load(&rc->stopping))
+        return true;
+    if (rc->sc->iterations > 0 && sl->iter >= rc->sc->iterations)
+        return true;
+    if (rc->end_ns > 0 && run_now(rc) >= rc->end_ns)
+        return true;
+    return false;
+}
+
+static void slot_finish(slot *sl)
+{
+    sl->done = true;
+    worker *w = sl->w;
+    if (--w->active == 0 && !w->rc->sim)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void on_think(void *arg)
+{
+    pgf_sim_activity();
+    slot_begin(arg);
+}
+
+static void slot_next(slot *sl)
+{
+    run_ctx *rc = sl->w->rc;
+    if (slot_should_stop(sl)) {
+        slot_finish(sl);
+        return;
+    }
+    /* A zero think time still goes through the loop, so one slot never
+     * starves the others and the sim schedule stays fair. */
+    pgf_timer_arm(sl->think, PGF_MS_NS(rc->sc->think_ms));
+}
+
+static void on_closed_cb(pgf_session *s, pgf_sess_op op, int err, const pgf_health *h, void *arg)
+{
+    (void)s;
+    (void)op;
+    (void)err;
+    (void)h;
+    pgf_sim_activity();
+    slot_closed(arg);
+}
+
+static void slot_close(slot *sl)
+{
+    if (sl->closing)
+        return;
+    sl->closing = true;
+    int rc = pgf_session_close(sl->s, on_closed_cb, sl);
+    if (rc == 0)
+        return;
+    /* Refused: a racer's close got there first. Either it has completed
+     * (CLOSED) or its callback is still to come, and the slot resumes when
+     * that callback brings racer_pending to zero. */
+    pgf_sess_state st = pgf_session_state(sl->s);
+    if (st == PGF_SESS_CLOSED || atomic_load(&sl->racer_pending) == 0) {
+        if (st != PGF_SESS_CLOSED)
+            pgf_log_warn("[slot %u] close refused in state %s with no racer pending: %s", sl->index,
+                         pgf_session_state_name(st), pgf_strerror(rc));
+        slot_closed(sl);
+        return;
+    }
+    sl->wait_racers = true;
+}
+
+static void slot_closed(slot *sl)
+{
+    if (atomic_load(&sl->racer_pending) > 0) {
+        sl->wait_racers = true;
+        return;
+    }
+    sl->wait_racers = false;
+    if (sl->s != NULL) {
+        pgf_session_free(sl->s); /* deferred by the session if inside its callback */
+        sl->s = NULL;
+    }
+    slot_next(sl);
+}
+
+static void on_check_cb(pgf_session *s, pgf_sess_op op, int err, const pgf_health *h, void *arg)
+{
+    (void)s;
+    (void)op;
+    slot *sl = arg;
+    pgf_sim_activity();
+    add_outcome(sl->w, reason_of(err, h), run_now(sl->w->rc) - sl->t0);
+    slot_close(sl);
+}
+
+static void on_open_cb(pgf_session *s, pgf_sess_op op, int err, const pgf_health *h, void *arg)
+{
+    (void)op;
+    slot *sl = arg;
+    pgf_sim_activity();
+    if (err == 0) {
+        int rc = pgf_session_check(s, on_check_cb, sl);
+        if (rc == 0)
+            return;
+        /* A racer moved the session on between open's completion and now. */
+        atomic_fetch_add(&sl->w->rc->api_errors, 1);
+        add_outcome(sl->w, PGF_HEALTH_CANCELED, run_now(sl->w->rc) - sl->t0);
+    } else {
+        add_outcome(sl->w, reason_of(err, h), run_now(sl->w->rc) - sl->t0);
+    }
+    slot_close(sl);
+}
+
+static void recorder_hook(const pgf_session_event *ev, void *arg);
+
+static void slot_begin(slot *sl)
+{
+    worker *w = sl->w;
+    run_ctx *rc = w->rc;
+    if (slot_should_stop(sl)) {
+        slot_finish(sl);
+        return;
+    }
+    sl->iter++;
+    sl->closing = false;
+    pgf_session_opts o = {0};
+    o.id = atomic_fetch_add(&rc->next_session_id, 1) + 1;
+    memcpy(sl->vals, rc->vals, sizeof sl->vals);
+    snprintf(sl->appname, sizeof sl->appname, "pgf-s%llu", (unsigned long long)o.id);
+    sl->vals[rc->app_index] = sl->appname;
+    o.keywords = rc->kw;
+    o.values = sl->vals;
+    o.check_query = rc->sc->query;
+    o.connect_timeout_ms = rc->sc->connect_timeout_ms;
+    o.query_timeout_ms = rc->sc->query_timeout_ms;
+    o.recorder = recorder_hook;
+    o.recorder_arg = sl;
+    int e = pgf_session_new(w->base, &o, &sl->s);
+    if (e != 0) {
+        snprintf(rc->res->harness_error, sizeof rc->res->harness_error,
+                 "cannot create a session: %s", pgf_strerror(e));
+        atomic_store(&rc->stopping, true);
+        slot_finish(sl);
+        return;
+    }
+    sl->t0 = run_now(rc);
+    e = pgf_session_open(sl->s, on_open_cb, sl);
+    if (e != 0) {
+        snprintf(rc->res->harness_error, sizeof rc->res->harness_error,
+                 "open refused on a new session: %s", pgf_strerror(e));
+        atomic_store(&rc->stopping, true);
+        pgf_session_free(sl->s);
+        sl->s = NULL;
+        slot_finish(sl);
+    }
+}
+
+/* ---- pool workload: acquire -> check -> release ---- */
+
+static void pool_slot_begin(slot *sl);
+
+static void on_pool_think(void *arg)
+{
+    pgf_sim_activity();
+    pool_slot_begin(arg);
+}
+
+static void pool_next(slot *sl)
+{
+    if (slot_should_stop(sl)) {
+        slot_finish(sl);
+        return;
+    }
+    pgf_timer_arm(sl->think, PGF_MS_NS(sl->w->rc->sc->think_ms));
+}
+
+static void on_pool_check(pgf_session *s, pgf_sess_op op, int err, const pgf_health *h, void *arg)
+{
+    (void)op;
+    slot *sl = arg;
+    pgf_sim_activity();
+    add_outcome(sl->w, reason_of(err, h), run_now(sl->w->rc) - sl->t0);
+    if (err == 0)
+        pgf_pool_release(sl->w->pool, s);
+    else
+        pgf_pool_invalidate(sl->w->pool, s);
+    sl->s = NULL;
+    pool_next(sl);
+}
+
+static void on_acquired(pgf_pool *p, pgf_session *s, int err, const pgf_health *h, void *arg)
+{
+    (void)p;
+    slot *sl = arg;
+    pgf_sim_activity();
+    if (err != 0 || s == NULL) {
+        add_outcome(sl->w, reason_of(err ? err : PGF_EIO, h), run_now(sl->w->rc) - sl->t0);
+        pool_next(sl);
+        return;
+    }
+    sl->s = s;
+    if (pgf_session_check(s, on_pool_check, sl) != 0) {
+        atomic_fetch_add(&sl->w->rc->api_errors, 1);
+        add_outcome(sl->w, PGF_HEALTH_CANCELED, run_now(sl->w->rc) - sl->t0);
+        pgf_pool_invalidate(sl->w->pool, s);
+        sl->s = NULL;
+        pool_next(sl);
+    }
+}
+
+static void pool_slot_begin(slot *sl)
+{
+    if (slot_should_stop(sl)) {
+        slot_finish(sl);
+        return;
+    }
+    sl->iter++;
+    sl->t0 = run_now(sl->w->rc);
+    if (pgf_pool_acquire(sl->w->pool, on_acquired, sl) != 0) {
+        add_outcome(sl->w, PGF_HEALTH_TIMEOUT, 0);
+        pool_next(sl);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* racers                                                              */
+
+static void racer_done(evutil_socket_t fd, short what, void *arg);
+
+/* An accepted racer close/cancel completed (loop thread). */
+static void racer_op_cb(pgf_session *s, pgf_sess_op op, int err, const pgf_health *h, void *arg)
+{
+    (void)s;
+    (void)op;
+    (void)err;
+    (void)h;
+    racer_done(-1, 0, arg);
+}
+
+static void racer_call(racer_job *j)
+{
+    run_ctx *rc = j->sl->w->rc;
+    atomic_fetch_add(&rc->racer_fired, 1);
+    for (unsigned k = 0; k < j->r->times; k++) {
+        int e;
+        switch (j->r->op) {
+        case PGF_OP_close:
+        case PGF_OP_cancel:
+            /* The callback keeps the slot from freeing the session until
+             * this operation is over. */
+            atomic_fetch_add(&j->sl->racer_pending, 1);
+            e = j->r->op == PGF_OP_close ? pgf_session_close(j->s, racer_op_cb, j->sl)
+                                         : pgf_session_cancel(j->s, racer_op_cb, j->sl);
+            if (e != 0)
+                atomic_fetch_sub(&j->sl->racer_pending, 1);
+            break;
+        case PGF_OP_check:
+            e = pgf_session_check(j->s, NULL, NULL);
+            break;
+        case PGF_OP_open:
+            e = pgf_session_open(j->s, NULL, NULL);
+            break;
+        default:
+            e = PGF_EINVAL;
+            break;
+        }
+        if (e != 0)
+            atomic_fetch_add(&rc->api_errors, 1);
+    }
+}
+
+/* Back on the slot's loop: a job or a racer's operation no longer refers
+ * to the session. */
+static void racer_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    slot *sl = arg;
+    pgf_sim_activity();
+    if (atomic_fetch_sub(&sl->racer_pending, 1) == 1 && sl->wait_racers)
+        slot_closed(sl);
+}
+
+static void sim_job_fire(void *arg)
+{
+    racer_job *j = arg;
+    pgf_sim_activity();
+    racer_call(j);
+    slot *sl = j->sl;
+    pgf_timer_free(j->timer);
+    free(j);
+    racer_done(-1, 0, sl);
+}
+
+static void sim_job_now(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sim_job_fire(arg);
+}
+
+static void *racer_thread_main(void *arg)
+{
+    run_ctx *rc = arg;
+    pthread_mutex_lock(&rc->rq_lock);
+    for (;;) {
+        while (rc->rq_head == NULL && !rc->rq_quit)
+            pthread_cond_wait(&rc->rq_cond, &rc->rq_lock);
+        if (rc->rq_head == NULL && rc->rq_quit)
+            break;
+        racer_job *j = rc->rq_head;
+        rc->rq_head = j->next;
+        if (rc->rq_head == NULL)
+            rc->rq_tail = NULL;
+        pthread_mutex_unlock(&rc->rq_lock);
+        uint64_t now = pgf_now_ns();
+        if (j->due_ns > now) {
+            struct timespec ts = {(time_t)((j->due_ns - now) / 1000000000ULL),
+                                  (long)((j->due_ns - now) % 1000000000ULL)};
+            nanosleep(&ts, NULL);
+        }
+        racer_call(j);
+        /* hand the slot back to its own loop */
+        if (event_base_once(j->sl->w->base, -1, EV_TIMEOUT, racer_done, j->sl, NULL) != 0)
+            atomic_fetch_sub(&j->sl->racer_pending, 1);
+        free(j);
+        pthread_mutex_lock(&rc->rq_lock);
+    }
+    pthread_mutex_unlock(&rc->rq_lock);
+    return NULL;
+}
+
+/* Called from the recorder hook (session mutex held): decide and enqueue,
+ * never call the session here. */
+static void racers_on_transition(slot *sl, pgf_session *s, pgf_sess_state to)
+{
+    run_ctx *rc = sl->w->rc;
+    const pgf_scenario *sc = rc->sc;
+    for (int i = 0; i < sc->nracers; i++) {
+        const pgf_racer *r = &sc->racers[i];
+        if (r->at != to)
+            continue;
+        uint64_t k = atomic_fetch_add(&rc->racer_count[i], 1) + 1;
+        unsigned local = ++sl->trig_count[i];
+        if (r->nth > 0 && k != r->nth)
+            continue;
+        if (r->probability < 1.0) {
+            pgf_rng g;
+            pgf_rng_init(&g, sc->seed, pgf_session_id(s), ((uint64_t)i << 32) | local);
+            if (pgf_rng_unit(&g) >= r->probability)
+                continue;
+        }
+        racer_job *j = calloc(1, sizeof *j);
+        if (j == NULL)
+            continue;
+        j->sl = sl;
+        j->s = s;
+        j->r = r;
+        atomic_fetch_add(&sl->racer_pending, 1);
+        if (rc->sim) {
+            if (r->delay_ms == 0) {
+                if (event_base_once(sl->w->base, -1, EV_TIMEOUT, sim_job_now, j, NULL) != 0) {
+                    atomic_fetch_sub(&sl->racer_pending, 1);
+                    free(j);
+                }
+            } else {
+                j->timer = pgf_timer_new(sl->w->base, sim_job_fire, j);
+                if (j->timer == NULL) {
+                    atomic_fetch_sub(&sl->racer_pending, 1);
+                    free(j);
+                    continue;
+                }
+                pgf_timer_arm(j->timer, PGF_MS_NS(r->delay_ms));
+            }
+        } else {
+            j->due_ns = pgf_now_ns() + PGF_MS_NS(r->delay_ms);
+            pthread_mutex_lock(&rc->rq_lock);
+            if (rc->rq_tail)
+                rc->rq_tail->next = j;
+            else
+                rc->rq_head = j;
+            rc->rq_tail = j;
+            pthread_cond_signal(&rc->rq_cond);
+            pthread_mutex_unlock(&rc->rq_lock);
+        }
+    }
+}
+
+/* The session manager's recorder hook, per session (arg = slot). */
+static void recorder_hook(const pgf_session_event *ev, void *arg)
+{
+    slot *sl = arg;
+    run_ctx *rc = sl->w->rc;
+    pgf_recorder_session_event(ev, rc->res->rec);
+    if (ev->kind == PGF_SEV_TRANSITION && rc->sc->nracers > 0 && sl->s != NULL)
+        racers_on_transition(sl, sl->s, ev->to);
+}
+
+/* The pool's sessions: no slot to race on, just record. */
+static void pool_recorder_hook(const pgf_session_event *ev, void *arg)
+{
+    worker *w = arg;
+    pgf_recorder_session_event(ev, w->rc->res->rec);
+}
+
+/* ------------------------------------------------------------------ */
+/* the fake server's fault hook                                        */
+
+static void on_fault(void *arg, const struct pgf_fault_ctx *ctx, int phase,
+                     const struct pgf_fault_action *a)
+{
+    run_ctx *rc = arg;
+    int64_t session = -1;
+    if (ctx->application_name != NULL && strncmp(ctx->application_name, "pgf-s", 5) == 0)
+        session = strtoll(ctx->application_name + 5, NULL, 10);
+    pgf_recorder_fault(rc->res->rec, ctx->conn_id, session, (pgf_phase)phase, a, ctx->elapsed_ns);
+}
+
+/* ------------------------------------------------------------------ */
+/* setup and teardown                                                  */
+
+static void on_rotate(void *arg)
+{
+    run_ctx *rc = arg;
+    if (rc->sc->rules2 != NULL)
+        pgf_fault_engine_set_rules(rc->res->engine, pgf_fault_rules_ref(rc->sc->rules2));
+}
+
+static int start_server(run_ctx *rc, char *err, size_t errlen)
+{
+    const pgf_scenario *sc = rc->sc;
+    if (sc->external != NULL) {
+        /* The caller's conninfo; the driver only adds application_name. */
+        return 0;
+    }
+    pgf_server_config cfg = {0};
+    static const char *const tcp[] = {"127.0.0.1:0"};
+    if (sc->unix_socket || rc->sim) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(rc->sockdir, sizeof rc->sockdir, "%s/pgfault-run-XXXXXX",
+                 tmp && *tmp ? tmp : "/tmp");
+        if (mkdtemp(rc->sockdir) == NULL) {
+            snprintf(err, errlen, "cannot create a socket directory under %s", tmp ? tmp : "/tmp");
+            rc->sockdir[0] = '\0';
+            return PGF_EIO;
+        }
+        cfg.unix_socket_dir = rc->sockdir;
+        cfg.unix_port = 5432;
+    } else {
+        cfg.listen = tcp;
+        cfg.nlisten = 1;
+    }
+    cfg.users = sc->users;
+    cfg.nusers = sc->nusers;
+    cfg.databases = (const char *const *)sc->databases;
+    cfg.ndatabases = sc->ndatabases;
+    cfg.max_connections = sc->max_connections;
+    cfg.seed = sc->seed;
+    cfg.faults = rc->res->engine;
+    cfg.quiet = true;
+    cfg.on_fault = on_fault;
+    cfg.on_fault_arg = rc;
+    int e = pgf_server_new(&cfg, rc->sim ? rc->sim_base : NULL, &rc->server, err, errlen);
+    if (e != 0)
+        return e;
+    e = rc->sim ? pgf_server_start(rc->server, err, errlen)
+                : pgf_server_start_thread(rc->server, err, errlen);
+    if (e != 0)
+        return e;
+    if (cfg.unix_socket_dir != NULL) {
+        snprintf(rc->host, sizeof rc->host, "%s", rc->sockdir);
+        snprintf(rc->port, sizeof rc->port, "5432");
+    } else {
+        snprintf(rc->host, sizeof rc->host, "127.0.0.1");
+        snprintf(rc->port, sizeof rc->port, "%d", pgf_server_port(rc->server));
+    }
+    return 0;
+}
+
+static void build_conninfo(run_ctx *rc)
+{
+    const pgf_scenario *sc = rc->sc;
+    int n = 0;
+    if (sc->external != NULL) {
+        rc->kw[n] = "dbname";
+        rc->vals[n++] = sc->external; /* expanded by libpq (expand_dbname) */
+    } else {
+        rc->kw[n] = "host";
+        rc->vals[n++] = rc->host;
+        rc->kw[n] = "port";
+        rc->vals[n++] = rc->port;
+        rc->kw[n] = "dbname";
+        rc->vals[n++] = sc->database;
+        rc->kw[n] = "user";
+        rc->vals[n++] = sc->user;
+        if (sc->password != NULL) {
+            rc->kw[n] = "password";
+            rc->vals[n++] = sc->password;
+        }
+        /* Reproducible runs must not pick up the caller's environment. */
+        rc->kw[n] = "sslmode";
+        rc->vals[n++] = "disable";
+        rc->kw[n] = "gssencmode";
+        rc->vals[n++] = "disable";
+    }
+    rc->app_index = n;
+    rc->kw[n] = "application_name";
+    rc->vals[n++] = "pgfault";
+    rc->kw[n] = NULL;
+    rc->vals[n] = NULL;
+}
+
+static int make_workers(run_ctx *rc, char *err, size_t errlen)
+{
+    const pgf_scenario *sc = rc->sc;
+    int nw =
+        rc->sim ? 1 : (int)(sc->threads ? sc->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN));
+    if (nw < 1)
+        nw = 1;
+    if ((unsigned)nw > sc->sessions)
+        nw = (int)(sc->sessions ? sc->sessions : 1);
+    rc->workers = calloc((size_t)nw, sizeof *rc->workers);
+    if (rc->workers == NULL)
+        goto oom;
+    rc->nworkers = nw;
+    for (int i = 0; i < nw; i++) {
+        worker *w = &rc->workers[i];
+        w->rc = rc;
+        w->index = i;
+        w->base = rc->sim ? rc->sim_base : pgf_session_base_new();
+        if (w->base == NULL)
+            goto oom;
+        w->nslots = sc->sessions / (unsigned)nw + ((unsigned)i < sc->sessions % (unsigned)nw);
+        w->slots = calloc(w->nslots ? w->nslots : 1, sizeof *w->slots);
+        if (w->slots == NULL)
+            goto oom;
+        for (unsigned k = 0; k < w->nslots; k++) {
+            slot *sl = &w->slots[k];
+            sl->w = w;
+            sl->index = (unsigned)i + k * (unsigned)nw;
+            sl->think = pgf_timer_new(w->base, sc->pool ? on_pool_think : on_think, sl);
+            if (sl->think == NULL)
+                goto oom;
+        }
+        if (sc->pool) {
+            pgf_pool_opts po = {0};
+            po.session.keywords = rc->kw;
+            po.session.values = rc->vals;
+            po.session.check_query = sc->query;
+            po.session.connect_timeout_ms = sc->connect_timeout_ms;
+            po.session.query_timeout_ms = sc->query_timeout_ms;
+            po.session.recorder = pool_recorder_hook;
+            po.session.recorder_arg = w;
+            po.max_size = (int)sc->pool_size;
+            po.max_overflow = (int)sc->pool_overflow;
+            po.acquire_timeout_ms = sc->pool_timeout_ms;
+            po.pre_ping = sc->pre_ping;
+            po.seed = sc->seed + (uint64_t)i;
+            if (pgf_pool_new(w->base, &po, &w->pool) != 0)
+                goto oom;
+        }
+    }
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory setting up %u sessions", sc->sessions);
+    return PGF_ENOMEM;
+}
+
+static void start_slots(worker *w)
+{
+    w->active = w->nslots;
+    for (unsigned k = 0; k < w->nslots; k++) {
+        if (w->rc->sc->pool)
+            pool_slot_begin(&w->slots[k]);
+        else
+            slot_begin(&w->slots[k]);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    start_slots(w);
+    if (w->active > 0)
+        event_base_dispatch(w->base);
+    /* let pool sessions close before the loop goes away */
+    if (w->pool != NULL) {
+        pgf_pool_free(w->pool);
+        w->pool = NULL;
+        event_base_loop(w->base, EVLOOP_NONBLOCK);
+    }
+    atomic_fetch_sub(&w->rc->workers_left, 1);
+    return NULL;
+}
+
+static void progress(run_ctx *rc, bool final)
+{
+    FILE *f = rc->o ? rc->o->progress : NULL;
+    if (f == NULL)
+        return;
+    double el = (double)(pgf_now_ns() - rc->start_ns) / 1e9;
+    uint64_t checks = atomic_load(&rc->checks_done);
+    fprintf(f, "%s[%s] %6.1fs  checks %llu  (%.0f/s)  racers fired %llu%s", rc->o->tty ? "\r" : "",
+            rc->sc->name, el, (unsigned long long)checks, el > 0 ? (double)checks / el : 0.0,
+            (unsigned long long)atomic_load(&rc->racer_fired), rc->o->tty && !final ? "   " : "\n");
+    fflush(f);
+}
+
+/* Sim: run the single loop until every slot is done. Time moves only when
+ * nothing else can happen. */
+static int sim_run(run_ctx *rc, char *err, size_t errlen)
+{
+    worker *w = &rc->workers[0];
+    start_slots(w);
+    uint64_t spins = 0;
+    while (w->active > 0) {
+        if (rc->o && rc->o->stop && *rc->o->stop) {
+            atomic_store(&rc->stopping, true);
+            rc->res->interrupted = true;
+        }
+        uint64_t a0 = pgf_sim_activity_count();
+        event_base_loop(rc->sim_base, EVLOOP_NONBLOCK);
+        if (pgf_sim_activity_count() != a0)
+            continue;
+        pgf_session_counters cnt;
+        pgf_session_counters_get(&cnt);
+        if (cnt.cancel_threads > 0) {
+            /* PQcancel runs on a helper thread: let it reach the server. */
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        /* Confirm quiescence once more, then let time jump. */
+        event_base_loop(rc->sim_base, EVLOOP_NONBLOCK);
+        if (pgf_sim_activity_count() != a0)
+            continue;
+        if (!pgf_simclock_advance(rc->clock)) {
+            snprintf(err, errlen,
+                     "simulation stuck: %u sessions still running and nothing left to happen",
+                     w->active);
+            return PGF_EINTERNAL;
+        }
+        if ((++spins & 0xffff) == 0)
+            progress(rc, false);
+    }
+    if (w->pool != NULL) {
+        pgf_pool_free(w->pool);
+        w->pool = NULL;
+    }
+    /* Drain: server-side closes of the last connections. */
+    for (int i = 0; i < 1000; i++) {
+        uint64_t a0 = pgf_sim_activity_count();
+        event_base_loop(rc->sim_base, EVLOOP_NONBLOCK);
+        pgf_server_stats st;
+        pgf_server_get_stats(rc->server, &st);
+        if (pgf_sim_activity_count() == a0 && st.active == 0)
+            break;
+    }
+    return 0;
+}
+
+static int stress_run(run_ctx *rc, char *err, size_t errlen)
+{
+    if (rc->sc->nracers > 0) {
+        if (pthread_create(&rc->racer_thread, NULL, racer_thread_main, rc) != 0) {
+            snprintf(err, errlen, "cannot start the racer thread");
+            return PGF_EINTERNAL;
+        }
+        rc->racer_started = true;
+    }
+    atomic_store(&rc->workers_left, rc->nworkers);
+    for (int i = 0; i < rc->nworkers; i++) {
+        if (pthread_create(&rc->workers[i].thread, NULL, worker_main, &rc->workers[i]) != 0) {
+            snprintf(err, errlen, "cannot start worker thread %d", i);
+            atomic_store(&rc->stopping, true);
+            atomic_fetch_sub(&rc->workers_left, rc->nworkers - i);
+            break;
+        }
+        rc->workers[i].thread_started = true;
+    }
+    uint64_t last = pgf_now_ns();
+    while (atomic_load(&rc->workers_left) > 0) {
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+        if (rc->o && rc->o->stop && *rc->o->stop && !atomic_load(&rc->stopping)) {
+            atomic_store(&rc->stopping, true);
+            rc->res->interrupted = true;
+        }
+        if (pgf_now_ns() - last >= 1000000000ULL) {
+            last = pgf_now_ns();
+            progress(rc, false);
+        }
+    }
+    for (int i = 0; i < rc->nworkers; i++)
+        if (rc->workers[i].thread_started)
+            pthread_join(rc->workers[i].thread, NULL);
+    if (rc->racer_started) {
+        pthread_mutex_lock(&rc->rq_lock);
+        rc->rq_quit = true;
+        pthread_cond_signal(&rc->rq_cond);
+        pthread_mutex_unlock(&rc->rq_lock);
+        pthread_join(rc->racer_thread, NULL);
+        rc->racer_started = false;
+    }
+    /* The server sees the clients' FINs asynchronously: wait, bounded. */
+    if (rc->server != NULL) {
+        uint64_t deadline = pgf_now_ns() + PGF_MS_NS(5000);
+        for (;;) {
+            pgf_server_stats st;
+            pgf_server_get_stats(rc->server, &st);
+            if (st.active == 0 || pgf_now_ns() > deadline)
+                break;
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return 0;
+}
+
+static void merge_results(run_ctx *rc)
+{
+    pgf_run *res = rc->res;
+    for (int i = 0; i < rc->nworkers; i++) {
+        worker *w = &rc->workers[i];
+        res->checks += w->checks;
+        for (int r = 0; r < PGF_HEALTH_REASON_COUNT; r++) {
+            res->outcomes[r] += w->outcomes[r];
+            if (w->nlat[r] == 0)
+                continue;
+            uint64_t *p = realloc(res->lat[r], (res->nlat[r] + w->nlat[r]) * sizeof *p);
+            if (p == NULL)
+                continue;
+            memcpy(p + res->nlat[r], w->lat[r], w->nlat[r] * sizeof *p);
+            res->lat[r] = p;
+            res->nlat[r] += w->nlat[r];
+        }
+    }
+    res->racer_fired = atomic_load(&rc->racer_fired);
+    res->api_errors = atomic_load(&rc->api_errors);
+}
+
+static void teardown(run_ctx *rc)
+{
+    for (int i = 0; i < rc->nworkers; i++) {
+        worker *w = &rc->workers[i];
+        if (w->pool != NULL)
+            pgf_pool_free(w->pool);
+        for (unsigned k = 0; k < w->nslots; k++) {
+            if (w->slots[k].s != NULL)
+                pgf_session_free(w->slots[k].s);
+            pgf_timer_free(w->slots[k].think);
+        }
+        free(w->slots);
+        for (int r = 0; r < PGF_HEALTH_REASON_COUNT; r++)
+            free(w->lat[r]);
+        if (!rc->sim && w->base != NULL) {
+            event_base_loop(w->base, EVLOOP_NONBLOCK);
+            event_base_free(w->base);
+        }
+    }
+    free(rc->workers);
+    pgf_timer_free(rc->rotate_timer);
+    if (rc->server != NULL) {
+        pgf_server_stop(rc->server);
+        pgf_server_free(rc->server);
+    }
+    if (rc->sockdir[0] != '\0')
+        rmdir(rc->sockdir);
+    if (rc->clock != NULL)
+        pgf_simclock_detach(rc->clock);
+    if (rc->sim_base != NULL)
+        event_base_free(rc->sim_base);
+    pthread_mutex_destroy(&rc->rq_lock);
+    pthread_cond_destroy(&rc->rq_cond);
+}
+
+int pgf_driver_run(const pgf_scenario *sc, const pgf_driver_opts *o, pgf_run **out, char *err,
+                   size_t errlen)
+{
+    *out = NULL;
+    pgf_run *res = calloc(1, sizeof *res);
+    run_ctx *rc = calloc(1, sizeof *rc);
+    if (res == NULL || rc == NULL) {
+        free(res);
+        free(rc);
+        snprintf(err, errlen, "out of memory");
+        return PGF_ENOMEM;
+    }
+    pthread_mutex_init(&rc->rq_lock, NULL);
+    pthread_cond_init(&rc->rq_cond, NULL);
+    rc->sc = sc;
+    rc->o = o;
+    rc->res = res;
+    res->sc = sc;
+    rc->sim = sc->mode == PGF_MODE_SIM;
+    pgf_session_set_bugs(sc->bugs);
+    res->start_wall_us = pgf_wall_us();
+    rc->start_ns = pgf_now_ns();
+    int e = 0;
+    if (rc->sim) {
+        rc->sim_base = pgf_session_base_new();
+        /* Virtual time starts at an arbitrary but fixed point. */
+        rc->clock = rc->sim_base ? pgf_simclock_attach(rc->sim_base, 1000000000ULL) : NULL;
+        if (rc->clock == NULL) {
+            snprintf(err, errlen, "cannot set up the simulation loop");
+            e = PGF_ENOMEM;
+            goto done;
+        }
+    }
+    res->rec = pgf_recorder_new(rc->sim_base, run_now(rc));
+    res->engine = pgf_fault_engine_new(sc->seed);
+    if (res->rec == NULL || res->engine == NULL) {
+        snprintf(err, errlen, "out of memory");
+        e = PGF_ENOMEM;
+        goto done;
+    }
+    if (sc->rules != NULL)
+        pgf_fault_engine_set_rules(res->engine, pgf_fault_rules_ref(sc->rules));
+    if (o != NULL && o->faults_log_path != NULL &&
+        (e = pgf_fault_log_open(res->engine, o->faults_log_path,
+                                rc->sim ? PGF_FAULT_LOG_NO_TIME : 0, err, errlen)) != 0)
+        goto done;
+    if ((e = start_server(rc, err, errlen)) != 0)
+        goto done;
+    build_conninfo(rc);
+    if ((e = make_workers(rc, err, errlen)) != 0)
+        goto done;
+    uint64_t t0 = run_now(rc);
+    rc->end_ns = sc->duration_ms > 0 ? t0 + PGF_MS_NS(sc->duration_ms) : 0;
+    if (sc->rules2 != NULL && sc->rules2_at_ms > 0) {
+        rc->rotate_timer =
+            pgf_timer_new(rc->sim ? rc->sim_base : rc->workers[0].base, on_rotate, rc);
+        if (rc->rotate_timer != NULL)
+            pgf_timer_arm(rc->rotate_timer, PGF_MS_NS(sc->rules2_at_ms));
+    }
+    e = rc->sim ? sim_run(rc, err, errlen) : stress_run(rc, err, errlen);
+    res->duration_ns = run_now(rc) - t0;
+    if (e != 0)
+        goto done;
+    merge_results(rc);
+    pgf_session_counters cnt;
+    pgf_session_counters_get(&cnt);
+    if (rc->server != NULL) {
+        pgf_server_get_stats(rc->server, &res->server);
+        pgf_recorder_server(res->rec, (int64_t)res->server.active, (int64_t)res->server.accepted,
+                            (int64_t)res->server.closed, cnt.pgconns);
+    }
+    progress(rc, true);
+done:
+    res->wall_ns = pgf_now_ns() - rc->start_ns;
+    teardown(rc);
+    pgf_session_set_bugs(0);
+    free(rc);
+    if (e != 0) {
+        pgf_run_free(res);
+        return e;
+    }
+    *out = res;
+    return 0;
+}
+
+void pgf_run_free(pgf_run *r)
+{
+    if (r == NULL)
+        return;
+    pgf_recorder_free(r->rec);
+    pgf_fault_engine_free(r->engine);
+    for (int i = 0; i < PGF_HEALTH_REASON_COUNT; i++)
+        free(r->lat[i]);
+    free(r);
+}

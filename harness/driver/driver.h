@@ -1,0 +1,57 @@
+/* driver.h - runs one scenario: the embedded fake server (or an external
+ * one), many concurrent simulated health checks through the session
+ * manager, racers that call close/cancel at chosen moments, and the
+ * recorder that turns all of it into a history.
+ *
+ * --mode sim: one thread, one event loop for clients and server, unix
+ * sockets, a virtual clock (timer.h); the same seed gives the same
+ * history, byte for byte. --mode stress: the server on its own thread,
+ * worker threads each with an event_base, racers on their own thread.
+ */
+#ifndef PGF_DRIVER_H
+#define PGF_DRIVER_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "faultlog.h"
+#include "health.h"
+#include "recorder.h"
+#include "scenario.h"
+#include "server.h"
+
+typedef struct pgf_driver_opts {
+    FILE *progress;              /* periodic progress lines; NULL = none */
+    bool tty;                    /* progress redraws one line */
+    volatile sig_atomic_t *stop; /* set by a signal handler: wind down early */
+    const char *faults_log_path; /* stream the fault log here (NULL = memory only) */
+} pgf_driver_opts;
+
+/* Everything a run produced. */
+typedef struct pgf_run {
+    const pgf_scenario *sc;
+    pgf_recorder *rec;
+    pgf_fault_engine *engine;
+    uint64_t checks;                            /* health checks completed */
+    uint64_t outcomes[PGF_HEALTH_REASON_COUNT]; /* by classified reason */
+    uint64_t *lat[PGF_HEALTH_REASON_COUNT];     /* latencies (ns) per outcome */
+    size_t nlat[PGF_HEALTH_REASON_COUNT];
+    uint64_t racer_fired;
+    uint64_t api_errors; /* calls refused with PGF_EILLEGAL_STATE (racers' misuse included) */
+    pgf_server_stats server;
+    uint64_t duration_ns; /* virtual in sim mode */
+    uint64_t wall_ns;
+    uint64_t start_wall_us;
+    bool interrupted;
+    char harness_error[256]; /* non-empty: the harness itself failed */
+} pgf_run;
+
+/* Run sc. Returns 0 with *out filled (even when checks will fail), or a
+ * PGF_E* code with err set when the harness could not run (cannot bind,
+ * out of fds). Caller frees *out with pgf_run_free. */
+int pgf_driver_run(const pgf_scenario *sc, const pgf_driver_opts *o, pgf_run **out, char *err,
+                   size_t errlen) PGF_NODISCARD;
+void pgf_run_free(pgf_run *r);
+
+#endif

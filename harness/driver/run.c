@@ -1,0 +1,700 @@
+/* run.c - see run.h. The order of work for each scenario:
+ * driver (history) -> checker (violations) -> expectations -> report,
+ * then, for a failure with --shrink, smaller candidate scenarios in sim
+ * mode until no smaller one fails the same way. */
+#include "run.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "check.h"
+#include "clock.h"
+#include "driver.h"
+#include "faultlog.h"
+#include "history.h"
+#include "log.h"
+#include "report.h"
+#include "rules.h"
+#include "spec.h"
+
+#ifndef PGF_VERSION
+#define PGF_VERSION "0.1.0"
+#endif
+
+/* The checker's compiled-in spec is the session manager's own table. */
+const char *pgf_session_spec_json(void)
+{
+    static char *json;
+    if (json == NULL && pgf_session_spec(PGF_SPEC_JSON, &json) != 0)
+        json = NULL;
+    return json;
+}
+
+/* Report building is best-effort per item: a failed allocation sets the
+ * report's own failure flag and the writers refuse to write a partial file. */
+static inline void ignore_(int rc)
+{
+    (void)rc;
+}
+
+typedef struct outcome {
+    pgf_run *run;
+    pgf_check_result *check;
+    const pgf_rec *recs;
+    size_t n;
+    bool passed;
+    char first_failure[128]; /* name of the first failed check: what shrinking preserves */
+    char digest[65];
+} outcome;
+
+static int mkdir_p(const char *dir, char *err, size_t errlen)
+{
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+            snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+            return PGF_EIO;
+        }
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        return PGF_EIO;
+    }
+    return 0;
+}
+
+static int write_history(const pgf_scenario *sc, const pgf_rec *recs, size_t n, const char *path,
+                         char hex[65])
+{
+    pgf_hist_writer *w = NULL;
+    int e = path != NULL ? pgf_hist_writer_open(path, &w) : 0;
+    if (path == NULL) {
+        w = pgf_hist_writer_new_fp(NULL);
+        e = w == NULL ? PGF_ENOMEM : 0;
+    }
+    if (e != 0)
+        return e;
+    pgf_hist_meta m = {0};
+    m.version = PGF_HISTORY_VERSION;
+    m.has_seed = true;
+    m.seed = sc->seed;
+    m.mode = pgf_run_mode_name(sc->mode);
+    m.tool = "pgfault " PGF_VERSION;
+    m.spec_json = NULL;
+    m.wall_us = PGF_REC_NONE;
+    e = pgf_hist_writer_meta(w, &m);
+    for (size_t i = 0; i < n && e == 0; i++)
+        e = pgf_hist_writer_put(w, &recs[i]);
+    if (e == 0)
+        e = pgf_hist_writer_flush(w);
+    pgf_hist_writer_digest(w, hex);
+    int ce = pgf_hist_writer_close(w);
+    return e != 0 ? e : ce;
+}
+
+static double percentile(uint64_t *v, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    /* nearest-rank on a sorted copy */
+    size_t rank = (size_t)ceil(p * (double)n);
+    if (rank < 1)
+        rank = 1;
+    return (double)v[rank - 1];
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Evaluate expectations; appends checks to the report scenario (rs may be
+ * NULL when only the verdict is wanted, as while shrinking). */
+static bool evaluate(const pgf_scenario *sc, outcome *oc, pgf_report_scenario *rs)
+{
+    bool all = true;
+    oc->first_failure[0] = '\0';
+    const pgf_run *r = oc->run;
+#define FAIL_AS(nm)                                                          \
+    do {                                                                     \
+        all = false;                                                         \
+        if (oc->first_failure[0] == '\0')                                    \
+            snprintf(oc->first_failure, sizeof oc->first_failure, "%s", nm); \
+    } while (0)
+    bool want_violations = false;
+    for (int i = 0; i < sc->nexpects; i++)
+        want_violations |= sc->expects[i].kind == PGF_EXPECT_VIOLATIONS;
+
+    /* 1. the checker, one check per violation kind that occurred */
+    if (!want_violations) {
+        if (oc->check->total == 0) {
+            if (rs)
+                pgf_report_add_check(rs, "no illegal transitions or invariant violations", true,
+                                     NULL, "the checker found nothing");
+        }
+        for (int k = 0; k < PGF_VIOL_COUNT; k++) {
+            if (oc->check->counts[k] == 0)
+                continue;
+            char name[96];
+            snprintf(name, sizeof name, "violation: %s", pgf_violation_name((pgf_violation_kind)k));
+            FAIL_AS(name);
+            if (rs == NULL)
+                continue;
+            const pgf_violation *first = NULL;
+            for (size_t f = 0; f < oc->check->nfirst && first == NULL; f++)
+                if (oc->check->first[f].kind == (pgf_violation_kind)k)
+                    first = &oc->check->first[f];
+            char msg[512];
+            snprintf(msg, sizeof msg, "%" PRIu64 " x %s: %s", oc->check->counts[k],
+                     pgf_violation_name((pgf_violation_kind)k),
+                     first ? first->message : pgf_violation_doc((pgf_violation_kind)k));
+            pgf_report_check *c = pgf_report_add_check(
+                rs, name, false, pgf_violation_name((pgf_violation_kind)k), msg);
+            if (c != NULL && first != NULL) {
+                if (first->session != PGF_REC_NONE)
+                    pgf_report_check_set_session(c, (uint64_t)first->session);
+                for (size_t wi = 0; wi < first->nwitness; wi++) {
+                    char line[1024];
+                    pgf_rec_format(&oc->recs[first->witness[wi]], line, sizeof line);
+                    if (pgf_report_check_add_witness(c, line) != 0)
+                        break;
+                }
+            }
+        }
+    }
+    for (int i = 0; i < sc->nexpects; i++) {
+        const pgf_expect *x = &sc->expects[i];
+        char name[128], msg[256];
+        bool ok = true;
+        switch (x->kind) {
+        case PGF_EXPECT_NO_VIOLATIONS:
+            continue; /* handled above */
+        case PGF_EXPECT_VIOLATIONS:
+            ok = oc->check->total > 0;
+            snprintf(name, sizeof name, "expect: the checker finds violations");
+            snprintf(msg, sizeof msg, "%" PRIu64 " violations found", oc->check->total);
+            break;
+        case PGF_EXPECT_REASON_SHARE: {
+            double share = r->checks ? (double)r->outcomes[x->reason] / (double)r->checks : 0;
+            ok = share >= x->min && share <= x->max;
+            snprintf(name, sizeof name, "expect: %s in [%.0f%%, %.0f%%] of checks",
+                     pgf_health_reason_name(x->reason), x->min * 100, x->max * 100);
+            snprintf(msg, sizeof msg, "%s was %.1f%% (%" PRIu64 " of %" PRIu64 ")",
+                     pgf_health_reason_name(x->reason), share * 100, r->outcomes[x->reason],
+                     r->checks);
+            break;
+        }
+        case PGF_EXPECT_P99_MS: {
+            size_t total = 0;
+            for (int k = 0; k < PGF_HEALTH_REASON_COUNT; k++)
+                total += r->nlat[k];
+            uint64_t *all_lat = malloc((total ? total : 1) * sizeof *all_lat);
+            size_t n = 0;
+            for (int k = 0; all_lat && k < PGF_HEALTH_REASON_COUNT; k++) {
+                memcpy(all_lat + n, r->lat[k], r->nlat[k] * sizeof *all_lat);
+                n += r->nlat[k];
+            }
+            if (all_lat)
+                qsort(all_lat, n, sizeof *all_lat, cmp_u64);
+            double p99 = all_lat ? percentile(all_lat, n, 0.99) / 1e6 : 0;
+            free(all_lat);
+            ok = p99 <= x->value;
+            snprintf(name, sizeof name, "expect: p99 health-check latency <= %.0f ms", x->value);
+            snprintf(msg, sizeof msg, "p99 was %.2f ms%s", p99,
+                     sc->mode == PGF_MODE_SIM ? " (virtual time)" : "");
+            break;
+        }
+        case PGF_EXPECT_ALL_CLOSED:
+            ok = oc->check->counts[PGF_VIOL_NOT_CLOSED] == 0 &&
+                 oc->check->counts[PGF_VIOL_CONNECTION_LEAK] == 0 && r->server.active == 0;
+            snprintf(name, sizeof name, "expect: every session closed, no server connection left");
+            snprintf(msg, sizeof msg, "%" PRIu64 " server connections open at the end",
+                     r->server.active);
+            break;
+        case PGF_EXPECT_MIN_CHECKS:
+            ok = (double)r->checks >= x->value;
+            snprintf(name, sizeof name, "expect: at least %.0f health checks", x->value);
+            snprintf(msg, sizeof msg, "%" PRIu64 " health checks ran", r->checks);
+            break;
+        case PGF_EXPECT_MAX_LOGIN_RATE: {
+            double secs = (double)r->duration_ns / 1e9;
+            double logins = (double)(r->server.auth_ok + r->server.auth_failed);
+            double rate = secs > 0 ? logins / secs : logins;
+            ok = rate <= x->value;
+            snprintf(name, sizeof name, "expect: at most %.0f logins per second at the server",
+                     x->value);
+            snprintf(msg, sizeof msg, "%.1f logins/s (%.0f logins in %.2f s%s)", rate, logins, secs,
+                     sc->mode == PGF_MODE_SIM ? " virtual" : "");
+            break;
+        }
+        }
+        if (!ok)
+            FAIL_AS(name);
+        if (rs)
+            pgf_report_add_check(rs, name, ok, ok ? NULL : "expectation", msg);
+    }
+    if (r->harness_error[0] != '\0') {
+        FAIL_AS("harness error");
+        if (rs)
+            pgf_report_add_check(rs, "harness ran to completion", false, "harness",
+                                 r->harness_error);
+    }
+#undef FAIL_AS
+    return all;
+}
+
+static pgf_report_outcome outcome_of(pgf_health_reason r)
+{
+    int o = pgf_report_outcome_parse(pgf_health_reason_name(r));
+    return o >= 0 ? (pgf_report_outcome)o : PGF_REPORT_CONNECTION_LOST;
+}
+
+/* Fill the report's picture of a run: outcomes, latencies, the state
+ * machine with edge counts, the timeline, coverage. */
+static void fill_pictures(const pgf_scenario *sc, outcome *oc, pgf_report_scenario *rs)
+{
+    pgf_run *r = oc->run;
+    for (int k = 0; k < PGF_HEALTH_REASON_COUNT; k++) {
+        if (r->outcomes[k] == 0)
+            continue;
+        pgf_report_outcome o = outcome_of((pgf_health_reason)k);
+        ignore_(pgf_report_count_outcome(rs, o, r->outcomes[k]));
+        for (size_t i = 0; i < r->nlat[k]; i++)
+            ignore_(pgf_report_add_latency(rs, o, r->lat[k][i], 1));
+    }
+    for (int st = 0; st < PGF_SESS_STATE_COUNT; st++)
+        ignore_(pgf_report_add_state(rs, pgf_session_state_name((pgf_sess_state)st)));
+    /* edge counts: (from, to, op) -> count, small fixed table */
+    enum { MAXE = 256 };
+    struct {
+        const char *from, *to, *op;
+        uint64_t n;
+    } edges[MAXE];
+    int ne = 0;
+    /* timeline: the first sessions plus every session with a violation */
+    enum { MAX_TL = PGF_REPORT_HTML_MAX_SESSIONS };
+    int64_t tl[MAX_TL];
+    int ntl = 0;
+    for (size_t f = 0; f < oc->check->nfirst && ntl < MAX_TL; f++)
+        if (oc->check->first[f].session != PGF_REC_NONE)
+            tl[ntl++] = oc->check->first[f].session;
+    for (size_t i = 0; i < oc->n && ntl < MAX_TL; i++) {
+        const pgf_rec *rec = &oc->recs[i];
+        if (rec->type != PGF_REC_TRANSITION || rec->session == PGF_REC_NONE)
+            continue;
+        bool have = false;
+        for (int k = 0; k < ntl && !have; k++)
+            have = tl[k] == rec->session;
+        if (!have)
+            tl[ntl++] = rec->session;
+    }
+    int64_t last_state_time[MAX_TL];
+    const char *last_state[MAX_TL];
+    for (int k = 0; k < ntl; k++) {
+        last_state_time[k] = -1;
+        last_state[k] = NULL;
+    }
+    for (size_t i = 0; i < oc->n; i++) {
+        const pgf_rec *rec = &oc->recs[i];
+        if (rec->type == PGF_REC_TRANSITION && rec->from && rec->to && rec->op) {
+            int k;
+            for (k = 0; k < ne; k++)
+                if (strcmp(edges[k].from, rec->from) == 0 && strcmp(edges[k].to, rec->to) == 0 &&
+                    strcmp(edges[k].op, rec->op) == 0)
+                    break;
+            if (k == ne && ne < MAXE) {
+                edges[ne].from = rec->from;
+                edges[ne].to = rec->to;
+                edges[ne].op = rec->op;
+                edges[ne].n = 0;
+                ne++;
+            }
+            if (k < ne)
+                edges[k].n++;
+        }
+        int slot = -1;
+        for (int k = 0; k < ntl; k++)
+            if (tl[k] == rec->session)
+                slot = k;
+        if (slot < 0)
+            continue;
+        if (rec->type == PGF_REC_TRANSITION && rec->from && rec->to) {
+            uint64_t start =
+                last_state_time[slot] >= 0 ? (uint64_t)last_state_time[slot] : rec->time_ns;
+            ignore_(
+                pgf_report_add_span(rs, (uint64_t)rec->session, rec->from, start, rec->time_ns));
+            last_state_time[slot] = (int64_t)rec->time_ns;
+            last_state[slot] = rec->to;
+        } else if (rec->type == PGF_REC_FAULT) {
+            ignore_(pgf_report_add_fault_mark(rs, (uint64_t)rec->session, rec->time_ns, rec->phase,
+                                              rec->action, rec->rule));
+        }
+    }
+    for (int k = 0; k < ntl; k++)
+        if (last_state[k] != NULL)
+            ignore_(pgf_report_add_span(rs, (uint64_t)tl[k], last_state[k],
+                                        (uint64_t)last_state_time[k], r->duration_ns));
+    for (int k = 0; k < ne; k++) {
+        int from = pgf_session_state_parse(edges[k].from),
+            to = pgf_session_state_parse(edges[k].to);
+        int op = pgf_session_op_parse(edges[k].op);
+        bool legal = from >= 0 && to >= 0 && op >= 0 &&
+                     pgf_session_transition_allowed((pgf_sess_state)from, (pgf_sess_state)to,
+                                                    (pgf_sess_op)op);
+        ignore_(
+            pgf_report_add_edge(rs, edges[k].from, edges[k].to, edges[k].op, edges[k].n, legal));
+    }
+    pgf_fault_coverage cov;
+    if (pgf_fault_coverage_get(r->engine, &cov) == 0) {
+        for (int p = 0; p < PGF_PHASE_COUNT; p++)
+            for (int a = 0; a < PGF_ACTION_COUNT; a++)
+                if (cov.fired[p][a] > 0)
+                    ignore_(pgf_report_add_coverage(rs, pgf_phase_name((pgf_phase)p),
+                                                    pgf_action_name((pgf_action_kind)a),
+                                                    cov.fired[p][a]));
+        for (size_t i = 0; i < cov.nrules; i++)
+            ignore_(pgf_report_add_rule(rs, cov.rules[i].name, pgf_phase_name(cov.rules[i].phase),
+                                        pgf_action_name(cov.rules[i].action), cov.rules[i].fired));
+        pgf_fault_coverage_clear(&cov);
+    }
+    for (int k = 0; k < PGF_VIOL_COUNT; k++)
+        if (oc->check->counts[k] > 0)
+            ignore_(pgf_report_count_violation(rs, pgf_violation_name((pgf_violation_kind)k),
+                                               oc->check->counts[k]));
+    (void)sc;
+}
+
+/* Run + check one scenario. hist_path/faults_path may be NULL (shrinking). */
+static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hist_path,
+                   const char *faults_path, outcome *oc, char *err, size_t errlen)
+{
+    memset(oc, 0, sizeof *oc);
+    pgf_driver_opts dopts = {0};
+    dopts.progress = o != NULL && !o->quiet ? o->console : NULL;
+    dopts.tty = dopts.progress != NULL && isatty(fileno(dopts.progress));
+    dopts.stop = o ? o->stop : NULL;
+    dopts.faults_log_path = faults_path;
+    int e = pgf_driver_run(sc, &dopts, &oc->run, err, errlen);
+    if (e != 0)
+        return e;
+    oc->recs = pgf_recorder_merge(oc->run->rec, &oc->n);
+    if (oc->recs == NULL && oc->n > 0) {
+        snprintf(err, errlen, "out of memory merging the history");
+        return PGF_ENOMEM;
+    }
+    e = write_history(sc, oc->recs, oc->n, hist_path, oc->digest);
+    if (e != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", hist_path ? hist_path : "history",
+                 pgf_strerror(e));
+        return e;
+    }
+    pgf_spec *spec = NULL;
+    e = pgf_spec_load_builtin(&spec, err, errlen);
+    if (e != 0)
+        return e;
+    e = pgf_check(spec, oc->recs, oc->n, NULL, &oc->check);
+    pgf_spec_free(spec);
+    if (e != 0) {
+        snprintf(err, errlen, "checker failed: %s", pgf_strerror(e));
+        return e;
+    }
+    oc->passed = evaluate(sc, oc, NULL);
+    return 0;
+}
+
+static void outcome_clear(outcome *oc)
+{
+    pgf_check_result_free(oc->check);
+    pgf_run_free(oc->run);
+    memset(oc, 0, sizeof *oc);
+}
+
+int pgf_run_digest(const pgf_scenario *sc, char hex[65], char *err, size_t errlen)
+{
+    outcome oc;
+    int e = run_one(sc, NULL, NULL, NULL, &oc, err, errlen);
+    if (e == 0)
+        memcpy(hex, oc.digest, 65);
+    outcome_clear(&oc);
+    return e;
+}
+
+/* ---- shrinking ---- */
+
+static bool still_fails(const pgf_scenario *cand, const char *failure, unsigned *runs)
+{
+    outcome oc;
+    char err[256];
+    (*runs)++;
+    if (run_one(cand, NULL, NULL, NULL, &oc, err, sizeof err) != 0) {
+        outcome_clear(&oc);
+        return false;
+    }
+    bool same = !oc.passed && strcmp(oc.first_failure, failure) == 0;
+    outcome_clear(&oc);
+    return same;
+}
+
+/* Greedy shrink (Hypothesis-style, one dimension at a time): fewer
+ * sessions, fewer iterations, fewer racers, fewer fault rules, shorter
+ * run; keep a change only if the same first check still fails. sc is
+ * modified in place (it is the caller's copy). */
+static void shrink(pgf_scenario *sc, const char *failure, FILE *log)
+{
+    unsigned runs = 0;
+    unsigned s0 = sc->sessions, i0 = sc->iterations;
+    int r0 = sc->nracers;
+    size_t f0 = sc->rules ? pgf_fault_rules_count(sc->rules) : 0;
+    bool progress = true;
+    while (progress && runs < 200) {
+        progress = false;
+        while (sc->sessions > 1) {
+            unsigned keep = sc->sessions;
+            sc->sessions = keep / 2;
+            if (still_fails(sc, failure, &runs)) {
+                progress = true;
+                continue;
+            }
+            sc->sessions = keep - 1;
+            if (still_fails(sc, failure, &runs)) {
+                progress = true;
+                continue;
+            }
+            sc->sessions = keep;
+            break;
+        }
+        while (sc->iterations > 1) {
+            unsigned keep = sc->iterations;
+            sc->iterations = keep / 2;
+            if (still_fails(sc, failure, &runs)) {
+                progress = true;
+                continue;
+            }
+            sc->iterations = keep;
+            break;
+        }
+        for (int i = sc->nracers - 1; i >= 0; i--) {
+            pgf_racer saved = sc->racers[i];
+            memmove(&sc->racers[i], &sc->racers[i + 1],
+                    (size_t)(sc->nracers - i - 1) * sizeof sc->racers[0]);
+            sc->nracers--;
+            if (still_fails(sc, failure, &runs)) {
+                progress = true;
+                continue;
+            }
+            memmove(&sc->racers[i + 1], &sc->racers[i],
+                    (size_t)(sc->nracers - i) * sizeof sc->racers[0]);
+            sc->racers[i] = saved;
+            sc->nracers++;
+        }
+        size_t nrules = sc->rules ? pgf_fault_rules_count(sc->rules) : 0;
+        for (size_t i = nrules; i-- > 0 && sc->rules != NULL;) {
+            /* rebuild the set without rule i from the rules' own JSON */
+            size_t cnt = pgf_fault_rules_count(sc->rules);
+            json_t *arr = json_array();
+            for (size_t k = 0; k < cnt; k++) {
+                if (k == i)
+                    continue;
+                json_t *v = json_loads(pgf_fault_rules_rule_json(sc->rules, k), 0, NULL);
+                if (v)
+                    json_array_append_new(arr, v);
+            }
+            char *text = json_dumps(arr, JSON_COMPACT);
+            json_decref(arr);
+            char err[256];
+            pgf_fault_rules *smaller =
+                text ? pgf_fault_rules_parse_json(text, strlen(text), "shrink", err, sizeof err)
+                     : NULL;
+            free(text);
+            if (smaller == NULL)
+                continue;
+            pgf_fault_rules *saved = sc->rules;
+            sc->rules = smaller;
+            if (still_fails(sc, failure, &runs)) {
+                pgf_fault_rules_free(saved);
+                progress = true;
+            } else {
+                sc->rules = saved;
+                pgf_fault_rules_free(smaller);
+            }
+        }
+    }
+    if (log != NULL)
+        fprintf(log,
+                "shrink: %u candidate runs; sessions %u -> %u, iterations %u -> %u, racers %d -> "
+                "%d, fault rules %zu -> %zu\n",
+                runs, s0, sc->sessions, i0, sc->iterations, r0, sc->nracers, f0,
+                sc->rules ? pgf_fault_rules_count(sc->rules) : 0);
+}
+
+/* ---- the suite ---- */
+
+static char *scenario_yaml(const pgf_scenario *sc)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL)
+        return NULL;
+    pgf_scenario_write_yaml(sc, f);
+    fclose(f);
+    return buf;
+}
+
+static void replay_command(const pgf_scenario *sc, const pgf_run_opts *o, const char *out_dir,
+                           char *buf, size_t len)
+{
+    const char *self = o->replay_base ? o->replay_base : "pgfault";
+    if (sc->source != NULL && strncmp(sc->source, "builtin:", 8) != 0)
+        snprintf(buf, len, "%s run %s --seed %" PRIu64 " --mode %s --out %s/replay", self,
+                 sc->source, sc->seed, pgf_run_mode_name(sc->mode), out_dir);
+    else
+        snprintf(buf, len, "%s run --scenario %s --seed %" PRIu64 " --mode %s --out %s/replay",
+                 self, sc->name, sc->seed, pgf_run_mode_name(sc->mode), out_dir);
+}
+
+int pgf_run_suite(pgf_scenario *const *scs, int n, const pgf_run_opts *o)
+{
+    const char *out = o->out_dir ? o->out_dir : "out";
+    FILE *con = o->quiet ? NULL : (o->console ? o->console : stdout);
+    char err[512];
+    if (mkdir_p(out, err, sizeof err) != 0) {
+        fprintf(stderr, "pgfault run: %s\n", err);
+        return 3;
+    }
+    pgf_report *rep = pgf_report_new();
+    json_t *config = json_object();
+    json_t *jscs = json_array();
+    if (rep == NULL || config == NULL || jscs == NULL) {
+        fprintf(stderr, "pgfault run: out of memory\n");
+        pgf_report_free(rep);
+        json_decref(config);
+        json_decref(jscs);
+        return 3;
+    }
+    json_object_set_new(config, "scenarios", jscs);
+    uint64_t start_wall = pgf_wall_us(), t0 = pgf_now_ns();
+    int exit_code = 0;
+    bool interrupted = false;
+    char first_replay[1024] = "";
+    for (int i = 0; i < n; i++) {
+        pgf_scenario *sc = scs[i];
+        if (o->stop && *o->stop) {
+            interrupted = true;
+            break;
+        }
+        char dir[1024], hist[1100], faults[1100];
+        if (n == 1)
+            snprintf(dir, sizeof dir, "%s", out);
+        else
+            snprintf(dir, sizeof dir, "%s/%s", out, sc->name);
+        if (mkdir_p(dir, err, sizeof err) != 0) {
+            fprintf(stderr, "pgfault run: %s\n", err);
+            exit_code = 3;
+            break;
+        }
+        snprintf(hist, sizeof hist, "%s/history.jsonl", dir);
+        snprintf(faults, sizeof faults, "%s/faults.jsonl", dir);
+        if (con)
+            fprintf(con, "== %s (%s, seed %" PRIu64 ", %u sessions)\n", sc->name,
+                    pgf_run_mode_name(sc->mode), sc->seed, sc->sessions);
+        char *yaml = scenario_yaml(sc);
+        json_t *js = json_pack("{s:s, s:s, s:s?}", "name", sc->name, "seed", "", "yaml", yaml);
+        if (js != NULL) {
+            char seedbuf[32];
+            snprintf(seedbuf, sizeof seedbuf, "%" PRIu64, sc->seed);
+            json_object_set_new(js, "seed", json_string(seedbuf));
+            json_array_append_new(jscs, js);
+        }
+        free(yaml);
+        outcome oc;
+        int e = run_one(sc, o, hist, faults, &oc, err, sizeof err);
+        pgf_report_scenario *rs = pgf_report_add_scenario(rep, sc->name, sc->description);
+        char replay[1024];
+        replay_command(sc, o, out, replay, sizeof replay);
+        if (e != 0) {
+            fprintf(stderr, "pgfault run: %s: %s\n", sc->name, err);
+            if (rs)
+                pgf_report_add_check(rs, "harness ran to completion", false, "harness", err);
+            exit_code = 3;
+            outcome_clear(&oc);
+            continue;
+        }
+        if (oc.run->interrupted)
+            interrupted = true;
+        if (rs != NULL) {
+            ignore_(pgf_report_scenario_set_run(rs, sc->seed, replay, oc.run->duration_ns));
+            (void)evaluate(sc, &oc, rs);
+            fill_pictures(sc, &oc, rs);
+        }
+        if (con)
+            fprintf(con, "   %" PRIu64 " checks, %" PRIu64 " violations, %s  (digest %.12s)\n",
+                    oc.run->checks, oc.check->total, oc.passed ? "PASS" : "FAIL", oc.digest);
+        if (!oc.passed) {
+            if (exit_code == 0)
+                exit_code = oc.run->harness_error[0] ? 3 : 1;
+            if (first_replay[0] == '\0')
+                snprintf(first_replay, sizeof first_replay, "%s", replay);
+            if (o->shrink && sc->mode == PGF_MODE_SIM && !interrupted) {
+                char failure[128];
+                snprintf(failure, sizeof failure, "%s", oc.first_failure);
+                shrink(sc, failure, con);
+                char path[1100];
+                snprintf(path, sizeof path, "%s/%s.shrunk.yaml", out, sc->name);
+                FILE *f = fopen(path, "w");
+                if (f != NULL) {
+                    pgf_scenario_write_yaml(sc, f);
+                    fclose(f);
+                    if (con)
+                        fprintf(con, "shrink: smallest failing scenario written to %s\n", path);
+                }
+            } else if (o->shrink && con) {
+                fprintf(con, "shrink: only --mode sim runs are shrunk (they replay exactly)\n");
+            }
+        }
+        outcome_clear(&oc);
+    }
+    pgf_report_meta meta = {0};
+    meta.tool_version = PGF_VERSION;
+    meta.seed = n == 1 ? scs[0]->seed : 0;
+    meta.mode = n == 1 ? pgf_run_mode_name(scs[0]->mode) : "mixed";
+    meta.name = n == 1 ? scs[0]->name : "built-in suite";
+    meta.description = n == 1 ? scs[0]->description : "every scenario in scenarios/";
+    meta.start_wall_us = start_wall;
+    meta.end_wall_us = pgf_wall_us();
+    meta.duration_ns = pgf_now_ns() - t0;
+    meta.interrupted = interrupted;
+    char replay_all[1200];
+    snprintf(replay_all, sizeof replay_all, "%s replay %s/report.json",
+             o->replay_base ? o->replay_base : "pgfault", out);
+    meta.replay_command = first_replay[0] ? first_replay : replay_all;
+    meta.out_dir = out;
+    if (pgf_report_set_meta(rep, &meta) != 0 || pgf_report_set_config(rep, config) != 0) {
+        fprintf(stderr, "pgfault run: out of memory building the report\n");
+        exit_code = 3;
+    }
+    json_decref(config);
+    if (pgf_report_write_all(rep, out, err, sizeof err) != 0) {
+        fprintf(stderr, "pgfault run: %s\n", err);
+        exit_code = 3;
+    }
+    if (con != NULL)
+        pgf_report_print_summary(rep, con);
+    if (first_replay[0] != '\0')
+        fprintf(con ? con : stderr, "replay: %s\n   or: %s\n", first_replay, replay_all);
+    pgf_report_free(rep);
+    if (interrupted && exit_code == 0)
+        exit_code = 1; /* partial results are not a pass */
+    return exit_code;
+}

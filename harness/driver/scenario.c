@@ -1,0 +1,880 @@
+/* scenario.c - scenario files: YAML -> pgf_scenario, with every mistake
+ * reported as file:line:col and what was expected; and the reverse
+ * (pgf_scenario_write_yaml) for --explain, replay and shrink output.
+ * The schema is documented in scenarios/README.md; the `faults:` list is
+ * validated by the fault module itself, so it is exactly the schema of
+ * `pgfault serve --faults`. */
+#include "scenario.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "doc.h"
+#include "rules.h"
+#include "session.h"
+
+const char *pgf_run_mode_name(pgf_run_mode m)
+{
+    return m == PGF_MODE_SIM ? "sim" : "stress";
+}
+
+void pgf_scenario_defaults(pgf_scenario *sc)
+{
+    memset(sc, 0, sizeof *sc);
+    sc->seed = 1;
+    sc->mode = PGF_MODE_SIM;
+    sc->unix_socket = false;
+    sc->sessions = 10;
+    sc->iterations = 10;
+    sc->think_ms = 10;
+    sc->connect_timeout_ms = 5000;
+    sc->query_timeout_ms = 5000;
+    sc->pool_size = 5;
+    sc->pool_timeout_ms = 5000;
+}
+
+static void free_user(pgf_server_user *u)
+{
+    free((char *)u->name);
+    free((char *)u->password);
+}
+
+void pgf_scenario_clear(pgf_scenario *sc)
+{
+    free(sc->name);
+    free(sc->description);
+    free(sc->source);
+    for (int i = 0; i < sc->nusers; i++)
+        free_user(&sc->users[i]);
+    for (int i = 0; i < sc->ndatabases; i++)
+        free(sc->databases[i]);
+    free(sc->external);
+    free(sc->socket_subdir);
+    free(sc->user);
+    free(sc->password);
+    free(sc->database);
+    pgf_fault_rules_free(sc->rules);
+    pgf_fault_rules_free(sc->rules2);
+    free(sc->query);
+    pgf_scenario_defaults(sc);
+}
+
+/* ---- validation helpers ---- */
+
+typedef struct vctx {
+    const char *source;
+    char *err;
+    size_t errlen;
+    bool failed;
+} vctx;
+
+static bool verr(vctx *v, const pgf_doc *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool verr(vctx *v, const pgf_doc *at, const char *fmt, ...)
+{
+    if (v->failed)
+        return false;
+    v->failed = true;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (at != NULL && at->line > 0)
+        snprintf(v->err, v->errlen, "%s:%d:%d: %s", v->source, at->line, at->col, msg);
+    else
+        snprintf(v->err, v->errlen, "%s: %s", v->source, msg);
+    return false;
+}
+
+static const char *kind_name(const pgf_doc *n)
+{
+    if (n->kind == PGF_DOC_MAP)
+        return "a map";
+    if (n->kind == PGF_DOC_SEQ)
+        return "a list";
+    return "a scalar";
+}
+
+/* Every key of map m must be in allowed; reports the first stranger. */
+static bool only_keys(vctx *v, const pgf_doc *m, const char *what, const char *const *allowed,
+                      size_t n)
+{
+    if (m->kind != PGF_DOC_MAP)
+        return verr(v, m, "%s must be a map, got %s", what, kind_name(m));
+    for (size_t i = 0; i < m->n; i++) {
+        bool ok = false;
+        for (size_t k = 0; k < n && !ok; k++)
+            ok = strcmp(m->keys[i], allowed[k]) == 0;
+        if (!ok) {
+            char list[512] = "";
+            for (size_t k = 0; k < n; k++) {
+                strncat(list, allowed[k], sizeof list - strlen(list) - 1);
+                if (k + 1 < n)
+                    strncat(list, ", ", sizeof list - strlen(list) - 1);
+            }
+            if (v->failed)
+                return false;
+            v->failed = true;
+            snprintf(v->err, v->errlen, "%s:%d:%d: unknown key '%s' in %s (expected one of: %s)",
+                     v->source, m->key_line[i], m->key_col[i], m->keys[i], what, list);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool is_null(const pgf_doc *n)
+{
+    return n->kind == PGF_DOC_SCALAR && n->stype == PGF_DOC_NULL;
+}
+
+static bool get_str(vctx *v, const pgf_doc *n, const char *key, char **out)
+{
+    if (n->kind != PGF_DOC_SCALAR || is_null(n))
+        return verr(v, n, "'%s' must be a string, got %s", key, is_null(n) ? "null" : kind_name(n));
+    char *s = strdup(n->text);
+    if (s == NULL)
+        return verr(v, n, "out of memory");
+    free(*out);
+    *out = s;
+    return true;
+}
+
+static bool get_u64(vctx *v, const pgf_doc *n, const char *key, uint64_t lo, uint64_t hi,
+                    uint64_t *out)
+{
+    if (n->kind != PGF_DOC_SCALAR || n->stype == PGF_DOC_STRING || is_null(n))
+        return verr(v, n, "'%s' must be an integer in [%" PRIu64 ", %" PRIu64 "]", key, lo, hi);
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(n->text, &end, 10);
+    if (errno != 0 || *end != '\0' || n->text[0] == '-' || n->text[0] == '\0')
+        return verr(v, n, "'%s' must be an integer in [%" PRIu64 ", %" PRIu64 "], got '%s'", key,
+                    lo, hi, n->text);
+    if (x < lo || x > hi)
+        return verr(v, n, "'%s' out of range: %llu (expected %" PRIu64 "..%" PRIu64 ")", key, x, lo,
+                    hi);
+    *out = x;
+    return true;
+}
+
+static bool get_uns(vctx *v, const pgf_doc *n, const char *key, unsigned lo, unsigned hi,
+                    unsigned *out)
+{
+    uint64_t x;
+    if (!get_u64(v, n, key, lo, hi, &x))
+        return false;
+    *out = (unsigned)x;
+    return true;
+}
+
+static bool get_double(vctx *v, const pgf_doc *n, const char *key, double lo, double hi,
+                       double *out)
+{
+    if (n->kind != PGF_DOC_SCALAR || n->stype == PGF_DOC_STRING || is_null(n))
+        return verr(v, n, "'%s' must be a number in [%g, %g]", key, lo, hi);
+    char *end;
+    double x = strtod(n->text, &end);
+    if (*end != '\0' || n->text[0] == '\0' || isnan(x))
+        return verr(v, n, "'%s' must be a number in [%g, %g], got '%s'", key, lo, hi, n->text);
+    if (x < lo || x > hi)
+        return verr(v, n, "'%s' out of range: %g (expected %g..%g)", key, x, lo, hi);
+    *out = x;
+    return true;
+}
+
+static bool get_bool(vctx *v, const pgf_doc *n, const char *key, bool *out)
+{
+    if (n->kind == PGF_DOC_SCALAR && n->stype != PGF_DOC_STRING) {
+        if (strcmp(n->text, "true") == 0 || strcmp(n->text, "yes") == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcmp(n->text, "false") == 0 || strcmp(n->text, "no") == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return verr(v, n, "'%s' must be true or false", key);
+}
+
+/* ---- sections ---- */
+
+static bool parse_users(vctx *v, const pgf_doc *n, pgf_scenario *sc)
+{
+    if (n->kind != PGF_DOC_SEQ)
+        return verr(v, n, "'server.users' must be a list, got %s", kind_name(n));
+    if (n->n > PGF_SCENARIO_MAX_USERS)
+        return verr(v, n, "'server.users': at most %d users", PGF_SCENARIO_MAX_USERS);
+    static const char *const keys[] = {"name", "password", "method", "superuser"};
+    for (size_t i = 0; i < n->n; i++) {
+        const pgf_doc *u = n->kids[i];
+        if (!only_keys(v, u, "a server user", keys, 4))
+            return false;
+        pgf_server_user *su = &sc->users[sc->nusers++];
+        su->method = PGF_AUTH_METHOD_SCRAM;
+        char *name = NULL, *pw = NULL, *method = NULL;
+        const pgf_doc *x;
+        if ((x = pgf_doc_get(u, "name")) == NULL)
+            return verr(v, u, "a server user needs 'name'");
+        if (!get_str(v, x, "name", &name))
+            return false;
+        su->name = name;
+        if ((x = pgf_doc_get(u, "password")) != NULL) {
+            if (!get_str(v, x, "password", &pw))
+                return false;
+        } else {
+            pw = strdup("");
+        }
+        su->password = pw;
+        if ((x = pgf_doc_get(u, "method")) != NULL) {
+            if (!get_str(v, x, "method", &method))
+                return false;
+            int m = pgf_auth_method_parse(method);
+            free(method);
+            if (m < 0)
+                return verr(v, x, "'method' must be one of: trust, password, md5, scram-sha-256");
+            su->method = (pgf_auth_method)m;
+        }
+        su->superuser = strcmp(name, "postgres") == 0;
+        if ((x = pgf_doc_get(u, "superuser")) != NULL &&
+            !get_bool(v, x, "superuser", &su->superuser))
+            return false;
+    }
+    return true;
+}
+
+static bool parse_server(vctx *v, const pgf_doc *n, pgf_scenario *sc)
+{
+    static const char *const keys[] = {"users",           "databases", "transport",
+                                       "max_connections", "external",  "socket_subdir"};
+    if (!only_keys(v, n, "'server'", keys, 6))
+        return false;
+    const pgf_doc *x;
+    if ((x = pgf_doc_get(n, "users")) != NULL && !parse_users(v, x, sc))
+        return false;
+    if ((x = pgf_doc_get(n, "databases")) != NULL) {
+        if (x->kind != PGF_DOC_SEQ)
+            return verr(v, x, "'server.databases' must be a list of names");
+        if (x->n > PGF_SCENARIO_MAX_DBS)
+            return verr(v, x, "'server.databases': at most %d", PGF_SCENARIO_MAX_DBS);
+        for (size_t i = 0; i < x->n; i++) {
+            char *d = NULL;
+            if (!get_str(v, x->kids[i], "databases[]", &d))
+                return false;
+            sc->databases[sc->ndatabases++] = d;
+        }
+    }
+    if ((x = pgf_doc_get(n, "transport")) != NULL) {
+        char *t = NULL;
+        if (!get_str(v, x, "transport", &t))
+            return false;
+        bool ok = strcmp(t, "unix") == 0 || strcmp(t, "tcp") == 0;
+        sc->unix_socket = strcmp(t, "unix") == 0;
+        free(t);
+        if (!ok)
+            return verr(v, x, "'transport' must be unix or tcp");
+    }
+    if ((x = pgf_doc_get(n, "max_connections")) != NULL) {
+        unsigned m;
+        if (!get_uns(v, x, "max_connections", 0, 1000000, &m))
+            return false;
+        sc->max_connections = (int)m;
+    }
+    if ((x = pgf_doc_get(n, "external")) != NULL && !is_null(x) &&
+        !get_str(v, x, "external", &sc->external))
+        return false;
+    if ((x = pgf_doc_get(n, "socket_subdir")) != NULL) {
+        if (!get_str(v, x, "socket_subdir", &sc->socket_subdir))
+            return false;
+        if (strstr(sc->socket_subdir, "..") != NULL || sc->socket_subdir[0] == '/')
+            return verr(v, x, "'socket_subdir' must be a relative path without '..'");
+    }
+    return true;
+}
+
+static bool parse_client(vctx *v, const pgf_doc *n, pgf_scenario *sc)
+{
+    static const char *const keys[] = {"user", "password", "database"};
+    if (!only_keys(v, n, "'client'", keys, 3))
+        return false;
+    const pgf_doc *x;
+    if ((x = pgf_doc_get(n, "user")) != NULL && !get_str(v, x, "user", &sc->user))
+        return false;
+    if ((x = pgf_doc_get(n, "password")) != NULL && !is_null(x) &&
+        !get_str(v, x, "password", &sc->password))
+        return false;
+    if ((x = pgf_doc_get(n, "database")) != NULL && !get_str(v, x, "database", &sc->database))
+        return false;
+    return true;
+}
+
+static bool parse_workload(vctx *v, const pgf_doc *n, pgf_scenario *sc)
+{
+    static const char *const keys[] = {
+        "sessions",           "threads",          "iterations", "duration_ms", "query", "think_ms",
+        "connect_timeout_ms", "query_timeout_ms", "pool"};
+    if (!only_keys(v, n, "'workload'", keys, 9))
+        return false;
+    const pgf_doc *x;
+    if ((x = pgf_doc_get(n, "sessions")) && !get_uns(v, x, "sessions", 1, 100000, &sc->sessions))
+        return false;
+    if ((x = pgf_doc_get(n, "threads")) && !get_uns(v, x, "threads", 0, 256, &sc->threads))
+        return false;
+    if ((x = pgf_doc_get(n, "iterations")) &&
+        !get_uns(v, x, "iterations", 0, 100000000, &sc->iterations))
+        return false;
+    if ((x = pgf_doc_get(n, "duration_ms")) &&
+        !get_u64(v, x, "duration_ms", 0, 7 * 24 * 3600 * 1000ULL, &sc->duration_ms))
+        return false;
+    if ((x = pgf_doc_get(n, "query")) && !get_str(v, x, "query", &sc->query))
+        return false;
+    if ((x = pgf_doc_get(n, "think_ms")) && !get_uns(v, x, "think_ms", 0, 3600000, &sc->think_ms))
+        return false;
+    if ((x = pgf_doc_get(n, "connect_timeout_ms")) &&
+        !get_uns(v, x, "connect_timeout_ms", 1, 3600000, &sc->connect_timeout_ms))
+        return false;
+    if ((x = pgf_doc_get(n, "query_timeout_ms")) &&
+        !get_uns(v, x, "query_timeout_ms", 1, 3600000, &sc->query_timeout_ms))
+        return false;
+    if ((x = pgf_doc_get(n, "pool")) != NULL && !is_null(x)) {
+        static const char *const pk[] = {"size", "overflow", "timeout_ms", "pre_ping"};
+        if (!only_keys(v, x, "'workload.pool'", pk, 4))
+            return false;
+        sc->pool = true;
+        const pgf_doc *y;
+        if ((y = pgf_doc_get(x, "size")) && !get_uns(v, y, "size", 1, 10000, &sc->pool_size))
+            return false;
+        if ((y = pgf_doc_get(x, "overflow")) &&
+            !get_uns(v, y, "overflow", 0, 10000, &sc->pool_overflow))
+            return false;
+        if ((y = pgf_doc_get(x, "timeout_ms")) &&
+            !get_uns(v, y, "timeout_ms", 1, 3600000, &sc->pool_timeout_ms))
+            return false;
+        if ((y = pgf_doc_get(x, "pre_ping")) && !get_bool(v, y, "pre_ping", &sc->pre_ping))
+            return false;
+    }
+    if (sc->iterations == 0 && sc->duration_ms == 0)
+        return verr(v, n, "'workload' needs 'iterations' or 'duration_ms' (or both)");
+    return true;
+}
+
+static bool parse_racers(vctx *v, const pgf_doc *n, pgf_scenario *sc)
+{
+    if (n->kind != PGF_DOC_SEQ)
+        return verr(v, n, "'racers' must be a list, got %s", kind_name(n));
+    if (n->n > PGF_SCENARIO_MAX_RACERS)
+        return verr(v, n, "'racers': at most %d", PGF_SCENARIO_MAX_RACERS);
+    static const char *const keys[] = {"name", "op",    "at",      "probability",
+                                       "nth",  "times", "delay_ms"};
+    for (size_t i = 0; i < n->n; i++) {
+        const pgf_doc *r = n->kids[i];
+        if (!only_keys(v, r, "a racer", keys, 7))
+            return false;
+        pgf_racer *rc = &sc->racers[sc->nracers++];
+        memset(rc, 0, sizeof *rc);
+        rc->probability = 1.0;
+        rc->times = 1;
+        snprintf(rc->name, sizeof rc->name, "racer-%zu", i + 1);
+        const pgf_doc *x;
+        char *s = NULL;
+        if ((x = pgf_doc_get(r, "name")) != NULL) {
+            if (!get_str(v, x, "name", &s))
+                return false;
+            snprintf(rc->name, sizeof rc->name, "%s", s);
+            free(s);
+            s = NULL;
+        }
+        if ((x = pgf_doc_get(r, "op")) == NULL)
+            return verr(v, r, "racer '%s' needs 'op' (close, cancel, check or open)", rc->name);
+        if (!get_str(v, x, "op", &s))
+            return false;
+        int op = pgf_session_op_parse(s);
+        free(s);
+        s = NULL;
+        if (op != PGF_OP_close && op != PGF_OP_cancel && op != PGF_OP_check && op != PGF_OP_open)
+            return verr(v, x, "racer '%s': 'op' must be close, cancel, check or open", rc->name);
+        rc->op = (pgf_sess_op)op;
+        if ((x = pgf_doc_get(r, "at")) == NULL)
+            return verr(v, r, "racer '%s' needs 'at' (a session state, e.g. CONNECTING_AUTH)",
+                        rc->name);
+        if (!get_str(v, x, "at", &s))
+            return false;
+        int st = pgf_session_state_parse(s);
+        if (st < 0) {
+            char list[512] = "";
+            for (int k = 0; k < PGF_SESS_STATE_COUNT; k++) {
+                strncat(list, pgf_session_state_name((pgf_sess_state)k),
+                        sizeof list - strlen(list) - 1);
+                if (k + 1 < PGF_SESS_STATE_COUNT)
+                    strncat(list, ", ", sizeof list - strlen(list) - 1);
+            }
+            verr(v, x, "racer '%s': unknown state '%s' (expected one of: %s)", rc->name, s, list);
+            free(s);
+            return false;
+        }
+        free(s);
+        rc->at = (pgf_sess_state)st;
+        if ((x = pgf_doc_get(r, "probability")) &&
+            !get_double(v, x, "probability", 0, 1, &rc->probability))
+            return false;
+        if ((x = pgf_doc_get(r, "nth")) && !get_u64(v, x, "nth", 0, UINT64_MAX / 2, &rc->nth))
+            return false;
+        if ((x = pgf_doc_get(r, "times")) && !get_uns(v, x, "times", 1, 16, &rc->times))
+            return false;
+        if ((x = pgf_doc_get(r, "delay_ms")) &&
+            !get_uns(v, x, "delay_ms", 0, 3600000, &rc->delay_ms))
+            return false;
+    }
+    return true;
+}
+
+static bool parse_bugs(vctx *v, const pgf_doc *n, pgf_scenario *sc)
+{
+    char list[512] = "";
+    if (n->kind == PGF_DOC_SCALAR) {
+        snprintf(list, sizeof list, "%s", n->text);
+    } else if (n->kind == PGF_DOC_SEQ) {
+        for (size_t i = 0; i < n->n; i++) {
+            if (n->kids[i]->kind != PGF_DOC_SCALAR)
+                return verr(v, n->kids[i], "'bugs' must be a list of bug names");
+            if (i)
+                strncat(list, ",", sizeof list - strlen(list) - 1);
+            strncat(list, n->kids[i]->text, sizeof list - strlen(list) - 1);
+        }
+    } else {
+        return verr(v, n, "'bugs' must be a list of bug names or 'none'");
+    }
+    if (pgf_session_bugs_parse(list, &sc->bugs) != 0) {
+        char names[512] = "";
+#define PGF__BUG_NAME(name, bit, str, doc) \
+    strncat(names, str ", ", sizeof names - strlen(names) - 1);
+        PGF_BUG_MAP(PGF__BUG_NAME)
+#undef PGF__BUG_NAME
+        return verr(v, n, "unknown bug in '%s' (expected: none, %.*s)", list,
+                    (int)(strlen(names) > 2 ? strlen(names) - 2 : 0), names);
+    }
+    return true;
+}
+
+static bool add_expect(vctx *v, const pgf_doc *at, pgf_scenario *sc, pgf_expect e)
+{
+    if (sc->nexpects >= PGF_SCENARIO_MAX_EXPECTS)
+        return verr(v, at, "too many expectations (at most %d)", PGF_SCENARIO_MAX_EXPECTS);
+    e.line = at ? at->line : 0;
+    sc->expects[sc->nexpects++] = e;
+    return true;
+}
+
+static bool parse_expect(vctx *v, const pgf_doc *n, pgf_scenario *sc)
+{
+    static const char *const keys[] = {"violations", "reasons",    "p99_ms",
+                                       "all_closed", "min_checks", "max_login_rate"};
+    if (!only_keys(v, n, "'expect'", keys, 6))
+        return false;
+    const pgf_doc *x;
+    if ((x = pgf_doc_get(n, "violations")) != NULL) {
+        if (x->kind != PGF_DOC_SCALAR ||
+            (strcmp(x->text, "none") != 0 && strcmp(x->text, "some") != 0))
+            return verr(v, x, "'violations' must be none or some");
+        if (strcmp(x->text, "some") == 0 &&
+            !add_expect(v, x, sc, (pgf_expect){.kind = PGF_EXPECT_VIOLATIONS}))
+            return false;
+    }
+    if ((x = pgf_doc_get(n, "reasons")) != NULL) {
+        if (x->kind != PGF_DOC_MAP)
+            return verr(v, x, "'reasons' must map a reason to [min, max] shares");
+        for (size_t i = 0; i < x->n; i++) {
+            int r = pgf_health_reason_parse(x->keys[i]);
+            if (r < 0) {
+                v->failed = true;
+                snprintf(v->err, v->errlen,
+                         "%s:%d:%d: unknown health reason '%s' (expected e.g. healthy, "
+                         "auth_failed, unreachable, timeout, server_error, connection_lost, "
+                         "canceled, too_many_connections, shutting_down)",
+                         v->source, x->key_line[i], x->key_col[i], x->keys[i]);
+                return false;
+            }
+            const pgf_doc *rng = x->kids[i];
+            if (rng->kind != PGF_DOC_SEQ || rng->n != 2)
+                return verr(v, rng, "'reasons.%s' must be [min, max] (shares 0..1)", x->keys[i]);
+            pgf_expect e = {.kind = PGF_EXPECT_REASON_SHARE, .reason = (pgf_health_reason)r};
+            if (!get_double(v, rng->kids[0], "min", 0, 1, &e.min) ||
+                !get_double(v, rng->kids[1], "max", 0, 1, &e.max))
+                return false;
+            if (e.min > e.max)
+                return verr(v, rng, "'reasons.%s': min %g is above max %g", x->keys[i], e.min,
+                            e.max);
+            if (!add_expect(v, rng, sc, e))
+                return false;
+        }
+    }
+    pgf_expect e = {0};
+    if ((x = pgf_doc_get(n, "p99_ms")) != NULL) {
+        e = (pgf_expect){.kind = PGF_EXPECT_P99_MS};
+        if (!get_double(v, x, "p99_ms", 0, 1e9, &e.value) || !add_expect(v, x, sc, e))
+            return false;
+    }
+    if ((x = pgf_doc_get(n, "all_closed")) != NULL) {
+        bool b;
+        if (!get_bool(v, x, "all_closed", &b))
+            return false;
+        if (b && !add_expect(v, x, sc, (pgf_expect){.kind = PGF_EXPECT_ALL_CLOSED}))
+            return false;
+    }
+    if ((x = pgf_doc_get(n, "min_checks")) != NULL) {
+        e = (pgf_expect){.kind = PGF_EXPECT_MIN_CHECKS};
+        if (!get_double(v, x, "min_checks", 0, 1e12, &e.value) || !add_expect(v, x, sc, e))
+            return false;
+    }
+    if ((x = pgf_doc_get(n, "max_login_rate")) != NULL) {
+        e = (pgf_expect){.kind = PGF_EXPECT_MAX_LOGIN_RATE};
+        if (!get_double(v, x, "max_login_rate", 0, 1e9, &e.value) || !add_expect(v, x, sc, e))
+            return false;
+    }
+    return true;
+}
+
+static bool parse_root(vctx *v, const pgf_doc *root, pgf_scenario *sc)
+{
+    static const char *const keys[] = {"name",     "description", "seed",   "mode",
+                                       "server",   "client",      "faults", "faults_after",
+                                       "workload", "racers",      "bugs",   "expect"};
+    if (!only_keys(v, root, "the scenario", keys, 12))
+        return false;
+    const pgf_doc *x;
+    if ((x = pgf_doc_get(root, "name")) == NULL)
+        return verr(v, root, "a scenario needs 'name'");
+    if (!get_str(v, x, "name", &sc->name))
+        return false;
+    for (const char *p = sc->name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+            return verr(v, x,
+                        "'name' may only contain a-z, 0-9, '-' and '_' (it names a directory)");
+    if ((x = pgf_doc_get(root, "description")) && !get_str(v, x, "description", &sc->description))
+        return false;
+    if ((x = pgf_doc_get(root, "seed")) && !get_u64(v, x, "seed", 0, UINT64_MAX, &sc->seed))
+        return false;
+    if ((x = pgf_doc_get(root, "mode")) != NULL) {
+        if (x->kind != PGF_DOC_SCALAR ||
+            (strcmp(x->text, "sim") != 0 && strcmp(x->text, "stress") != 0))
+            return verr(v, x, "'mode' must be sim or stress");
+        sc->mode = strcmp(x->text, "sim") == 0 ? PGF_MODE_SIM : PGF_MODE_STRESS;
+    }
+    if ((x = pgf_doc_get(root, "server")) && !parse_server(v, x, sc))
+        return false;
+    if ((x = pgf_doc_get(root, "client")) && !parse_client(v, x, sc))
+        return false;
+    if ((x = pgf_doc_get(root, "faults")) != NULL && !is_null(x)) {
+        if (x->kind != PGF_DOC_SEQ)
+            return verr(v, x, "'faults' must be a list of fault rules (see docs/faults.md)");
+        sc->rules = pgf_fault_rules_from_doc(x, v->source, v->err, v->errlen);
+        if (sc->rules == NULL) {
+            v->failed = true;
+            return false;
+        }
+    }
+    if ((x = pgf_doc_get(root, "faults_after")) != NULL) {
+        static const char *const fk[] = {"at_ms", "rules"};
+        if (!only_keys(v, x, "'faults_after'", fk, 2))
+            return false;
+        const pgf_doc *y;
+        if ((y = pgf_doc_get(x, "at_ms")) == NULL)
+            return verr(v, x, "'faults_after' needs 'at_ms'");
+        if (!get_u64(v, y, "at_ms", 1, UINT64_MAX / 1000000, &sc->rules2_at_ms))
+            return false;
+        if ((y = pgf_doc_get(x, "rules")) == NULL || y->kind != PGF_DOC_SEQ)
+            return verr(v, x, "'faults_after' needs 'rules' (a list of fault rules)");
+        sc->rules2 = pgf_fault_rules_from_doc(y, v->source, v->err, v->errlen);
+        if (sc->rules2 == NULL) {
+            v->failed = true;
+            return false;
+        }
+    }
+    if ((x = pgf_doc_get(root, "workload")) && !parse_workload(v, x, sc))
+        return false;
+    if ((x = pgf_doc_get(root, "racers")) != NULL && !is_null(x) && !parse_racers(v, x, sc))
+        return false;
+    if ((x = pgf_doc_get(root, "bugs")) && !parse_bugs(v, x, sc))
+        return false;
+    if ((x = pgf_doc_get(root, "expect")) && !parse_expect(v, x, sc))
+        return false;
+    if (sc->pool && sc->nracers > 0)
+        return verr(v, pgf_doc_get(root, "racers"),
+                    "racers act on individual sessions; they cannot be combined with "
+                    "'workload.pool' (pooled sessions belong to the pool)");
+    return true;
+}
+
+/* Fill what the file left out from what it said. */
+static int finish(pgf_scenario *sc, vctx *v)
+{
+    if (sc->nusers == 0) {
+        sc->users[0].name = strdup("postgres");
+        sc->users[0].password = strdup("postgres");
+        sc->users[0].method = PGF_AUTH_METHOD_SCRAM;
+        sc->users[0].superuser = true;
+        sc->nusers = 1;
+    }
+    if (sc->user == NULL)
+        sc->user = strdup(sc->users[0].name);
+    if (sc->password == NULL && sc->external == NULL)
+        for (int i = 0; i < sc->nusers; i++)
+            if (strcmp(sc->users[i].name, sc->user) == 0)
+                sc->password = strdup(sc->users[i].password);
+    if (sc->database == NULL)
+        sc->database = strdup(sc->ndatabases > 0 ? sc->databases[0] : "postgres");
+    if (sc->query == NULL)
+        sc->query = strdup("SELECT 1");
+    if (sc->description == NULL)
+        sc->description = strdup("");
+    if (sc->user == NULL || sc->database == NULL || sc->query == NULL || sc->description == NULL) {
+        snprintf(v->err, v->errlen, "%s: out of memory", v->source);
+        return PGF_ENOMEM;
+    }
+    return 0;
+}
+
+int pgf_scenario_load_string(const char *text, size_t len, const char *source, pgf_scenario *sc,
+                             char *err, size_t errlen)
+{
+    pgf_scenario_defaults(sc);
+    vctx v = {source, err, errlen, false};
+    pgf_doc *root = pgf_doc_from_yaml(text, len, source, err, errlen);
+    if (root == NULL)
+        return PGF_EPARSE;
+    bool ok = parse_root(&v, root, sc);
+    pgf_doc_free(root);
+    if (!ok) {
+        pgf_scenario_clear(sc);
+        return PGF_EPARSE;
+    }
+    sc->source = strdup(source);
+    int e = finish(sc, &v);
+    if (e != 0 || sc->source == NULL) {
+        pgf_scenario_clear(sc);
+        return e ? e : PGF_ENOMEM;
+    }
+    return 0;
+}
+
+int pgf_scenario_load_file(const char *path, pgf_scenario *sc, char *err, size_t errlen)
+{
+    pgf_scenario_defaults(sc);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return PGF_ENOTFOUND;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            if (cap > 16 * 1024 * 1024) {
+                snprintf(err, errlen, "%s: larger than 16 MiB", path);
+                free(buf);
+                fclose(f);
+                return PGF_ETOOBIG;
+            }
+            char *p = realloc(buf, cap);
+            if (p == NULL) {
+                free(buf);
+                fclose(f);
+                snprintf(err, errlen, "%s: out of memory", path);
+                return PGF_ENOMEM;
+            }
+            buf = p;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0)
+            break;
+    }
+    bool rerr = ferror(f);
+    fclose(f);
+    if (rerr) {
+        free(buf);
+        snprintf(err, errlen, "%s: read error", path);
+        return PGF_EIO;
+    }
+    int e = pgf_scenario_load_string(buf, len, path, sc, err, errlen);
+    free(buf);
+    return e;
+}
+
+/* ---- writing ---- */
+
+static void yq(FILE *f, const char *s)
+{
+    /* JSON string syntax is valid YAML and escapes everything. */
+    json_t *j = json_string(s ? s : "");
+    char *t = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+    fputs(t ? t : "\"\"", f);
+    free(t);
+    json_decref(j);
+}
+
+void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
+{
+    fprintf(f, "name: ");
+    yq(f, sc->name);
+    fprintf(f, "\ndescription: ");
+    yq(f, sc->description);
+    fprintf(f, "\nseed: %" PRIu64 "\nmode: %s\n", sc->seed, pgf_run_mode_name(sc->mode));
+    fprintf(f, "server:\n  users:\n");
+    for (int i = 0; i < sc->nusers; i++) {
+        fprintf(f, "    - {name: ");
+        yq(f, sc->users[i].name);
+        /* Fake-server credentials defined by the scenario itself: needed to replay. */
+        fprintf(f, ", password: ");
+        yq(f, sc->users[i].password);
+        fprintf(f, ", method: %s, superuser: %s}\n", pgf_auth_method_name(sc->users[i].method),
+                sc->users[i].superuser ? "true" : "false");
+    }
+    fprintf(f, "  databases: [");
+    for (int i = 0; i < sc->ndatabases; i++) {
+        fprintf(f, "%s", i ? ", " : "");
+        yq(f, sc->databases[i]);
+    }
+    fprintf(f, "]\n  transport: %s\n  max_connections: %d\n", sc->unix_socket ? "unix" : "tcp",
+            sc->max_connections);
+    if (sc->socket_subdir) {
+        fprintf(f, "  socket_subdir: ");
+        yq(f, sc->socket_subdir);
+        fprintf(f, "\n");
+    }
+    if (sc->external) {
+        /* never write a real server's password: mask it */
+        char masked[1024];
+        pgf_config_mask_url(sc->external, masked, sizeof masked);
+        fprintf(f, "  external: ");
+        yq(f, masked);
+        fprintf(f, "\n");
+    }
+    fprintf(f, "client:\n  user: ");
+    yq(f, sc->user);
+    if (sc->password && !sc->external) {
+        fprintf(f, "\n  password: ");
+        yq(f, sc->password);
+    }
+    fprintf(f, "\n  database: ");
+    yq(f, sc->database);
+    fprintf(f, "\n");
+    char *rules = sc->rules ? pgf_fault_rules_to_json(sc->rules) : NULL;
+    fprintf(f, "faults: %s\n", rules ? rules : "[]");
+    free(rules);
+    if (sc->rules2) {
+        char *r2 = pgf_fault_rules_to_json(sc->rules2);
+        fprintf(f, "faults_after:\n  at_ms: %" PRIu64 "\n  rules: %s\n", sc->rules2_at_ms,
+                r2 ? r2 : "[]");
+        free(r2);
+    }
+    fprintf(f,
+            "workload:\n  sessions: %u\n  threads: %u\n  iterations: %u\n  duration_ms: %" PRIu64
+            "\n  query: ",
+            sc->sessions, sc->threads, sc->iterations, sc->duration_ms);
+    yq(f, sc->query);
+    fprintf(f, "\n  think_ms: %u\n  connect_timeout_ms: %u\n  query_timeout_ms: %u\n", sc->think_ms,
+            sc->connect_timeout_ms, sc->query_timeout_ms);
+    if (sc->pool)
+        fprintf(f, "  pool: {size: %u, overflow: %u, timeout_ms: %u, pre_ping: %s}\n",
+                sc->pool_size, sc->pool_overflow, sc->pool_timeout_ms,
+                sc->pre_ping ? "true" : "false");
+    fprintf(f, "racers:%s\n", sc->nracers ? "" : " []");
+    for (int i = 0; i < sc->nracers; i++) {
+        const pgf_racer *r = &sc->racers[i];
+        fprintf(f, "  - {name: ");
+        yq(f, r->name);
+        fprintf(f,
+                ", op: %s, at: %s, probability: %g, nth: %" PRIu64 ", times: %u, delay_ms: %u}\n",
+                pgf_session_op_name(r->op), pgf_session_state_name(r->at), r->probability, r->nth,
+                r->times, r->delay_ms);
+    }
+    fprintf(f, "bugs: [");
+    bool first = true;
+#define PGF__BUG_W(name, bit, str, doc)             \
+    if (sc->bugs & (bit)) {                         \
+        fprintf(f, "%s%s", first ? "" : ", ", str); \
+        first = false;                              \
+    }
+    PGF_BUG_MAP(PGF__BUG_W)
+#undef PGF__BUG_W
+    fprintf(f, "]\nexpect:\n");
+    bool any_reason = false;
+    for (int i = 0; i < sc->nexpects; i++) {
+        const pgf_expect *e = &sc->expects[i];
+        switch (e->kind) {
+        case PGF_EXPECT_VIOLATIONS:
+            fprintf(f, "  violations: some\n");
+            break;
+        case PGF_EXPECT_P99_MS:
+            fprintf(f, "  p99_ms: %g\n", e->value);
+            break;
+        case PGF_EXPECT_ALL_CLOSED:
+            fprintf(f, "  all_closed: true\n");
+            break;
+        case PGF_EXPECT_MIN_CHECKS:
+            fprintf(f, "  min_checks: %g\n", e->value);
+            break;
+        case PGF_EXPECT_MAX_LOGIN_RATE:
+            fprintf(f, "  max_login_rate: %g\n", e->value);
+            break;
+        case PGF_EXPECT_REASON_SHARE:
+            if (!any_reason)
+                fprintf(f, "  reasons:\n");
+            any_reason = true;
+            fprintf(f, "    %s: [%g, %g]\n", pgf_health_reason_name(e->reason), e->min, e->max);
+            break;
+        case PGF_EXPECT_NO_VIOLATIONS:
+            break;
+        }
+    }
+    if (sc->nexpects == 0)
+        fprintf(f, "  violations: none\n");
+}
+
+/* ---- the built-in library (generated by CMake from the files in scenarios/) ---- */
+
+typedef struct pgf__builtin {
+    const char *name;
+    const char *text;
+} pgf__builtin;
+extern const pgf__builtin pgf__builtin_scenarios[];
+extern const size_t pgf__builtin_scenario_count;
+
+size_t pgf_scenario_builtin_count(void)
+{
+    return pgf__builtin_scenario_count;
+}
+
+const char *pgf_scenario_builtin_name(size_t i)
+{
+    return i < pgf__builtin_scenario_count ? pgf__builtin_scenarios[i].name : NULL;
+}
+
+const char *pgf_scenario_builtin_text(size_t i)
+{
+    return i < pgf__builtin_scenario_count ? pgf__builtin_scenarios[i].text : NULL;
+}
+
+int pgf_scenario_builtin_find(const char *name)
+{
+    size_t n = strlen(name);
+    if (n > 5 && strcmp(name + n - 5, ".yaml") == 0)
+        n -= 5;
+    for (size_t i = 0; i < pgf__builtin_scenario_count; i++)
+        if (strlen(pgf__builtin_scenarios[i].name) == n &&
+            strncmp(pgf__builtin_scenarios[i].name, name, n) == 0)
+            return (int)i;
+    return -1;
+}
