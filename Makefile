@@ -41,7 +41,8 @@ tsan:
 bench: build
 	@bench/run $(BUILD)
 
-fuzz: deps
+fuzz:
+	@scripts/install-deps --fuzz
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DPGF_FUZZ=ON -DPGF_SANITIZE=address,undefined >/dev/null
 	@cmake --build build-fuzz -j$(JOBS)
 
