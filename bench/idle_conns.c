@@ -3,7 +3,9 @@
  * Opens K connections with PQconnectStart/PQconnectPoll (non-blocking, at
  * most -p of them in flight at once so the server's accept backlog is
  * never the limit), and when all K are established prints "ready K" on
- * stdout and waits until stdin reaches EOF or gives a line; then finishes
+ * stdout (followed by this process's VmRSS in kB before the first connect,
+ * so the caller can tell libpq's cost per connection from the process
+ * baseline) and waits until stdin reaches EOF or gives a line; then finishes
  * every connection and exits. The caller reads the server's VmRSS while
  * we wait. Exit 0 when all K connected, 1 when one failed (its message on
  * stderr), 2 bad usage.
@@ -25,6 +27,21 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* This process's resident set in kB, or -1. */
+static long self_rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL)
+        return -1;
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
 }
 
 static void usage(FILE *f)
@@ -74,6 +91,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "idle_conns: out of memory\n");
         return 1;
     }
+    PGconn *probe = PQconnectStart(""); /* load libpq's lazy state into the baseline */
+    PQfinish(probe);
+    long rss_start = self_rss_kb();
     int rc = 1;
     int started = 0, done = 0, first_pending = 0;
     double deadline = now_s() + timeout;
@@ -125,7 +145,7 @@ int main(int argc, char **argv)
         while (first_pending < started && want[first_pending] == PGRES_POLLING_OK)
             first_pending++;
     }
-    printf("ready %d\n", k);
+    printf("ready %d %ld\n", k, rss_start);
     fflush(stdout);
     char line[64];
     if (fgets(line, sizeof line, stdin) == NULL) {
