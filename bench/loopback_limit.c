@@ -36,7 +36,8 @@
 #define MSG_LEN    8
 #define MAX_EVENTS 256
 
-static atomic_bool stop_flag;
+static atomic_bool stop_flag;        /* clients stop */
+static atomic_bool server_stop_flag; /* set after the clients joined: no spurious EOFs */
 static struct sockaddr_in server_addr;
 
 static uint64_t now_ns(void)
@@ -49,6 +50,7 @@ static uint64_t now_ns(void)
 /* ---- server: one thread, one epoll, like the fake server's loop ---- */
 
 typedef struct sconn {
+    struct sconn *prev, *next; /* the server's live list, freed at stop */
     int fd;
     int got; /* bytes read so far */
     bool echoed;
@@ -61,8 +63,16 @@ typedef struct server_arg {
     double cpu_s; /* CPU time of the server thread, user + system */
 } server_arg;
 
+static sconn *live; /* server thread only */
+
 static void server_close(int efd, sconn *c)
 {
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        live = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
     epoll_ctl(efd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     free(c);
@@ -102,7 +112,7 @@ static void *server_main(void *p)
 {
     server_arg *a = p;
     struct epoll_event evs[MAX_EVENTS];
-    while (!atomic_load(&stop_flag)) {
+    while (!atomic_load(&server_stop_flag)) {
         int n = epoll_wait(a->efd, evs, MAX_EVENTS, 100);
         for (int i = 0; i < n; i++) {
             if (evs[i].data.ptr == NULL) {
@@ -122,13 +132,20 @@ static void *server_main(void *p)
                     if (epoll_ctl(a->efd, EPOLL_CTL_ADD, fd, &ev) != 0) {
                         close(fd);
                         free(c);
+                        continue;
                     }
+                    c->next = live;
+                    if (live)
+                        live->prev = c;
+                    live = c;
                 }
             } else {
                 server_on_conn(a->efd, evs[i].data.ptr);
             }
         }
     }
+    while (live != NULL)
+        server_close(a->efd, live);
     struct timespec cpu;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
     a->cpu_s = (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9;
@@ -340,6 +357,7 @@ int main(int argc, char **argv)
         close(ca[i].efd);
     }
     double elapsed = (double)(now_ns() - t0) / 1e9;
+    atomic_store(&server_stop_flag, true);
     pthread_join(st, NULL);
     close(lfd);
     close(sa.efd);
