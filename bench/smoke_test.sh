@@ -1,0 +1,36 @@
+#!/bin/bash
+# bench/smoke_test.sh - keeps the benchmark helpers honest in `make test`
+# (about a second): each must produce a real measurement, not just build.
+# Env: BENCH_BIN (dir with loopback_limit, idle_conns, pbkdf2_rate), PGFAULT.
+set -euo pipefail
+fail() { echo "bench smoke: $*" >&2; exit 1; }
+tmp=$(mktemp -d)
+srv=
+cleanup() { [ -n "$srv" ] && kill "$srv" 2>/dev/null && wait "$srv" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+# raw loopback: connections made, none failed
+out=$("$BENCH_BIN/loopback_limit" -c 4 -j 2 -T 0.3)
+/usr/bin/python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["connections"] > 0 and r["errors"] == 0 and r["rate"] > 0, r' "$out" \
+    || fail "loopback_limit: $out"
+"$BENCH_BIN/loopback_limit" -c 1 -j 2 -T 1 2>/dev/null && fail "loopback_limit accepted -j > -c"
+
+# PBKDF2 ceiling: derivations made
+out=$("$BENCH_BIN/pbkdf2_rate" -j 1 -T 0.2)
+/usr/bin/python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["derivations"] > 0 and r["us_per_derivation"] > 0, r' "$out" \
+    || fail "pbkdf2_rate: $out"
+
+# idle connections against the fake server: all K connect, then all close
+"$PGFAULT" serve --listen 127.0.0.1:0 --user bench_trust:unused:trust >"$tmp/serve.out" 2>"$tmp/serve.err" &
+srv=$!
+for _ in $(seq 100); do grep -q '^listening tcp' "$tmp/serve.out" && break; sleep 0.05; done
+port=$(sed -n 's/^listening tcp 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/serve.out")
+[ -n "$port" ] || fail "pgfault serve did not start: $(cat "$tmp/serve.err")"
+line=$(echo | "$BENCH_BIN/idle_conns" -d "host=127.0.0.1 port=$port user=bench_trust dbname=postgres sslmode=disable" -n 50 -t 20)
+case "$line" in "ready 50 "*) ;; *) fail "idle_conns -n 50 printed '$line'" ;; esac
+# an unknown role must fail with the server's message, not hang or pass
+if echo | "$BENCH_BIN/idle_conns" -d "host=127.0.0.1 port=$port user=nobody dbname=postgres sslmode=disable" -n 3 -t 20 2>"$tmp/err"; then
+    fail "idle_conns succeeded for an unknown role"
+fi
+grep -q 'nobody' "$tmp/err" || fail "idle_conns error does not name the role: $(cat "$tmp/err")"
+echo "bench smoke: ok"
