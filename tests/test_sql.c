@@ -142,7 +142,7 @@ static const sql_case cases[] = {
 
 static void run_case(const sql_case *c, int idx)
 {
-    pgf_sql_session s;
+    pgf_sql_session s __attribute__((cleanup(pgf_sql_session_free)));
     pgf_sql_session_init(&s, "alice", "appdb", false);
     s.txn = c->txn_before;
     pgf_sql_result r;
@@ -198,7 +198,7 @@ static void pg_sleep_parses_durations(void)
         {"SELECT pg_sleep(10);", 10000}, {"SELECT pg_sleep(100000)", 86400000},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        pgf_sql_session s;
+        pgf_sql_session s __attribute__((cleanup(pgf_sql_session_free)));
         pgf_sql_session_init(&s, "u", "d", false);
         pgf_sql_result r;
         exec_str(&s, t[i].sql, &r);
@@ -208,7 +208,7 @@ static void pg_sleep_parses_durations(void)
         CU_ASSERT(r.kind == PGF_SQL_SLEEP && r.sleep_ms == t[i].ms);
     }
     /* With a parameter (extended protocol). */
-    pgf_sql_session s;
+    pgf_sql_session s __attribute__((cleanup(pgf_sql_session_free)));
     pgf_sql_session_init(&s, "u", "d", false);
     pgf_sql_result r;
     const char *params[] = {"1.5"};
@@ -233,7 +233,7 @@ static void pg_sleep_parses_durations(void)
 
 static void parameters_and_casts(void)
 {
-    pgf_sql_session s;
+    pgf_sql_session s __attribute__((cleanup(pgf_sql_session_free)));
     pgf_sql_session_init(&s, "u", "d", false);
     pgf_sql_result r;
     const char *params[] = {"41", NULL};
@@ -259,7 +259,7 @@ static void parameters_and_casts(void)
 
 static void set_reports_parameter_status(void)
 {
-    pgf_sql_session s;
+    pgf_sql_session s __attribute__((cleanup(pgf_sql_session_free)));
     pgf_sql_session_init(&s, "alice", "appdb", false);
     pgf_sql_result r;
     /* As recorded (a_simple_misc): C "SET" then S application_name=changed. */
@@ -328,7 +328,7 @@ static void set_reports_parameter_status(void)
 
 static void reset_returns_to_startup_values(void)
 {
-    pgf_sql_session s;
+    pgf_sql_session s __attribute__((cleanup(pgf_sql_session_free)));
     pgf_sql_session_init(&s, "u", "d", false);
     CU_ASSERT(pgf_sql_set_guc(&s, "application_name", "psql"));
     CU_ASSERT(pgf_sql_set_guc(&s, "datestyle", "german"));
@@ -354,7 +354,7 @@ static void reset_returns_to_startup_values(void)
 static void transaction_walk(void)
 {
     /* The a_simple_misc sequence: BEGIN, error, 25P02, ROLLBACK. */
-    pgf_sql_session s;
+    pgf_sql_session s __attribute__((cleanup(pgf_sql_session_free)));
     pgf_sql_session_init(&s, "u", "d", false);
     pgf_sql_result r;
     exec_str(&s, "BEGIN", &r);
@@ -414,7 +414,7 @@ static void syntax_error_matches_transcript(void)
             snprintf(dst, cap, "%s", v);
         o += vl + 1;
     }
-    pgf_sql_session s;
+    pgf_sql_session s __attribute__((cleanup(pgf_sql_session_free)));
     pgf_sql_session_init(&s, "u_trust", "db_trust", false);
     pgf_sql_result r;
     exec_str(&s, "SELEC 1", &r);
@@ -488,7 +488,7 @@ static void split_statements(void)
 
 static void describe_does_not_change_session(void)
 {
-    pgf_sql_session s;
+    pgf_sql_session s __attribute__((cleanup(pgf_sql_session_free)));
     pgf_sql_session_init(&s, "u", "d", false);
     pgf_sql_result r;
     const char *q = "SELECT $1::int + 1 AS answer";
@@ -530,7 +530,7 @@ static void random_statements_never_crash(void)
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
             sql[len++] = alphabet[x % (sizeof alphabet - 1)];
         }
-        pgf_sql_session s;
+        pgf_sql_session s __attribute__((cleanup(pgf_sql_session_free)));
         pgf_sql_session_init(&s, "u", "d", false);
         pgf_sql_result r;
         const char *params[] = {"1"};

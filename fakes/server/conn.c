@@ -92,7 +92,7 @@ struct pgf__conn {
     char *user, *database, *app;
     const pgf__user *u; /* NULL for an unknown role */
     uint8_t md5_salt[4];
-    pgf_scram_state scram;
+    pgf_scram_state *scram; /* only during a SCRAM exchange */
     int32_t pid, key;
     pgf_sql_session sql;
     pgf_rng rng;
@@ -101,9 +101,9 @@ struct pgf__conn {
     char *q_text; /* simple query being executed */
     size_t *q_off, *q_len;
     int q_n, q_next;
-    bool extended_sleep; /* a sleeping statement came from Execute */
-    pgf_sql_result sleep_res;
-    bool busy; /* a pg_sleep is running: input waits */
+    bool extended_sleep;       /* a sleeping statement came from Execute */
+    pgf_sql_result *sleep_res; /* the pg_sleep statement in progress, allocated while sleeping */
+    bool busy;                 /* a pg_sleep is running: input waits */
     bool skip_to_sync;
     prepared *stmts;
     int nstmts;
@@ -327,6 +327,9 @@ void pgf__conn_free(pgf__conn *c)
     free(c->user);
     free(c->database);
     free(c->app);
+    free(c->scram);
+    free(c->sleep_res);
+    pgf_sql_session_free(&c->sql);
     if (c->fc)
         pgf_fault_conn_free(c->fc);
     free(c);
@@ -400,22 +403,25 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     (void)what;
     pgf__conn *c = arg;
     pgf_sim_activity();
+    /* Read into a per-thread scratch buffer and keep only what arrived:
+     * an idle connection then holds no 16 KB input buffer. */
+    static _Thread_local uint8_t scratch[16384];
     for (int rounds = 0; rounds < 16; rounds++) {
-        if (!pgf_buf_reserve(&c->in, 16384)) {
-            conn_close(c, CK_RST, "out of memory");
-            return;
-        }
-        ssize_t n = recv(fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+        ssize_t n = recv(fd, scratch, sizeof scratch, 0);
         if (n > 0) {
             if (c->ignore_input)
                 continue;
-            c->in.len += (size_t)n;
+            pgf_buf_put(&c->in, scratch, (size_t)n);
+            if (c->in.failed) {
+                conn_close(c, CK_RST, "out of memory");
+                return;
+            }
             /* Bound what a stalled or busy connection buffers. */
             if (c->in.len > 2 * PGF_PROTO_MAX_MSG_LEN) {
                 conn_close(c, CK_RST, "input buffer limit");
                 return;
             }
-            if ((size_t)n < 16384)
+            if ((size_t)n < sizeof scratch)
                 break;
             continue;
         }
@@ -929,18 +935,23 @@ static void handle_sasl(pgf__conn *c, const pgf_fe_msg *m)
         uint8_t nonce[PGF_SCRAM_RAW_NONCE_LEN];
         for (size_t i = 0; i < sizeof nonce; i++)
             nonce[i] = (uint8_t)pgf_rng_next(&c->rng);
-        memset(&c->scram, 0, sizeof c->scram);
-        c->scram.mock = c->u == NULL;
-        if (c->scram.mock) {
+        free(c->scram);
+        c->scram = calloc(1, sizeof *c->scram);
+        if (c->scram == NULL) {
+            conn_close(c, CK_RST, "out of memory");
+            goto done;
+        }
+        c->scram->mock = c->u == NULL;
+        if (c->scram->mock) {
             /* PostgreSQL's mock salt depends only on the role name and a
              * server secret, so probing cannot tell a missing role apart. */
             uint8_t seed[8];
             for (int i = 0; i < 8; i++)
                 seed[i] = (uint8_t)(c->srv->seed >> (8 * i));
-            pgf_scram_mock_salt(c->user, seed, sizeof seed, c->scram.mock_salt);
+            pgf_scram_mock_salt(c->user, seed, sizeof seed, c->scram->mock_salt);
         }
         const pgf_scram_secret *sec = c->u ? &c->u->secret : NULL;
-        if (pgf_scram_first(&c->scram, sec, data, dlen, nonce, &out, &err) != 0) {
+        if (pgf_scram_first(c->scram, sec, data, dlen, nonce, &out, &err) != 0) {
             send_fatal(c, "08P01", err ? err : "malformed SCRAM message");
             goto done;
         }
@@ -954,7 +965,13 @@ static void handle_sasl(pgf__conn *c, const pgf_fe_msg *m)
             send_fatal(c, "08P01", "malformed SCRAM message");
             goto done;
         }
-        int r = pgf_scram_final(&c->scram, data, dlen, &out, &err);
+        if (c->scram == NULL) {
+            send_fatal(c, "08P01", "malformed SCRAM message");
+            goto done;
+        }
+        int r = pgf_scram_final(c->scram, data, dlen, &out, &err);
+        free(c->scram);
+        c->scram = NULL;
         if (r == PGF_EAUTH || (r == 0 && c->u == NULL)) {
             auth_failed(c);
             goto done;
@@ -1108,7 +1125,14 @@ static int emit_result(pgf__conn *c, pgf_sql_result *r, bool send_rowdesc)
             }
         }
         if (r->kind == PGF_SQL_SLEEP) {
-            c->sleep_res = *r;
+            free(c->sleep_res);
+            c->sleep_res = malloc(sizeof *c->sleep_res);
+            if (c->sleep_res == NULL) {
+                conn_close(c, CK_RST, "out of memory");
+                ret = Q_GONE;
+                break;
+            }
+            *c->sleep_res = *r;
             c->busy = true;
             pgf_timer_arm(c->sleep_timer, PGF_MS_NS(r->sleep_ms));
             ret = Q_SLEEP;
@@ -1234,7 +1258,10 @@ static void on_sleep_done(void *arg)
 {
     pgf__conn *c = arg;
     c->busy = false;
-    int ret = emit_tail(c, &c->sleep_res);
+    pgf_sql_result *res = c->sleep_res;
+    c->sleep_res = NULL;
+    int ret = res != NULL ? emit_tail(c, res) : Q_ERROR;
+    free(res);
     if (ret == Q_GONE)
         return;
     if (c->extended_sleep) {
@@ -1266,6 +1293,8 @@ void pgf__server_cancel(pgf_server *s, int32_t pid, int32_t key)
         if (!c->busy)
             return; /* cancel while idle: nothing happens */
         pgf_timer_cancel(c->sleep_timer);
+        free(c->sleep_res);
+        c->sleep_res = NULL;
         c->busy = false;
         atomic_fetch_add(&s->stats.canceled, 1);
         send_error(c, "ERROR", "57014", "canceling statement due to user request", NULL, NULL);
@@ -1603,7 +1632,7 @@ static void handle_execute(pgf__conn *c, const pgf_fe_msg *m)
     int ret = emit_result(c, &r, false);
     if (ret == Q_SLEEP) {
         c->extended_sleep = true;
-        c->sleep_res.ncols = r.ncols; /* formats are kept in cur_formats */
+        /* the result's formats are kept in cur_formats */
     } else if (ret == Q_ERROR) {
         c->skip_to_sync = true;
     }
@@ -1754,8 +1783,12 @@ static void process_input(pgf__conn *c)
         dispatch(c, &m);
         off += m.total_len;
     }
-    if (c->state != ST_CLOSED)
+    if (c->state != ST_CLOSED) {
         pgf_buf_consume(&c->in, off);
+        /* Give back a large buffer once it is drained (a big message passed). */
+        if (c->in.len == 0 && c->in.cap > 4096)
+            pgf_buf_free(&c->in);
+    }
 }
 
 static void on_deadline(void *arg)

@@ -66,7 +66,7 @@ typedef struct pgf_server_config {
     uint64_t seed;                   /* for PIDs, keys, salts, nonces (deterministic runs) */
     struct pgf_fault_engine *faults; /* borrowed; NULL = no faults */
     bool quiet;                      /* do not print "listening ..." lines */
-    pgf_server_fault_fn on_fault;      /* optional observer of fired faults */
+    pgf_server_fault_fn on_fault;    /* optional observer of fired faults */
     void *on_fault_arg;
 } pgf_server_config;
 

@@ -101,13 +101,20 @@ void pgf_sql_session_init(pgf_sql_session *s, const char *user, const char *data
     s->superuser = superuser;
 }
 
+void pgf_sql_session_free(pgf_sql_session *s)
+{
+    free(s->gucs);
+    s->gucs = NULL;
+    s->ngucs = s->nbase = s->cap = 0;
+}
+
 /* Slots [0, nbase) hold the startup packet's values (the session defaults
  * RESET returns to); later slots hold SET values and take precedence.
  * from: where to start looking (0 to read, nbase to set or reset). */
 static int session_slot(const pgf_sql_session *s, const char *canon, int from)
 {
     for (int i = s->ngucs - 1; i >= from; i--)
-        if (strcmp(s->guc_names[i], canon) == 0)
+        if (strcmp(s->gucs[i].name, canon) == 0)
             return i;
     return -1;
 }
@@ -192,16 +199,24 @@ bool pgf_sql_set_guc(pgf_sql_session *s, const char *name, const char *value)
     } else {
         return false;
     }
-    char v[sizeof s->guc_values[0]];
+    char v[sizeof s->gucs[0].value];
     canonical_value(canon, value, pgf_sql_get_guc(s, canon), v, sizeof v);
     int i = session_slot(s, canon, s->nbase);
     if (i < 0) {
         if (s->ngucs >= PGF_SQL_MAX_GUCS)
             return true; /* silently keep the default: bounded memory per connection */
+        if (s->ngucs == s->cap) {
+            int cap = s->cap ? s->cap * 2 : 2;
+            struct pgf_sql_guc *g2 = realloc(s->gucs, (size_t)cap * sizeof *g2);
+            if (g2 == NULL)
+                return true; /* out of memory: keep the default rather than fail */
+            s->gucs = g2;
+            s->cap = cap;
+        }
         i = s->ngucs++;
-        snprintf(s->guc_names[i], sizeof s->guc_names[i], "%s", canon);
+        snprintf(s->gucs[i].name, sizeof s->gucs[i].name, "%s", canon);
     }
-    memcpy(s->guc_values[i], v, sizeof v);
+    memcpy(s->gucs[i].value, v, sizeof v);
     return true;
 }
 
@@ -212,8 +227,7 @@ static void reset_guc(pgf_sql_session *s, const char *canon)
         return;
     s->ngucs--;
     if (i != s->ngucs) {
-        memcpy(s->guc_names[i], s->guc_names[s->ngucs], sizeof s->guc_names[i]);
-        memcpy(s->guc_values[i], s->guc_values[s->ngucs], sizeof s->guc_values[i]);
+        s->gucs[i] = s->gucs[s->ngucs];
     }
 }
 
@@ -223,7 +237,7 @@ const char *pgf_sql_get_guc(const pgf_sql_session *s, const char *name)
     const char *canon = g != NULL ? g->name : name;
     int i = session_slot(s, canon, 0);
     if (i >= 0)
-        return s->guc_values[i];
+        return s->gucs[i].value;
     if (g == NULL)
         return NULL;
     if (strcmp(g->name, "is_superuser") == 0)

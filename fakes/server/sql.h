@@ -29,8 +29,13 @@ typedef struct pgf_sql_session {
     bool superuser;
     int ngucs;
     int nbase; /* the first nbase slots are the startup packet's values */
-    char guc_names[PGF_SQL_MAX_GUCS][64];
-    char guc_values[PGF_SQL_MAX_GUCS][128];
+    int cap;
+    /* Settings the client changed, allocated on demand (most connections
+     * change none or one): an idle connection costs what it uses. */
+    struct pgf_sql_guc {
+        char name[64];
+        char value[128];
+    } * gucs;
 } pgf_sql_session;
 
 typedef enum pgf_sql_kind {
@@ -69,6 +74,8 @@ typedef struct pgf_sql_result {
 
 void pgf_sql_session_init(pgf_sql_session *s, const char *user, const char *database,
                           bool superuser);
+/* Free the settings; the session can be initialized again. */
+void pgf_sql_session_free(pgf_sql_session *s);
 /* After the startup packet's GUCs are set: they become the values RESET,
  * RESET ALL and DISCARD ALL return to, as in PostgreSQL. */
 void pgf_sql_session_mark_defaults(pgf_sql_session *s);
