@@ -572,8 +572,13 @@ static int apply(pgf__conn *c, pgf_phase ph, const pgf_fault_action *a, const ui
             uint32_t m = n - done < sizeof junk ? n - done : (uint32_t)sizeof junk;
             for (uint32_t i = 0; i < m; i++)
                 junk[i] = (uint8_t)pgf_rng_next(&c->rng);
-            if (done == 0)
-                junk[0] = 0xff; /* never a valid backend message type */
+            /* A type byte no backend message has, then a length word of
+             * -1: every client rejects it at once (libpq: "lost
+             * synchronization with server: got message type ..., length
+             * -1") instead of waiting for a random-length body that eats
+             * the messages after it. The rest is random (seeded). */
+            for (uint32_t i = 0; done == 0 && i < 5 && i < m; i++)
+                junk[i] = 0xff;
             raw_queue(c, junk, m);
             done += m;
         }
