@@ -547,6 +547,11 @@ static int apply(pgf__conn *c, pgf_phase ph, const pgf_fault_action *a, const ui
         }
         break;
     case PGF_ACTION_STALL:
+        /* Stall here, not earlier: what was queued before this point (the
+         * AuthenticationOk before parameter-status, say) still goes out. */
+        flush_out(c);
+        if (c->state == ST_CLOSED)
+            return STOP;
         c->stalled = true;
         if (a->ms > 0)
             pgf_timer_arm(c->stall_timer, PGF_MS_NS(a->ms));
