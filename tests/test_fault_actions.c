@@ -562,6 +562,31 @@ static void truncate_data_row(void)
     }
 }
 
+/* truncate at ssl-request cuts the one-byte answer itself. */
+static void truncate_ssl_answer(void)
+{
+    for (uint32_t keep = 0; keep <= 1; keep++) {
+        char yaml[128];
+        snprintf(yaml, sizeof yaml, R1("phase: ssl-request, action: truncate, bytes: %u"), keep);
+        fl_srv t;
+        fl_start(&t, yaml, 1);
+        fl_raw r;
+        CU_ASSERT_FATAL(fl_raw_open(&r, &t));
+        pgf_buf b = PGF_BUF_INIT;
+        pgf_buf_put_be32(&b, 8);
+        pgf_buf_put_be32(&b, PGF_PROTO_SSL_REQUEST);
+        fl_raw_send(&r, b.data, b.len);
+        pgf_buf_free(&b);
+        CU_ASSERT_EQUAL(fl_raw_read_to_end(&r, FL_DEADLINE_MS), 1);
+        CU_ASSERT_EQUAL(r.end_errno, 0);
+        CU_ASSERT_EQUAL(r.len, keep);
+        if (keep == 1)
+            CU_ASSERT_EQUAL(r.buf[0], 'N');
+        fl_raw_close(&r);
+        fl_stop(&t);
+    }
+}
+
 /* The whole startup response of trusty's first connection, raw. */
 static size_t startup_bytes(const char *yaml, uint8_t *out, size_t cap, uint64_t *elapsed)
 {
@@ -846,6 +871,7 @@ static const pgf_test raw_tests[] = {
     {"truncate_sasl_continue_bytes", truncate_sasl_continue_bytes},
     {"truncate_parameter_status_bytes", truncate_parameter_status_bytes},
     {"truncate_data_row", truncate_data_row},
+    {"truncate_ssl_answer", truncate_ssl_answer},
     {"slow_output_keeps_bytes", slow_output_keeps_bytes},
     PGF_TESTS_END,
 };

@@ -778,7 +778,8 @@ static void handle_startup(pgf__conn *c, const pgf_fe_msg *m)
             return;
         }
         c->ssl_answered = true;
-        raw_queue(c, (const uint8_t *)"N", 1);
+        /* through queue_msg, so a truncate at ssl-request cuts this answer */
+        queue_msg(c, (const uint8_t *)"N", 1);
         return;
     }
     if (m->code == PGF_PROTO_CANCEL_REQUEST) {
