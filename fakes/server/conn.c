@@ -553,6 +553,11 @@ static int apply(pgf__conn *c, pgf_phase ph, const pgf_fault_action *a, const ui
         }
         break;
     case PGF_ACTION_STALL:
+        /* Stall here, not earlier: what was queued before this point (the
+         * AuthenticationOk before parameter-status, say) still goes out. */
+        flush_out(c);
+        if (c->state == ST_CLOSED)
+            return STOP;
         c->stalled = true;
         if (a->ms > 0)
             pgf_timer_arm(c->stall_timer, PGF_MS_NS(a->ms));
@@ -578,8 +583,13 @@ static int apply(pgf__conn *c, pgf_phase ph, const pgf_fault_action *a, const ui
             uint32_t m = n - done < sizeof junk ? n - done : (uint32_t)sizeof junk;
             for (uint32_t i = 0; i < m; i++)
                 junk[i] = (uint8_t)pgf_rng_next(&c->rng);
-            if (done == 0)
-                junk[0] = 0xff; /* never a valid backend message type */
+            /* A type byte no backend message has, then a length word of
+             * -1: every client rejects it at once (libpq: "lost
+             * synchronization with server: got message type ..., length
+             * -1") instead of waiting for a random-length body that eats
+             * the messages after it. The rest is random (seeded). */
+            for (uint32_t i = 0; done == 0 && i < 5 && i < m; i++)
+                junk[i] = 0xff;
             raw_queue(c, junk, m);
             done += m;
         }
@@ -774,7 +784,8 @@ static void handle_startup(pgf__conn *c, const pgf_fe_msg *m)
             return;
         }
         c->ssl_answered = true;
-        raw_queue(c, (const uint8_t *)"N", 1);
+        /* through queue_msg, so a truncate at ssl-request cuts this answer */
+        queue_msg(c, (const uint8_t *)"N", 1);
         return;
     }
     if (m->code == PGF_PROTO_CANCEL_REQUEST) {

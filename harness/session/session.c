@@ -67,13 +67,18 @@ struct pgf_session {
     struct event *sock_ev;
     int sock_fd;
     short sock_what;
-    pgf_timer *timer;   /* the state's deadline (virtual in sim mode) */
+    pgf_timer *timer;    /* the state's deadline (virtual in sim mode) */
     pgf_simclock *clock; /* non-NULL when the base runs on a simulated clock */
     struct event *cmd_ev;
     bool flush_pending; /* query not fully sent yet */
     bool got_error;     /* an error result arrived for the check */
     char sqlstate[6];   /* of the first error result */
     char errmsg[256];   /* of the first error result */
+    /* A "server going away" message libpq passed to the notice receiver
+     * instead of a result: a FATAL read while idle, or the WARNING notice
+     * of an immediate/crash shutdown (57P01/57P02) before EOF. */
+    char goodbye_state[6];
+    char goodbye_msg[256];
     int cb_depth;
     bool free_requested;
     /* ---- immutable after new ---- */
@@ -176,8 +181,10 @@ static void emit(pgf_session *s, pgf_session_event_kind kind, pgf_sess_op op, ui
     uint64_t seq = pgf_seq_next();
     if (s->recorder == NULL)
         return;
-    pgf_session_event ev = {kind, seq, s->clock ? pgf_simclock_now(s->clock) : pgf_now_ns(),       s->id, op, op_id,
-                            from, to,  cause ? cause : "", err,   h};
+    pgf_session_event ev = {kind,  seq, s->clock ? pgf_simclock_now(s->clock) : pgf_now_ns(),
+                            s->id, op,  op_id,
+                            from,  to,  cause ? cause : "",
+                            err,   h};
     s->recorder(&ev, s->recorder_arg);
 }
 
@@ -410,6 +417,23 @@ static void first_line(const char *in, char *out, size_t len)
         out[--n] = '\0';
 }
 
+/* libpq's notice receiver (loop thread, inside PQconsumeInput/PQconnectPoll):
+ * remember why the server is going away, so that the EOF that follows is
+ * classified by it (FACTS.md §5: the FATAL or WARNING reaches the notice
+ * receiver, PQerrorMessage only says "server closed the connection"). */
+static void on_notice(void *arg, const PGresult *res)
+{
+    pgf_session *s = arg;
+    const char *ss = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    bool fatal = sev != NULL && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0);
+    bool going = ss != NULL && strncmp(ss, "57P0", 4) == 0;
+    if ((fatal || going) && ss != NULL && s->goodbye_state[0] == '\0') {
+        snprintf(s->goodbye_state, sizeof s->goodbye_state, "%s", ss);
+        first_line(PQresultErrorMessage(res), s->goodbye_msg, sizeof s->goodbye_msg);
+    }
+}
+
 static void connect_poll(pgf_session *s, PostgresPollingStatusType r)
 {
     pgf_health h;
@@ -417,7 +441,10 @@ static void connect_poll(pgf_session *s, PostgresPollingStatusType r)
     for (;;) {
         if (r == PGRES_POLLING_FAILED) {
             first_line(PQerrorMessage(s->conn), msg, sizeof msg);
-            classify(s, NULL, msg, &h);
+            if (s->goodbye_state[0] != '\0')
+                classify(s, s->goodbye_state, s->goodbye_msg, &h);
+            else
+                classify(s, NULL, msg, &h);
             open_failed(s, &h);
             return;
         }
@@ -456,6 +483,9 @@ static void start_open(pgf_session *s)
         return;
     }
     atomic_fetch_add(&g_live_pgconns, 1);
+    s->goodbye_state[0] = '\0';
+    s->goodbye_msg[0] = '\0';
+    PQsetNoticeReceiver(s->conn, on_notice, s);
     if (PQstatus(s->conn) == CONNECTION_BAD) {
         connect_poll(s, PGRES_POLLING_FAILED);
         return;
@@ -476,7 +506,10 @@ static void query_done(pgf_session *s)
     if (broken) {
         char msg[256];
         first_line(PQerrorMessage(s->conn), msg, sizeof msg);
-        classify(s, s->sqlstate, s->errmsg[0] ? s->errmsg : msg, &h);
+        if (s->sqlstate[0] == '\0' && s->goodbye_state[0] != '\0')
+            classify(s, s->goodbye_state, s->goodbye_msg, &h);
+        else
+            classify(s, s->sqlstate, s->errmsg[0] ? s->errmsg : msg, &h);
         if (h.reason == PGF_HEALTH_SERVER_ERROR && s->sqlstate[0] == '\0')
             h.reason = PGF_HEALTH_CONNECTION_LOST;
         finish_conn(s);
