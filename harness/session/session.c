@@ -67,13 +67,19 @@ struct pgf_session {
     struct event *sock_ev;
     int sock_fd;
     short sock_what;
-    pgf_timer *timer;   /* the state's deadline (virtual in sim mode) */
+    pgf_timer *timer;    /* the state's deadline (virtual in sim mode) */
     pgf_simclock *clock; /* non-NULL when the base runs on a simulated clock */
     struct event *cmd_ev;
     bool flush_pending; /* query not fully sent yet */
     bool got_error;     /* an error result arrived for the check */
     char sqlstate[6];   /* of the first error result */
     char errmsg[256];   /* of the first error result */
+    /* A FATAL (or 57P0x) the server sent unasked, e.g. 57P01 to an idle
+     * connection before closing it: libpq hands it to the notice receiver,
+     * not to a result, so without this the check that finds the
+     * connection dead could only say connection_lost. */
+    char fatal_sqlstate[6];
+    char fatal_msg[256];
     int cb_depth;
     bool free_requested;
     /* ---- immutable after new ---- */
@@ -176,8 +182,10 @@ static void emit(pgf_session *s, pgf_session_event_kind kind, pgf_sess_op op, ui
     uint64_t seq = pgf_seq_next();
     if (s->recorder == NULL)
         return;
-    pgf_session_event ev = {kind, seq, s->clock ? pgf_simclock_now(s->clock) : pgf_now_ns(),       s->id, op, op_id,
-                            from, to,  cause ? cause : "", err,   h};
+    pgf_session_event ev = {kind,  seq, s->clock ? pgf_simclock_now(s->clock) : pgf_now_ns(),
+                            s->id, op,  op_id,
+                            from,  to,  cause ? cause : "",
+                            err,   h};
     s->recorder(&ev, s->recorder_arg);
 }
 
@@ -225,6 +233,20 @@ static int set_state(pgf_session *s, pgf_sess_state to, pgf_sess_op op, const ch
 {
     pthread_mutex_lock(&s->mu);
     pgf_sess_state from = s->state;
+    if ((op == PGF_OP_open || op == PGF_OP_check) &&
+        (s->close.op != PGF_OP_NONE || s->cancel.op != PGF_OP_NONE)) {
+        /* A close/cancel was accepted on another thread and its command is
+         * queued for this loop: the open/check it preempts must not move
+         * the state any more (that is the checker's concurrent_transition,
+         * found by the soak scenario in stress mode). Leave everything to
+         * do_close/do_cancel, which run next on this loop. */
+        pthread_mutex_unlock(&s->mu);
+        pgf_log_debug("[session %llu] %s -> %s by %s deferred to the pending %s",
+                      (unsigned long long)s->id, pgf_session_state_name(from),
+                      pgf_session_state_name(to), pgf_session_op_name(op),
+                      s->close.op != PGF_OP_NONE ? "close" : "cancel");
+        return PGF_EILLEGAL_STATE;
+    }
     if (!op_active(s, op) || !pgf_session_transition_allowed(from, to, op)) {
         pthread_mutex_unlock(&s->mu);
         pgf_log_error("[session %llu] refused transition %s -> %s by %s (%s)",
@@ -350,6 +372,33 @@ static void canceled_health(pgf_session *s, pgf_health *h, const char *why)
     snprintf(h->message, sizeof h->message, "%s", why);
 }
 
+static void first_line(const char *in, char *out, size_t len)
+{
+    snprintf(out, len, "%s", in != NULL ? in : "");
+    /* keep libpq's "failed: FATAL:  ..." on one line; drop trailing newline */
+    size_t n = strlen(out);
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
+        out[--n] = '\0';
+}
+
+/* libpq's notice receiver (loop thread, inside PQconsumeInput or
+ * PQconnectPoll). Keeps the first unasked FATAL/57P0x for classification
+ * and keeps libpq from printing notices on our stderr. */
+static void on_notice(void *arg, const PGresult *res)
+{
+    pgf_session *s = arg;
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *ss = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    bool fatal = sev != NULL && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0);
+    bool going_away = ss != NULL && strncmp(ss, "57P", 3) == 0;
+    if ((fatal || going_away) && s->fatal_sqlstate[0] == '\0') {
+        snprintf(s->fatal_sqlstate, sizeof s->fatal_sqlstate, "%s", ss ? ss : "");
+        first_line(PQresultErrorMessage(res), s->fatal_msg, sizeof s->fatal_msg);
+    }
+    pgf_log_debug("[session %llu] server notice %s: %s", (unsigned long long)s->id, ss ? ss : "-",
+                  sev ? sev : "-");
+}
+
 /* ---- open ---- */
 
 static pgf_sess_state phase_of(ConnStatusType st, pgf_sess_state cur)
@@ -401,15 +450,6 @@ static void open_failed(pgf_session *s, const pgf_health *h)
     complete(s, PGF_OP_open, pgf_health_reason_err(h->reason), h);
 }
 
-static void first_line(const char *in, char *out, size_t len)
-{
-    snprintf(out, len, "%s", in != NULL ? in : "");
-    /* keep libpq's "failed: FATAL:  ..." on one line; drop trailing newline */
-    size_t n = strlen(out);
-    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
-        out[--n] = '\0';
-}
-
 static void connect_poll(pgf_session *s, PostgresPollingStatusType r)
 {
     pgf_health h;
@@ -456,6 +496,9 @@ static void start_open(pgf_session *s)
         return;
     }
     atomic_fetch_add(&g_live_pgconns, 1);
+    s->fatal_sqlstate[0] = '\0';
+    s->fatal_msg[0] = '\0';
+    PQsetNoticeReceiver(s->conn, on_notice, s);
     if (PQstatus(s->conn) == CONNECTION_BAD) {
         connect_poll(s, PGRES_POLLING_FAILED);
         return;
@@ -476,7 +519,10 @@ static void query_done(pgf_session *s)
     if (broken) {
         char msg[256];
         first_line(PQerrorMessage(s->conn), msg, sizeof msg);
-        classify(s, s->sqlstate, s->errmsg[0] ? s->errmsg : msg, &h);
+        if (!s->got_error && s->fatal_sqlstate[0] != '\0')
+            classify(s, s->fatal_sqlstate, s->fatal_msg[0] ? s->fatal_msg : msg, &h);
+        else
+            classify(s, s->sqlstate, s->errmsg[0] ? s->errmsg : msg, &h);
         if (h.reason == PGF_HEALTH_SERVER_ERROR && s->sqlstate[0] == '\0')
             h.reason = PGF_HEALTH_CONNECTION_LOST;
         finish_conn(s);
@@ -626,7 +672,13 @@ static void do_cancel(pgf_session *s)
         complete(s, PGF_OP_cancel, 0, NULL);
         return;
     }
-    set_state(s, PGF_SESS_CANCELING, PGF_OP_cancel, "cancel request sent");
+    if (set_state(s, PGF_SESS_CANCELING, PGF_OP_cancel, "cancel request sent") != 0)
+        return;
+    /* The query may have finished after the cancel was accepted (its
+     * transition was deferred to us, and the socket is no longer watched):
+     * end it now as canceled; otherwise keep reading until it ends. */
+    if (!PQisBusy(s->conn) || watch(s, EV_READ | (s->flush_pending ? EV_WRITE : 0)) != 0)
+        query_done(s);
 }
 
 /* ---- close ---- */
