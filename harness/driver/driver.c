@@ -561,12 +561,41 @@ static void racers_on_transition(slot *sl, pgf_session *s, pgf_sess_state to)
     }
 }
 
+/* Record a session event with the run's temp socket directory (random,
+ * and quoted by libpq in its error messages) replaced by "$SOCKDIR", so the
+ * same seed gives the same history byte for byte. */
+static void record_event(run_ctx *rc, const pgf_session_event *ev)
+{
+    const char *at =
+        rc->sockdir[0] != '\0' && ev->cause != NULL ? strstr(ev->cause, rc->sockdir) : NULL;
+    if (at == NULL) {
+        pgf_recorder_session_event(ev, rc->res->rec);
+        return;
+    }
+    char buf[1024];
+    size_t out = 0, dlen = strlen(rc->sockdir);
+    const char *p = ev->cause;
+    while (*p != '\0' && out + 1 < sizeof buf) {
+        if (strncmp(p, rc->sockdir, dlen) == 0) {
+            int k = snprintf(buf + out, sizeof buf - out, "$SOCKDIR");
+            out = k > 0 && out + (size_t)k < sizeof buf ? out + (size_t)k : sizeof buf - 1;
+            p += dlen;
+        } else {
+            buf[out++] = *p++;
+        }
+    }
+    buf[out] = '\0';
+    pgf_session_event copy = *ev;
+    copy.cause = buf;
+    pgf_recorder_session_event(&copy, rc->res->rec);
+}
+
 /* The session manager's recorder hook, per session (arg = slot). */
 static void recorder_hook(const pgf_session_event *ev, void *arg)
 {
     slot *sl = arg;
     run_ctx *rc = sl->w->rc;
-    pgf_recorder_session_event(ev, rc->res->rec);
+    record_event(rc, ev);
     if (ev->kind == PGF_SEV_TRANSITION && rc->sc->nracers > 0 && sl->s != NULL)
         racers_on_transition(sl, sl->s, ev->to);
 }
@@ -578,7 +607,7 @@ static void recorder_hook(const pgf_session_event *ev, void *arg)
 static void pool_recorder_hook(const pgf_session_event *ev, void *arg)
 {
     worker *w = arg;
-    pgf_recorder_session_event(ev, w->rc->res->rec);
+    record_event(w->rc, ev);
     if (ev->kind != PGF_SEV_TRANSITION || w->rc->sc->nracers == 0)
         return;
     for (unsigned k = 0; k < w->nslots; k++) {
