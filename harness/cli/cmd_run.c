@@ -81,6 +81,9 @@ static bool parse_u64(const char *s, uint64_t *out)
     return true;
 }
 
+/* Longest duration_ms a scenario gets when the whole built-in suite runs. */
+#define SUITE_MAX_DURATION_MS 5000
+
 static int run_main(int argc, char **argv, bool replay)
 {
     static const struct option opts[] = {
@@ -295,6 +298,17 @@ static int run_main(int argc, char **argv, bool replay)
                     fprintf(stderr, "pgfault run: %s\n", err);
                     rc = PGF_EXIT_USAGE;
                     goto done;
+                }
+                /* The whole suite is the demo: a long profile (the one-hour
+                 * soak) runs a short slice of itself unless --duration says
+                 * otherwise; `--scenario soak` runs it in full. */
+                if (!have_dur && storage[n].duration_ms > SUITE_MAX_DURATION_MS) {
+                    if (!quiet)
+                        printf("note: %s runs %d ms of its %llu ms profile in the whole-suite run "
+                               "(pgfault run --scenario %s for all of it)\n",
+                               storage[n].name, SUITE_MAX_DURATION_MS,
+                               (unsigned long long)storage[n].duration_ms, storage[n].name);
+                    storage[n].duration_ms = SUITE_MAX_DURATION_MS;
                 }
                 scs[n] = &storage[n];
                 n++;

@@ -308,6 +308,7 @@ static void slot_begin(slot *sl)
 /* ---- pool workload: acquire -> check -> release ---- */
 
 static void pool_slot_begin(slot *sl);
+static void racers_on_transition(slot *sl, pgf_session *s, pgf_sess_state to);
 
 static void on_pool_think(void *arg)
 {
@@ -324,18 +325,38 @@ static void pool_next(slot *sl)
     pgf_timer_arm(sl->think, PGF_MS_NS(sl->w->rc->sc->think_ms));
 }
 
+/* Give the checked-out session back the way application code does: in a
+ * `finally`, whatever happened to it (healthy, failed, or closed under it
+ * by a racer). It is the pool's job to notice a FAILED or CLOSED
+ * connection on release; if the driver invalidated failed ones itself, the
+ * pool's release rules (and PGF_BUG_FAILED_RETURNED_TO_POOL /
+ * PGF_BUG_RELEASE_AFTER_CLOSE) would never be exercised. A release the
+ * pool refuses (mid-operation, closed) is followed by invalidate. Waits
+ * until no racer job refers to the session. */
+static void pool_give_back(slot *sl)
+{
+    if (atomic_load(&sl->racer_pending) > 0) {
+        sl->wait_racers = true;
+        return;
+    }
+    sl->wait_racers = false;
+    pgf_session *s = sl->s;
+    sl->s = NULL;
+    if (s != NULL && pgf_pool_release(sl->w->pool, s) != 0) {
+        atomic_fetch_add(&sl->w->rc->api_errors, 1);
+        pgf_pool_invalidate(sl->w->pool, s);
+    }
+    pool_next(sl);
+}
+
 static void on_pool_check(pgf_session *s, pgf_sess_op op, int err, const pgf_health *h, void *arg)
 {
     (void)op;
+    (void)s;
     slot *sl = arg;
     pgf_sim_activity();
     add_outcome(sl->w, reason_of(err, h), run_now(sl->w->rc) - sl->t0);
-    if (err == 0)
-        pgf_pool_release(sl->w->pool, s);
-    else
-        pgf_pool_invalidate(sl->w->pool, s);
-    sl->s = NULL;
-    pool_next(sl);
+    pool_give_back(sl);
 }
 
 static void on_acquired(pgf_pool *p, pgf_session *s, int err, const pgf_health *h, void *arg)
@@ -350,11 +371,11 @@ static void on_acquired(pgf_pool *p, pgf_session *s, int err, const pgf_health *
     }
     sl->s = s;
     if (pgf_session_check(s, on_pool_check, sl) != 0) {
+        /* Handed out in a state where a check is refused (a connection the
+         * pool should have dropped): count it and give it back. */
         atomic_fetch_add(&sl->w->rc->api_errors, 1);
         add_outcome(sl->w, PGF_HEALTH_CANCELED, run_now(sl->w->rc) - sl->t0);
-        pgf_pool_invalidate(sl->w->pool, s);
-        sl->s = NULL;
-        pool_next(sl);
+        pool_give_back(sl);
     }
 }
 
@@ -427,8 +448,12 @@ static void racer_done(evutil_socket_t fd, short what, void *arg)
     (void)what;
     slot *sl = arg;
     pgf_sim_activity();
-    if (atomic_fetch_sub(&sl->racer_pending, 1) == 1 && sl->wait_racers)
-        slot_closed(sl);
+    if (atomic_fetch_sub(&sl->racer_pending, 1) == 1 && sl->wait_racers) {
+        if (sl->w->rc->sc->pool)
+            pool_give_back(sl);
+        else
+            slot_closed(sl);
+    }
 }
 
 static void sim_job_fire(void *arg)
@@ -536,21 +561,62 @@ static void racers_on_transition(slot *sl, pgf_session *s, pgf_sess_state to)
     }
 }
 
+/* Record a session event with the run's temp socket directory (random,
+ * and quoted by libpq in its error messages) replaced by "$SOCKDIR", so the
+ * same seed gives the same history byte for byte. */
+static void record_event(run_ctx *rc, const pgf_session_event *ev)
+{
+    const char *at =
+        rc->sockdir[0] != '\0' && ev->cause != NULL ? strstr(ev->cause, rc->sockdir) : NULL;
+    if (at == NULL) {
+        pgf_recorder_session_event(ev, rc->res->rec);
+        return;
+    }
+    char buf[1024];
+    size_t out = 0, dlen = strlen(rc->sockdir);
+    const char *p = ev->cause;
+    while (*p != '\0' && out + 1 < sizeof buf) {
+        if (strncmp(p, rc->sockdir, dlen) == 0) {
+            int k = snprintf(buf + out, sizeof buf - out, "$SOCKDIR");
+            out = k > 0 && out + (size_t)k < sizeof buf ? out + (size_t)k : sizeof buf - 1;
+            p += dlen;
+        } else {
+            buf[out++] = *p++;
+        }
+    }
+    buf[out] = '\0';
+    pgf_session_event copy = *ev;
+    copy.cause = buf;
+    pgf_recorder_session_event(&copy, rc->res->rec);
+}
+
 /* The session manager's recorder hook, per session (arg = slot). */
 static void recorder_hook(const pgf_session_event *ev, void *arg)
 {
     slot *sl = arg;
     run_ctx *rc = sl->w->rc;
-    pgf_recorder_session_event(ev, rc->res->rec);
+    record_event(rc, ev);
     if (ev->kind == PGF_SEV_TRANSITION && rc->sc->nracers > 0 && sl->s != NULL)
         racers_on_transition(sl, sl->s, ev->to);
 }
 
-/* The pool's sessions: no slot to race on, just record. */
+/* The pool's sessions: record; racers act only on a session a slot has
+ * checked out (from acquire until it is given back), never on one the
+ * pool is opening, pinging or closing on its own. Transitions are reported
+ * on the loop thread that owns the slots, so reading sl->s is safe. */
 static void pool_recorder_hook(const pgf_session_event *ev, void *arg)
 {
     worker *w = arg;
-    pgf_recorder_session_event(ev, w->rc->res->rec);
+    record_event(w->rc, ev);
+    if (ev->kind != PGF_SEV_TRANSITION || w->rc->sc->nracers == 0)
+        return;
+    for (unsigned k = 0; k < w->nslots; k++) {
+        slot *sl = &w->slots[k];
+        if (sl->s != NULL && pgf_session_id(sl->s) == ev->session_id) {
+            racers_on_transition(sl, sl->s, ev->to);
+            return;
+        }
+    }
 }
 
 /* ------------------------------------------------------------------ */

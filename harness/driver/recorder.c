@@ -189,6 +189,28 @@ void pgf_recorder_session_event(const pgf_session_event *ev, void *arg)
                 rec->phase = intern(b, ev->health->phase);
         }
     }
+    /* The health-check verdict as its own `health` record (history-format:
+     * the checker compares it with the fault that preceded it; without it
+     * misclassified_health could never fire - an auth failure reported as
+     * connection_lost went unnoticed). Written for every completed check
+     * and for an open that failed (the check's verdict then); not for a
+     * result the caller canceled (close/cancel), which says nothing about
+     * what the fault did. */
+    bool verdict = (ev->kind == PGF_SEV_OK && ev->op == PGF_OP_check) ||
+                   (ev->kind == PGF_SEV_FAIL && (ev->op == PGF_OP_check || ev->op == PGF_OP_open));
+    if (!verdict || ev->health == NULL ||
+        (!ev->health->healthy && ev->health->reason == PGF_HEALTH_CANCELED))
+        return;
+    pgf_rec *hr = push(r, b);
+    if (hr == NULL)
+        return;
+    pgf_rec_init(hr, PGF_REC_HEALTH);
+    hr->seq = pgf_seq_next();
+    hr->time_ns = now(r);
+    hr->session = (int64_t)ev->session_id;
+    hr->op_id = (int64_t)ev->op_id;
+    hr->thread = b->thread;
+    hr->reason = ev->health->healthy ? "ok" : pgf_health_reason_name(ev->health->reason);
 }
 
 void pgf_recorder_fault(pgf_recorder *r, uint64_t conn, int64_t session, pgf_phase phase,

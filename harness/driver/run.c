@@ -202,6 +202,8 @@ static bool evaluate(const pgf_scenario *sc, outcome *oc, pgf_report_scenario *r
             uint64_t *all_lat = malloc((total ? total : 1) * sizeof *all_lat);
             size_t n = 0;
             for (int k = 0; all_lat && k < PGF_HEALTH_REASON_COUNT; k++) {
+                if (r->nlat[k] == 0)
+                    continue; /* lat[k] may be NULL */
                 memcpy(all_lat + n, r->lat[k], r->nlat[k] * sizeof *all_lat);
                 n += r->nlat[k];
             }

@@ -608,10 +608,6 @@ static bool parse_root(vctx *v, const pgf_doc *root, pgf_scenario *sc)
         return false;
     if ((x = pgf_doc_get(root, "expect")) && !parse_expect(v, x, sc))
         return false;
-    if (sc->pool && sc->nracers > 0)
-        return verr(v, pgf_doc_get(root, "racers"),
-                    "racers act on individual sessions; they cannot be combined with "
-                    "'workload.pool' (pooled sessions belong to the pool)");
     return true;
 }
 

@@ -232,6 +232,20 @@ static int set_state(pgf_session *s, pgf_sess_state to, pgf_sess_op op, const ch
 {
     pthread_mutex_lock(&s->mu);
     pgf_sess_state from = s->state;
+    if ((op == PGF_OP_open || op == PGF_OP_check) &&
+        (s->close.op != PGF_OP_NONE || s->cancel.op != PGF_OP_NONE)) {
+        /* A close/cancel was accepted on another thread and its command is
+         * queued for this loop: the open/check it preempts must not move
+         * the state any more (that is the checker's concurrent_transition,
+         * found by the soak scenario in stress mode). Leave everything to
+         * do_close/do_cancel, which run next on this loop. */
+        pthread_mutex_unlock(&s->mu);
+        pgf_log_debug("[session %llu] %s -> %s by %s deferred to the pending %s",
+                      (unsigned long long)s->id, pgf_session_state_name(from),
+                      pgf_session_state_name(to), pgf_session_op_name(op),
+                      s->close.op != PGF_OP_NONE ? "close" : "cancel");
+        return PGF_EILLEGAL_STATE;
+    }
     if (!op_active(s, op) || !pgf_session_transition_allowed(from, to, op)) {
         pthread_mutex_unlock(&s->mu);
         pgf_log_error("[session %llu] refused transition %s -> %s by %s (%s)",
@@ -659,7 +673,13 @@ static void do_cancel(pgf_session *s)
         complete(s, PGF_OP_cancel, 0, NULL);
         return;
     }
-    set_state(s, PGF_SESS_CANCELING, PGF_OP_cancel, "cancel request sent");
+    if (set_state(s, PGF_SESS_CANCELING, PGF_OP_cancel, "cancel request sent") != 0)
+        return;
+    /* The query may have finished after the cancel was accepted (its
+     * transition was deferred to us, and the socket is no longer watched):
+     * end it now as canceled; otherwise keep reading until it ends. */
+    if (!PQisBusy(s->conn) || watch(s, EV_READ | (s->flush_pending ? EV_WRITE : 0)) != 0)
+        query_done(s);
 }
 
 /* ---- close ---- */

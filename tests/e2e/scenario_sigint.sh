@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# scenario_sigint.sh - SIGINT during a stress run (the one-hour soak) still
+# writes complete report.json, junit.xml and report.html, marked
+# interrupted, and exits 1 (partial results are not a pass). Bounded: the
+# signal goes after the first progress line (or 10 s), the run must end
+# within 20 s of it.
+set -u
+: "${PGFAULT:?path to the pgfault binary}"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/pgf-e2e-int.XXXXXX")
+pid=
+cleanup() {
+    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+fail() {
+    echo "FAIL: $*"
+    sed 's/^/  log: /' "$TMP/log" | tail -20
+    exit 1
+}
+
+"$PGFAULT" run --scenario soak --out "$TMP/out" >"$TMP/log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do
+    grep -q '^\[soak\]' "$TMP/log" && break
+    sleep 0.1
+done
+grep -q '^\[soak\]' "$TMP/log" || fail "no progress line within 10 s"
+kill -INT "$pid"
+for _ in $(seq 1 200); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+done
+if kill -0 "$pid" 2>/dev/null; then
+    fail "still running 20 s after SIGINT"
+fi
+wait "$pid"
+rc=$?
+pid=
+[ "$rc" = 1 ] || fail "exit $rc after SIGINT, want 1"
+for f in report.json junit.xml report.html history.jsonl; do
+    [ -s "$TMP/out/$f" ] || fail "$f missing or empty"
+done
+ls "$TMP/out" | grep -q '\.tmp' && fail "temporary report files left behind"
+/usr/bin/python3 - "$TMP/out/report.json" <<'PYEOF' || fail "report.json not marked interrupted"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["run"]["interrupted"] is True, r["run"]
+assert r["scenarios"][0]["health_checks"] > 0
+PYEOF
+xmllint --noout "$TMP/out/junit.xml" || fail "junit.xml is not well-formed"
+grep -qi "interrupted" "$TMP/out/junit.xml" || fail "junit.xml does not say interrupted"
+grep -qi "interrupted" "$TMP/out/report.html" || fail "report.html does not say interrupted"
+grep -q '</html>' "$TMP/out/report.html" || fail "report.html truncated"
+echo "ok"
