@@ -47,6 +47,7 @@ static void run_usage(FILE *f)
                "  --bugs LIST          turn on deliberate session-manager bugs (comma list)\n"
                "  --out DIR            where reports go (default out/)\n"
                "  --shrink             on failure, search a smaller reproduction (sim mode)\n"
+               "  --no-check           record and check nothing (to measure their overhead)\n"
                "  --explain            print the resolved scenarios, defaults included, and exit\n"
                "  --quiet              nothing on stdout\n"
                "  --log-level LEVEL    error, warn, info, debug, trace\n"
@@ -87,18 +88,27 @@ static bool parse_u64(const char *s, uint64_t *out)
 static int run_main(int argc, char **argv, bool replay)
 {
     static const struct option opts[] = {
-        {"scenario", required_argument, NULL, 'S'}, {"list", no_argument, NULL, 'l'},
-        {"seed", required_argument, NULL, 's'},     {"mode", required_argument, NULL, 'm'},
-        {"sessions", required_argument, NULL, 'n'}, {"iterations", required_argument, NULL, 'i'},
-        {"duration", required_argument, NULL, 'd'}, {"threads", required_argument, NULL, 't'},
-        {"bugs", required_argument, NULL, 'b'},     {"out", required_argument, NULL, 'o'},
-        {"shrink", no_argument, NULL, 'k'},         {"explain", no_argument, NULL, 'e'},
-        {"quiet", no_argument, NULL, 'q'},          {"log-level", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"scenario", required_argument, NULL, 'S'},
+        {"list", no_argument, NULL, 'l'},
+        {"seed", required_argument, NULL, 's'},
+        {"mode", required_argument, NULL, 'm'},
+        {"sessions", required_argument, NULL, 'n'},
+        {"iterations", required_argument, NULL, 'i'},
+        {"duration", required_argument, NULL, 'd'},
+        {"threads", required_argument, NULL, 't'},
+        {"bugs", required_argument, NULL, 'b'},
+        {"out", required_argument, NULL, 'o'},
+        {"shrink", no_argument, NULL, 'k'},
+        {"no-check", no_argument, NULL, 'N'},
+        {"explain", no_argument, NULL, 'e'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *names[MAX_SCENARIOS];
     int nnames = 0;
-    bool list = false, explain = false, quiet = false, shrink = false;
+    bool list = false, explain = false, quiet = false, shrink = false, no_check = false;
     bool have_seed = false, have_mode = false, have_sessions = false, have_iter = false,
          have_dur = false, have_threads = false, have_bugs = false;
     uint64_t seed = 0, sessions = 0, iterations = 0, duration = 0, threads = 0;
@@ -174,6 +184,9 @@ static int run_main(int argc, char **argv, bool replay)
             break;
         case 'k':
             shrink = true;
+            break;
+        case 'N':
+            no_check = true;
             break;
         case 'e':
             explain = true;
@@ -363,6 +376,7 @@ static int run_main(int argc, char **argv, bool replay)
     ro.out_dir = out ? out : (replay ? "out/replay" : "out");
     ro.quiet = quiet;
     ro.shrink = shrink;
+    ro.no_check = no_check;
     ro.console = stdout;
     ro.stop = &stop_flag;
     ro.replay_base = "pgfault";

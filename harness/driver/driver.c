@@ -566,6 +566,8 @@ static void racers_on_transition(slot *sl, pgf_session *s, pgf_sess_state to)
  * same seed gives the same history byte for byte. */
 static void record_event(run_ctx *rc, const pgf_session_event *ev)
 {
+    if (rc->o != NULL && rc->o->no_record)
+        return;
     const char *at =
         rc->sockdir[0] != '\0' && ev->cause != NULL ? strstr(ev->cause, rc->sockdir) : NULL;
     if (at == NULL) {
@@ -629,7 +631,9 @@ static void on_fault(void *arg, const struct pgf_fault_ctx *ctx, int phase,
     int64_t session = -1;
     if (ctx->application_name != NULL && strncmp(ctx->application_name, "pgf-s", 5) == 0)
         session = strtoll(ctx->application_name + 5, NULL, 10);
-    pgf_recorder_fault(rc->res->rec, ctx->conn_id, session, (pgf_phase)phase, a, ctx->elapsed_ns);
+    if (rc->o == NULL || !rc->o->no_record)
+        pgf_recorder_fault(rc->res->rec, ctx->conn_id, session, (pgf_phase)phase, a,
+                           ctx->elapsed_ns);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1058,8 +1062,10 @@ int pgf_driver_run(const pgf_scenario *sc, const pgf_driver_opts *o, pgf_run **o
     pgf_session_counters_get(&cnt);
     if (rc->server != NULL) {
         pgf_server_get_stats(rc->server, &res->server);
-        pgf_recorder_server(res->rec, (int64_t)res->server.active, (int64_t)res->server.accepted,
-                            (int64_t)res->server.closed, cnt.pgconns);
+        if (o == NULL || !o->no_record)
+            pgf_recorder_server(res->rec, (int64_t)res->server.active,
+                                (int64_t)res->server.accepted, (int64_t)res->server.closed,
+                                cnt.pgconns);
     }
     progress(rc, true);
 done:

@@ -26,6 +26,7 @@ typedef struct pgf_driver_opts {
     bool tty;                    /* progress redraws one line */
     volatile sig_atomic_t *stop; /* set by a signal handler: wind down early */
     const char *faults_log_path; /* stream the fault log here (NULL = memory only) */
+    bool no_record;              /* record no history (benchmarks: the recorder's cost) */
 } pgf_driver_opts;
 
 /* Everything a run produced. */

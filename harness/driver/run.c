@@ -48,7 +48,9 @@ typedef struct outcome {
     const pgf_rec *recs;
     size_t n;
     bool passed;
-    char first_failure[128]; /* name of the first failed check: what shrinking preserves */
+    char first_failure[128];     /* name of the first failed check: what shrinking preserves */
+    bool unchecked;              /* --no-check: no history was recorded */
+    int64_t checks_to_violation; /* health checks completed before the first violation; -1 none */
     char digest[65];
 } outcome;
 
@@ -137,7 +139,11 @@ static bool evaluate(const pgf_scenario *sc, outcome *oc, pgf_report_scenario *r
         want_violations |= sc->expects[i].kind == PGF_EXPECT_VIOLATIONS;
 
     /* 1. the checker, one check per violation kind that occurred */
-    if (!want_violations) {
+    if (oc->unchecked) {
+        if (rs)
+            pgf_report_add_check(rs, "history recorded and checked", true, NULL,
+                                 "skipped: --no-check (throughput measurement)");
+    } else if (!want_violations) {
         if (oc->check->total == 0) {
             if (rs)
                 pgf_report_add_check(rs, "no illegal transitions or invariant violations", true,
@@ -387,6 +393,9 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
     dopts.tty = dopts.progress != NULL && isatty(fileno(dopts.progress));
     dopts.stop = o ? o->stop : NULL;
     dopts.faults_log_path = faults_path;
+    dopts.no_record = o != NULL && o->no_check;
+    oc->unchecked = dopts.no_record;
+    oc->checks_to_violation = -1;
     int e = pgf_driver_run(sc, &dopts, &oc->run, err, errlen);
     if (e != 0)
         return e;
@@ -410,6 +419,23 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
     if (e != 0) {
         snprintf(err, errlen, "checker failed: %s", pgf_strerror(e));
         return e;
+    }
+    /* How long it took to catch: completed health checks before the
+     * record that showed the first violation. */
+    size_t first_at = SIZE_MAX;
+    for (size_t f = 0; f < oc->check->nfirst; f++)
+        if (oc->check->first[f].at < first_at)
+            first_at = oc->check->first[f].at;
+    if (first_at != SIZE_MAX && first_at != PGF_CHECK_NO_RECORD) {
+        int64_t k = 0;
+        for (size_t i = 0; i < first_at && i < oc->n; i++) {
+            const pgf_rec *r = &oc->recs[i];
+            if ((r->type == PGF_REC_OK && r->op && strcmp(r->op, "check") == 0) ||
+                (r->type == PGF_REC_FAIL && r->op &&
+                 (strcmp(r->op, "check") == 0 || strcmp(r->op, "open") == 0)))
+                k++;
+        }
+        oc->checks_to_violation = k;
     }
     oc->passed = evaluate(sc, oc, NULL);
     return 0;
@@ -643,6 +669,17 @@ int pgf_run_suite(pgf_scenario *const *scs, int n, const pgf_run_opts *o)
         if (con)
             fprintf(con, "   %" PRIu64 " checks, %" PRIu64 " violations, %s  (digest %.12s)\n",
                     oc.run->checks, oc.check->total, oc.passed ? "PASS" : "FAIL", oc.digest);
+        if (js != NULL) {
+            json_object_set_new(js, "checks", json_integer((json_int_t)oc.run->checks));
+            json_object_set_new(js, "violations", json_integer((json_int_t)oc.check->total));
+            json_object_set_new(js, "wall_ms",
+                                json_integer((json_int_t)(oc.run->wall_ns / 1000000)));
+            json_object_set_new(js, "checks_until_first_violation",
+                                oc.checks_to_violation >= 0
+                                    ? json_integer((json_int_t)oc.checks_to_violation)
+                                    : json_null());
+            json_object_set_new(js, "digest", json_string(oc.digest));
+        }
         if (!oc.passed) {
             if (exit_code == 0)
                 exit_code = oc.run->harness_error[0] ? 3 : 1;

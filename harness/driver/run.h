@@ -17,6 +17,7 @@ typedef struct pgf_run_opts {
     const char *out_dir;          /* default "out" */
     bool quiet;                   /* nothing on stdout */
     bool shrink;                  /* on failure, search a smaller reproduction */
+    bool no_check;                /* record and check nothing (measures their overhead) */
     FILE *console;                /* summary and progress (stdout unless quiet) */
     volatile sig_atomic_t *stop;  /* SIGINT/SIGTERM flag */
     const char *replay_base;      /* how to call us in replay commands ("pgfault") */
