@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
@@ -625,6 +626,92 @@ static void *cancel_thread(void *arg)
     return NULL;
 }
 
+/* ---- cancel from the loop ----
+ *
+ * libpq 15 cancels only with PQcancel(), which blocks (new connection, then
+ * it waits for the server to close it), so it needs a thread, and a thread
+ * makes the order of events depend on the OS: --mode sim could not promise
+ * "same seed, same history" for a run with cancels. libpq 15 keeps the
+ * cancel key only inside PGcancel (libpq-int.h: struct pg_cancel { SockAddr
+ * raddr; int be_pid; int be_key; ... }). We read the key only when the pid
+ * stored next to it equals PQbackendPID() -- proof the layout is the one we
+ * know -- and then send the 16-byte CancelRequest ourselves, non-blocking,
+ * from the loop, to the address the session is connected to. Otherwise (a
+ * different libpq) we fall back to PQcancel on a thread. */
+struct pg15_cancel_prefix {
+    struct {
+        struct sockaddr_storage addr;
+        socklen_t salen;
+    } raddr; /* libpq's SockAddr, padding included */
+    int be_pid;
+    int be_key;
+};
+
+typedef struct inline_cancel {
+    struct event *ev;
+    uint8_t pkt[16];
+} inline_cancel;
+
+static void on_cancel_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    inline_cancel *ic = arg;
+    pgf_sim_activity();
+    /* Best effort, like PQcancel: a lost request ends at the cancel deadline. */
+    ssize_t w = send(fd, ic->pkt, sizeof ic->pkt, MSG_NOSIGNAL);
+    (void)w;
+    event_free(ic->ev);
+    close(fd);
+    free(ic);
+    atomic_fetch_sub(&g_live_cancel_threads, 1);
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static bool cancel_from_loop(pgf_session *s, PGcancel *c)
+{
+    int pid = PQbackendPID(s->conn);
+    const struct pg15_cancel_prefix *l = (const struct pg15_cancel_prefix *)(const void *)c;
+    if (pid == 0 || l->be_pid != pid)
+        return false;
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof peer;
+    if (getpeername(PQsocket(s->conn), (struct sockaddr *)&peer, &plen) != 0)
+        return false;
+    int fd = socket(peer.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    if (connect(fd, (struct sockaddr *)&peer, plen) != 0 && errno != EINPROGRESS) {
+        close(fd);
+        return false;
+    }
+    inline_cancel *ic = calloc(1, sizeof *ic);
+    if (ic == NULL) {
+        close(fd);
+        return false;
+    }
+    put_be32(ic->pkt, 16);
+    put_be32(ic->pkt + 4, 80877102u); /* CancelRequest code */
+    put_be32(ic->pkt + 8, (uint32_t)pid);
+    put_be32(ic->pkt + 12, (uint32_t)l->be_key);
+    ic->ev = event_new(s->base, fd, EV_WRITE, on_cancel_writable, ic);
+    if (ic->ev == NULL || event_add(ic->ev, NULL) != 0) {
+        if (ic->ev != NULL)
+            event_free(ic->ev);
+        free(ic);
+        close(fd);
+        return false;
+    }
+    atomic_fetch_add(&g_live_cancel_threads, 1);
+    return true;
+}
+
 static void do_cancel(pgf_session *s)
 {
     pgf_sess_state st = pgf_session_state(s);
@@ -651,6 +738,11 @@ static void do_cancel(pgf_session *s)
     pthread_t t;
     pthread_attr_t attr;
     bool started = false;
+    if (c != NULL && cancel_from_loop(s, c)) {
+        PQfreeCancel(c);
+        c = NULL;
+        started = true;
+    }
     if (c != NULL && pthread_attr_init(&attr) == 0) {
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         atomic_fetch_add(&g_live_cancel_threads, 1);

@@ -129,7 +129,7 @@ int pgf_session_backend_pid(pgf_session *s);
 typedef struct pgf_session_counters {
     long sessions;       /* pgf_session objects not yet freed */
     long pgconns;        /* PGconn objects not yet PQfinish'ed */
-    long cancel_threads; /* PQcancel helper threads still running */
+    long cancel_threads; /* cancel requests still being sent (loop or fallback thread) */
 } pgf_session_counters;
 void pgf_session_counters_get(pgf_session_counters *c);
 

@@ -58,13 +58,7 @@ assert s["violations_total"] == 0, s["violations_total"]
 assert s["health_checks"] > 0, "no health checks ran"
 assert all(c["passed"] for c in s["checks"]), [c for c in s["checks"] if not c["passed"]]
 PYEOF
-    # Known gap: a cancel racer makes the session manager run PQcancel on
-    # a real helper thread (libpq 15 has no non-blocking cancel), and when
-    # the server sees that connection relative to the other sessions' I/O
-    # is up to the OS scheduler; those scenarios are not byte-replayable.
-    if "$PGFAULT" run --scenario "$name" --explain | grep -q 'op: cancel'; then
-        echo "note: $name has cancel racers: determinism self-check not applicable (PQcancel thread)"
-    elif [ "$(mode_of "$name")" = sim ]; then
+    if [ "$(mode_of "$name")" = sim ]; then
         seed=$("$PGFAULT" run --scenario "$name" --explain | sed -n 's/^seed: //p' | head -1)
         rc=$(run "$TMP/b" "$TMP/b.log" --scenario "$name" "$@")
         [ "$rc" = 0 ] || die "$name: second run exit $rc"
