@@ -93,6 +93,7 @@ struct run_ctx {
     atomic_uint_fast64_t racer_fired;
     atomic_uint_fast64_t api_errors;
     atomic_uint_fast64_t checks_done;
+    atomic_uint_fast64_t live_outcomes[PGF_HEALTH_REASON_COUNT]; /* for progress lines */
     atomic_int workers_left;
     atomic_uint_fast64_t next_session_id;
     int app_index; /* index of application_name in kw/vals */
@@ -122,6 +123,7 @@ static void add_outcome(worker *w, pgf_health_reason reason, uint64_t ns)
 {
     w->checks++;
     atomic_fetch_add(&w->rc->checks_done, 1);
+    atomic_fetch_add(&w->rc->live_outcomes[reason], 1);
     w->outcomes[reason]++;
     if (w->nlat[reason] == w->caplat[reason]) {
         size_t cap = w->caplat[reason] ? w->caplat[reason] * 2 : 256;
@@ -820,9 +822,47 @@ static void progress(run_ctx *rc, bool final)
         return;
     double el = (double)(pgf_now_ns() - rc->start_ns) / 1e9;
     uint64_t checks = atomic_load(&rc->checks_done);
-    fprintf(f, "%s[%s] %6.1fs  checks %llu  (%.0f/s)  racers fired %llu%s", rc->o->tty ? "\r" : "",
-            rc->sc->name, el, (unsigned long long)checks, el > 0 ? (double)checks / el : 0.0,
-            (unsigned long long)atomic_load(&rc->racer_fired), rc->o->tty && !final ? "   " : "\n");
+    /* failures by reason, most frequent first (at most three) */
+    char fails[160] = "";
+    uint64_t shown[3] = {0};
+    for (int k = 0; k < 3; k++) {
+        int best = -1;
+        uint64_t bn = 0;
+        for (int r = 1; r < PGF_HEALTH_REASON_COUNT; r++) {
+            uint64_t n = atomic_load(&rc->live_outcomes[r]);
+            bool used = false;
+            for (int j = 0; j < k; j++)
+                used |= shown[j] == (uint64_t)r + 1;
+            if (!used && n > bn) {
+                bn = n;
+                best = r;
+            }
+        }
+        if (best < 0)
+            break;
+        shown[k] = (uint64_t)best + 1;
+        size_t len = strlen(fails);
+        snprintf(fails + len, sizeof fails - len, "%s%s %llu",
+                 k ? ", " : "  failed: ", pgf_health_reason_name((pgf_health_reason)best),
+                 (unsigned long long)bn);
+    }
+    /* remaining: by duration, else by the share of planned checks done */
+    char rem[48] = "";
+    const pgf_scenario *sc = rc->sc;
+    if (!final && rc->end_ns > 0 && !rc->sim) {
+        uint64_t now = run_now(rc);
+        snprintf(rem, sizeof rem, "  %.0fs left",
+                 now < rc->end_ns ? (double)(rc->end_ns - now) / 1e9 : 0.0);
+    } else if (!final && sc->iterations > 0 && checks > 0) {
+        double total = (double)sc->iterations * sc->sessions;
+        double left = total > (double)checks ? el * (total - (double)checks) / (double)checks : 0;
+        snprintf(rem, sizeof rem, "  ~%.0fs left", left);
+    }
+    fprintf(f, "%s[%s] %5.1fs%s  checks %llu (%.0f/s)%s  racers %llu  violations: checked at end%s",
+            rc->o->tty ? "\r" : "", sc->name, el, rem, (unsigned long long)checks,
+            el > 0 ? (double)checks / el : 0.0, fails,
+            (unsigned long long)atomic_load(&rc->racer_fired),
+            rc->o->tty && !final ? "\033[K" : "\n");
     fflush(f);
 }
 
