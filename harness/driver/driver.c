@@ -450,7 +450,7 @@ static void racer_done(evutil_socket_t fd, short what, void *arg)
     (void)what;
     slot *sl = arg;
     pgf_sim_activity();
-    if (atomic_fetch_sub(&sl->racer_pending, 1) == 1 && sl->wait_racers) {
+    if (atomic_fetch_sub(&sl->racer_pending, 1) == 1 && sl->wait_racers && !sl->done) {
         if (sl->w->rc->sc->pool)
             pool_give_back(sl);
         else
@@ -1001,6 +1001,12 @@ static void merge_results(run_ctx *rc)
 
 static void teardown(run_ctx *rc)
 {
+    /* The racer thread (joined by now) may have handed completions back to
+     * a worker loop after it stopped: run them while the slots still exist. */
+    for (int i = 0; i < rc->nworkers; i++)
+        if (!rc->sim && rc->workers[i].base != NULL)
+            for (int k = 0; k < 4; k++)
+                event_base_loop(rc->workers[i].base, EVLOOP_NONBLOCK);
     for (int i = 0; i < rc->nworkers; i++) {
         worker *w = &rc->workers[i];
         if (w->pool != NULL)
@@ -1013,10 +1019,8 @@ static void teardown(run_ctx *rc)
         free(w->slots);
         for (int r = 0; r < PGF_HEALTH_REASON_COUNT; r++)
             free(w->lat[r]);
-        if (!rc->sim && w->base != NULL) {
-            event_base_loop(w->base, EVLOOP_NONBLOCK);
+        if (!rc->sim && w->base != NULL)
             event_base_free(w->base);
-        }
     }
     free(rc->workers);
     pgf_timer_free(rc->rotate_timer);
