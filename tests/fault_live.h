@@ -36,7 +36,7 @@
 /* Each test file uses a subset of these helpers. */
 #define FL_FN static __attribute__((unused))
 
-/* libpq's text for EOF (and for ECONNRESET) on a connection: FACTS.md §5. */
+/* libpq's text for EOF (and for ECONNRESET) on a connection: docs/postgres15-facts.md §5. */
 #define FL_CLOSED_TEXT                                                                        \
     "server closed the connection unexpectedly\n\tThis probably means the server terminated " \
     "abnormally\n\tbefore or while processing the request.\n"
@@ -148,7 +148,7 @@ static void *fl_notice_arg;
 
 /* libpq 15's async API, after it saw EOF in PQconsumeInput, appends
  * "invalid socket\n" when PQgetResult then waits on the dropped socket
- * (PQexec, which reads inside PQgetResult, does not: FACTS.md §5 texts).
+ * (PQexec, which reads inside PQgetResult, does not: docs/postgres15-facts.md §5 texts).
  * Strip that tail so the texts compare to the documented ones. */
 FL_FN void fl_strip_async_tail(char *s)
 {

@@ -1,6 +1,6 @@
 /* test_checker.c - history format, spec loader and checker.
  *
- * Fixtures: tests/data/spec_session.json (the SPEC_CONTRACT.md machine with
+ * Fixtures: tests/data/spec_session.json (the docs/spec-format.md machine with
  * NEW..FAILED and open/check/cancel/close) and tests/data/histories/
  * (valid_basic.jsonl and one v_<kind>.jsonl per violation kind). Malformed
  * input is generated into a temp dir so each case names its line.

@@ -3,7 +3,7 @@
  * A fake server runs in-process on its own thread with a fault engine
  * whose rules each test installs from YAML. For each action (and each
  * error preset) the tests assert what libpq observes: the exact error
- * text (FACTS.md §5, §10), PQstatus, the SQLSTATE when there is one, the
+ * text (docs/postgres15-facts.md §5, §10), PQstatus, the SQLSTATE when there is one, the
  * connect status where it failed, and the phase in the fault log. Raw
  * sockets show what libpq hides: RST vs FIN (ECONNRESET vs EOF) and the
  * exact bytes of a truncated message. Delay, drip, bandwidth and stall
@@ -380,7 +380,7 @@ static void timed_query_faults(void)
 
 /* crash-shutdown while idle: a WARNING notice (with PostgreSQL's DETAIL and
  * HINT), then EOF; libpq hands the notice to the notice receiver and the
- * next query fails with the "server closed" text (FACTS.md §5). */
+ * next query fails with the "server closed" text (docs/postgres15-facts.md §5). */
 static void on_notice(void *arg, const PGresult *r)
 {
     char *buf = arg;

@@ -334,7 +334,7 @@ static void build_extended_and_negotiate(void)
     pgf_t_msgs_free(m, n);
 
     /* The v2 error is not framed by the relay (no length word), so the
-     * expected bytes come from FACTS.md §1: 'E' text '\0'. */
+     * expected bytes come from docs/postgres15-facts.md §1: 'E' text '\0'. */
     static const char v2[] = "FATAL:  unsupported frontend protocol 2.0: server supports 3.0 to "
                              "3.0\n";
     pgf_buf_reset(&b);

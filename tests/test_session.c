@@ -250,7 +250,7 @@ static void classification_table(void)
         pgf_health_reason want;
         const char *want_sqlstate;
     } cases[] = {
-        /* exact libpq texts, FACTS.md §1, §5, §6, §10 */
+        /* exact libpq texts, docs/postgres15-facts.md §1, §5, §6, §10 */
         {NULL,
          "connection to server at \"127.0.0.1\", port 54330 failed: FATAL:  password "
          "authentication failed for user \"u_scram\"",

@@ -233,7 +233,7 @@ typedef struct preset {
     const char *name, *severity, *sqlstate, *message, *detail, *hint;
 } preset;
 
-/* Texts as PostgreSQL 15 sends them (docs/faults.md; FACTS.md sections 5-7). */
+/* Texts as PostgreSQL 15 sends them (docs/faults.md; docs/postgres15-facts.md sections 5-7). */
 static const preset presets[] = {
     {"admin-shutdown", "FATAL", "57P01", "terminating connection due to administrator command",
      NULL, NULL},

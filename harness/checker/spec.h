@@ -1,6 +1,6 @@
 /* spec.h - the session state machine as data, loaded from its JSON form.
  *
- * The format is the contract of SPEC_CONTRACT.md (`pgfault spec --format
+ * The format is the contract of docs/spec-format.md (`pgfault spec --format
  * json`): states (one initial, some terminal), operations with their
  * `from` / `to` / `during` states and whether they preempt, and the table
  * of legal transitions, each owned by an operation. This module parses and

@@ -1,6 +1,6 @@
 /* health.c - failure classification, backoff, and the one-shot
  * synchronous health check. The libpq texts matched below are the exact
- * C-locale messages recorded from libpq 15 / PostgreSQL 15 (FACTS.md §1,
+ * C-locale messages recorded from libpq 15 / PostgreSQL 15 (docs/postgres15-facts.md §1,
  * §5, §6, §10); SQLSTATE, when libpq gives one, always wins. */
 #include "health.h"
 

@@ -5,7 +5,7 @@
  * where it happened, the SQLSTATE when the server sent one, and libpq's
  * message (first line, never a password). Classification reads
  * PQresultErrorField(PG_DIAG_SQLSTATE) when a result exists, and libpq's
- * error text during connect (where libpq keeps no result: FACTS.md §5,
+ * error text during connect (where libpq keeps no result: docs/postgres15-facts.md §5,
  * §10); the texts are the untranslated C-locale ones.
  *
  * pgf_health_check() is the synchronous one-shot check (open, SELECT 1,

@@ -7,7 +7,7 @@
  * transition labelled with the operation that causes it. From them come
  * the enums and names below, the validation set_state() uses in
  * session.c, the checker's spec (`pgfault spec --format json|yaml`, format
- * in SPEC_CONTRACT.md) and the diagram docs/state-machine.dot.
+ * in docs/spec-format.md) and the diagram docs/state-machine.dot.
  *
  * The rules are SQLAlchemy's orm/state_changes.py made checkable: an
  * operation starts only from one of its `from` states while no other
@@ -212,7 +212,7 @@ typedef enum pgf_spec_format {
 
 /* "json" | "yaml" | "dot" -> format, or PGF_EINVAL. */
 int pgf_spec_format_parse(const char *s);
-/* The spec in the given format (SPEC_CONTRACT.md for json/yaml), NUL
+/* The spec in the given format (docs/spec-format.md for json/yaml), NUL
  * terminated, with a final newline. Caller frees *out with free(). */
 int pgf_session_spec(pgf_spec_format fmt, char **out) PGF_NODISCARD;
 

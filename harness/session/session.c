@@ -434,7 +434,7 @@ static void first_line(const char *in, char *out, size_t len)
 
 /* libpq's notice receiver (loop thread, inside PQconsumeInput/PQconnectPoll):
  * remember why the server is going away, so that the EOF that follows is
- * classified by it (FACTS.md §5: the FATAL or WARNING reaches the notice
+ * classified by it (docs/postgres15-facts.md §5: the FATAL or WARNING reaches the notice
  * receiver, PQerrorMessage only says "server closed the connection"). */
 static void on_notice(void *arg, const PGresult *res)
 {
