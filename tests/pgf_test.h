@@ -29,7 +29,13 @@ typedef struct pgf_suite {
     const pgf_test *tests; /* terminated by PGF_TESTS_END */
 } pgf_suite;
 
-#define PGF_TESTS_END  {NULL, NULL}
-#define PGF_SUITES_END {NULL, NULL, NULL, NULL}
+#define PGF_TESTS_END \
+    {                 \
+        NULL, NULL    \
+    }
+#define PGF_SUITES_END         \
+    {                          \
+        NULL, NULL, NULL, NULL \
+    }
 
 #endif

@@ -24,23 +24,23 @@
 
 /* Protocol phases where a rule can fire. "before X" points decide before
  * the server sends X; "after X" points after it received X. */
-#define PGF_PHASE_MAP(X)                                                                           \
-    X(ACCEPT, "accept")                     /* a TCP/unix connection was accepted */               \
-    X(SSL_REQUEST, "ssl-request")           /* after SSLRequest/GSSENCRequest */                   \
-    X(STARTUP, "startup")                   /* after StartupMessage */                             \
-    X(AUTH_REQUEST, "auth-request")         /* before the auth request (R 3/5/10) */              \
-    X(AUTH_RESPONSE, "auth-response")       /* after the client's password / SASL message */      \
-    X(SASL_CONTINUE, "sasl-continue")       /* before AuthenticationSASLContinue */                \
-    X(SASL_FINAL, "sasl-final")             /* before AuthenticationSASLFinal */                   \
-    X(AUTH_OK, "auth-ok")                   /* before AuthenticationOk */                          \
-    X(PARAMETER_STATUS, "parameter-status") /* before the ParameterStatus messages */              \
-    X(READY, "ready")                       /* before ReadyForQuery */                             \
-    X(QUERY, "query")                       /* after a query (Q, or Parse/Execute) */              \
-    X(ROW_DESCRIPTION, "row-description")   /* before RowDescription */                            \
-    X(DATA_ROW, "data-row")                 /* before a DataRow */                                 \
-    X(COMMAND_COMPLETE, "command-complete") /* before CommandComplete */                           \
-    X(IDLE, "idle")                         /* connection idle after ReadyForQuery */              \
-    X(CANCEL, "cancel")                     /* after a CancelRequest */                            \
+#define PGF_PHASE_MAP(X)                                                                     \
+    X(ACCEPT, "accept")                     /* a TCP/unix connection was accepted */         \
+    X(SSL_REQUEST, "ssl-request")           /* after SSLRequest/GSSENCRequest */             \
+    X(STARTUP, "startup")                   /* after StartupMessage */                       \
+    X(AUTH_REQUEST, "auth-request")         /* before the auth request (R 3/5/10) */         \
+    X(AUTH_RESPONSE, "auth-response")       /* after the client's password / SASL message */ \
+    X(SASL_CONTINUE, "sasl-continue")       /* before AuthenticationSASLContinue */          \
+    X(SASL_FINAL, "sasl-final")             /* before AuthenticationSASLFinal */             \
+    X(AUTH_OK, "auth-ok")                   /* before AuthenticationOk */                    \
+    X(PARAMETER_STATUS, "parameter-status") /* before the ParameterStatus messages */        \
+    X(READY, "ready")                       /* before ReadyForQuery */                       \
+    X(QUERY, "query")                       /* after a query (Q, or Parse/Execute) */        \
+    X(ROW_DESCRIPTION, "row-description")   /* before RowDescription */                      \
+    X(DATA_ROW, "data-row")                 /* before a DataRow */                           \
+    X(COMMAND_COMPLETE, "command-complete") /* before CommandComplete */                     \
+    X(IDLE, "idle")                         /* connection idle after ReadyForQuery */        \
+    X(CANCEL, "cancel")                     /* after a CancelRequest */                      \
     X(TERMINATE, "terminate")               /* after Terminate */
 
 typedef enum pgf_phase {
@@ -54,19 +54,19 @@ const char *pgf_phase_name(pgf_phase p);
 /* "data-row" -> PGF_PHASE_DATA_ROW; -1 if unknown. */
 int pgf_phase_parse(const char *s);
 
-#define PGF_ACTION_MAP(X)                                                                          \
-    X(NONE, "none")                                                                                \
-    X(AUTH_FAIL, "auth-fail")   /* FATAL 28P01 for the connection's user, then close */           \
-    X(ERROR, "error")           /* ErrorResponse (ERROR or FATAL; FATAL closes) */                 \
-    X(CLOSE, "close")           /* FIN */                                                          \
-    X(RESET, "reset")           /* RST (SO_LINGER 0) */                                            \
-    X(HALF_CLOSE, "half-close") /* shutdown(2) one direction */                                    \
-    X(TRUNCATE, "truncate")     /* first N bytes of the message, then close/reset */               \
-    X(STALL, "stall")           /* stop reading and writing, forever or for ms */                  \
-    X(DELAY, "delay")           /* hold output for ms (+ jitter) */                                \
-    X(DRIP, "drip")             /* send output in slices with pauses */                            \
-    X(BANDWIDTH, "bandwidth")   /* limit output to bytes per second */                             \
-    X(GARBAGE, "garbage")       /* send bytes that are not a valid message */                      \
+#define PGF_ACTION_MAP(X)                                                               \
+    X(NONE, "none")                                                                     \
+    X(AUTH_FAIL, "auth-fail")   /* FATAL 28P01 for the connection's user, then close */ \
+    X(ERROR, "error")           /* ErrorResponse (ERROR or FATAL; FATAL closes) */      \
+    X(CLOSE, "close")           /* FIN */                                               \
+    X(RESET, "reset")           /* RST (SO_LINGER 0) */                                 \
+    X(HALF_CLOSE, "half-close") /* shutdown(2) one direction */                         \
+    X(TRUNCATE, "truncate")     /* first N bytes of the message, then close/reset */    \
+    X(STALL, "stall")           /* stop reading and writing, forever or for ms */       \
+    X(DELAY, "delay")           /* hold output for ms (+ jitter) */                     \
+    X(DRIP, "drip")             /* send output in slices with pauses */                 \
+    X(BANDWIDTH, "bandwidth")   /* limit output to bytes per second */                  \
+    X(GARBAGE, "garbage")       /* send bytes that are not a valid message */           \
     X(REFUSE, "refuse")         /* accept then close; or stop accepting for a window */
 
 typedef enum pgf_action_kind {
@@ -83,12 +83,12 @@ int pgf_action_parse(const char *s);
  * valid until the next pgf_fault_decide() on the same connection. */
 typedef struct pgf_fault_action {
     pgf_action_kind kind;
-    const char *rule;      /* rule name */
-    uint64_t event_seq;    /* sequence number of the fault-log record */
+    const char *rule;   /* rule name */
+    uint64_t event_seq; /* sequence number of the fault-log record */
     /* ERROR (and presets) */
-    const char *severity;  /* "ERROR", "FATAL", "WARNING" (a WARNING is a NoticeResponse + close) */
+    const char *severity; /* "ERROR", "FATAL", "WARNING" (a WARNING is a NoticeResponse + close) */
     const char *sqlstate;
-    const char *message;   /* may contain %u (user) / %d (database) already expanded */
+    const char *message; /* may contain %u (user) / %d (database) already expanded */
     const char *detail;
     const char *hint;
     /* TRUNCATE: keep `bytes` bytes of the hit message (or, when messages > 0,
@@ -97,7 +97,7 @@ typedef struct pgf_fault_action {
     uint32_t bytes;
     uint32_t messages;
     bool reset;
-    char direction;        /* HALF_CLOSE: 'r' (stop reading), 'w' (shutdown write) */
+    char direction; /* HALF_CLOSE: 'r' (stop reading), 'w' (shutdown write) */
     /* STALL (ms 0 = forever), DELAY (ms + jitter already drawn), DRIP (slice, ms pause),
      * BANDWIDTH (bytes_per_sec), GARBAGE (bytes), REFUSE (ms window, 0 = this one only) */
     uint32_t ms;
@@ -107,14 +107,14 @@ typedef struct pgf_fault_action {
 
 /* What the server knows about the connection at a decision point. */
 typedef struct pgf_fault_ctx {
-    uint64_t conn_id;          /* 1-based, in accept order */
-    const char *user;          /* NULL before startup */
+    uint64_t conn_id; /* 1-based, in accept order */
+    const char *user; /* NULL before startup */
     const char *database;
     const char *application_name;
-    const char *client_addr;   /* "127.0.0.1:40000" or "unix" */
-    const char *query;         /* current query text in query phases, else NULL */
-    uint8_t msg_type;          /* backend message about to be sent / frontend message received, 0 if none */
-    uint64_t elapsed_ns;       /* since server start (virtual time in sim mode) */
+    const char *client_addr; /* "127.0.0.1:40000" or "unix" */
+    const char *query;       /* current query text in query phases, else NULL */
+    uint8_t msg_type; /* backend message about to be sent / frontend message received, 0 if none */
+    uint64_t elapsed_ns; /* since server start (virtual time in sim mode) */
 } pgf_fault_ctx;
 
 typedef struct pgf_fault_engine pgf_fault_engine;

@@ -389,8 +389,7 @@ static bool check_template(struct vctx *v, const pgf_doc *n, const char *key, co
     return true;
 }
 
-static bool want_str(struct vctx *v, const pgf_doc *map, const char *key, json_t *canon,
-                     char **dst)
+static bool want_str(struct vctx *v, const pgf_doc *map, const char *key, json_t *canon, char **dst)
 {
     int i = map_find(map, key);
     if (i < 0)
@@ -402,8 +401,8 @@ static bool want_str(struct vctx *v, const pgf_doc *map, const char *key, json_t
     return dupstr(v, dst, s);
 }
 
-static bool want_uint(struct vctx *v, const pgf_doc *map, const char *key, uint64_t lo,
-                      uint64_t hi, json_t *canon, uint64_t *dst, bool *given)
+static bool want_uint(struct vctx *v, const pgf_doc *map, const char *key, uint64_t lo, uint64_t hi,
+                      json_t *canon, uint64_t *dst, bool *given)
 {
     int i = map_find(map, key);
     if (given)
@@ -909,7 +908,7 @@ fail:
 /* ---- the set -------------------------------------------------------------- */
 
 pgf_fault_rules *pgf_fault_rules_from_doc(const pgf_doc *root, const char *source, char *err,
-                                      size_t errlen)
+                                          size_t errlen)
 {
     struct vctx v = {.source = source, .err = err, .errlen = errlen};
     const pgf_doc *list = NULL;

@@ -60,7 +60,7 @@ char *pgf_fault_rules_to_json(const pgf_fault_rules *r);
 /* Validate a parsed document (doc.h) into a rule set: a list of rules, a
  * map with `rules:`, or one rule. Errors name source:line:col. */
 struct pgf_doc;
-pgf_fault_rules *pgf_fault_rules_from_doc(const struct pgf_doc *root, const char *source,
-                                          char *err, size_t errlen);
+pgf_fault_rules *pgf_fault_rules_from_doc(const struct pgf_doc *root, const char *source, char *err,
+                                          size_t errlen);
 
 #endif

@@ -124,7 +124,7 @@ static pgf_doc *yparse_collection(struct yctx *y, yaml_event_t *start, int depth
 {
     bool is_map = start->type == YAML_MAPPING_START_EVENT;
     pgf_doc *n = node_new(is_map ? PGF_DOC_MAP : PGF_DOC_SEQ, (int)start->start_mark.line + 1,
-                            (int)start->start_mark.column + 1);
+                          (int)start->start_mark.column + 1);
     if (n == NULL) {
         snprintf(y->err, y->errlen, "%s: out of memory", y->source);
         return NULL;
@@ -225,7 +225,7 @@ static pgf_doc *yparse_node(struct yctx *y, yaml_event_t *ev, int depth)
 }
 
 pgf_doc *pgf_doc_from_yaml(const char *text, size_t len, const char *source, char *err,
-                               size_t errlen)
+                           size_t errlen)
 {
     struct yctx y = {.source = source, .err = err, .errlen = errlen};
     pgf_doc *root = NULL;
@@ -361,7 +361,7 @@ static pgf_doc *jconv(const json_t *j, int depth)
 }
 
 pgf_doc *pgf_doc_from_json(const char *text, size_t len, const char *source, char *err,
-                               size_t errlen)
+                           size_t errlen)
 {
     json_error_t je;
     json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);

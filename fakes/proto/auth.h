@@ -43,7 +43,7 @@ int pgf_scram_secret_parse(const char *verifier, pgf_scram_secret *out) PGF_NODI
  * pgf_scram_first() with the SASLInitialResponse data, then
  * pgf_scram_final() with the SASLResponse data. */
 typedef struct pgf_scram_state {
-    int step; /* 0 before first, 1 after first, 2 done */
+    int step;  /* 0 before first, 1 after first, 2 done */
     bool mock; /* unknown role: run the exchange, always fail */
     const pgf_scram_secret *secret;
     char client_first_bare[512];
@@ -79,8 +79,7 @@ int pgf_scram_final(pgf_scram_state *st, const uint8_t *data, size_t len, pgf_bu
 
 /* "md5" + md5hex(md5hex(password + user) + salt): what a client must send
  * for AuthenticationMD5Password. out has room for 36 bytes (35 + NUL). */
-void pgf_md5_response(const char *user, const char *password, const uint8_t salt[4],
-                      char out[36]);
+void pgf_md5_response(const char *user, const char *password, const uint8_t salt[4], char out[36]);
 
 /* Constant-time string comparison (for passwords and MD5 responses). */
 bool pgf_auth_streq(const char *a, const char *b);

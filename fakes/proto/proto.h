@@ -24,8 +24,8 @@
 #include "err.h"
 
 /* Startup-phase request codes (the Int32 after the length word). */
-#define PGF_PROTO_V3            196608u   /* 3.0 = 0x00030000 */
-#define PGF_PROTO_SSL_REQUEST   80877103u /* 1234.5679 */
+#define PGF_PROTO_V3             196608u   /* 3.0 = 0x00030000 */
+#define PGF_PROTO_SSL_REQUEST    80877103u /* 1234.5679 */
 #define PGF_PROTO_GSSENC_REQUEST 80877104u /* 1234.5680 */
 #define PGF_PROTO_CANCEL_REQUEST 80877102u /* 1234.5678 */
 
@@ -93,11 +93,11 @@ enum {
  * is the request code and `body` starts after it. For typed messages
  * `body` starts after the length word. */
 typedef struct pgf_fe_msg {
-    uint8_t type;       /* 0 for a startup-phase packet */
-    uint32_t code;      /* startup-phase request code, else 0 */
+    uint8_t type;  /* 0 for a startup-phase packet */
+    uint32_t code; /* startup-phase request code, else 0 */
     const uint8_t *body;
     size_t body_len;
-    size_t total_len;   /* bytes this message occupies in the input */
+    size_t total_len; /* bytes this message occupies in the input */
 } pgf_fe_msg;
 
 /* Frame one message from the front of data[0..len).
@@ -122,7 +122,8 @@ typedef struct pgf_startup {
 /* Parse a StartupMessage (msg->type == 0). PGF_EPROTO on malformed input
  * (*errmsg: "invalid startup packet layout: expected terminator as last
  * byte", as PostgreSQL says). */
-int pgf_proto_parse_startup(const pgf_fe_msg *msg, pgf_startup *out, const char **errmsg) PGF_NODISCARD;
+int pgf_proto_parse_startup(const pgf_fe_msg *msg, pgf_startup *out,
+                            const char **errmsg) PGF_NODISCARD;
 /* Value for key, or NULL. */
 const char *pgf_startup_get(const pgf_startup *s, const char *key);
 
@@ -159,7 +160,7 @@ typedef struct pgf_bind_msg {
     const char *portal;
     const char *stmt;
     uint16_t nformats;
-    uint16_t nparams; /* at most PGF_PROTO_MAX_BIND_PARAMS */
+    uint16_t nparams;                                 /* at most PGF_PROTO_MAX_BIND_PARAMS */
     const uint8_t *values[PGF_PROTO_MAX_BIND_PARAMS]; /* NULL for SQL NULL */
     int32_t lens[PGF_PROTO_MAX_BIND_PARAMS];          /* -1 for SQL NULL */
     uint16_t nresult_formats;
@@ -167,7 +168,8 @@ typedef struct pgf_bind_msg {
 int pgf_proto_parse_bind(const pgf_fe_msg *msg, pgf_bind_msg *out) PGF_NODISCARD;
 
 /* 'D' Describe and 'C' Close: kind 'S' (statement) or 'P' (portal), name. */
-int pgf_proto_parse_describe_close(const pgf_fe_msg *msg, char *kind, const char **name) PGF_NODISCARD;
+int pgf_proto_parse_describe_close(const pgf_fe_msg *msg, char *kind,
+                                   const char **name) PGF_NODISCARD;
 
 typedef struct pgf_execute_msg {
     const char *portal;
@@ -202,7 +204,8 @@ void pgf_msg_row_description(pgf_buf *b, const pgf_col *cols, uint16_t ncols);
 void pgf_msg_data_row(pgf_buf *b, const char *const *values, const int32_t *lens, uint16_t n);
 void pgf_msg_parameter_description(pgf_buf *b, const uint32_t *oids, uint16_t n);
 /* NegotiateProtocolVersion: newest minor supported + unrecognized options. */
-void pgf_msg_negotiate_protocol(pgf_buf *b, uint32_t newest_version, const char *const *opts, int n);
+void pgf_msg_negotiate_protocol(pgf_buf *b, uint32_t newest_version, const char *const *opts,
+                                int n);
 
 /* ErrorResponse / NoticeResponse fields, in the order PostgreSQL writes
  * them: S V C M D H P W F L R. NULL fields are omitted. `severity` is
@@ -228,6 +231,7 @@ void pgf_msg_v2_error(pgf_buf *b, const char *text);
 /* Backend message at the front of data (for tests, the fault engine's
  * "which message is this" and truncation). Same contract as
  * pgf_proto_frame for typed messages; no startup-phase form. */
-int pgf_proto_frame_backend(const uint8_t *data, size_t len, uint8_t *type, size_t *total_len) PGF_NODISCARD;
+int pgf_proto_frame_backend(const uint8_t *data, size_t len, uint8_t *type,
+                            size_t *total_len) PGF_NODISCARD;
 
 #endif

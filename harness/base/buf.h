@@ -19,7 +19,10 @@ typedef struct pgf_buf {
     bool failed;
 } pgf_buf;
 
-#define PGF_BUF_INIT {NULL, 0, 0, false}
+#define PGF_BUF_INIT      \
+    {                     \
+        NULL, 0, 0, false \
+    }
 
 void pgf_buf_init(pgf_buf *b);
 /* Frees the storage; the struct may be reused after pgf_buf_init(). */

@@ -16,6 +16,6 @@ void pgf_wall_iso8601(uint64_t wall_us, char *buf, unsigned len);
  * total order however many threads produced it. */
 uint64_t pgf_seq_next(void);
 
-#define PGF_MS_NS(ms) ((uint64_t)(ms) * 1000000ULL)
+#define PGF_MS_NS(ms) ((uint64_t)(ms)*1000000ULL)
 
 #endif

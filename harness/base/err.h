@@ -8,26 +8,26 @@
 #ifndef PGF_ERR_H
 #define PGF_ERR_H
 
-#define PGF_ERRNO_MAP(X)                                                                           \
-    X(EINVAL, "invalid argument")                                                                  \
-    X(ENOMEM, "out of memory")                                                                     \
-    X(EILLEGAL_STATE, "operation not allowed in the current state")                               \
-    X(ECANCELED, "operation canceled")                                                             \
-    X(ETIMEDOUT, "operation timed out")                                                            \
-    X(EIO, "input/output error")                                                                   \
-    X(EPROTO, "protocol violation")                                                                \
-    X(ECLOSED, "object is closed")                                                                 \
-    X(EBUSY, "resource busy")                                                                      \
-    X(EAGAIN, "resource temporarily unavailable")                                                  \
-    X(EPARSE, "parse error")                                                                       \
-    X(EBIND, "cannot bind or listen")                                                              \
-    X(ENOTFOUND, "not found")                                                                      \
-    X(EEXIST, "already exists")                                                                    \
-    X(ECONNECT, "connection failed")                                                               \
-    X(EAUTH, "authentication failed")                                                              \
-    X(ESERVER, "server reported an error")                                                         \
-    X(ETOOBIG, "message too large")                                                                \
-    X(EUSAGE, "bad usage")                                                                         \
+#define PGF_ERRNO_MAP(X)                                            \
+    X(EINVAL, "invalid argument")                                   \
+    X(ENOMEM, "out of memory")                                      \
+    X(EILLEGAL_STATE, "operation not allowed in the current state") \
+    X(ECANCELED, "operation canceled")                              \
+    X(ETIMEDOUT, "operation timed out")                             \
+    X(EIO, "input/output error")                                    \
+    X(EPROTO, "protocol violation")                                 \
+    X(ECLOSED, "object is closed")                                  \
+    X(EBUSY, "resource busy")                                       \
+    X(EAGAIN, "resource temporarily unavailable")                   \
+    X(EPARSE, "parse error")                                        \
+    X(EBIND, "cannot bind or listen")                               \
+    X(ENOTFOUND, "not found")                                       \
+    X(EEXIST, "already exists")                                     \
+    X(ECONNECT, "connection failed")                                \
+    X(EAUTH, "authentication failed")                               \
+    X(ESERVER, "server reported an error")                          \
+    X(ETOOBIG, "message too large")                                 \
+    X(EUSAGE, "bad usage")                                          \
     X(EINTERNAL, "internal error")
 
 /* Positions in the table, starting at 1; the public codes are their negation. */
@@ -52,7 +52,7 @@ const char *pgf_strerror(int code);
 const char *pgf_err_name(int code);
 
 #if defined(__GNUC__)
-#define PGF_NODISCARD __attribute__((warn_unused_result))
+#define PGF_NODISCARD    __attribute__((warn_unused_result))
 #define PGF_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define PGF_NODISCARD

@@ -42,8 +42,9 @@ void pgf_log_level_set(int level)
 void pgf_log_write(int level, const char *fmt, ...)
 {
     char line[1024];
-    int n = snprintf(line, sizeof line, "pgfault: %s: ",
-                     level >= 0 && level <= PGF_LOG_TRACE ? level_names[level] : "?");
+    int n =
+        snprintf(line, sizeof line,
+                 "pgfault: %s: ", level >= 0 && level <= PGF_LOG_TRACE ? level_names[level] : "?");
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);

@@ -26,10 +26,10 @@ int pgf_log_level_parse(const char *s);
 
 void pgf_log_write(int level, const char *fmt, ...) PGF_PRINTF(2, 3);
 
-#define PGF_LOG(level, ...)                                                                        \
-    do {                                                                                           \
-        if ((level) <= pgf_log_level_get())                                                        \
-            pgf_log_write((level), __VA_ARGS__);                                                   \
+#define PGF_LOG(level, ...)                      \
+    do {                                         \
+        if ((level) <= pgf_log_level_get())      \
+            pgf_log_write((level), __VA_ARGS__); \
     } while (0)
 
 #define pgf_log_error(...) PGF_LOG(PGF_LOG_ERROR, __VA_ARGS__)

@@ -18,13 +18,13 @@ enum {
 
 /* Subcommands. Declared weak so a build without a module still links and
  * says the subcommand is unavailable instead of failing to build. */
-#define PGF_SUBCOMMANDS(X)                                                                         \
-    X(serve, "run the fake PostgreSQL server")                                                     \
-    X(faults, "list/add/remove/reset fault rules of a running server")                             \
-    X(run, "run a scenario (or the built-in suite) and check it")                                  \
-    X(check, "check a recorded history offline")                                                   \
-    X(replay, "replay a failed run from its report.json")                                          \
-    X(spec, "print the session state machine (json|yaml|dot)")                                     \
+#define PGF_SUBCOMMANDS(X)                                             \
+    X(serve, "run the fake PostgreSQL server")                         \
+    X(faults, "list/add/remove/reset fault rules of a running server") \
+    X(run, "run a scenario (or the built-in suite) and check it")      \
+    X(check, "check a recorded history offline")                       \
+    X(replay, "replay a failed run from its report.json")              \
+    X(spec, "print the session state machine (json|yaml|dot)")         \
     X(url, "resolve connection settings from the environment and print URLs")
 
 #define PGF__CMD_DECL(name, help) int pgf_cmd_##name(int argc, char **argv) __attribute__((weak));
