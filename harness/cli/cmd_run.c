@@ -354,6 +354,14 @@ static int run_main(int argc, char **argv, bool replay)
             sc->threads = (unsigned)threads;
         if (have_bugs)
             sc->bugs = bugs;
+        if (sc->external != NULL && sc->mode == PGF_MODE_SIM) {
+            fprintf(stderr,
+                    "pgfault %s: %s: --mode sim cannot drive an external server "
+                    "(server.external); use --mode stress\n",
+                    cmd, sc->name);
+            rc = PGF_EXIT_USAGE;
+            goto done;
+        }
         if (sc->iterations == 0 && sc->duration_ms == 0) {
             fprintf(stderr, "pgfault %s: %s: with --iterations 0 give --duration\n", cmd, sc->name);
             rc = PGF_EXIT_USAGE;

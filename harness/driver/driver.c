@@ -911,8 +911,9 @@ static int sim_run(run_ctx *rc, char *err, size_t errlen)
     for (int i = 0; i < 1000; i++) {
         uint64_t a0 = pgf_sim_activity_count();
         event_base_loop(rc->sim_base, EVLOOP_NONBLOCK);
-        pgf_server_stats st;
-        pgf_server_get_stats(rc->server, &st);
+        pgf_server_stats st = {0};
+        if (rc->server != NULL)
+            pgf_server_get_stats(rc->server, &st);
         if (pgf_sim_activity_count() == a0 && st.active == 0)
             break;
     }

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "config.h"
 #include "clock.h"
 #include "driver.h"
 #include "faultlog.h"
@@ -669,6 +670,15 @@ int pgf_run_suite(pgf_scenario *const *scs, int n, const pgf_run_opts *o)
         if (con)
             fprintf(con, "   %" PRIu64 " checks, %" PRIu64 " violations, %s  (digest %.12s)\n",
                     oc.run->checks, oc.check->total, oc.passed ? "PASS" : "FAIL", oc.digest);
+        if (sc->external != NULL && oc.run->checks > 0 &&
+            oc.run->outcomes[PGF_HEALTH_UNREACHABLE] == oc.run->checks) {
+            char masked[512];
+            pgf_config_mask_url(sc->external, masked, sizeof masked);
+            fprintf(stderr,
+                    "pgfault run: warning: %s: every health check found the external server "
+                    "unreachable (%s): is it up, and is the address right?\n",
+                    sc->name, masked);
+        }
         if (js != NULL) {
             json_object_set_new(js, "checks", json_integer((json_int_t)oc.run->checks));
             json_object_set_new(js, "violations", json_integer((json_int_t)oc.check->total));

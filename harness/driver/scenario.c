@@ -602,6 +602,13 @@ static bool parse_root(vctx *v, const pgf_doc *root, pgf_scenario *sc)
     }
     if ((x = pgf_doc_get(root, "workload")) && !parse_workload(v, x, sc))
         return false;
+    /* Sim mode's virtual clock jumps whenever its own loop is idle: with a
+     * real server on the other end every network wait would look idle and
+     * deadlines would fire at once. */
+    if (sc->external != NULL && sc->mode == PGF_MODE_SIM)
+        return verr(v, pgf_doc_get(pgf_doc_get(root, "server"), "external"),
+                    "'server.external' needs 'mode: stress' (sim mode runs the embedded "
+                    "server on its own virtual clock)");
     if ((x = pgf_doc_get(root, "racers")) != NULL && !is_null(x) && !parse_racers(v, x, sc))
         return false;
     if ((x = pgf_doc_get(root, "bugs")) && !parse_bugs(v, x, sc))

@@ -33,9 +33,22 @@ check_invalid invalid-wrong-type.yaml "4:13: 'sessions' must be an integer in [1
 check_invalid invalid-out-of-range.yaml "5:49: 'probability' out of range: 1.5 (expected 0..1)"
 check_invalid invalid-missing-required.yaml "2:1: a scenario needs 'name'"
 check_invalid invalid-bad-fault-rule.yaml "5:12: unknown phase 'data-rows' in rule 'cut' (expected one of: accept, ssl-request, startup, auth-request, auth-response, sasl-continue, sasl-final, auth-ok, parameter-status, ready, query, row-description, data-row, command-complete, idle, cancel, terminate)"
+check_invalid invalid-external-sim.yaml "4:20: 'server.external' needs 'mode: stress' (sim mode runs the embedded server on its own virtual clock)"
 check_invalid invalid-racer-state.yaml "5:30: racer 'r': unknown state 'CONNECTING_TLS' (expected one of: NEW, CONNECTING_SOCKET, CONNECTING_SSL, CONNECTING_STARTUP, CONNECTING_AUTH, CONNECTING_PARAMS, READY, BUSY, CANCELING, CLOSING, FAILED, CLOSED)"
 n=$(ls "$DATA"/invalid-*.yaml | wc -l)
-[ "$n" = 6 ] || fail "expected 6 invalid fixtures, found $n (add the new one here)"
+[ "$n" = 7 ] || fail "expected 7 invalid fixtures, found $n (add the new one here)"
+
+# ---- a dead upstream: checks classified unreachable, a warning naming it, no crash ----
+printf 'name: dead\nmode: stress\nserver: {external: "host=127.0.0.1 port=1 user=x dbname=x"}\nworkload: {sessions: 2, iterations: 2}\n' >"$TMP/dead.yaml"
+timeout 60 "$PGFAULT" run "$TMP/dead.yaml" --out "$TMP/dead" --quiet 2>"$TMP/dead.err"
+rc=$?
+[ "$rc" = 0 ] || fail "dead upstream: exit $rc, want 0 (the session manager classified it correctly)"
+grep -q "every health check found the external server unreachable (host=127.0.0.1 port=1" \
+    "$TMP/dead.err" || fail "dead upstream: no warning naming the server: $(cat "$TMP/dead.err")"
+/usr/bin/python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["scenarios"][0]; assert s["outcomes"]["unreachable"] == 4, s["outcomes"]' \
+    "$TMP/dead/report.json" || fail "dead upstream: checks not classified unreachable"
+timeout 60 "$PGFAULT" run "$TMP/dead.yaml" --mode sim --out "$TMP/dead-sim" >/dev/null 2>&1
+[ $? = 2 ] || fail "dead upstream: --mode sim with an external server must exit 2"
 
 # ---- --explain: defaults printed ----
 printf 'name: minimal\n' >"$TMP/minimal.yaml"
