@@ -701,24 +701,11 @@ static void finish_startup(pgf__conn *c)
     if (c->deadline)
         pgf_timer_cancel(c->deadline);
 
-    static const char *const reported[] = {
-        "application_name",
-        "client_encoding",
-        "DateStyle",
-        "default_transaction_read_only",
-        "in_hot_standby",
-        "integer_datetimes",
-        "IntervalStyle",
-        "is_superuser",
-        "server_encoding",
-        "server_version",
-        "session_authorization",
-        "standard_conforming_strings",
-        "TimeZone",
-    };
-    for (size_t i = 0; i < sizeof reported / sizeof reported[0]; i++) {
+    /* The 13 ParameterStatus messages, in PostgreSQL's order (sql.c's table). */
+    const char *name;
+    for (int i = 0; (name = pgf_sql_reported_guc_at(i)) != NULL; i++) {
         pgf_buf_reset(&b);
-        pgf_msg_parameter_status(&b, reported[i], pgf_sql_get_guc(&c->sql, reported[i]));
+        pgf_msg_parameter_status(&b, name, pgf_sql_get_guc(&c->sql, name));
         r = i == 0 ? send_at(c, PGF_PHASE_PARAMETER_STATUS, &b) : (queue_buf(c, &b), GO);
         if (r == STOP || c->out_closed) {
             pgf_buf_free(&b);

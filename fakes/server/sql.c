@@ -130,6 +130,14 @@ bool pgf_sql_guc_known(const char *name)
     return find_guc(name, strlen(name)) != NULL || strchr(name, '.') != NULL;
 }
 
+const char *pgf_sql_reported_guc_at(int i)
+{
+    /* The reported entries come first in the table, in PostgreSQL's order. */
+    if (i < 0 || (size_t)i >= NGUCS || !gucs[i].reported)
+        return NULL;
+    return gucs[i].name;
+}
+
 const char *pgf_sql_reported_guc(const char *name)
 {
     const struct guc_default *g = find_guc(name, strlen(name));

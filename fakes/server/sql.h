@@ -86,6 +86,9 @@ const char *pgf_sql_get_guc(const pgf_sql_session *s, const char *name);
 /* Is this a GUC PostgreSQL reports with ParameterStatus? Returns its
  * canonical spelling, or NULL. */
 const char *pgf_sql_reported_guc(const char *name);
+/* The i-th GUC PostgreSQL reports at startup, in its order (i from 0), or
+ * NULL past the last: what the server sends as ParameterStatus. */
+const char *pgf_sql_reported_guc_at(int i);
 /* Would PostgreSQL accept this name as a startup parameter? */
 bool pgf_sql_guc_known(const char *name);
 
