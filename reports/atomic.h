@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "err.h"
+#include "pgfault/err.h"
 
 typedef struct pgf_atomic_file {
     FILE *fp;         /* write the content here (borrowed; do not fclose) */

@@ -2,7 +2,7 @@
  * totals and the escapers the writers share. It writes no files (the
  * report_*.c writers do) and decides no verdicts beyond "a scenario fails when
  * a check failed". */
-#include "report.h"
+#include "pgfault/report.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "atomic.h"
-#include "clock.h"
+#include "pgfault/clock.h"
 #include "report_internal.h"
 
 #define H(b, lit) PGF__PUT_LIT(b, lit)

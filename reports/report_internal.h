@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "report.h"
+#include "pgfault/buf.h"
+#include "pgfault/report.h"
 
 /* Log-linear histogram: values < 16 get their own bucket, then 16 buckets per
  * power of two. 61 * 16 buckets cover all of uint64. */

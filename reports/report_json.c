@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "atomic.h"
-#include "clock.h"
+#include "pgfault/clock.h"
 #include "report_internal.h"
 
 /* jansson setters that steal a NULL value fail; `ok` collects that. */

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "atomic.h"
-#include "clock.h"
+#include "pgfault/clock.h"
 #include "report_internal.h"
 
 static void esc(pgf_buf *b, const char *s)

@@ -21,14 +21,14 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "buf.h"
-#include "clock.h"
-#include "fault.h"
-#include "faultlog.h"
+#include "pgfault/buf.h"
+#include "pgfault/clock.h"
+#include "pgfault/fault.h"
+#include "pgfault/faultlog.h"
 #include "pgf_test.h"
-#include "proto.h"
-#include "rules.h"
-#include "server.h"
+#include "pgfault/proto.h"
+#include "pgfault/rules.h"
+#include "pgfault/server.h"
 #include "testutil.h"
 
 #define FL_DEADLINE_MS 5000

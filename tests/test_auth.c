@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
+#include "pgfault/auth.h"
 #include "pgf_test.h"
-#include "proto.h"
+#include "pgfault/proto.h"
 #include "testutil.h"
 
 static const char verifier[] =

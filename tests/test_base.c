@@ -2,10 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "err.h"
+#include "pgfault/buf.h"
+#include "pgfault/err.h"
 #include "pgf_test.h"
-#include "rng.h"
+#include "pgfault/rng.h"
 
 static void err_table_roundtrip(void)
 {

@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
-#include "history.h"
+#include "pgfault/check.h"
+#include "pgfault/history.h"
 #include "pgf_test.h"
-#include "rng.h"
-#include "spec.h"
+#include "pgfault/rng.h"
+#include "pgfault/spec.h"
 #include "testutil.h"
 
 #define SPEC_PATH PGF_TEST_DATA_DIR "/spec_session.json"

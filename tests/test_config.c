@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "pgfault/config.h"
 #include "pgf_test.h"
 
 struct resolve_case {

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fault.h"
-#include "faultlog.h"
+#include "pgfault/fault.h"
+#include "pgfault/faultlog.h"
 #include "pgf_test.h"
-#include "rules.h"
+#include "pgfault/rules.h"
 #include "testutil.h"
 
 /* ---- helpers ------------------------------------------------------------ */

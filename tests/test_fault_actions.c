@@ -18,7 +18,7 @@
 #include <event2/event.h>
 #include <pthread.h>
 
-#include "control.h"
+#include "pgfault/control.h"
 #include "fault_live.h"
 #include "httpc.h"
 

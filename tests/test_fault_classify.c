@@ -11,10 +11,10 @@
  * every one of them as predicted, or the harness would report false
  * misclassified_health violations. The test fails if the two ever drift.
  */
-#include "check.h"
+#include "pgfault/check.h"
 #include "fault_live.h"
-#include "health.h"
-#include "session.h"
+#include "pgfault/health.h"
+#include "pgfault/session.h"
 
 typedef struct cls_case {
     const char *action;   /* as in the fault log (what the checker sees) */

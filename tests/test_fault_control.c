@@ -17,12 +17,12 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
-#include "control.h"
-#include "fault.h"
-#include "faultlog.h"
+#include "pgfault/control.h"
+#include "pgfault/fault.h"
+#include "pgfault/faultlog.h"
 #include "httpc.h"
 #include "pgf_test.h"
-#include "rules.h"
+#include "pgfault/rules.h"
 #include "testutil.h"
 
 static struct event_base *base;

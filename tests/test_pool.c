@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "pgf_test.h"
-#include "pool.h"
+#include "pgfault/pool.h"
 #include "test_session_fixture.h"
 
 struct acq {

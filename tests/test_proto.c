@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "pgf_test.h"
-#include "proto.h"
-#include "rng.h"
+#include "pgfault/proto.h"
+#include "pgfault/rng.h"
 #include "testutil.h"
 
 /* ---- helpers ---- */

@@ -25,9 +25,9 @@
 
 #include "atomic.h"
 #include "pgf_test.h"
-#include "report.h"
+#include "pgfault/report.h"
 #include "report_internal.h"
-#include "rng.h"
+#include "pgfault/rng.h"
 #include "testutil.h"
 
 extern char **environ;

@@ -24,11 +24,11 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "buf.h"
-#include "clock.h"
+#include "pgfault/buf.h"
+#include "pgfault/clock.h"
 #include "pgf_test.h"
-#include "proto.h"
-#include "server.h"
+#include "pgfault/proto.h"
+#include "pgfault/server.h"
 #include "testutil.h"
 
 #define DEADLINE_MS 5000

@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "health.h"
-#include "machine.h"
+#include "pgfault/health.h"
+#include "pgfault/machine.h"
 #include "pgf_test.h"
-#include "session.h"
-#include "spec.h"
+#include "pgfault/session.h"
+#include "pgfault/spec.h"
 #include "test_session_fixture.h"
 
 /* ---- every (state, operation) pair ---- */

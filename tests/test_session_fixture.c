@@ -22,8 +22,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "clock.h"
+#include "pgfault/buf.h"
+#include "pgfault/clock.h"
 #include "pgf_test.h"
 #include "testutil.h"
 

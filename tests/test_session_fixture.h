@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "session.h"
+#include "pgfault/session.h"
 
 typedef enum fx_mode {
     FX_SILENT,            /* accept, read, never answer (stall in ssl/auth) */

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "pgf_test.h"
-#include "session.h"
+#include "pgfault/session.h"
 #include "test_session_fixture.h"
 
 static fx_pg pg;

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "pgf_test.h"
-#include "proto.h"
+#include "pgfault/proto.h"
 #include "sql.h"
 #include "testutil.h"
 

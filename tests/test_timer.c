@@ -2,7 +2,7 @@
 #include <event2/event.h>
 
 #include "pgf_test.h"
-#include "timer.h"
+#include "pgfault/timer.h"
 
 static char fired[16];
 static int nfired;

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "pgfault/clock.h"
 
 char *pgf_t_mkdtemp(const char *tag)
 {

@@ -20,9 +20,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "control.h"
-#include "faultlog.h"
-#include "rules.h"
+#include "pgfault/control.h"
+#include "pgfault/faultlog.h"
+#include "pgfault/rules.h"
 
 #ifndef PGF_FAULT_VERSION
 #define PGF_FAULT_VERSION "0"

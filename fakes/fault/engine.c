@@ -24,9 +24,9 @@
 #include <string.h>
 
 #include "engine_int.h"
-#include "faultlog.h"
-#include "rng.h"
-#include "rules.h"
+#include "pgfault/faultlog.h"
+#include "pgfault/rng.h"
+#include "pgfault/rules.h"
 
 struct rule_state {
     uint64_t hits;       /* matches counted in this rule's scope */

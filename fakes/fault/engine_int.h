@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
-#include "fault.h"
+#include "pgfault/fault.h"
 #include "fault_int.h"
 
 struct rule_state;

@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fault.h"
+#include "pgfault/fault.h"
 
-#include "doc.h"
+#include "pgfault/doc.h"
 
 /* ---- the rule model --------------------------------------------------- */
 

@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "engine_int.h"
-#include "faultlog.h"
-#include "rules.h"
+#include "pgfault/faultlog.h"
+#include "pgfault/rules.h"
 
 static json_t *params_json(const pgf_fault_action *a)
 {

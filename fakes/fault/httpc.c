@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
-#include "control.h"
+#include "pgfault/clock.h"
+#include "pgfault/control.h"
 #include "httpc.h"
 
 struct call {

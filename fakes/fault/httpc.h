@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "err.h"
+#include "pgfault/err.h"
 
 struct event_base;
 

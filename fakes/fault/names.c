@@ -2,7 +2,7 @@
  * which actions make sense at which phase. No state. */
 #include <string.h>
 
-#include "fault.h"
+#include "pgfault/fault.h"
 #include "fault_int.h"
 
 static const char *const phase_names[] = {

@@ -16,8 +16,8 @@
 #include <string.h>
 
 #include "fault_int.h"
-#include "rng.h"
-#include "rules.h"
+#include "pgfault/rng.h"
+#include "pgfault/rules.h"
 
 /* ---- error reporting -------------------------------------------------- */
 

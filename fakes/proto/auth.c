@@ -10,7 +10,7 @@
  * channel binding (SCRAM-SHA-256-PLUS needs TLS, which the fake server does
  * not do), or send anything: results are appended to a pgf_buf.
  */
-#include "auth.h"
+#include "pgfault/auth.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

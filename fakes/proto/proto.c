@@ -12,7 +12,7 @@
  * string must find its NUL inside the body, and a message must be consumed
  * exactly (PostgreSQL's pq_getmsgend), so trailing garbage is an error.
  */
-#include "proto.h"
+#include "pgfault/proto.h"
 
 #include <string.h>
 

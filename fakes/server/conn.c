@@ -26,8 +26,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "clock.h"
-#include "log.h"
+#include "pgfault/clock.h"
+#include "pgfault/log.h"
 #include "server_int.h"
 
 enum conn_state {

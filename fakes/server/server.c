@@ -13,8 +13,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "clock.h"
-#include "log.h"
+#include "pgfault/clock.h"
+#include "pgfault/log.h"
 #include "server_int.h"
 
 static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;

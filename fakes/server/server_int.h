@@ -8,14 +8,14 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "auth.h"
-#include "buf.h"
-#include "fault.h"
-#include "proto.h"
-#include "rng.h"
-#include "server.h"
+#include "pgfault/auth.h"
+#include "pgfault/buf.h"
+#include "pgfault/fault.h"
+#include "pgfault/proto.h"
+#include "pgfault/rng.h"
+#include "pgfault/server.h"
 #include "sql.h"
-#include "timer.h"
+#include "pgfault/timer.h"
 
 #define PGF_SERVER_MAX_LISTENERS 16
 

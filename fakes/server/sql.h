@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proto.h"
+#include "pgfault/proto.h"
 
 #define PGF_SQL_MAX_GUCS    48
 #define PGF_SQL_MAX_COLS    4

@@ -15,7 +15,7 @@
  * record), cut to witness_max, plus the fault record that a health
  * misclassification refers to. No I/O happens here.
  */
-#include "check.h"
+#include "pgfault/check.h"
 
 #include <inttypes.h>
 #include <stdarg.h>

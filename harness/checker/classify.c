@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "check.h"
+#include "pgfault/check.h"
 
 static const struct {
     const char *action;

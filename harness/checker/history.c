@@ -9,7 +9,7 @@
  * bytes so the digest can skip it without re-encoding. Nothing here knows
  * about states or operations: that is the checker's business.
  */
-#include "history.h"
+#include "pgfault/history.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
+#include "pgfault/buf.h"
 #include "history_internal.h"
 
 static const char *const rec_type_names[] = {

@@ -5,7 +5,7 @@
 
 #include <jansson.h>
 
-#include "history.h"
+#include "pgfault/history.h"
 
 /* New reference, or NULL on ENOMEM. No `wall` field. */
 json_t *pgf__hist_rec_json(const pgf_rec *r);

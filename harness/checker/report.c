@@ -4,7 +4,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 
-#include "check.h"
+#include "pgfault/check.h"
 #include "history_internal.h"
 
 static void print_rec(FILE *f, const pgf_rec *r, bool mark)

@@ -7,7 +7,7 @@
  * "origin:line:col" for JSON syntax, "origin: operations[1] (\"open\"):
  * ..." for meaning (jansson keeps no positions for values).
  */
-#include "spec.h"
+#include "pgfault/spec.h"
 
 #include <errno.h>
 #include <jansson.h>

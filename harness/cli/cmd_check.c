@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "pgfault/check.h"
 #include "cli.h"
-#include "history.h"
-#include "spec.h"
+#include "pgfault/history.h"
+#include "pgfault/spec.h"
 
 static void check_usage(FILE *f)
 {

@@ -14,7 +14,7 @@
 
 #include "cli.h"
 #include "httpc.h"
-#include "rules.h"
+#include "pgfault/rules.h"
 
 #define DEFAULT_CONTROL "127.0.0.1:8474"
 

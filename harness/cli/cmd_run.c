@@ -11,10 +11,10 @@
 #include <string.h>
 
 #include "cli.h"
-#include "log.h"
-#include "run.h"
-#include "scenario.h"
-#include "session.h"
+#include "pgfault/log.h"
+#include "pgfault/run.h"
+#include "pgfault/scenario.h"
+#include "pgfault/session.h"
 
 #define MAX_SCENARIOS 64
 

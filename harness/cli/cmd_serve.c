@@ -9,12 +9,12 @@
 #include <string.h>
 
 #include "cli.h"
-#include "control.h"
-#include "fault.h"
-#include "faultlog.h"
-#include "log.h"
-#include "rules.h"
-#include "server.h"
+#include "pgfault/control.h"
+#include "pgfault/fault.h"
+#include "pgfault/faultlog.h"
+#include "pgfault/log.h"
+#include "pgfault/rules.h"
+#include "pgfault/server.h"
 
 #define MAX_ITEMS 64
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "machine.h"
+#include "pgfault/machine.h"
 
 static void usage(FILE *f)
 {

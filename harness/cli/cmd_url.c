@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "config.h"
-#include "health.h"
+#include "pgfault/config.h"
+#include "pgfault/health.h"
 
 extern char **environ;
 

@@ -20,13 +20,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "log.h"
-#include "pool.h"
-#include "rules.h"
-#include "rng.h"
-#include "session.h"
-#include "timer.h"
+#include "pgfault/clock.h"
+#include "pgfault/log.h"
+#include "pgfault/pool.h"
+#include "pgfault/rules.h"
+#include "pgfault/rng.h"
+#include "pgfault/session.h"
+#include "pgfault/timer.h"
 
 typedef struct worker worker;
 typedef struct run_ctx run_ctx;

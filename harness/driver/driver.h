@@ -15,11 +15,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "faultlog.h"
-#include "health.h"
+#include "pgfault/faultlog.h"
+#include "pgfault/health.h"
 #include "recorder.h"
-#include "scenario.h"
-#include "server.h"
+#include "pgfault/scenario.h"
+#include "pgfault/server.h"
 
 typedef struct pgf_driver_opts {
     FILE *progress;              /* periodic progress lines; NULL = none */

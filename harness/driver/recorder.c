@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
-#include "health.h"
-#include "timer.h"
+#include "pgfault/clock.h"
+#include "pgfault/health.h"
+#include "pgfault/timer.h"
 
 /* Strings that outlive the producing call are interned into per-buffer
  * arenas; the common ones (state, op, reason names) are static already. */

@@ -14,9 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fault.h"
-#include "history.h"
-#include "session.h"
+#include "pgfault/fault.h"
+#include "pgfault/history.h"
+#include "pgfault/session.h"
 
 typedef struct pgf_recorder pgf_recorder;
 

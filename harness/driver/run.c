@@ -2,7 +2,7 @@
  * driver (history) -> checker (violations) -> expectations -> report,
  * then, for a failure with --shrink, smaller candidate scenarios in sim
  * mode until no smaller one fails the same way. */
-#include "run.h"
+#include "pgfault/run.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -12,16 +12,16 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "check.h"
-#include "config.h"
-#include "clock.h"
+#include "pgfault/check.h"
+#include "pgfault/config.h"
+#include "pgfault/clock.h"
 #include "driver.h"
-#include "faultlog.h"
-#include "history.h"
-#include "log.h"
-#include "report.h"
-#include "rules.h"
-#include "spec.h"
+#include "pgfault/faultlog.h"
+#include "pgfault/history.h"
+#include "pgfault/log.h"
+#include "pgfault/report.h"
+#include "pgfault/rules.h"
+#include "pgfault/spec.h"
 
 #ifndef PGF_VERSION
 #define PGF_VERSION "0.1.0"

@@ -4,7 +4,7 @@
  * The schema is documented in scenarios/README.md; the `faults:` list is
  * validated by the fault module itself, so it is exactly the schema of
  * `pgfault serve --faults`. */
-#include "scenario.h"
+#include "pgfault/scenario.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -15,10 +15,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "config.h"
-#include "doc.h"
-#include "rules.h"
-#include "session.h"
+#include "pgfault/config.h"
+#include "pgfault/doc.h"
+#include "pgfault/rules.h"
+#include "pgfault/session.h"
 
 const char *pgf_run_mode_name(pgf_run_mode m)
 {

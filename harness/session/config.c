@@ -2,7 +2,7 @@
  * (see config.h for the precedence) and render them as URLs. URL parsing
  * is libpq's (PQconninfoParse); the list of PG* variables is libpq's
  * (PQconndefaults). This file only builds URLs and masks passwords. */
-#include "config.h"
+#include "pgfault/config.h"
 
 #include <ctype.h>
 #include <libpq-fe.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
+#include "pgfault/buf.h"
 
 static const char *env_get(const char *const *env, const char *name)
 {

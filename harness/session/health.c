@@ -2,13 +2,13 @@
  * synchronous health check. The libpq texts matched below are the exact
  * C-locale messages recorded from libpq 15 / PostgreSQL 15 (docs/postgres15-facts.md §1,
  * §5, §6, §10); SQLSTATE, when libpq gives one, always wins. */
-#include "health.h"
+#include "pgfault/health.h"
 
 #include <event2/event.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "session.h"
+#include "pgfault/session.h"
 
 static const struct {
     const char *name;

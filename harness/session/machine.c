@@ -1,7 +1,7 @@
 /* machine.c - lookups over the state machine tables of machine.h and the
  * spec generators (JSON via jansson, YAML via libyaml from the same JSON
  * tree, DOT for the docs diagram). No runtime state. */
-#include "machine.h"
+#include "pgfault/machine.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "buf.h"
+#include "pgfault/buf.h"
 
 struct state_row {
     const char *name;

@@ -1,16 +1,16 @@
 /* pool.c - see pool.h. Entries live in one array allocated up front
  * (stable pointers for callbacks); waiters are a FIFO list with a timer
  * each. Everything runs on the pool's loop thread. */
-#include "pool.h"
-#include "timer.h"
+#include "pgfault/pool.h"
+#include "pgfault/timer.h"
 
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
-#include "log.h"
-#include "rng.h"
+#include "pgfault/clock.h"
+#include "pgfault/log.h"
+#include "pgfault/rng.h"
 
 enum entry_state { E_FREE, E_OPENING, E_IDLE, E_PINGING, E_OUT, E_CLOSING };
 

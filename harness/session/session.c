@@ -10,8 +10,8 @@
  * Not here: pooling (pool.c), configuration (config.c), the pure
  * classification table (health.c).
  */
-#include "session.h"
-#include "timer.h"
+#include "pgfault/session.h"
+#include "pgfault/timer.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -25,8 +25,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "log.h"
+#include "pgfault/clock.h"
+#include "pgfault/log.h"
 
 #define CMD_OPEN   0x1u
 #define CMD_CHECK  0x2u

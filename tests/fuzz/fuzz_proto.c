@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
-#include "proto.h"
+#include "pgfault/auth.h"
+#include "pgfault/proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

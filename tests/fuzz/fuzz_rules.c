@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fault.h"
-#include "rules.h"
+#include "pgfault/fault.h"
+#include "pgfault/rules.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,7 +6,7 @@
 #   build-fuzz/tests/fuzz_rules -max_total_time=60 tests/fuzz/corpus/rules
 set(_fuzz_dir ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
 add_executable(fuzz_rules_replay ${_fuzz_dir}/replay_rules.c ${_fuzz_dir}/fuzz_rules.c)
-target_link_libraries(fuzz_rules_replay PRIVATE pgf_all)
+target_link_libraries(fuzz_rules_replay PRIVATE pgf_all pgf_fault_internal)
 add_test(NAME fuzz_rules_corpus COMMAND fuzz_rules_replay ${_fuzz_dir}/corpus/rules
   ${PROJECT_SOURCE_DIR}/scenarios/faults-examples.yaml)
 set_tests_properties(fuzz_rules_corpus PROPERTIES TIMEOUT 120 LABELS unit)
@@ -18,5 +18,5 @@ if(PGF_FUZZ)
   add_executable(fuzz_rules ${_fuzz_dir}/fuzz_rules.c)
   target_compile_options(fuzz_rules PRIVATE -fsanitize=fuzzer)
   target_link_options(fuzz_rules PRIVATE -fsanitize=fuzzer)
-  target_link_libraries(fuzz_rules PRIVATE pgf_all)
+  target_link_libraries(fuzz_rules PRIVATE pgf_all pgf_fault_internal)
 endif()

@@ -1,6 +1,6 @@
 /* rng.c - xoshiro256** streams seeded by splitmix64 (public-domain algorithms
  * by Blackman and Vigna; written from their description). */
-#include "rng.h"
+#include "pgfault/rng.h"
 
 uint64_t pgf_mix64(uint64_t x)
 {

@@ -16,9 +16,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "err.h"
-#include "history.h"
-#include "spec.h"
+#include "pgfault/err.h"
+#include "pgfault/history.h"
+#include "pgfault/spec.h"
 
 /* Violation kinds: enum name, stable string (reports, JSON), meaning. */
 #define PGF_VIOLATION_MAP(X)                                                                      \

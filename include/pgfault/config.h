@@ -25,7 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "err.h"
+#include "pgfault/err.h"
 
 #define PGF_CONFIG_MAX 48
 

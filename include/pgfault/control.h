@@ -29,8 +29,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "err.h"
-#include "fault.h"
+#include "pgfault/err.h"
+#include "pgfault/fault.h"
 
 struct event_base;
 

@@ -1,5 +1,5 @@
 /* log.c - stderr logger; one write(2) per line so threads do not interleave. */
-#include "log.h"
+#include "pgfault/log.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>

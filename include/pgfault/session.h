@@ -37,9 +37,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
-#include "health.h"
-#include "machine.h"
+#include "pgfault/err.h"
+#include "pgfault/health.h"
+#include "pgfault/machine.h"
 
 struct event_base;
 

@@ -1,5 +1,5 @@
 /* buf.c - growable byte buffer (see buf.h). */
-#include "buf.h"
+#include "pgfault/buf.h"
 
 #include <stdarg.h>
 #include <stdio.h>

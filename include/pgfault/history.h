@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "err.h"
+#include "pgfault/err.h"
 
 #define PGF_HISTORY_FORMAT  "pgfault-history"
 #define PGF_HISTORY_VERSION 1

@@ -21,8 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
-#include "rng.h"
+#include "pgfault/err.h"
+#include "pgfault/rng.h"
 
 /* X(NAME, "name", PGF error code, doc) */
 #define PGF_HEALTH_REASON_MAP(X)                                                                 \

@@ -21,8 +21,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "err.h"
-#include "fault.h"
+#include "pgfault/err.h"
+#include "pgfault/fault.h"
 
 /* Parse a YAML rule file. On error returns NULL and writes a message into
  * err. Caller frees with pgf_fault_rules_free(). */

@@ -21,7 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "err.h"
+#include "pgfault/err.h"
 
 /* Deadline a state arms when it is entered (see pgf_session_opts). */
 typedef enum pgf_sess_deadline {

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "pgfault/err.h"
 
 struct event_base;
 struct pgf_fault_engine;

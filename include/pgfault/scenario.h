@@ -11,11 +11,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "err.h"
-#include "fault.h"
-#include "health.h"
-#include "machine.h"
-#include "server.h"
+#include "pgfault/err.h"
+#include "pgfault/fault.h"
+#include "pgfault/health.h"
+#include "pgfault/machine.h"
+#include "pgfault/server.h"
 
 typedef enum pgf_run_mode {
     PGF_MODE_SIM,    /* one thread, one loop, virtual time: deterministic */

@@ -8,7 +8,7 @@
 #ifndef PGF_LOG_H
 #define PGF_LOG_H
 
-#include "err.h"
+#include "pgfault/err.h"
 
 typedef enum pgf_log_level {
     PGF_LOG_ERROR = 0,

@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "err.h"
+#include "pgfault/buf.h"
+#include "pgfault/err.h"
 
 #define PGF_SCRAM_KEY_LEN       32
 #define PGF_SCRAM_SALT_LEN      16

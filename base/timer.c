@@ -1,12 +1,12 @@
 /* timer.c - real (libevent) and simulated timers; see timer.h. */
-#include "timer.h"
+#include "pgfault/timer.h"
 
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
+#include "pgfault/clock.h"
 
 _Thread_local uint64_t pgf__sim_activity;
 

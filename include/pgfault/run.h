@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "scenario.h"
+#include "pgfault/scenario.h"
 
 typedef struct pgf_run_opts {
     const char *out_dir;          /* default "out" */

@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "pgfault/err.h"
 
 /* Protocol phases where a rule can fire. "before X" points decide before
  * the server sends X; "after X" points after it received X. */

@@ -22,8 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
-#include "fault.h"
+#include "pgfault/err.h"
+#include "pgfault/fault.h"
 
 /* The installed rule set with one more reference (caller frees with
  * pgf_fault_rules_free), or NULL when there are none. */

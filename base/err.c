@@ -1,5 +1,5 @@
 /* err.c - strings for the PGF_ERRNO_MAP table. */
-#include "err.h"
+#include "pgfault/err.h"
 
 const char *pgf_strerror(int code)
 {

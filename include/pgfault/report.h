@@ -38,7 +38,7 @@
 
 #include <jansson.h>
 
-#include "err.h"
+#include "pgfault/err.h"
 
 /* Version of the report.json schema (docs/report-format.md). */
 #define PGF_REPORT_FORMAT_VERSION 1

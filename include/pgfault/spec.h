@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "err.h"
+#include "pgfault/err.h"
 
 #define PGF_SPEC_FORMAT     "pgfault-spec"
 #define PGF_SPEC_VERSION    1

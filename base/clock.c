@@ -1,5 +1,5 @@
 /* clock.c - clocks (see clock.h). */
-#include "clock.h"
+#include "pgfault/clock.h"
 
 #include <stdatomic.h>
 #include <stdio.h>

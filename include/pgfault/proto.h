@@ -20,8 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "err.h"
+#include "pgfault/buf.h"
+#include "pgfault/err.h"
 
 /* Startup-phase request codes (the Int32 after the length word). */
 #define PGF_PROTO_V3             196608u   /* 3.0 = 0x00030000 */

@@ -22,9 +22,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "err.h"
-#include "health.h"
-#include "session.h"
+#include "pgfault/err.h"
+#include "pgfault/health.h"
+#include "pgfault/session.h"
 
 struct event_base;
 typedef struct pgf_pool pgf_pool;
