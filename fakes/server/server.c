@@ -1,6 +1,7 @@
 /* server.c - the fake server's lifecycle: configuration, listeners (TCP
  * and unix socket), its own thread, stop, the reap list, statistics.
- * Connections themselves live in conn.c. */
+ * the connection registry (live list, cancel lookup, reap list).
+ * Connections themselves live in conn.c and its layers (conn_int.h). */
 #include <errno.h>
 #include <event2/thread.h>
 #include <netdb.h>
@@ -15,7 +16,7 @@
 
 #include "pgfault/clock.h"
 #include "pgfault/log.h"
-#include "server_int.h"
+#include "conn_int.h"
 
 static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
 
@@ -473,4 +474,54 @@ void pgf_server_get_stats(const pgf_server *s, pgf_server_stats *o)
     o->faults_fired = atomic_load(&m->stats.faults_fired);
     for (int i = 0; i < 3; i++)
         o->by_phase[i] = atomic_load(&m->stats.by_phase[i]);
+}
+
+/* ------------------------------------------------------------------ */
+/* the connection registry                                             */
+
+/* Unlink from the live list; the server frees it from its reap event. */
+void pgf__server_reap(pgf_server *s, pgf__conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (s->conns == c)
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = NULL;
+    c->next = s->reap;
+    s->reap = c;
+    if (s->reap_ev)
+        event_active(s->reap_ev, EV_TIMEOUT, 0);
+}
+
+void pgf__server_reap_all(pgf_server *s)
+{
+    while (s->reap != NULL) {
+        pgf__conn *c = s->reap;
+        s->reap = c->next;
+        pgf__conn_free(c);
+    }
+}
+
+void pgf__server_close_all(pgf_server *s)
+{
+    while (s->conns != NULL)
+        pgf__conn_abort(s->conns);
+}
+
+/* CancelRequest: find the backend by pid; the key must match. */
+void pgf__server_cancel(pgf_server *s, int32_t pid, int32_t key)
+{
+    for (pgf__conn *c = s->conns; c != NULL; c = c->next) {
+        if (c->pid != pid || c->state != ST_READY)
+            continue;
+        if (c->key != key) {
+            pgf_log_info("[conn %llu] wrong key in cancel request for process %d",
+                         (unsigned long long)c->id, pid);
+            return;
+        }
+        pgf__conn_cancel(c);
+        return;
+    }
 }

@@ -1,5 +1,5 @@
 /* server_int.h - internals shared by server.c (listeners, lifecycle,
- * registry) and conn.c (one client connection). Not a public header. */
+ * registry) and the connection layers (conn_int.h). Not a public header. */
 #ifndef PGF_SERVER_INT_H
 #define PGF_SERVER_INT_H
 
@@ -78,20 +78,21 @@ struct pgf_server {
     } stats;
 };
 
-/* conn.c */
+/* conn.c, pump.c */
 void pgf__conn_accept(pgf_server *s, int fd, const struct sockaddr *addr, int addrlen,
                       bool is_unix);
 /* Close at once (server stop). */
 void pgf__conn_abort(pgf__conn *c);
 void pgf__conn_free(pgf__conn *c);
-/* Cancel the query running on the backend with this pid/key, if any. */
+/* server.c: the registry. Cancel the query running on the backend with
+ * this pid/key, if any. */
 void pgf__server_cancel(pgf_server *s, int32_t pid, int32_t key);
 /* Move a closed connection to the reap list (freed after this callback). */
 void pgf__server_reap(pgf_server *s, pgf__conn *c);
-/* Stop accepting for ms milliseconds (REFUSE with a window). */
 /* Free every connection on the reap list; close every live connection. */
 void pgf__server_reap_all(pgf_server *s);
 void pgf__server_close_all(pgf_server *s);
+/* Stop accepting for ms milliseconds (REFUSE with a window). */
 void pgf__server_refuse_for(pgf_server *s, uint32_t ms);
 uint64_t pgf__server_elapsed_ns(const pgf_server *s);
 /* Now on the server's clock (virtual in sim mode). */

@@ -1,0 +1,150 @@
+/* conn_int.h - one client connection of the fake server, shared by its
+ * layers (not a public header):
+ *   pump.c     the byte pump: output chunk queue, flush, read, close, free;
+ *   conn.c     the connection's life: accept, state, fault points, framing
+ *              and dispatch by state, the authentication deadline;
+ *   startup.c  startup packet, SSL/GSS negotiation, authentication;
+ *   query.c    simple and extended query, pg_sleep, cancel.
+ * A connection is only touched on its server's loop thread. Closing removes
+ * its events and moves it to the server's reap list (server.c); it is freed
+ * after the current callback returns, never inside it.
+ */
+#ifndef PGF_CONN_INT_H
+#define PGF_CONN_INT_H
+
+#include "server_int.h"
+
+enum conn_state {
+    ST_STARTUP,        /* waiting for SSLRequest/GSSENCRequest/StartupMessage/CancelRequest */
+    ST_AUTH_PASSWORD,  /* sent R 3, waiting for p */
+    ST_AUTH_MD5,       /* sent R 5, waiting for p */
+    ST_AUTH_SASL_INIT, /* sent R 10, waiting for SASLInitialResponse */
+    ST_AUTH_SASL_FIN,  /* sent R 11, waiting for SASLResponse */
+    ST_READY,          /* processing queries */
+    ST_CLOSED,
+};
+
+enum close_kind { CK_NONE = 0, CK_FIN, CK_RST, CK_SHUT_WR };
+
+typedef struct chunk {
+    struct chunk *next;
+    uint64_t not_before; /* monotonic ns; 0 = now */
+    enum close_kind close;
+    size_t off;
+    pgf_buf data;
+} chunk;
+
+typedef struct prepared {
+    char *name;
+    char *query;
+    uint16_t nparams;
+    uint16_t ntypes; /* declared in Parse (may be fewer than nparams) */
+    uint32_t *types;
+} prepared;
+
+typedef struct portal {
+    char *name;
+    char *query;
+    int nparams;
+    char **params;
+    uint16_t nformats;
+    int16_t *formats; /* result formats */
+} portal;
+
+struct pgf__conn {
+    pgf_server *srv;
+    pgf__conn *prev, *next;
+    uint64_t id;
+    int fd;
+    bool is_unix;
+    char peer[64];
+    enum conn_state state;
+    bool ssl_answered;
+    bool counted_backend;
+    struct event *rev, *wev;
+    pgf_timer *wtimer, *stall_timer, *sleep_timer, *deadline;
+
+    pgf_buf in;
+    chunk *out_head, *out_tail;
+    bool out_closed; /* a close marker is queued: nothing more may be queued */
+    bool ignore_input;
+
+    /* startup */
+    char *user, *database, *app;
+    const pgf__user *u; /* NULL for an unknown role */
+    uint8_t md5_salt[4];
+    pgf_scram_state *scram; /* only during a SCRAM exchange */
+    int32_t pid, key;
+    pgf_sql_session sql;
+    pgf_rng rng;
+
+    /* queries */
+    char *q_text; /* simple query being executed */
+    size_t *q_off, *q_len;
+    int q_n, q_next;
+    bool extended_sleep;       /* a sleeping statement came from Execute */
+    pgf_sql_result *sleep_res; /* the pg_sleep statement in progress, allocated while sleeping */
+    bool busy;                 /* a pg_sleep is running: input waits */
+    bool skip_to_sync;
+    prepared *stmts;
+    int nstmts;
+    portal *portals;
+    int nportals;
+    int16_t *cur_formats; /* result formats of the executing portal */
+    uint16_t cur_nformats;
+    const char *cur_query; /* for fault filters */
+
+    /* faults */
+    pgf_fault_conn *fc;
+    bool stalled;
+    uint32_t drip_slice, drip_ms;
+    int trunc_msgs; /* >0: whole messages still allowed before closing */
+    bool trunc_reset;
+    long trunc_next_bytes; /* >=0: truncate the next queued message to this */
+};
+
+/* Result of a fault point: GO when the normal flow continues (the message,
+ * if any, was queued), STOP when the fault replaced it. */
+enum { GO = 0, STOP = 1 };
+
+/* conn.c */
+const char *pgf__conn_state_name(enum conn_state st);
+/* The one place a connection changes state (keeps the per-phase stats). */
+void pgf__conn_set_state(pgf__conn *c, enum conn_state st);
+void pgf__conn_process_input(pgf__conn *c);
+void pgf__conn_send_error(pgf__conn *c, const char *severity, const char *sqlstate, const char *msg,
+                          const char *detail, const char *hint);
+/* FATAL error, then close after it is sent. */
+void pgf__conn_send_fatal(pgf__conn *c, const char *sqlstate, const char *msg);
+void pgf__conn_auth_failed(pgf__conn *c);
+/* Ask the fault engine at phase ph; msg (may be NULL) is queued on GO. */
+int pgf__conn_fault_point(pgf__conn *c, pgf_phase ph, uint8_t type, const uint8_t *msg, size_t len);
+/* Send a built message through the fault point ph. */
+int pgf__conn_send_at(pgf__conn *c, pgf_phase ph, pgf_buf *b);
+
+/* pump.c */
+void pgf__conn_queue_raw(pgf__conn *c, const uint8_t *p, size_t n);
+void pgf__conn_queue_close(pgf__conn *c, enum close_kind how);
+void pgf__conn_queue_delay(pgf__conn *c, uint32_t ms);
+/* Queue one complete backend message, honouring a pending truncation. */
+void pgf__conn_queue_msg(pgf__conn *c, const uint8_t *p, size_t n);
+void pgf__conn_queue_buf(pgf__conn *c, pgf_buf *b);
+void pgf__conn_flush(pgf__conn *c);
+void pgf__conn_close(pgf__conn *c, enum close_kind how, const char *why);
+void pgf__conn_on_read(evutil_socket_t fd, short what, void *arg);
+void pgf__conn_on_write(evutil_socket_t fd, short what, void *arg);
+void pgf__conn_on_wtimer(void *arg);
+
+/* startup.c */
+void pgf__conn_handle_startup(pgf__conn *c, const pgf_fe_msg *m);
+void pgf__conn_handle_password(pgf__conn *c, const pgf_fe_msg *m);
+void pgf__conn_handle_sasl(pgf__conn *c, const pgf_fe_msg *m);
+
+/* query.c */
+/* A message in the query cycle (state ST_READY). */
+void pgf__conn_handle_ready(pgf__conn *c, const pgf_fe_msg *m);
+void pgf__conn_on_sleep_done(void *arg);
+/* Cancel the running statement of c (its key was checked). */
+void pgf__conn_cancel(pgf__conn *c);
+
+#endif
