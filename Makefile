@@ -9,13 +9,14 @@
 #   make tsan     the tests under TSan (build-tsan/)
 #   make bench    benchmarks (not part of test)
 #   make fuzz     libFuzzer targets (clang, build-fuzz/)
+#   make install  PREFIX=DIR (default /usr/local): binary, libraries, headers, pgfault.pc, man page
 
 BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 CTEST_FLAGS ?=
 
-.PHONY: all deps build demo test asan tsan bench fuzz format clean
+.PHONY: all deps build demo test asan tsan bench fuzz format clean install
 
 all: build
 
@@ -51,3 +52,8 @@ format:
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz build*.cmake.log
+
+# make install PREFIX=/opt/pgfault (default /usr/local): cmake --install.
+PREFIX ?= /usr/local
+install: build
+	@cmake --install $(BUILD) --prefix $(PREFIX)

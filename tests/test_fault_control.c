@@ -23,6 +23,7 @@
 #include "httpc.h"
 #include "pgf_test.h"
 #include "pgfault/rules.h"
+#include "pgfault/version.h"
 #include "testutil.h"
 
 static struct event_base *base;
@@ -131,9 +132,7 @@ static void expect_400_unchanged(const char *method, const char *path, const cha
 static void control_rules_crud(void)
 {
     expect("GET", "/version", NULL, 200,
-           "{\"version\":\""
-           "0.1.0"
-           "\",\"seed\":42}\n");
+           "{\"version\":\"" PGF_VERSION "\",\"seed\":42}\n");
     expect("GET", "/rules", NULL, 200, "[]\n");
 
     /* a connection open before the rule exists */

@@ -28,6 +28,7 @@
 #include "pgfault/report.h"
 #include "report_internal.h"
 #include "pgfault/rng.h"
+#include "pgfault/version.h"
 #include "testutil.h"
 
 extern char **environ;
@@ -59,7 +60,7 @@ static pgf_report *build_fixture(bool failing, bool interrupted)
     pgf_report *r = pgf_report_new();
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
     pgf_report_meta m = {
-        .tool_version = "0.1.0",
+        .tool_version = PGF_VERSION,
         .seed = 42,
         .mode = "sim",
         .name = "fixture <suite> & \"co\"",

@@ -23,10 +23,7 @@
 #include "pgfault/control.h"
 #include "pgfault/faultlog.h"
 #include "pgfault/rules.h"
-
-#ifndef PGF_FAULT_VERSION
-#define PGF_FAULT_VERSION "0"
-#endif
+#include "pgfault/version.h"
 
 struct pgf_fault_control {
     struct evhttp *http;
@@ -331,7 +328,7 @@ static void handle(struct evhttp_request *req, void *arg)
 
     if (strcmp(path, "/version") == 0 && get) {
         json_t *o = json_object();
-        json_object_set_new(o, "version", json_string(PGF_FAULT_VERSION));
+        json_object_set_new(o, "version", json_string(PGF_VERSION));
         json_object_set_new(o, "seed", seed_json(pgf_fault_engine_seed(c->e)));
         reply_json(req, 200, "OK", o);
     } else if (strcmp(path, "/rules") == 0 && get) {

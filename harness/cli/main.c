@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "pgfault/version.h"
 
 struct subcommand {
     const char *name;

@@ -22,10 +22,7 @@
 #include "pgfault/report.h"
 #include "pgfault/rules.h"
 #include "pgfault/spec.h"
-
-#ifndef PGF_VERSION
-#define PGF_VERSION "0.1.0"
-#endif
+#include "pgfault/version.h"
 
 /* The checker's compiled-in spec is the session manager's own table. */
 const char *pgf_session_spec_json(void)

@@ -75,7 +75,7 @@ typedef struct pgf_report_check pgf_report_check;
 
 /* Run metadata. All strings copied; NULL = absent. */
 typedef struct pgf_report_meta {
-    const char *tool_version; /* "0.1.0" */
+    const char *tool_version; /* PGF_VERSION (pgfault/version.h) */
     uint64_t seed;
     const char *mode; /* "sim" | "stress" */
     const char *name; /* scenario file name or "built-in suite" */
