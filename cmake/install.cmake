@@ -8,6 +8,7 @@
 #   lib/cmake/pgfault/                  find_package(pgfault): pgfault::pgfault, pgfault::<module>
 #   share/pgfault/scenarios/            the built-in scenarios as files
 #   share/doc/pgfault/                  README.md and docs/
+#   share/man/man1/pgfault.1            the man page (from the same table as --help)
 #
 # Static only, on purpose: pgfault is linked into test programs, where a
 # static archive needs no LD_LIBRARY_PATH in CI, and the public structs
@@ -67,3 +68,4 @@ install(FILES ${_pgf_scenarios} ${PROJECT_SOURCE_DIR}/scenarios/README.md
   DESTINATION ${CMAKE_INSTALL_DATADIR}/pgfault/scenarios)
 file(GLOB _pgf_docs ${PROJECT_SOURCE_DIR}/docs/*.md ${PROJECT_SOURCE_DIR}/docs/*.svg)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${_pgf_docs} DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(FILES ${PROJECT_BINARY_DIR}/harness/cli/pgfault.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)

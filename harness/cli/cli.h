@@ -16,8 +16,11 @@ enum {
     PGF_EXIT_INTERNAL = 3,
 };
 
-/* Subcommands. Declared weak so a build without a module still links and
- * says the subcommand is unavailable instead of failing to build. */
+/* `pgfault faults` talks to this control API address by default. */
+#define PGF_CLI_DEFAULT_CONTROL "127.0.0.1:8474"
+
+/* Subcommands (their usage text is in usage.c). Declared weak so a build without a module still
+ * links and says the subcommand is unavailable instead of failing to build. */
 #define PGF_SUBCOMMANDS(X)                                             \
     X(serve, "run the fake PostgreSQL server")                         \
     X(faults, "list/add/remove/reset fault rules of a running server") \

@@ -14,29 +14,13 @@
 
 #include "pgfault/check.h"
 #include "cli.h"
+#include "usage.h"
 #include "pgfault/history.h"
 #include "pgfault/spec.h"
 
 static void check_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: pgfault check HISTORY.jsonl [--spec FILE] [--json] [--witness N] [--digest]\n"
-            "\n"
-            "Check a recorded history (docs/history-format.md; '-' reads stdin) against the\n"
-            "session state-machine spec and report every violation, with the first one of each\n"
-            "session and the records that led to it.\n"
-            "\n"
-            "  --spec FILE   spec JSON (`pgfault spec --format json`); default: the spec embedded\n"
-            "                in the history's meta line, else the compiled-in one if this build\n"
-            "                has the session module\n"
-            "  --json        print the result as JSON on stdout\n"
-            "  --witness N   at most N records per witness (default %d)\n"
-            "  --digest      also print the history's determinism digest (SHA-256, wall\n"
-            "                times excluded)\n"
-            "\n"
-            "exit codes: 0 no violations, 1 violations, 2 bad usage or malformed input,\n"
-            "            3 internal failure\n",
-            PGF_CHECK_WITNESS_DEFAULT);
+    pgf__cli_usage_print(f, "check");
 }
 
 int pgf_cmd_check(int argc, char **argv)

@@ -13,32 +13,13 @@
 #include <string.h>
 
 #include "cli.h"
+#include "usage.h"
 #include "httpc.h"
 #include "pgfault/rules.h"
 
-#define DEFAULT_CONTROL "127.0.0.1:8474"
-
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: pgfault faults [--control HOST:PORT] [--timeout MS] COMMAND [ARGS]\n"
-            "\n"
-            "commands:\n"
-            "  list                 the installed rules (JSON)\n"
-            "  get NAME             one rule\n"
-            "  add FILE_OR_JSON     add rules from a YAML/JSON file, or inline JSON ('{...}')\n"
-            "  update NAME JSON     merge JSON keys into a rule (null removes a key)\n"
-            "  remove NAME          delete a rule\n"
-            "  reset                remove all rules, clear counters and coverage\n"
-            "  stats | log | coverage | version\n"
-            "  down | up            stop / resume accepting connections\n"
-            "\n"
-            "options:\n"
-            "  --control HOST:PORT  control API address (default $PGFAULT_CONTROL or %s)\n"
-            "  --timeout MS         per-request timeout (default 5000)\n"
-            "\n"
-            "exit codes: 0 ok, 2 bad usage or rejected request, 3 server unreachable or failed\n",
-            DEFAULT_CONTROL);
+    pgf__cli_usage_print(f, "faults");
 }
 
 /* Pretty-print a JSON body (or pass it through when it is not JSON). */
@@ -121,14 +102,11 @@ int pgf_cmd_faults(int argc, char **argv)
 {
     const char *control = getenv("PGFAULT_CONTROL");
     if (control == NULL || control[0] == '\0')
-        control = DEFAULT_CONTROL;
+        control = PGF_CLI_DEFAULT_CONTROL;
     int timeout_ms = 5000;
-    static const struct option opts[] = {
-        {"control", required_argument, NULL, 'c'},
-        {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    struct option opts[8];
+    if (pgf__cli_longopts("faults", opts, sizeof opts / sizeof opts[0]) != 0)
+        return PGF_EXIT_INTERNAL;
     optind = 1;
     int ch;
     while ((ch = getopt_long(argc, argv, "+c:t:h", opts, NULL)) != -1) {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "usage.h"
 #include "pgfault/log.h"
 #include "pgfault/run.h"
 #include "pgfault/scenario.h"
@@ -28,34 +29,7 @@ static void on_signal(int sig)
 
 static void run_usage(FILE *f)
 {
-    fprintf(f, "usage: pgfault run [SCENARIO.yaml ...] [OPTIONS]\n"
-               "\n"
-               "Run scenarios against the embedded fake server (or an external one): many\n"
-               "concurrent health checks through the session manager while faults fire and\n"
-               "racers call close/cancel, then check the history for illegal transitions.\n"
-               "With no scenario, runs the built-in suite (scenarios/*.yaml).\n"
-               "\n"
-               "options:\n"
-               "  --scenario NAME      a built-in scenario by name (repeatable)\n"
-               "  --list               list the built-in scenarios and exit\n"
-               "  --seed N             override the seed (same seed + sim mode = same history)\n"
-               "  --mode sim|stress    override the mode\n"
-               "  --sessions N         override workload.sessions\n"
-               "  --iterations N       override workload.iterations\n"
-               "  --duration MS        override workload.duration_ms (e.g. a short soak in CI)\n"
-               "  --threads N          override workload.threads (stress mode)\n"
-               "  --bugs LIST          turn on deliberate session-manager bugs (comma list)\n"
-               "  --out DIR            where reports go (default out/)\n"
-               "  --shrink             on failure, search a smaller reproduction (sim mode)\n"
-               "  --no-check           record and check nothing (to measure their overhead)\n"
-               "  --explain            print the resolved scenarios, defaults included, and exit\n"
-               "  --quiet              nothing on stdout\n"
-               "  --log-level LEVEL    error, warn, info, debug, trace\n"
-               "\n"
-               "Outputs in DIR: history.jsonl, faults.jsonl, report.json, junit.xml, report.html\n"
-               "(a suite puts each scenario's history in DIR/NAME/).\n"
-               "exit: 0 all checks passed, 1 violations or failed expectations, 2 invalid\n"
-               "scenario or usage, 3 the harness itself failed.\n");
+    pgf__cli_usage_print(f, "run");
 }
 
 static int load_builtin(const char *name, pgf_scenario *sc, char *err, size_t errlen)
@@ -87,25 +61,9 @@ static bool parse_u64(const char *s, uint64_t *out)
 
 static int run_main(int argc, char **argv, bool replay)
 {
-    static const struct option opts[] = {
-        {"scenario", required_argument, NULL, 'S'},
-        {"list", no_argument, NULL, 'l'},
-        {"seed", required_argument, NULL, 's'},
-        {"mode", required_argument, NULL, 'm'},
-        {"sessions", required_argument, NULL, 'n'},
-        {"iterations", required_argument, NULL, 'i'},
-        {"duration", required_argument, NULL, 'd'},
-        {"threads", required_argument, NULL, 't'},
-        {"bugs", required_argument, NULL, 'b'},
-        {"out", required_argument, NULL, 'o'},
-        {"shrink", no_argument, NULL, 'k'},
-        {"no-check", no_argument, NULL, 'N'},
-        {"explain", no_argument, NULL, 'e'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"log-level", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    struct option opts[32];
+    if (pgf__cli_longopts("run", opts, sizeof opts / sizeof opts[0]) != 0)
+        return PGF_EXIT_INTERNAL;
     const char *names[MAX_SCENARIOS];
     int nnames = 0;
     bool list = false, explain = false, quiet = false, shrink = false, no_check = false;
@@ -208,8 +166,7 @@ static int run_main(int argc, char **argv, bool replay)
         }
         case 'h':
             if (replay)
-                printf("usage: pgfault replay OUT/report.json [run options]\n\nRe-run the "
-                       "scenarios recorded in a report, with the same seed and mode.\n");
+                pgf__cli_usage_print(stdout, "replay");
             else
                 run_usage(stdout);
             return PGF_EXIT_OK;

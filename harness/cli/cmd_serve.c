@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "usage.h"
 #include "pgfault/control.h"
 #include "pgfault/fault.h"
 #include "pgfault/faultlog.h"
@@ -20,31 +21,7 @@
 
 static void serve_usage(FILE *f)
 {
-    fprintf(
-        f,
-        "usage: pgfault serve [OPTIONS]\n"
-        "\n"
-        "Run a fake PostgreSQL 15 server that real clients (libpq, psql, pgbench,\n"
-        "psycopg, asyncpg, ...) accept, until SIGINT or SIGTERM (then exit 0).\n"
-        "Prints one line per listener on stdout, e.g.\n"
-        "  listening tcp 127.0.0.1:54320\n"
-        "  listening unix /tmp/pg/.s.PGSQL.54320\n"
-        "\n"
-        "options:\n"
-        "  --listen HOST:PORT       TCP address (repeatable; default 127.0.0.1:54320;\n"
-        "                           port 0 picks a free port; IPv6 as [::1]:PORT)\n"
-        "  --unix-socket-dir DIR    also listen on DIR/.s.PGSQL.<port> (libpq host=DIR)\n"
-        "  --no-tcp                 only the unix socket\n"
-        "  --user NAME:PASSWORD:METHOD\n"
-        "                           a role (repeatable); METHOD is trust, password, md5\n"
-        "                           or scram-sha-256 (default postgres:postgres:scram-sha-256).\n"
-        "                           A role named postgres is a superuser.\n"
-        "  --database NAME          accept only these databases (repeatable; default any)\n"
-        "  --max-connections N      beyond N: FATAL 53300 (default unlimited)\n"
-        "  --seed N|random          seed for keys, salts, nonces and faults (default 1)\n"
-        "  --log-level LEVEL        error, warn, info, debug, trace (default warn)\n"
-        "  --quiet                  do not print the listening lines\n"
-        "  -h, --help               this text\n");
+    pgf__cli_usage_print(f, "serve");
 }
 
 struct serve_ctx {
@@ -112,23 +89,9 @@ static int parse_user(char *spec, pgf_server_user *u)
 
 int pgf_cmd_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'},
-        {"unix-socket-dir", required_argument, NULL, 'u'},
-        {"no-tcp", no_argument, NULL, 'T'},
-        {"user", required_argument, NULL, 'U'},
-        {"database", required_argument, NULL, 'd'},
-        {"max-connections", required_argument, NULL, 'm'},
-        {"seed", required_argument, NULL, 's'},
-        {"log-level", required_argument, NULL, 'L'},
-        {"faults", required_argument, NULL, 'F'},
-        {"fault-log", required_argument, NULL, 'O'},
-        {"control", required_argument, NULL, 'C'},
-        {"allow-remote-control", no_argument, NULL, 'R'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    struct option opts[32];
+    if (pgf__cli_longopts("serve", opts, sizeof opts / sizeof opts[0]) != 0)
+        return PGF_EXIT_INTERNAL;
     const char *listen[MAX_ITEMS];
     const char *dbs[MAX_ITEMS];
     pgf_server_user users[MAX_ITEMS];

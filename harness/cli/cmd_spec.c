@@ -5,15 +5,12 @@
 #include <string.h>
 
 #include "cli.h"
+#include "usage.h"
 #include "pgfault/machine.h"
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: pgfault spec [--format json|yaml|dot] [--output FILE]\n\n"
-               "Print the session manager's declared state machine: states, operations\n"
-               "(from/to/during/preempts) and every legal transition. json and yaml follow\n"
-               "the checker's spec format (version 1); dot is the docs diagram\n"
-               "(docs/state-machine.dot is this output).\n");
+    pgf__cli_usage_print(f, "spec");
 }
 
 int pgf_cmd_spec(int argc, char **argv)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "usage.h"
 #include "pgfault/config.h"
 #include "pgfault/health.h"
 
@@ -13,16 +14,7 @@ extern char **environ;
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: pgfault url [--check] [--timeout MS]\n\n"
-               "Resolve the connection settings a service would use, from (highest first)\n"
-               "DATABASE_URL, POSTGRES_HOST/POSTGRES_PORT/POSTGRES_DB/POSTGRES_USER/\n"
-               "POSTGRES_PASSWORD, then libpq's PG* variables; print them (password shown\n"
-               "as ****) and the equivalent URLs:\n"
-               "  libpq     postgresql://...          (psql, libpq, psycopg)\n"
-               "  asyncpg   postgresql+asyncpg://...  (SQLAlchemy async)\n"
-               "  psycopg2  postgresql+psycopg2://... (SQLAlchemy sync)\n"
-               "--check also connects and runs SELECT 1, printing the classified health.\n"
-               "exit: 0 ok, 1 --check unhealthy, 2 missing/invalid settings\n");
+    pgf__cli_usage_print(f, "url");
 }
 
 int pgf_cmd_url(int argc, char **argv)

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "pgfault/version.h"
+#include "usage.h"
 
 struct subcommand {
     const char *name;
@@ -25,8 +26,10 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
         if (subcommands[i].fn != NULL)
             fprintf(f, "  %-8s %s\n", subcommands[i].name, subcommands[i].help);
-    fprintf(f, "\n`pgfault SUBCOMMAND --help` describes each one.\n"
-               "exit codes: 0 ok, 1 violations found, 2 bad usage/config, 3 harness failure\n");
+    fprintf(f,
+            "\n`pgfault SUBCOMMAND --help` describes each one (and `man pgfault` all).\n"
+            "exit codes: %s\n",
+            pgf__cli_exit_codes);
 }
 
 int main(int argc, char **argv)
