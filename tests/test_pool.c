@@ -167,10 +167,12 @@ static void broken_connection_never_handed_out_again(void)
     pool_end(&f);
 }
 
+/* Returns close's result for the joining thread to assert (CUnit is not thread-safe). */
 static void *close_thread(void *arg)
 {
-    pgf_session_close(arg, NULL, NULL);
-    return NULL;
+    static int rc;
+    rc = pgf_session_close(arg, NULL, NULL);
+    return &rc;
 }
 
 static void release_refused_mid_operation_and_after_close(void)
@@ -189,8 +191,10 @@ static void release_refused_mid_operation_and_after_close(void)
                                   "Method 'release()' can't be called here; method 'check()' "
                                   "is already in progress"));
     pthread_t t;
-    pthread_create(&t, NULL, close_thread, a.s);
-    pthread_join(t, NULL);
+    void *closed = NULL;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, close_thread, a.s), 0);
+    pthread_join(t, &closed);
+    CU_ASSERT_EQUAL(*(int *)closed, 0);
     CU_ASSERT_TRUE(fx_run_until_state(f.base, a.s, PGF_SESS_CLOSED, 3000));
     CU_ASSERT_EQUAL(c.n, 1);
     CU_ASSERT_EQUAL(c.err, PGF_ECANCELED);
@@ -228,7 +232,7 @@ static void failed_release(unsigned bugs, bool want_same)
         bad += f.rec.ev[i].op == PGF_OP_acquire && f.rec.ev[i].kind == PGF_SEV_OK &&
                f.rec.ev[i].from == PGF_SESS_FAILED;
     CU_ASSERT_EQUAL(bad, want_same ? 1 : 0);
-    pgf_pool_release(f.pool, b.s);
+    CU_ASSERT_EQUAL(pgf_pool_release(f.pool, b.s), 0);
     pool_end(&f);
 }
 

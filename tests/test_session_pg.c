@@ -117,10 +117,12 @@ static void cancel_running_query(void)
     pg_close(&l);
 }
 
+/* Returns close's result for the joining thread to assert (CUnit is not thread-safe). */
 static void *closer(void *arg)
 {
-    pgf_session_close(arg, NULL, NULL);
-    return NULL;
+    static int rc;
+    rc = pgf_session_close(arg, NULL, NULL);
+    return &rc;
 }
 
 static void close_running_query_from_another_thread(void)
@@ -131,8 +133,10 @@ static void close_running_query_from_another_thread(void)
     CU_ASSERT_EQUAL(pgf_session_check(l.s, fx_cb, &check), 0);
     CU_ASSERT_TRUE(fx_run_until_state(l.base, l.s, PGF_SESS_BUSY, 5000));
     pthread_t t;
-    pthread_create(&t, NULL, closer, l.s);
-    pthread_join(t, NULL);
+    void *closed = NULL;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, closer, l.s), 0);
+    pthread_join(t, &closed);
+    CU_ASSERT_EQUAL(*(int *)closed, 0);
     CU_ASSERT_TRUE(fx_run_until_state(l.base, l.s, PGF_SESS_CLOSED, 5000));
     CU_ASSERT_EQUAL(check.n, 1);
     CU_ASSERT_EQUAL(check.err, PGF_ECANCELED);

@@ -346,7 +346,10 @@ static void pool_give_back(slot *sl)
     sl->s = NULL;
     if (s != NULL && pgf_pool_release(sl->w->pool, s) != 0) {
         atomic_fetch_add(&sl->w->rc->api_errors, 1);
-        pgf_pool_invalidate(sl->w->pool, s);
+        /* Refused too (not checked out from this pool): the pool never had
+         * it, so there is nothing to leak; count the second API error. */
+        if (pgf_pool_invalidate(sl->w->pool, s) != 0)
+            atomic_fetch_add(&sl->w->rc->api_errors, 1);
     }
     pool_next(sl);
 }

@@ -51,13 +51,14 @@ int pgf_pool_new(struct event_base *base, const pgf_pool_opts *o, pgf_pool **out
  * afterwards); pending acquires fail with PGF_ECANCELED. NULL: no-op. */
 void pgf_pool_free(pgf_pool *p);
 
-int pgf_pool_acquire(pgf_pool *p, pgf_pool_acquire_cb cb, void *arg);
+/* 0 = accepted (cb fires once); an error means cb never fires. */
+int pgf_pool_acquire(pgf_pool *p, pgf_pool_acquire_cb cb, void *arg) PGF_NODISCARD;
 /* Give back a checked-out session. 0; PGF_EILLEGAL_STATE when the session
  * is mid-operation or CLOSED (it stays checked out: release it later, or
  * pgf_pool_invalidate it); PGF_EINVAL if it is not checked out from p. */
-int pgf_pool_release(pgf_pool *p, pgf_session *s);
+int pgf_pool_release(pgf_pool *p, pgf_session *s) PGF_NODISCARD;
 /* Close a checked-out session for good and drop it from the pool. */
-int pgf_pool_invalidate(pgf_pool *p, pgf_session *s);
+int pgf_pool_invalidate(pgf_pool *p, pgf_session *s) PGF_NODISCARD;
 
 typedef struct pgf_pool_stats {
     int idle, checked_out, opening, pinging, closing, waiting;

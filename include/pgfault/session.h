@@ -107,11 +107,12 @@ void pgf_session_free(pgf_session *s);
 
 /* Operations: 0 = accepted (cb will fire once), or PGF_EILLEGAL_STATE
  * (message in pgf_session_last_error) / PGF_EINVAL; then nothing changed
- * and cb never fires. Any thread. cb may be NULL. */
-int pgf_session_open(pgf_session *s, pgf_session_cb cb, void *arg);
-int pgf_session_check(pgf_session *s, pgf_session_cb cb, void *arg);
-int pgf_session_cancel(pgf_session *s, pgf_session_cb cb, void *arg);
-int pgf_session_close(pgf_session *s, pgf_session_cb cb, void *arg);
+ * and cb never fires. Any thread. cb may be NULL. PGF_NODISCARD: a caller
+ * that ignores the result may wait for a callback that never comes. */
+int pgf_session_open(pgf_session *s, pgf_session_cb cb, void *arg) PGF_NODISCARD;
+int pgf_session_check(pgf_session *s, pgf_session_cb cb, void *arg) PGF_NODISCARD;
+int pgf_session_cancel(pgf_session *s, pgf_session_cb cb, void *arg) PGF_NODISCARD;
+int pgf_session_close(pgf_session *s, pgf_session_cb cb, void *arg) PGF_NODISCARD;
 
 /* Snapshots (any thread; may be stale by the time they return). */
 pgf_sess_state pgf_session_state(pgf_session *s);
@@ -170,9 +171,9 @@ int pgf_session_bugs_parse(const char *list, unsigned *mask) PGF_NODISCARD;
  * state change: validated like any operation, reported as invoke + ok, or
  * invoke + fail(PGF_EILLEGAL_STATE). `force` skips the validation (bug
  * injection only). Any thread. */
-int pgf__session_mark(pgf_session *s, pgf_sess_op op, bool force);
+int pgf__session_mark(pgf_session *s, pgf_sess_op op, bool force) PGF_NODISCARD;
 /* Close with the pool's `invalidate` operation label. */
-int pgf__session_invalidate(pgf_session *s, pgf_session_cb cb, void *arg);
+int pgf__session_invalidate(pgf_session *s, pgf_session_cb cb, void *arg) PGF_NODISCARD;
 struct event_base *pgf__session_base(pgf_session *s);
 /* Tests only: put a fresh, never-opened session into `st` with `main_op`
  * (and, for CANCELING/CLOSING, the cancel/close op) marked in progress, so
