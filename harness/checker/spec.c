@@ -388,18 +388,6 @@ int pgf_spec_load(const char *path, pgf_spec **out, char *err, size_t errlen)
     return rc;
 }
 
-int pgf_spec_load_builtin(pgf_spec **out, char *err, size_t errlen)
-{
-    *out = NULL;
-    const char *text = pgf_session_spec_json != NULL ? pgf_session_spec_json() : NULL;
-    if (text == NULL) {
-        serr(err, errlen, "<builtin spec>",
-             "this build has no compiled-in session spec (pass --spec FILE)");
-        return PGF_ENOTFOUND;
-    }
-    return pgf_spec_parse(text, strlen(text), "<builtin spec>", out, err, errlen);
-}
-
 const char *pgf_spec_digest(const pgf_spec *s)
 {
     return s->digest;

@@ -2,9 +2,9 @@
  * load a history, pick the spec, run the pure checker, print the verdict.
  *
  * The spec comes from, in order: --spec FILE, the spec embedded in the
- * history's meta line, the spec compiled in by the session module (weak
- * hook pgf_session_spec_json). With none of them the command fails with
- * exit 2 and asks for --spec. Exit codes: 0 no violations, 1 violations,
+ * history's meta line, the session module's own table
+ * (pgf_session_spec_json_text(): the CLI composes the layers, the checker
+ * knows no session). Exit codes: 0 no violations, 1 violations,
  * 2 bad usage / malformed history or spec (message names file:line),
  * 3 internal failure (out of memory).
  */
@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "usage.h"
 #include "pgfault/history.h"
+#include "pgfault/machine.h"
 #include "pgfault/spec.h"
 
 static void check_usage(FILE *f)
@@ -25,7 +26,7 @@ static void check_usage(FILE *f)
 
 int pgf_cmd_check(int argc, char **argv)
 {
-    const char *path = NULL, *spec_path = NULL;
+    const char *path = NULL, *spec_path = NULL, *text = NULL;
     bool json = false, digest = false;
     unsigned witness = 0;
     for (int i = 1; i < argc; i++) {
@@ -78,8 +79,12 @@ int pgf_cmd_check(int argc, char **argv)
     else if (meta->spec_json != NULL)
         rc = pgf_spec_parse(meta->spec_json, strlen(meta->spec_json), "<history meta spec>", &spec,
                             err, sizeof err);
-    else
-        rc = pgf_spec_load_builtin(&spec, err, sizeof err);
+    else if ((text = pgf_session_spec_json_text()) != NULL)
+        rc = pgf_spec_parse(text, strlen(text), "<session spec>", &spec, err, sizeof err);
+    else {
+        snprintf(err, sizeof err, "out of memory building the session spec");
+        rc = PGF_ENOMEM;
+    }
     int exit_code = PGF_EXIT_USAGE;
     if (rc < 0) {
         fprintf(stderr, "pgfault check: %s\n", err);

@@ -19,19 +19,11 @@
 #include "pgfault/faultlog.h"
 #include "pgfault/history.h"
 #include "pgfault/log.h"
+#include "pgfault/machine.h"
 #include "pgfault/report.h"
 #include "pgfault/rules.h"
 #include "pgfault/spec.h"
 #include "pgfault/version.h"
-
-/* The checker's compiled-in spec is the session manager's own table. */
-const char *pgf_session_spec_json(void)
-{
-    static char *json;
-    if (json == NULL && pgf_session_spec(PGF_SPEC_JSON, &json) != 0)
-        json = NULL;
-    return json;
-}
 
 /* Report building is best-effort per item: a failed allocation sets the
  * report's own failure flag and the writers refuse to write a partial file. */
@@ -408,8 +400,15 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
                  pgf_strerror(e));
         return e;
     }
+    /* The driver composes the layers: the checker gets the session
+     * manager's own table as its spec (the checker knows no session). */
     pgf_spec *spec = NULL;
-    e = pgf_spec_load_builtin(&spec, err, errlen);
+    const char *spec_text = pgf_session_spec_json_text();
+    if (spec_text == NULL) {
+        snprintf(err, errlen, "out of memory building the session spec");
+        return PGF_ENOMEM;
+    }
+    e = pgf_spec_parse(spec_text, strlen(spec_text), "<session spec>", &spec, err, errlen);
     if (e != 0)
         return e;
     e = pgf_check(spec, oc->recs, oc->n, NULL, &oc->check);

@@ -217,10 +217,8 @@ int pgf_spec_format_parse(const char *s);
 int pgf_session_spec(pgf_spec_format fmt, char **out) PGF_NODISCARD;
 
 /* The JSON spec as static text, built once (thread-safe); NULL on ENOMEM.
- * This is what the checker's weak hook pgf_session_spec_json()
- * (harness/checker/spec.h) should return; the hook itself is not defined
- * here yet because defining it changes what tests/e2e/check_exit_codes.sh
- * expects from `pgfault check` without --spec (integration step). */
+ * The composition roots (the driver, `pgfault check`) parse it with
+ * pgf_spec_parse() (spec.h): the checker itself knows no session module. */
 const char *pgf_session_spec_json_text(void);
 
 #endif

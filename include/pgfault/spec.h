@@ -28,16 +28,7 @@ PGF_NODISCARD int pgf_spec_parse(const char *json, size_t len, const char *origi
                                  char *err, size_t errlen);
 /* The same from a file. */
 PGF_NODISCARD int pgf_spec_load(const char *path, pgf_spec **out, char *err, size_t errlen);
-/* The spec compiled into this binary by the session module, if linked
- * (see pgf_session_spec_json below); PGF_ENOTFOUND otherwise. */
-PGF_NODISCARD int pgf_spec_load_builtin(pgf_spec **out, char *err, size_t errlen);
 void pgf_spec_free(pgf_spec *s);
-
-/* Hook for the session module: when harness/session/ defines this
- * function (returning its `pgfault spec --format json` text, static
- * storage), `pgfault check` uses it when no other spec is given. Weak, so
- * the checker links without the session module. */
-const char *pgf_session_spec_json(void) __attribute__((weak));
 
 /* Hex SHA-256 of the canonical spec (compact JSON, sorted keys): what a
  * history's meta `spec_digest` refers to. Borrowed, 64 hex digits. */
