@@ -287,6 +287,7 @@ static void slot_begin(slot *sl)
     o.query_timeout_ms = rc->sc->query_timeout_ms;
     o.recorder = recorder_hook;
     o.recorder_arg = sl;
+    o.bugs = rc->sc->bugs;
     int e = pgf_session_new(w->base, &o, &sl->s);
     if (e != 0) {
         snprintf(rc->res->harness_error, sizeof rc->res->harness_error,
@@ -776,6 +777,7 @@ static int make_workers(run_ctx *rc, char *err, size_t errlen)
             po.session.query_timeout_ms = sc->query_timeout_ms;
             po.session.recorder = pool_recorder_hook;
             po.session.recorder_arg = w;
+            po.session.bugs = sc->bugs;
             po.max_size = (int)sc->pool_size;
             po.max_overflow = (int)sc->pool_overflow;
             po.acquire_timeout_ms = sc->pool_timeout_ms;
@@ -1061,7 +1063,6 @@ int pgf_driver_run(const pgf_scenario *sc, const pgf_driver_opts *o, pgf_run **o
     rc->res = res;
     res->sc = sc;
     rc->sim = sc->mode == PGF_MODE_SIM;
-    pgf_session_set_bugs(sc->bugs);
     res->start_wall_us = pgf_wall_us();
     rc->start_ns = pgf_now_ns();
     int e = 0;
@@ -1119,7 +1120,6 @@ int pgf_driver_run(const pgf_scenario *sc, const pgf_driver_opts *o, pgf_run **o
 done:
     res->wall_ns = pgf_now_ns() - rc->start_ns;
     teardown(rc);
-    pgf_session_set_bugs(0);
     free(rc);
     if (e != 0) {
         pgf_run_free(res);

@@ -103,9 +103,9 @@ static bool hand_out(pgf_pool *p, struct entry *e)
 {
     /* BUG (PGF_BUG_FAILED_RETURNED_TO_POOL) / (PGF_BUG_RELEASE_AFTER_CLOSE):
      * a connection the pool should have dropped is handed out anyway. */
-    bool force = pgf_session_state(e->s) != PGF_SESS_READY &&
-                 (pgf_session_get_bugs() &
-                  (PGF_BUG_FAILED_RETURNED_TO_POOL | PGF_BUG_RELEASE_AFTER_CLOSE)) != 0;
+    bool force =
+        pgf_session_state(e->s) != PGF_SESS_READY &&
+        (p->o.session.bugs & (PGF_BUG_FAILED_RETURNED_TO_POOL | PGF_BUG_RELEASE_AFTER_CLOSE)) != 0;
     if (pgf__session_mark(e->s, PGF_OP_acquire, force) != 0) {
         invalidate_entry(e);
         return false;
@@ -359,7 +359,7 @@ int pgf_pool_release(pgf_pool *p, pgf_session *s)
     pgf_sess_state st = pgf_session_state(s);
     /* BUG (PGF_BUG_RELEASE_AFTER_CLOSE): a closed connection is taken back
      * as if it were fine. */
-    bool force = st == PGF_SESS_CLOSED && (pgf_session_get_bugs() & PGF_BUG_RELEASE_AFTER_CLOSE);
+    bool force = st == PGF_SESS_CLOSED && (p->o.session.bugs & PGF_BUG_RELEASE_AFTER_CLOSE);
     int rc = pgf__session_mark(s, PGF_OP_release, force);
     if (rc != 0)
         return rc;
@@ -367,7 +367,7 @@ int pgf_pool_release(pgf_pool *p, pgf_session *s)
         e->st = E_IDLE;
     } else if (st == PGF_SESS_FAILED) {
         /* BUG (PGF_BUG_FAILED_RETURNED_TO_POOL): keep the broken one. */
-        if (pgf_session_get_bugs() & PGF_BUG_FAILED_RETURNED_TO_POOL)
+        if (p->o.session.bugs & PGF_BUG_FAILED_RETURNED_TO_POOL)
             e->st = E_IDLE;
         else
             invalidate_entry(e);

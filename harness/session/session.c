@@ -39,7 +39,6 @@ static atomic_uint_fast64_t g_session_id;
 static atomic_long g_live_sessions;
 static atomic_long g_live_pgconns;
 static atomic_long g_live_cancel_threads;
-static atomic_uint g_bugs;
 
 static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
 
@@ -62,6 +61,7 @@ struct pgf_session {
     unsigned pending; /* CMD_* for the loop */
     char last_error[256];
     bool bug_dropped;    /* PGF_BUG_CLOSE_FREES_DURING_CONNECT happened */
+    unsigned bugs;       /* PGF_BUG_* (opts; immutable, read without mu) */
     uint64_t last_op_id; /* of the last accepted slot-less (pool) operation */
     /* ---- loop thread only ---- */
     PGconn *conn;
@@ -124,19 +124,9 @@ const char *pgf_session_event_kind_name(pgf_session_event_kind k)
 
 /* ---- bugs ---- */
 
-void pgf_session_set_bugs(unsigned mask)
+static bool bug(const pgf_session *s, unsigned bit)
 {
-    atomic_store(&g_bugs, mask);
-}
-
-unsigned pgf_session_get_bugs(void)
-{
-    return atomic_load(&g_bugs);
-}
-
-static bool bug(unsigned bit)
-{
-    return (atomic_load_explicit(&g_bugs, memory_order_relaxed) & bit) != 0;
+    return (s->bugs & bit) != 0;
 }
 
 int pgf_session_bugs_parse(const char *list, unsigned *mask)
@@ -280,7 +270,7 @@ static void complete(pgf_session *s, pgf_sess_op op, int err, const pgf_health *
     int times = 1;
     /* BUG (PGF_BUG_CALLBACK_TWICE): a completion reported and called back
      * twice, as when two code paths both believe they finish the op. */
-    if (bug(PGF_BUG_CALLBACK_TWICE) && (op == PGF_OP_open || op == PGF_OP_check))
+    if (bug(s, PGF_BUG_CALLBACK_TWICE) && (op == PGF_OP_open || op == PGF_OP_check))
         times = 2;
     for (int i = 0; i < times; i++)
         emit(s, err == 0 ? PGF_SEV_OK : PGF_SEV_FAIL, op, sl.id, s->state, s->state,
@@ -360,7 +350,7 @@ static void classify(pgf_session *s, const char *sqlstate, const char *msg, pgf_
     pgf_health_classify(sqlstate, msg, phase_name(s->state), h);
     /* BUG (PGF_BUG_AUTH_AS_CONNECTION_LOST): the classic mistake of calling
      * every failed connect a lost connection, so auth errors get retried. */
-    if (bug(PGF_BUG_AUTH_AS_CONNECTION_LOST) && h->reason == PGF_HEALTH_AUTH_FAILED)
+    if (bug(s, PGF_BUG_AUTH_AS_CONNECTION_LOST) && h->reason == PGF_HEALTH_AUTH_FAILED)
         h->reason = PGF_HEALTH_CONNECTION_LOST;
 }
 
@@ -981,7 +971,7 @@ static int close_as(pgf_session *s, pgf_sess_op op, pgf_session_cb cb, void *arg
         return PGF_EINVAL;
     pthread_mutex_lock(&s->mu);
     int rc = reserve(s, op, cb, arg);
-    if (rc == 0 && bug(PGF_BUG_CLOSE_FREES_DURING_CONNECT) &&
+    if (rc == 0 && bug(s, PGF_BUG_CLOSE_FREES_DURING_CONNECT) &&
         pgf_session_state_connecting(s->state)) {
         /* BUG (PGF_BUG_CLOSE_FREES_DURING_CONNECT): close "frees" the
          * connection right here on the calling thread while open is still
@@ -1103,6 +1093,7 @@ int pgf_session_new(struct event_base *base, const pgf_session_opts *o, pgf_sess
     s->sock_fd = -1;
     s->recorder = o->recorder;
     s->recorder_arg = o->recorder_arg;
+    s->bugs = o->bugs;
     s->timeout_ms[PGF_DEADLINE_CONNECT] = o->connect_timeout_ms ? o->connect_timeout_ms : 10000;
     s->timeout_ms[PGF_DEADLINE_QUERY] = o->query_timeout_ms ? o->query_timeout_ms : 10000;
     s->timeout_ms[PGF_DEADLINE_CANCEL] = o->cancel_timeout_ms ? o->cancel_timeout_ms : 5000;

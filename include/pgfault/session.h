@@ -88,7 +88,8 @@ typedef struct pgf_session_opts {
     unsigned close_timeout_ms;        /* 0 = 5000 */
     pgf_session_recorder_fn recorder; /* optional */
     void *recorder_arg;
-    uint64_t id; /* 0 = next global id */
+    uint64_t id;   /* 0 = next global id */
+    unsigned bugs; /* PGF_BUG_* mask for this session (below); 0 = the correct manager */
 } pgf_session_opts;
 
 /* An event_base safe for cross-thread calls (evthread_use_pthreads() done
@@ -158,9 +159,10 @@ enum {
 #undef PGF__BUG_ENUM
 };
 
-/* Process-wide mask (atomic); takes effect for the next decision. */
-void pgf_session_set_bugs(unsigned mask);
-unsigned pgf_session_get_bugs(void);
+/* The mask is an option of each session (pgf_session_opts.bugs) and pool
+ * (pgf_pool_opts.session.bugs), fixed at creation: a test that turns a bug
+ * on cannot leave it on for the next one, and two runs in one process do
+ * not share it. */
 /* "callback-twice,release-after-close" (or "none") -> mask; PGF_EINVAL
  * naming nothing else. */
 int pgf_session_bugs_parse(const char *list, unsigned *mask) PGF_NODISCARD;
