@@ -14,6 +14,7 @@
 #include "pgfault/check.h"
 #include "fault_live.h"
 #include "pgfault/health.h"
+#include "pgfault/healthcheck.h"
 #include "pgfault/session.h"
 
 typedef struct cls_case {

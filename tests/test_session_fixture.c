@@ -24,6 +24,7 @@
 
 #include "pgfault/buf.h"
 #include "pgfault/clock.h"
+#include "pgfault/healthcheck.h"
 #include "pgf_test.h"
 #include "testutil.h"
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pgf_test.h"
+#include "pgfault/healthcheck.h"
 #include "pgfault/session.h"
 #include "test_session_fixture.h"
 

@@ -9,6 +9,7 @@
 #include "usage.h"
 #include "pgfault/config.h"
 #include "pgfault/health.h"
+#include "pgfault/healthcheck.h"
 
 extern char **environ;
 

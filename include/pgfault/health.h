@@ -8,9 +8,9 @@
  * error text during connect (where libpq keeps no result: docs/postgres15-facts.md §5,
  * §10); the texts are the untranslated C-locale ones.
  *
- * pgf_health_check() is the synchronous one-shot check (open, SELECT 1,
- * close) on a private event loop; pools run the same check asynchronously
- * (pool.h). Auth failures are not retried in a tight loop:
+ * This is the pure part (a table and functions over it, no I/O); the
+ * synchronous one-shot check is pgf_health_check() in healthcheck.h, and
+ * pools run the same check asynchronously (pool.h). Auth failures are not retried in a tight loop:
  * pgf_backoff_ns() gives the capped exponential delay with full jitter
  * that the pool applies (pool.h).
  */
@@ -72,12 +72,5 @@ void pgf_health_format(const pgf_health *h, char *buf, size_t len);
  * [0, min(cap, base * 2^attempt)], drawn from r, so a run is replayable
  * from its seed. */
 uint64_t pgf_backoff_ns(uint64_t base_ns, uint64_t cap_ns, unsigned attempt, pgf_rng *r);
-
-/* One synchronous health check: open with these libpq keyword/value
- * arrays (NULL-terminated; borrowed), run `query` (NULL = "SELECT 1"),
- * close, all within timeout_ms (0 = 10 s) on a private event loop. Fills
- * *h and returns 0 when healthy, else the reason's PGF_E* code. */
-int pgf_health_check(const char *const *keywords, const char *const *values, const char *query,
-                     unsigned timeout_ms, pgf_health *h);
 
 #endif
