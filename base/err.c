@@ -1,5 +1,8 @@
-/* err.c - strings for the PGF_ERRNO_MAP table. */
+/* err.c - strings for the PGF_ERRNO_MAP table, and the one formatter of
+ * caller-supplied error buffers. */
 #include "pgfault/err.h"
+
+#include <stdio.h>
 
 const char *pgf_strerror(int code)
 {
@@ -27,4 +30,24 @@ const char *pgf_err_name(int code)
 #undef PGF__ERR_NAME
     }
     return "PGF_EUNKNOWN";
+}
+
+int pgf_err_vprintf(char *err, size_t errlen, int code, const char *where, const char *fmt,
+                    va_list ap)
+{
+    if (err == NULL || errlen == 0)
+        return code;
+    int k = where != NULL ? snprintf(err, errlen, "%s: ", where) : 0;
+    if (k >= 0 && (size_t)k < errlen)
+        vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
+    return code;
+}
+
+int pgf_err_printf(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pgf_err_vprintf(err, errlen, code, NULL, fmt, ap);
+    va_end(ap);
+    return code;
 }

@@ -9,18 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int fail_msg(char *err, size_t errlen, int code, const char *fmt, ...) PGF_PRINTF(4, 5);
-static int fail_msg(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static void release(pgf_atomic_file *af)
 {
     free(af->tmp_path);
@@ -35,22 +23,22 @@ int pgf_atomic_file_open(pgf_atomic_file *af, const char *dir, const char *name,
 {
     memset(af, 0, sizeof *af);
     if (dir == NULL || name == NULL || *name == '\0' || strchr(name, '/') != NULL)
-        return fail_msg(err, errlen, PGF_EINVAL, "atomic write: bad file name '%s'",
-                        name ? name : "(null)");
+        return pgf_err_printf(err, errlen, PGF_EINVAL, "atomic write: bad file name '%s'",
+                              name ? name : "(null)");
     size_t n = strlen(dir) + strlen(name) + 32;
     af->final_path = malloc(n);
     af->tmp_path = malloc(n);
     if (af->final_path == NULL || af->tmp_path == NULL) {
         release(af);
-        return fail_msg(err, errlen, PGF_ENOMEM, "%s/%s: out of memory", dir, name);
+        return pgf_err_printf(err, errlen, PGF_ENOMEM, "%s/%s: out of memory", dir, name);
     }
     snprintf(af->final_path, n, "%s/%s", dir, name);
     snprintf(af->tmp_path, n, "%s/.%s.tmp.XXXXXX", dir, name);
     int fd = mkostemp(af->tmp_path, O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        int rc = fail_msg(err, errlen, PGF_EIO, "%s: cannot create temp file %s: %s",
-                          af->final_path, af->tmp_path, strerror(e));
+        int rc = pgf_err_printf(err, errlen, PGF_EIO, "%s: cannot create temp file %s: %s",
+                                af->final_path, af->tmp_path, strerror(e));
         release(af);
         return rc;
     }
@@ -61,7 +49,7 @@ int pgf_atomic_file_open(pgf_atomic_file *af, const char *dir, const char *name,
         int e = errno;
         close(fd);
         unlink(af->tmp_path);
-        int rc = fail_msg(err, errlen, PGF_EIO, "%s: %s", af->tmp_path, strerror(e));
+        int rc = pgf_err_printf(err, errlen, PGF_EIO, "%s: %s", af->tmp_path, strerror(e));
         release(af);
         return rc;
     }
@@ -82,7 +70,7 @@ void pgf_atomic_file_abort(pgf_atomic_file *af)
 int pgf_atomic_file_commit(pgf_atomic_file *af, char *err, size_t errlen)
 {
     if (af == NULL || af->fp == NULL)
-        return fail_msg(err, errlen, PGF_EINVAL, "atomic write: file not open");
+        return pgf_err_printf(err, errlen, PGF_EINVAL, "atomic write: file not open");
     int rc = 0, e = 0;
     const char *what = NULL;
     if (ferror(af->fp)) {
@@ -100,8 +88,8 @@ int pgf_atomic_file_commit(pgf_atomic_file *af, char *err, size_t errlen)
     if (what == NULL && rename(af->tmp_path, af->final_path) != 0)
         what = "rename failed", e = errno;
     if (what != NULL) {
-        rc = fail_msg(err, errlen, PGF_EIO, "%s: %s (%s); previous file left unchanged",
-                      af->final_path, what, strerror(e));
+        rc = pgf_err_printf(err, errlen, PGF_EIO, "%s: %s (%s); previous file left unchanged",
+                            af->final_path, what, strerror(e));
         unlink(af->tmp_path);
         release(af);
         return rc;
@@ -131,8 +119,9 @@ int pgf_atomic_write(const char *dir, const char *name, const void *data, size_t
         return rc;
     if (len > 0 && fwrite(data, 1, len, af.fp) != len) {
         int e = errno;
-        rc = fail_msg(err, errlen, PGF_EIO, "%s: write failed (%s); previous file left unchanged",
-                      af.final_path, strerror(e));
+        rc = pgf_err_printf(err, errlen, PGF_EIO,
+                            "%s: write failed (%s); previous file left unchanged", af.final_path,
+                            strerror(e));
         pgf_atomic_file_abort(&af);
         return rc;
     }

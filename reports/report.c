@@ -203,17 +203,6 @@ void pgf__console_escape(pgf_buf *b, const char *s, bool keep_newlines)
     }
 }
 
-int pgf__report_err(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 int pgf__report_check_built(const pgf_report *r, char *err, size_t errlen)
 {
     if (r == NULL)

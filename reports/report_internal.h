@@ -125,8 +125,8 @@ void pgf__xml_escape(pgf_buf *b, const char *s, bool attr);
  * except LF when keep_newlines. */
 void pgf__console_escape(pgf_buf *b, const char *s, bool keep_newlines);
 
-/* Fill err[errlen] (when err != NULL) and return code. */
-int pgf__report_err(char *err, size_t errlen, int code, const char *fmt, ...) PGF_PRINTF(4, 5);
+/* Fill err[errlen] (when err != NULL) and return code: the base formatter. */
+#define pgf__report_err pgf_err_printf
 /* Writers refuse a report whose building failed. */
 int pgf__report_check_built(const pgf_report *r, char *err, size_t errlen);
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "fault_int.h"
+#include "pgfault/file.h"
 #include "pgfault/rng.h"
 #include "pgfault/rules.h"
 
@@ -1040,42 +1041,11 @@ pgf_fault_rules *pgf_fault_rules_parse_string(const char *text, size_t len, cons
 
 pgf_fault_rules *pgf_fault_rules_parse_file(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    char *buf;
+    size_t len;
+    if (pgf_file_read(path, &buf, &len, err, errlen) != 0)
         return NULL;
-    }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (cap - len < 4096) {
-            if (cap > (16u << 20)) {
-                snprintf(err, errlen, "%s: file too large (over 16 MiB)", path);
-                goto fail;
-            }
-            char *nb = realloc(buf, cap ? cap * 2 : 8192);
-            if (nb == NULL) {
-                snprintf(err, errlen, "%s: out of memory", path);
-                goto fail;
-            }
-            buf = nb;
-            cap = cap ? cap * 2 : 8192;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(f)) {
-        snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
-        goto fail;
-    }
-    fclose(f);
     pgf_fault_rules *rs = pgf_fault_rules_parse_yaml(buf, len, path, err, errlen);
     free(buf);
     return rs;
-fail:
-    fclose(f);
-    free(buf);
-    return NULL;
 }

@@ -3,7 +3,6 @@
  * the connection registry (live list, cancel lookup, reap list).
  * Connections themselves live in conn.c and its layers (conn_int.h). */
 #include <errno.h>
-#include <event2/thread.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,14 +15,8 @@
 
 #include "pgfault/clock.h"
 #include "pgfault/log.h"
+#include "pgfault/loop.h"
 #include "conn_int.h"
-
-static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
-
-static void init_evthread(void)
-{
-    evthread_use_pthreads();
-}
 
 int pgf_auth_method_parse(const char *s)
 {
@@ -123,7 +116,10 @@ int pgf_server_new(const pgf_server_config *cfg, struct event_base *base, pgf_se
                    char *err, size_t errlen)
 {
     *out = NULL;
-    pthread_once(&evthread_once, init_evthread);
+    if (pgf_loop_threads_init() != 0) {
+        snprintf(err, errlen, "cannot turn on libevent's thread support");
+        return PGF_EINTERNAL;
+    }
     pgf_server *s = calloc(1, sizeof *s);
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");

@@ -370,16 +370,13 @@ static int rerr(pgf_hist_reader *r, char *err, size_t errlen, const char *fmt, .
     PGF_PRINTF(4, 5);
 static int rerr(pgf_hist_reader *r, char *err, size_t errlen, const char *fmt, ...)
 {
-    if (err != NULL && errlen > 0) {
-        int k = snprintf(err, errlen, "%s:%u: ", r->name, r->lineno);
-        if (k >= 0 && (size_t)k < errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
-            va_end(ap);
-        }
-    }
-    return PGF_EPARSE;
+    char where[512];
+    snprintf(where, sizeof where, "%s:%u", r->name, r->lineno);
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = pgf_err_vprintf(err, errlen, PGF_EPARSE, where, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 /* Read the next non-blank line into r->line; 1, 0 at EOF, <0 on I/O error. */

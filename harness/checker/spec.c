@@ -8,6 +8,7 @@
  * ..." for meaning (jansson keeps no positions for values).
  */
 #include "pgfault/spec.h"
+#include "pgfault/file.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -45,16 +46,11 @@ static int serr(char *err, size_t errlen, const char *origin, const char *fmt, .
     PGF_PRINTF(4, 5);
 static int serr(char *err, size_t errlen, const char *origin, const char *fmt, ...)
 {
-    if (err != NULL && errlen > 0) {
-        int k = snprintf(err, errlen, "%s: ", origin);
-        if (k >= 0 && (size_t)k < errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
-            va_end(ap);
-        }
-    }
-    return PGF_EPARSE;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = pgf_err_vprintf(err, errlen, PGF_EPARSE, origin, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 void pgf_spec_free(pgf_spec *s)
@@ -350,40 +346,12 @@ fail:
 int pgf_spec_load(const char *path, pgf_spec **out, char *err, size_t errlen)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        if (err != NULL && errlen > 0)
-            snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return PGF_EIO;
-    }
-    char *data = NULL;
-    size_t len = 0, cap = 0;
-    int rc = 0;
-    for (;;) {
-        if (len + 4096 > cap) {
-            size_t ncap = cap ? cap * 2 : 8192;
-            char *nd = realloc(data, ncap);
-            if (nd == NULL) {
-                rc = serr(err, errlen, path, "out of memory");
-                rc = PGF_ENOMEM;
-                break;
-            }
-            data = nd;
-            cap = ncap;
-        }
-        size_t n = fread(data + len, 1, cap - len, f);
-        len += n;
-        if (n == 0) {
-            if (ferror(f)) {
-                serr(err, errlen, path, "read error");
-                rc = PGF_EIO;
-            }
-            break;
-        }
-    }
-    fclose(f);
-    if (rc == 0)
-        rc = pgf_spec_parse(data, len, path, out, err, errlen);
+    char *data;
+    size_t len;
+    int rc = pgf_file_read(path, &data, &len, err, errlen);
+    if (rc != 0)
+        return rc;
+    rc = pgf_spec_parse(data, len, path, out, err, errlen);
     free(data);
     return rc;
 }

@@ -17,6 +17,7 @@
 
 #include "pgfault/config.h"
 #include "pgfault/doc.h"
+#include "pgfault/file.h"
 #include "pgfault/rules.h"
 #include "pgfault/session.h"
 
@@ -673,44 +674,12 @@ int pgf_scenario_load_string(const char *text, size_t len, const char *source, p
 int pgf_scenario_load_file(const char *path, pgf_scenario *sc, char *err, size_t errlen)
 {
     pgf_scenario_defaults(sc);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return PGF_ENOTFOUND;
-    }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 > cap) {
-            cap = cap ? cap * 2 : 8192;
-            if (cap > 16 * 1024 * 1024) {
-                snprintf(err, errlen, "%s: larger than 16 MiB", path);
-                free(buf);
-                fclose(f);
-                return PGF_ETOOBIG;
-            }
-            char *p = realloc(buf, cap);
-            if (p == NULL) {
-                free(buf);
-                fclose(f);
-                snprintf(err, errlen, "%s: out of memory", path);
-                return PGF_ENOMEM;
-            }
-            buf = p;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    bool rerr = ferror(f);
-    fclose(f);
-    if (rerr) {
-        free(buf);
-        snprintf(err, errlen, "%s: read error", path);
-        return PGF_EIO;
-    }
-    int e = pgf_scenario_load_string(buf, len, path, sc, err, errlen);
+    char *buf;
+    size_t len;
+    int e = pgf_file_read(path, &buf, &len, err, errlen);
+    if (e != 0)
+        return e;
+    e = pgf_scenario_load_string(buf, len, path, sc, err, errlen);
     free(buf);
     return e;
 }

@@ -15,7 +15,6 @@
 
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,6 +26,7 @@
 
 #include "pgfault/clock.h"
 #include "pgfault/log.h"
+#include "pgfault/loop.h"
 
 #define CMD_OPEN   0x1u
 #define CMD_CHECK  0x2u
@@ -39,8 +39,6 @@ static atomic_uint_fast64_t g_session_id;
 static atomic_long g_live_sessions;
 static atomic_long g_live_pgconns;
 static atomic_long g_live_cancel_threads;
-
-static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
 
 /* One operation slot: the main op (open/check), a cancel, a close. */
 struct opslot {
@@ -96,15 +94,9 @@ static void on_timer(void *arg);
 static void on_cmd(evutil_socket_t fd, short what, void *arg);
 static void really_free(pgf_session *s);
 
-static void use_pthreads(void)
-{
-    evthread_use_pthreads();
-}
-
 struct event_base *pgf_session_base_new(void)
 {
-    pthread_once(&evthread_once, use_pthreads);
-    return event_base_new();
+    return pgf_loop_base_new();
 }
 
 const char *pgf_session_event_kind_name(pgf_session_event_kind k)
@@ -1080,7 +1072,8 @@ int pgf_session_new(struct event_base *base, const pgf_session_opts *o, pgf_sess
     *out = NULL;
     if (base == NULL || o == NULL || o->keywords == NULL || o->values == NULL)
         return PGF_EINVAL;
-    pthread_once(&evthread_once, use_pthreads);
+    if (pgf_loop_threads_init() != 0)
+        return PGF_EINTERNAL;
     pgf_session *s = calloc(1, sizeof *s);
     if (s == NULL)
         return PGF_ENOMEM;

@@ -8,6 +8,9 @@
 #ifndef PGF_ERR_H
 #define PGF_ERR_H
 
+#include <stdarg.h>
+#include <stddef.h>
+
 #define PGF_ERRNO_MAP(X)                                            \
     X(EINVAL, "invalid argument")                                   \
     X(ENOMEM, "out of memory")                                      \
@@ -58,5 +61,14 @@ const char *pgf_err_name(int code);
 #define PGF_NODISCARD
 #define PGF_PRINTF(f, a)
 #endif
+
+/* The one error-buffer formatter: writes the message into err (truncated to
+ * errlen; err NULL or errlen 0 discards it) and returns `code`, so a
+ * fallible function can `return pgf_err_printf(err, errlen, PGF_EPARSE,
+ * "%s:%d: ...", ...)`. pgf_err_vprintf puts "where: " first when where is
+ * not NULL. */
+int pgf_err_printf(char *err, size_t errlen, int code, const char *fmt, ...) PGF_PRINTF(4, 5);
+int pgf_err_vprintf(char *err, size_t errlen, int code, const char *where, const char *fmt,
+                    va_list ap) PGF_PRINTF(5, 0);
 
 #endif
