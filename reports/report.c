@@ -10,28 +10,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "pgfault/enum_names.h"
 #include "report_internal.h"
 
-static const char *const outcome_names[] = {
 #define PGF__REPORT_OUTCOME_STR(name, str) str,
-    PGF_REPORT_OUTCOME_MAP(PGF__REPORT_OUTCOME_STR)
+PGF_ENUM_NAMES(pgf_report_outcome, pgf_report_outcome_name, pgf_report_outcome_parse,
+               PGF_REPORT_OUTCOME_COUNT, "unknown", PGF_REPORT_OUTCOME_MAP(PGF__REPORT_OUTCOME_STR))
 #undef PGF__REPORT_OUTCOME_STR
-};
-
-const char *pgf_report_outcome_name(pgf_report_outcome o)
-{
-    if ((unsigned)o >= PGF_REPORT_OUTCOME_COUNT)
-        return "unknown";
-    return outcome_names[o];
-}
-
-int pgf_report_outcome_parse(const char *s)
-{
-    for (int i = 0; s != NULL && i < PGF_REPORT_OUTCOME_COUNT; i++)
-        if (strcmp(s, outcome_names[i]) == 0)
-            return i;
-    return -1;
-}
 
 /* ---- text ----------------------------------------------------------------------------------- */
 

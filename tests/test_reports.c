@@ -25,6 +25,7 @@
 
 #include "atomic.h"
 #include "pgf_test.h"
+#include "pgfault/health.h"
 #include "pgfault/report.h"
 #include "report_internal.h"
 #include "pgfault/rng.h"
@@ -273,6 +274,10 @@ static void outcome_names_roundtrip(void)
                         o);
     CU_ASSERT_STRING_EQUAL(pgf_report_outcome_name(PGF_REPORT_TOO_MANY_CONNECTIONS),
                            "too_many_connections");
+    /* the same strings as the session's health reasons (run.c ties the enums) */
+    for (int o = 0; o < PGF_REPORT_OUTCOME_COUNT; o++)
+        CU_ASSERT_STRING_EQUAL(pgf_report_outcome_name((pgf_report_outcome)o),
+                               pgf_health_reason_name((pgf_health_reason)o));
     CU_ASSERT_EQUAL(pgf_report_outcome_parse("nope"), -1);
     CU_ASSERT_STRING_EQUAL(pgf_report_outcome_name((pgf_report_outcome)99), "unknown");
 }

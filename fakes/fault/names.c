@@ -2,50 +2,19 @@
  * which actions make sense at which phase. No state. */
 #include <string.h>
 
+#include "pgfault/enum_names.h"
 #include "pgfault/fault.h"
 #include "fault_int.h"
 
-static const char *const phase_names[] = {
 #define PGF__PHASE_STR(name, str) str,
-    PGF_PHASE_MAP(PGF__PHASE_STR)
+PGF_ENUM_NAMES(pgf_phase, pgf_phase_name, pgf_phase_parse, PGF_PHASE_COUNT, "?",
+               PGF_PHASE_MAP(PGF__PHASE_STR))
 #undef PGF__PHASE_STR
-};
 
-static const char *const action_names[] = {
 #define PGF__ACTION_STR(name, str) str,
-    PGF_ACTION_MAP(PGF__ACTION_STR)
+PGF_ENUM_NAMES(pgf_action_kind, pgf_action_name, pgf_action_parse, PGF_ACTION_COUNT, "?",
+               PGF_ACTION_MAP(PGF__ACTION_STR))
 #undef PGF__ACTION_STR
-};
-
-const char *pgf_phase_name(pgf_phase p)
-{
-    if ((int)p < 0 || p >= PGF_PHASE_COUNT)
-        return "?";
-    return phase_names[p];
-}
-
-int pgf_phase_parse(const char *s)
-{
-    for (int i = 0; s != NULL && i < PGF_PHASE_COUNT; i++)
-        if (strcmp(s, phase_names[i]) == 0)
-            return i;
-    return -1;
-}
-
-const char *pgf_action_name(pgf_action_kind a)
-{
-    if ((int)a < 0 || a >= PGF_ACTION_COUNT)
-        return "?";
-    return action_names[a];
-}
-
-int pgf_action_parse(const char *s)
-{
-    for (int i = 0; s != NULL && i < PGF_ACTION_COUNT; i++)
-        if (strcmp(s, action_names[i]) == 0)
-            return i;
-    return -1;
-}
 
 /* Where each action can be carried out. The reasons, phase by phase:
  * - auth-fail only means something while authenticating;

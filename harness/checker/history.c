@@ -20,28 +20,13 @@
 #include <string.h>
 
 #include "pgfault/buf.h"
+#include "pgfault/enum_names.h"
 #include "history_internal.h"
 
-static const char *const rec_type_names[] = {
 #define PGF__REC_TYPE_STR(name, str) str,
-    PGF_REC_TYPE_MAP(PGF__REC_TYPE_STR)
+PGF_ENUM_NAMES(pgf_rec_type, pgf_rec_type_name, pgf_rec_type_parse, PGF_REC_TYPE_COUNT, "?",
+               PGF_REC_TYPE_MAP(PGF__REC_TYPE_STR))
 #undef PGF__REC_TYPE_STR
-};
-
-const char *pgf_rec_type_name(pgf_rec_type t)
-{
-    if ((unsigned)t >= PGF_REC_TYPE_COUNT)
-        return "?";
-    return rec_type_names[t];
-}
-
-int pgf_rec_type_parse(const char *s)
-{
-    for (int i = 0; i < PGF_REC_TYPE_COUNT; i++)
-        if (strcmp(s, rec_type_names[i]) == 0)
-            return i;
-    return -1;
-}
 
 void pgf_rec_init(pgf_rec *r, pgf_rec_type type)
 {

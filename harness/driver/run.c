@@ -20,6 +20,7 @@
 #include "pgfault/history.h"
 #include "pgfault/log.h"
 #include "pgfault/machine.h"
+#include "pgfault/health.h"
 #include "pgfault/report.h"
 #include "pgfault/rules.h"
 #include "pgfault/spec.h"
@@ -252,10 +253,21 @@ static bool evaluate(const pgf_scenario *sc, outcome *oc, pgf_report_scenario *r
     return all;
 }
 
+/* The reports keep their own outcome table (they know no session); it
+ * must list the session's health reasons in the same order, or this does
+ * not compile (an unknown reason used to become connection_lost silently).
+ * tests/test_reports.c checks the strings agree too. */
+_Static_assert((int)PGF_REPORT_OUTCOME_COUNT == (int)PGF_HEALTH_REASON_COUNT,
+               "report outcomes and health reasons differ in number");
+#define PGF__OUTCOME_TIE(name, str, code, doc)                       \
+    _Static_assert((int)PGF_REPORT_##name == (int)PGF_HEALTH_##name, \
+                   "report outcome " str " out of step with its health reason");
+PGF_HEALTH_REASON_MAP(PGF__OUTCOME_TIE)
+#undef PGF__OUTCOME_TIE
+
 static pgf_report_outcome outcome_of(pgf_health_reason r)
 {
-    int o = pgf_report_outcome_parse(pgf_health_reason_name(r));
-    return o >= 0 ? (pgf_report_outcome)o : PGF_REPORT_CONNECTION_LOST;
+    return (pgf_report_outcome)r;
 }
 
 /* Fill the report's picture of a run: outcomes, latencies, the state

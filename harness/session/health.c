@@ -9,31 +9,22 @@
 #include <stdio.h>
 #include <string.h>
 
-static const struct {
-    const char *name;
-    int err;
-} reasons[PGF_HEALTH_REASON_COUNT] = {
-#define HR_ROW(name, str, code, doc) {str, code},
-    PGF_HEALTH_REASON_MAP(HR_ROW)
-#undef HR_ROW
+#include "pgfault/enum_names.h"
+
+#define HR_STR(name, str, code, doc) str,
+PGF_ENUM_NAMES(pgf_health_reason, pgf_health_reason_name, pgf_health_reason_parse,
+               PGF_HEALTH_REASON_COUNT, "?", PGF_HEALTH_REASON_MAP(HR_STR))
+#undef HR_STR
+
+static const int reason_errs[PGF_HEALTH_REASON_COUNT] = {
+#define HR_ERR(name, str, code, doc) code,
+    PGF_HEALTH_REASON_MAP(HR_ERR)
+#undef HR_ERR
 };
-
-const char *pgf_health_reason_name(pgf_health_reason r)
-{
-    return (unsigned)r < PGF_HEALTH_REASON_COUNT ? reasons[r].name : "?";
-}
-
-int pgf_health_reason_parse(const char *s)
-{
-    for (int i = 0; s != NULL && i < PGF_HEALTH_REASON_COUNT; i++)
-        if (strcmp(reasons[i].name, s) == 0)
-            return i;
-    return -1;
-}
 
 int pgf_health_reason_err(pgf_health_reason r)
 {
-    return (unsigned)r < PGF_HEALTH_REASON_COUNT ? reasons[r].err : PGF_EINTERNAL;
+    return (unsigned)r < PGF_HEALTH_REASON_COUNT ? reason_errs[r] : PGF_EINTERNAL;
 }
 
 void pgf_health_set_ok(pgf_health *h)
