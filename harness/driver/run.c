@@ -601,157 +601,205 @@ static void replay_command(const pgf_scenario *sc, const pgf_run_opts *o, const 
                  self, sc->name, sc->seed, pgf_run_mode_name(sc->mode), out_dir);
 }
 
-int pgf_run_suite(pgf_scenario *const *scs, int n, const pgf_run_opts *o)
+/* One suite run: what run_scenario() accumulates for finish_suite(). */
+typedef struct suite {
+    const pgf_run_opts *o;
+    const char *out;
+    FILE *con; /* console, NULL when quiet */
+    pgf_report *rep;
+    json_t *config, *jscs; /* report.json's "config" and its "scenarios" array */
+    uint64_t start_wall, t0;
+    int exit_code;
+    bool interrupted;
+    char first_replay[1024];
+} suite;
+
+/* The scenario's entry in the report's config (borrowed from the array;
+ * NULL on ENOMEM, the report then lacks it). */
+static json_t *config_entry(suite *st, const pgf_scenario *sc)
 {
-    const char *out = o->out_dir ? o->out_dir : "out";
-    FILE *con = o->quiet ? NULL : (o->console ? o->console : stdout);
-    char err[512];
-    if (mkdir_p(out, err, sizeof err) != 0) {
+    char *yaml = scenario_yaml(sc);
+    json_t *js = json_pack("{s:s, s:s, s:s?}", "name", sc->name, "seed", "", "yaml", yaml);
+    free(yaml);
+    if (js == NULL)
+        return NULL;
+    char seedbuf[32];
+    snprintf(seedbuf, sizeof seedbuf, "%" PRIu64, sc->seed);
+    json_object_set_new(js, "seed", json_string(seedbuf));
+    json_array_append_new(st->jscs, js);
+    return js;
+}
+
+static void config_entry_results(json_t *js, const outcome *oc)
+{
+    if (js == NULL)
+        return;
+    json_object_set_new(js, "checks", json_integer((json_int_t)oc->run->checks));
+    json_object_set_new(js, "violations", json_integer((json_int_t)oc->check->total));
+    json_object_set_new(js, "wall_ms", json_integer((json_int_t)(oc->run->wall_ns / 1000000)));
+    json_object_set_new(js, "checks_until_first_violation",
+                        oc->checks_to_violation >= 0
+                            ? json_integer((json_int_t)oc->checks_to_violation)
+                            : json_null());
+    json_object_set_new(js, "digest", json_string(oc->digest));
+}
+
+/* --shrink on a failed scenario: search, then write OUT/NAME.shrunk.yaml. */
+static void shrink_and_save(suite *st, pgf_scenario *sc, const outcome *oc)
+{
+    if (sc->mode != PGF_MODE_SIM || st->interrupted) {
+        if (st->con)
+            fprintf(st->con, "shrink: only --mode sim runs are shrunk (they replay exactly)\n");
+        return;
+    }
+    char failure[128];
+    snprintf(failure, sizeof failure, "%s", oc->first_failure);
+    shrink(sc, failure, st->con);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/%s.shrunk.yaml", st->out, sc->name);
+    FILE *f = fopen(path, "w");
+    if (f != NULL) {
+        pgf_scenario_write_yaml(sc, f);
+        fclose(f);
+        if (st->con)
+            fprintf(st->con, "shrink: smallest failing scenario written to %s\n", path);
+    }
+}
+
+/* Run scenario sc (one of n) into its directory and add it to the report.
+ * Returns false when the suite must stop (a directory cannot be made). */
+static bool run_scenario(suite *st, pgf_scenario *sc, int n)
+{
+    char err[512], dir[1024], hist[1100], faults[1100];
+    if (n == 1)
+        snprintf(dir, sizeof dir, "%s", st->out);
+    else
+        snprintf(dir, sizeof dir, "%s/%s", st->out, sc->name);
+    if (mkdir_p(dir, err, sizeof err) != 0) {
         fprintf(stderr, "pgfault run: %s\n", err);
-        return 3;
+        st->exit_code = 3;
+        return false;
     }
-    pgf_report *rep = pgf_report_new();
-    json_t *config = json_object();
-    json_t *jscs = json_array();
-    if (rep == NULL || config == NULL || jscs == NULL) {
-        fprintf(stderr, "pgfault run: out of memory\n");
-        pgf_report_free(rep);
-        json_decref(config);
-        json_decref(jscs);
-        return 3;
-    }
-    json_object_set_new(config, "scenarios", jscs);
-    uint64_t start_wall = pgf_wall_us(), t0 = pgf_now_ns();
-    int exit_code = 0;
-    bool interrupted = false;
-    char first_replay[1024] = "";
-    for (int i = 0; i < n; i++) {
-        pgf_scenario *sc = scs[i];
-        if (o->stop && *o->stop) {
-            interrupted = true;
-            break;
-        }
-        char dir[1024], hist[1100], faults[1100];
-        if (n == 1)
-            snprintf(dir, sizeof dir, "%s", out);
-        else
-            snprintf(dir, sizeof dir, "%s/%s", out, sc->name);
-        if (mkdir_p(dir, err, sizeof err) != 0) {
-            fprintf(stderr, "pgfault run: %s\n", err);
-            exit_code = 3;
-            break;
-        }
-        snprintf(hist, sizeof hist, "%s/history.jsonl", dir);
-        snprintf(faults, sizeof faults, "%s/faults.jsonl", dir);
-        if (con)
-            fprintf(con, "== %s (%s, seed %" PRIu64 ", %u sessions)\n", sc->name,
-                    pgf_run_mode_name(sc->mode), sc->seed, sc->sessions);
-        char *yaml = scenario_yaml(sc);
-        json_t *js = json_pack("{s:s, s:s, s:s?}", "name", sc->name, "seed", "", "yaml", yaml);
-        if (js != NULL) {
-            char seedbuf[32];
-            snprintf(seedbuf, sizeof seedbuf, "%" PRIu64, sc->seed);
-            json_object_set_new(js, "seed", json_string(seedbuf));
-            json_array_append_new(jscs, js);
-        }
-        free(yaml);
-        outcome oc;
-        int e = run_one(sc, o, hist, faults, &oc, err, sizeof err);
-        pgf_report_scenario *rs = pgf_report_add_scenario(rep, sc->name, sc->description);
-        char replay[1024];
-        replay_command(sc, o, out, replay, sizeof replay);
-        if (e != 0) {
-            fprintf(stderr, "pgfault run: %s: %s\n", sc->name, err);
-            if (rs)
-                pgf_report_add_check(rs, "harness ran to completion", false, "harness", err);
-            exit_code = 3;
-            outcome_clear(&oc);
-            continue;
-        }
-        if (oc.run->interrupted)
-            interrupted = true;
-        if (rs != NULL) {
-            ignore_(pgf_report_scenario_set_run(rs, sc->seed, replay, oc.run->duration_ns));
-            (void)evaluate(sc, &oc, rs);
-            fill_pictures(sc, &oc, rs);
-        }
-        if (con)
-            fprintf(con, "   %" PRIu64 " checks, %" PRIu64 " violations, %s  (digest %.12s)\n",
-                    oc.run->checks, oc.check->total, oc.passed ? "PASS" : "FAIL", oc.digest);
-        if (sc->external != NULL && oc.run->checks > 0 &&
-            oc.run->outcomes[PGF_HEALTH_UNREACHABLE] == oc.run->checks) {
-            char masked[512];
-            pgf_config_mask_url(sc->external, masked, sizeof masked);
-            fprintf(stderr,
-                    "pgfault run: warning: %s: every health check found the external server "
-                    "unreachable (%s): is it up, and is the address right?\n",
-                    sc->name, masked);
-        }
-        if (js != NULL) {
-            json_object_set_new(js, "checks", json_integer((json_int_t)oc.run->checks));
-            json_object_set_new(js, "violations", json_integer((json_int_t)oc.check->total));
-            json_object_set_new(js, "wall_ms",
-                                json_integer((json_int_t)(oc.run->wall_ns / 1000000)));
-            json_object_set_new(js, "checks_until_first_violation",
-                                oc.checks_to_violation >= 0
-                                    ? json_integer((json_int_t)oc.checks_to_violation)
-                                    : json_null());
-            json_object_set_new(js, "digest", json_string(oc.digest));
-        }
-        if (!oc.passed) {
-            if (exit_code == 0)
-                exit_code = oc.run->harness_error[0] ? 3 : 1;
-            if (first_replay[0] == '\0')
-                snprintf(first_replay, sizeof first_replay, "%s", replay);
-            if (o->shrink && sc->mode == PGF_MODE_SIM && !interrupted) {
-                char failure[128];
-                snprintf(failure, sizeof failure, "%s", oc.first_failure);
-                shrink(sc, failure, con);
-                char path[1100];
-                snprintf(path, sizeof path, "%s/%s.shrunk.yaml", out, sc->name);
-                FILE *f = fopen(path, "w");
-                if (f != NULL) {
-                    pgf_scenario_write_yaml(sc, f);
-                    fclose(f);
-                    if (con)
-                        fprintf(con, "shrink: smallest failing scenario written to %s\n", path);
-                }
-            } else if (o->shrink && con) {
-                fprintf(con, "shrink: only --mode sim runs are shrunk (they replay exactly)\n");
-            }
-        }
+    snprintf(hist, sizeof hist, "%s/history.jsonl", dir);
+    snprintf(faults, sizeof faults, "%s/faults.jsonl", dir);
+    if (st->con)
+        fprintf(st->con, "== %s (%s, seed %" PRIu64 ", %u sessions)\n", sc->name,
+                pgf_run_mode_name(sc->mode), sc->seed, sc->sessions);
+    json_t *js = config_entry(st, sc);
+    outcome oc;
+    int e = run_one(sc, st->o, hist, faults, &oc, err, sizeof err);
+    pgf_report_scenario *rs = pgf_report_add_scenario(st->rep, sc->name, sc->description);
+    char replay[1024];
+    replay_command(sc, st->o, st->out, replay, sizeof replay);
+    if (e != 0) {
+        fprintf(stderr, "pgfault run: %s: %s\n", sc->name, err);
+        if (rs)
+            pgf_report_add_check(rs, "harness ran to completion", false, "harness", err);
+        st->exit_code = 3;
         outcome_clear(&oc);
+        return true;
     }
+    if (oc.run->interrupted)
+        st->interrupted = true;
+    if (rs != NULL) {
+        ignore_(pgf_report_scenario_set_run(rs, sc->seed, replay, oc.run->duration_ns));
+        (void)evaluate(sc, &oc, rs);
+        fill_pictures(sc, &oc, rs);
+    }
+    if (st->con)
+        fprintf(st->con, "   %" PRIu64 " checks, %" PRIu64 " violations, %s  (digest %.12s)\n",
+                oc.run->checks, oc.check->total, oc.passed ? "PASS" : "FAIL", oc.digest);
+    if (sc->external != NULL && oc.run->checks > 0 &&
+        oc.run->outcomes[PGF_HEALTH_UNREACHABLE] == oc.run->checks) {
+        char masked[512];
+        pgf_config_mask_url(sc->external, masked, sizeof masked);
+        fprintf(stderr,
+                "pgfault run: warning: %s: every health check found the external server "
+                "unreachable (%s): is it up, and is the address right?\n",
+                sc->name, masked);
+    }
+    config_entry_results(js, &oc);
+    if (!oc.passed) {
+        if (st->exit_code == 0)
+            st->exit_code = oc.run->harness_error[0] ? 3 : 1;
+        if (st->first_replay[0] == '\0')
+            snprintf(st->first_replay, sizeof st->first_replay, "%s", replay);
+        if (st->o->shrink)
+            shrink_and_save(st, sc, &oc);
+    }
+    outcome_clear(&oc);
+    return true;
+}
+
+/* The report's metadata, every output file, the console summary. */
+static void finish_suite(suite *st, pgf_scenario *const *scs, int n)
+{
+    char err[512];
     pgf_report_meta meta = {0};
     meta.tool_version = PGF_VERSION;
     meta.seed = n == 1 ? scs[0]->seed : 0;
     meta.mode = n == 1 ? pgf_run_mode_name(scs[0]->mode) : "mixed";
     meta.name = n == 1 ? scs[0]->name : "built-in suite";
     meta.description = n == 1 ? scs[0]->description : "every scenario in scenarios/";
-    meta.start_wall_us = start_wall;
+    meta.start_wall_us = st->start_wall;
     meta.end_wall_us = pgf_wall_us();
-    meta.duration_ns = pgf_now_ns() - t0;
-    meta.interrupted = interrupted;
+    meta.duration_ns = pgf_now_ns() - st->t0;
+    meta.interrupted = st->interrupted;
     char replay_all[1200];
     snprintf(replay_all, sizeof replay_all, "%s replay %s/report.json",
-             o->replay_base ? o->replay_base : "pgfault", out);
-    meta.replay_command = first_replay[0] ? first_replay : replay_all;
-    meta.out_dir = out;
-    if (pgf_report_set_meta(rep, &meta) != 0 || pgf_report_set_config(rep, config) != 0) {
+             st->o->replay_base ? st->o->replay_base : "pgfault", st->out);
+    meta.replay_command = st->first_replay[0] ? st->first_replay : replay_all;
+    meta.out_dir = st->out;
+    if (pgf_report_set_meta(st->rep, &meta) != 0 ||
+        pgf_report_set_config(st->rep, st->config) != 0) {
         fprintf(stderr, "pgfault run: out of memory building the report\n");
-        exit_code = 3;
+        st->exit_code = 3;
     }
-    json_decref(config);
-    if (pgf_report_write_all(rep, out, err, sizeof err) != 0) {
+    if (pgf_report_write_all(st->rep, st->out, err, sizeof err) != 0) {
         fprintf(stderr, "pgfault run: %s\n", err);
-        exit_code = 3;
+        st->exit_code = 3;
     }
-    if (con != NULL)
-        pgf_report_print_summary(rep, con);
-    if (first_replay[0] != '\0')
-        fprintf(con ? con : stderr, "replay: %s\n   or: %s\n", first_replay, replay_all);
-    pgf_report_free(rep);
-    if (interrupted && exit_code == 0)
-        exit_code = 1; /* partial results are not a pass */
-    return exit_code;
+    if (st->con != NULL)
+        pgf_report_print_summary(st->rep, st->con);
+    if (st->first_replay[0] != '\0')
+        fprintf(st->con ? st->con : stderr, "replay: %s\n   or: %s\n", st->first_replay,
+                replay_all);
+    if (st->interrupted && st->exit_code == 0)
+        st->exit_code = 1; /* partial results are not a pass */
+}
+
+int pgf_run_suite(pgf_scenario *const *scs, int n, const pgf_run_opts *o)
+{
+    suite st = {.o = o, .out = o->out_dir ? o->out_dir : "out"};
+    st.con = o->quiet ? NULL : (o->console ? o->console : stdout);
+    char err[512];
+    if (mkdir_p(st.out, err, sizeof err) != 0) {
+        fprintf(stderr, "pgfault run: %s\n", err);
+        return 3;
+    }
+    st.rep = pgf_report_new();
+    st.config = json_object();
+    st.jscs = json_array();
+    if (st.rep == NULL || st.config == NULL || st.jscs == NULL) {
+        fprintf(stderr, "pgfault run: out of memory\n");
+        pgf_report_free(st.rep);
+        json_decref(st.config);
+        json_decref(st.jscs);
+        return 3;
+    }
+    json_object_set_new(st.config, "scenarios", st.jscs);
+    st.start_wall = pgf_wall_us();
+    st.t0 = pgf_now_ns();
+    for (int i = 0; i < n; i++) {
+        if (o->stop && *o->stop) {
+            st.interrupted = true;
+            break;
+        }
+        if (!run_scenario(&st, scs[i], n))
+            break;
+    }
+    finish_suite(&st, scs, n);
+    json_decref(st.config);
+    pgf_report_free(st.rep);
+    return st.exit_code;
 }
