@@ -131,8 +131,7 @@ static void expect_400_unchanged(const char *method, const char *path, const cha
 
 static void control_rules_crud(void)
 {
-    expect("GET", "/version", NULL, 200,
-           "{\"version\":\"" PGF_VERSION "\",\"seed\":42}\n");
+    expect("GET", "/version", NULL, 200, "{\"version\":\"" PGF_VERSION "\",\"seed\":42}\n");
     expect("GET", "/rules", NULL, 200, "[]\n");
 
     /* a connection open before the rule exists */
