@@ -981,6 +981,71 @@ static void extended_pipeline_skip_to_sync(void)
     raw_close(&r);
 }
 
+/* Bind of the unnamed portal with one result format code for all columns. */
+static void put_bind_result_format(pgf_buf *b, const char *stmt, int16_t format)
+{
+    size_t at = b->len;
+    pgf_buf_put_u8(b, 'B');
+    pgf_buf_put_be32(b, 0);
+    pgf_buf_put_cstr(b, "");
+    pgf_buf_put_cstr(b, stmt);
+    pgf_buf_put_be16(b, 0);
+    pgf_buf_put_be16(b, 0);
+    pgf_buf_put_be16(b, 1);
+    pgf_buf_put_be16(b, (uint16_t)format);
+    pgf_buf_patch_be32(b, at + 1, (uint32_t)(b->len - at - 1));
+}
+
+/* Issue 11, item 1: Execute a portal that asks for binary results, Close it
+ * (or Bind a new unnamed one, or leave it), then a simple Query before Sync.
+ * The Query answers in text and never reads the portal's freed format array
+ * (ASan: heap-use-after-free in col_format before the fix; release builds
+ * sent heap bytes as the format code). */
+static void closed_portal_then_simple_query(void)
+{
+    raw r;
+    if (!raw_login(&r, &S, "trusty"))
+        return;
+    static const char *const variants[] = {"close portal", "rebind portal", "portal left open"};
+    for (int v = 0; v < 3; v++) {
+        pgf_buf b = PGF_BUF_INIT;
+        put_parse(&b, "", "SELECT 1");
+        put_bind_result_format(&b, "", 1);
+        put_simple(&b, 'E', "\0\0\0\0", 5);
+        if (v == 0)
+            put_simple(&b, 'C', "P", 2);
+        else if (v == 1)
+            put_bind_result_format(&b, "", 0);
+        put_simple(&b, 'Q', "SELECT 2", 9);
+        put_simple(&b, 'S', NULL, 0);
+        CU_ASSERT_FATAL(!b.failed);
+        raw_send(&r, b.data, b.len);
+        pgf_buf_free(&b);
+        CU_ASSERT(raw_expect(&r, '1') && raw_expect(&r, '2'));
+        /* the Execute: binary int4 */
+        CU_ASSERT(raw_expect(&r, 'D') && r.blen == 10 && pgf_rd_be32(r.body + 2) == 4 &&
+                  pgf_rd_be32(r.body + 6) == 1);
+        CU_ASSERT(raw_expect(&r, 'C'));
+        if (v == 0)
+            CU_ASSERT(raw_expect(&r, '3'));
+        if (v == 1)
+            CU_ASSERT(raw_expect(&r, '2'));
+        /* the simple Query: text, format code 0 (the last field) */
+        bool ok = raw_expect(&r, 'T') && r.blen >= 2 && pgf_rd_be16(r.body) == 1 &&
+                  pgf_rd_be16(r.body + r.blen - 2) == 0;
+        if (!ok)
+            fprintf(stderr, "\n  %s: RowDescription format %u\n", variants[v],
+                    r.blen >= 2 ? pgf_rd_be16(r.body + r.blen - 2) : 0xffffu);
+        CU_ASSERT(ok);
+        CU_ASSERT(raw_expect(&r, 'D') && r.blen == 7 && r.body[6] == '2');
+        CU_ASSERT(raw_expect(&r, 'C') && raw_expect_ready(&r, 'I'));
+        CU_ASSERT(raw_expect_ready(&r, 'I')); /* the Sync */
+    }
+    raw_typed(&r, 'X', NULL, 0);
+    CU_ASSERT(raw_eof(&r));
+    raw_close(&r);
+}
+
 /* Bad input: what PostgreSQL 15 does, checked against a real server
  * (COMMERROR cases just close; see docs/server-tests.md). */
 typedef struct bad_case {
@@ -1208,6 +1273,7 @@ static const pgf_test server_tests[] = {
     {"wrong_cancel_key_ignored", wrong_cancel_key_ignored},
     {"extended_protocol_libpq", extended_protocol_libpq},
     {"extended_pipeline_skip_to_sync", extended_pipeline_skip_to_sync},
+    {"closed_portal_then_simple_query", closed_portal_then_simple_query},
     {"bad_input_closes_only_that_connection", bad_input_closes_only_that_connection},
     {"terminate_closes_cleanly", terminate_closes_cleanly},
     {"startup_matches_transcript", startup_matches_transcript},

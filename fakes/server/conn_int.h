@@ -90,9 +90,13 @@ struct pgf__conn {
     int nstmts;
     portal *portals;
     int nportals;
-    int16_t *cur_formats; /* result formats of the executing portal */
+    /* The statement being executed. Owned copies, never pointers into a
+     * portal: Close or a new Bind may free the portal while a later message
+     * (a simple Query before Sync, a fault point) still uses them. */
+    char *exec_query;     /* Execute's copy of its portal's query */
+    int16_t *cur_formats; /* result formats of the executing portal; NULL = text */
     uint16_t cur_nformats;
-    const char *cur_query; /* for fault filters */
+    const char *cur_query; /* q_text or exec_query, for fault filters */
 
     /* faults */
     pgf_fault_conn *fc;

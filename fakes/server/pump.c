@@ -181,6 +181,8 @@ void pgf__conn_free(pgf__conn *c)
     }
     free(c->portals);
     free(c->q_text);
+    free(c->exec_query);
+    free(c->cur_formats);
     free(c->q_off);
     free(c->q_len);
     free(c->user);

@@ -170,6 +170,17 @@ static int emit_result(pgf__conn *c, pgf_sql_result *r, bool send_rowdesc)
     return ret;
 }
 
+/* Forget the executing statement's query copy and result formats. */
+static void clear_exec(pgf__conn *c)
+{
+    free(c->exec_query);
+    free(c->cur_formats);
+    c->exec_query = NULL;
+    c->cur_formats = NULL;
+    c->cur_nformats = 0;
+    c->cur_query = NULL;
+}
+
 static void send_ready(pgf__conn *c)
 {
     free(c->q_text);
@@ -178,9 +189,7 @@ static void send_ready(pgf__conn *c)
     c->q_text = NULL;
     c->q_off = c->q_len = NULL;
     c->q_n = c->q_next = 0;
-    c->cur_query = NULL;
-    c->cur_formats = NULL;
-    c->cur_nformats = 0;
+    clear_exec(c);
     pgf_buf b = PGF_BUF_INIT;
     pgf_msg_ready(&b, c->sql.txn);
     int r = pgf__conn_send_at(c, PGF_PHASE_READY, &b);
@@ -251,6 +260,10 @@ static void handle_query(pgf__conn *c, const pgf_fe_msg *m)
         return;
     }
     atomic_fetch_add(&c->srv->stats.queries, 1);
+    /* A simple Query answers in text whatever an earlier Execute of this
+     * batch asked for (a Query before Sync is legal). */
+    clear_exec(c);
+    free(c->q_text);
     c->q_text = strdup(sql);
     if (c->q_text == NULL) {
         pgf__conn_close(c, CK_RST, "out of memory");
@@ -632,9 +645,18 @@ static void handle_execute(pgf__conn *c, const pgf_fe_msg *m)
         return;
     }
     atomic_fetch_add(&c->srv->stats.queries, 1);
-    c->cur_query = p->query;
-    c->cur_formats = p->formats;
+    clear_exec(c);
+    c->exec_query = strdup(p->query);
+    if (p->nformats > 0)
+        c->cur_formats = malloc(p->nformats * sizeof *c->cur_formats);
+    if (c->exec_query == NULL || (p->nformats > 0 && c->cur_formats == NULL)) {
+        pgf__conn_close(c, CK_RST, "out of memory");
+        return;
+    }
+    if (p->nformats > 0)
+        memcpy(c->cur_formats, p->formats, p->nformats * sizeof *c->cur_formats);
     c->cur_nformats = p->nformats;
+    c->cur_query = c->exec_query;
     if (pgf__conn_fault_point(c, PGF_PHASE_QUERY, m->type, NULL, 0) == STOP) {
         if (stopped(c) == Q_ERROR)
             c->skip_to_sync = true;
@@ -650,7 +672,7 @@ static void handle_execute(pgf__conn *c, const pgf_fe_msg *m)
     int ret = emit_result(c, &r, false);
     if (ret == Q_SLEEP) {
         c->extended_sleep = true;
-        /* the result's formats are kept in cur_formats */
+        /* the result's formats are kept in cur_formats (a copy) */
     } else if (ret == Q_ERROR) {
         c->skip_to_sync = true;
     }
