@@ -1247,6 +1247,50 @@ static void stop_with_open_connections(void)
     tsrv_stop(&t); /* ASan: nothing leaked */
 }
 
+/* Issue 15, item 7: /stats' per-phase counters after a login by every auth
+ * method, wrong passwords included (MD5 once set the state directly and
+ * wrapped the auth counter to 2^64-1). */
+static void stats_by_phase_each_auth_method(void)
+{
+    tsrv t;
+    CU_ASSERT_FATAL(tsrv_start(&t, 0) == 0);
+    static const struct {
+        const char *user, *password;
+    } logins[] = {{"trusty", ""},         {"pwu", "pw:with:colons"}, {"md5u", "md5pw"},
+                  {"scramu", "scram pw"}, {"pwu", "wrong"},          {"md5u", "wrong"},
+                  {"scramu", "wrong"}};
+    PGconn *open[7];
+    int nopen = 0;
+    for (size_t i = 0; i < sizeof logins / sizeof logins[0]; i++) {
+        PGconn *c = pq_connect(&t, false, logins[i].user, logins[i].password, "appdb");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        bool want_ok = strcmp(logins[i].password, "wrong") != 0;
+        CU_ASSERT_EQUAL(PQstatus(c) == CONNECTION_OK, want_ok);
+        if (want_ok) {
+            open[nopen++] = c;
+        } else {
+            PQfinish(c);
+        }
+        CU_ASSERT(wait_active(&t, (uint64_t)nopen));
+        pgf_server_stats st = stats(&t);
+        if (st.by_phase[0] != 0 || st.by_phase[1] != 0 || st.by_phase[2] != (uint64_t)nopen)
+            fprintf(stderr, "\n  after %s/%s: by_phase %llu %llu %llu\n", logins[i].user,
+                    want_ok ? "ok" : "wrong", (unsigned long long)st.by_phase[0],
+                    (unsigned long long)st.by_phase[1], (unsigned long long)st.by_phase[2]);
+        CU_ASSERT_EQUAL(st.by_phase[0], 0);
+        CU_ASSERT_EQUAL(st.by_phase[1], 0);
+        CU_ASSERT_EQUAL(st.by_phase[2], (uint64_t)nopen);
+    }
+    for (int i = 0; i < nopen; i++)
+        PQfinish(open[i]);
+    CU_ASSERT(wait_active(&t, 0));
+    pgf_server_stats st = stats(&t);
+    CU_ASSERT(st.by_phase[0] == 0 && st.by_phase[1] == 0 && st.by_phase[2] == 0);
+    CU_ASSERT_EQUAL(st.auth_ok, 4);
+    CU_ASSERT_EQUAL(st.auth_failed, 3);
+    tsrv_stop(&t);
+}
+
 static void stats_agree_no_leak(void)
 {
     CU_ASSERT(wait_active(&S, 0));
@@ -1278,6 +1322,7 @@ static const pgf_test server_tests[] = {
     {"terminate_closes_cleanly", terminate_closes_cleanly},
     {"startup_matches_transcript", startup_matches_transcript},
     {"stop_with_open_connections", stop_with_open_connections},
+    {"stats_by_phase_each_auth_method", stats_by_phase_each_auth_method},
     {"stats_agree_no_leak", stats_agree_no_leak},
     PGF_TESTS_END,
 };

@@ -7,6 +7,7 @@
  * The handlers live in startup.c and query.c, the byte pump in pump.c; see
  * conn_int.h for the layers.
  */
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -22,36 +23,38 @@
 #include "pgfault/log.h"
 #include "conn_int.h"
 
-static const char *const state_names[] = {"startup", "auth",  "auth",  "auth",
-                                          "auth",    "query", "closed"};
+#define S(st) (1u << (st))
+static const struct {
+    const char *name;
+    int group;     /* index into stats.by_phase, -1: not counted */
+    unsigned next; /* S(state) bits: the states it may move to */
+} states[] = {
+#define X(st, nm, grp, nxt) [st] = {nm, grp, nxt},
+    PGF_CONN_STATES(X)
+#undef X
+};
+#undef S
+_Static_assert(sizeof states / sizeof states[0] == ST_CLOSED + 1, "one row per state");
+_Static_assert(sizeof(((pgf_server *)0)->stats.by_phase) /
+                       sizeof(((pgf_server *)0)->stats.by_phase[0]) ==
+                   3,
+               "phase groups 0..2 are stats.by_phase");
 
 const char *pgf__conn_state_name(enum conn_state st)
 {
-    return state_names[st];
+    return states[st].name;
 }
 
-/* Connections by phase, for the control API's stats. */
-static int phase_group(enum conn_state st)
-{
-    switch (st) {
-    case ST_STARTUP:
-        return 0;
-    case ST_AUTH_PASSWORD:
-    case ST_AUTH_MD5:
-    case ST_AUTH_SASL_INIT:
-    case ST_AUTH_SASL_FIN:
-        return 1;
-    case ST_READY:
-        return 2;
-    case ST_CLOSED:
-        return -1;
-    }
-    return -1;
-}
-
+/* The only writer of c->state (see PGF_CONN_STATES). */
 void pgf__conn_set_state(pgf__conn *c, enum conn_state st)
 {
-    int from = phase_group(c->state), to = phase_group(st);
+    if (!(states[c->state].next & (1u << st))) {
+        /* A bug in the server, never the client's doing. */
+        pgf_log_error("[conn %llu %s] undeclared state change to %s", (unsigned long long)c->id,
+                      states[c->state].name, states[st].name);
+        assert(!"undeclared connection state change");
+    }
+    int from = states[c->state].group, to = states[st].group;
     if (from != to) {
         if (from >= 0)
             atomic_fetch_sub(&c->srv->stats.by_phase[from], 1);
@@ -406,7 +409,8 @@ void pgf__conn_accept(pgf_server *s, int fd, const struct sockaddr *addr, int ad
     s->conns = c;
     atomic_fetch_add(&s->stats.accepted, 1);
     atomic_fetch_add(&s->stats.active, 1);
-    atomic_fetch_add(&s->stats.by_phase[0], 1); /* calloc'd state is ST_STARTUP */
+    /* calloc'd state is ST_STARTUP: count it as set_state would */
+    atomic_fetch_add(&s->stats.by_phase[states[ST_STARTUP].group], 1);
     if (!c->rev || !c->wev || !c->wtimer || !c->stall_timer || !c->sleep_timer || !c->deadline) {
         pgf__conn_close(c, CK_RST, "out of memory");
         return;

@@ -14,14 +14,32 @@
 
 #include "server_int.h"
 
+/* The connection's states, listed once: name (logs), the phase group its
+ * /stats counter is kept under (-1: none), and the states it may move to.
+ * pgf__conn_set_state() is the only writer of c->state; it checks the move
+ * against this table and keeps the per-phase counters, so no path (say,
+ * MD5) can change state without them. */
+#define PGF_CONN_STATES(X)                                                                        \
+    /* waiting for SSLRequest/GSSENCRequest/StartupMessage/CancelRequest */                       \
+    X(ST_STARTUP, "startup", 0,                                                                   \
+      S(ST_STARTUP) | S(ST_AUTH_PASSWORD) | S(ST_AUTH_MD5) | S(ST_AUTH_SASL_INIT) | S(ST_READY) | \
+          S(ST_CLOSED))                                                                           \
+    /* sent R 3, waiting for p */                                                                 \
+    X(ST_AUTH_PASSWORD, "auth", 1, S(ST_READY) | S(ST_CLOSED))                                    \
+    /* sent R 5, waiting for p */                                                                 \
+    X(ST_AUTH_MD5, "auth", 1, S(ST_READY) | S(ST_CLOSED))                                         \
+    /* sent R 10, waiting for SASLInitialResponse */                                              \
+    X(ST_AUTH_SASL_INIT, "auth", 1, S(ST_AUTH_SASL_FIN) | S(ST_CLOSED))                           \
+    /* sent R 11, waiting for SASLResponse */                                                     \
+    X(ST_AUTH_SASL_FIN, "auth", 1, S(ST_READY) | S(ST_CLOSED))                                    \
+    /* processing queries */                                                                      \
+    X(ST_READY, "query", 2, S(ST_CLOSED))                                                         \
+    X(ST_CLOSED, "closed", -1, 0)
+
 enum conn_state {
-    ST_STARTUP,        /* waiting for SSLRequest/GSSENCRequest/StartupMessage/CancelRequest */
-    ST_AUTH_PASSWORD,  /* sent R 3, waiting for p */
-    ST_AUTH_MD5,       /* sent R 5, waiting for p */
-    ST_AUTH_SASL_INIT, /* sent R 10, waiting for SASLInitialResponse */
-    ST_AUTH_SASL_FIN,  /* sent R 11, waiting for SASLResponse */
-    ST_READY,          /* processing queries */
-    ST_CLOSED,
+#define X(st, name, group, next) st,
+    PGF_CONN_STATES(X)
+#undef X
 };
 
 enum close_kind { CK_NONE = 0, CK_FIN, CK_RST, CK_SHUT_WR };
