@@ -198,10 +198,23 @@ static void send_ready(pgf__conn *c)
         pgf__conn_fault_point(c, PGF_PHASE_IDLE, 0, NULL, 0);
 }
 
-/* Run the remaining statements of a simple query. */
+/* Run the remaining statements of a simple query, PGF_CONN_STMT_BATCH at
+ * a time: then yield to the loop (other connections go on) and continue
+ * from resume_ev, or from the flush that drains a blocked output queue. */
 static void run_simple(pgf__conn *c)
 {
-    while (c->q_next < c->q_n) {
+    c->running = false;
+    for (int done = 0; c->q_next < c->q_n; done++) {
+        if (c->out_bytes > PGF_CONN_OUT_HIGH) {
+            c->running = true;
+            c->out_blocked = true; /* pgf__conn_flush resumes */
+            return;
+        }
+        if (done == PGF_CONN_STMT_BATCH) {
+            c->running = true;
+            pgf__conn_resume_later(c);
+            return;
+        }
         pgf_sql_result r;
         pgf_sql_exec(&c->sql, c->q_text + c->q_off[c->q_next], c->q_len[c->q_next], NULL, 0, &r);
         if (r.kind == PGF_SQL_ERROR && r.error.position != NULL) {
@@ -300,8 +313,13 @@ void pgf__conn_on_sleep_done(void *arg)
     c->sleep_res = NULL;
     int ret = res != NULL ? emit_tail(c, res) : Q_ERROR;
     free(res);
-    if (ret == Q_GONE)
+    if (ret == Q_GONE) {
+        /* A fault cut the result: what it queued (a truncated message, a
+         * close marker) still goes out now, not at the next read. */
+        if (c->state != ST_CLOSED)
+            pgf__conn_flush(c);
         return;
+    }
     if (c->extended_sleep) {
         c->extended_sleep = false;
         if (ret == Q_ERROR)
@@ -312,16 +330,36 @@ void pgf__conn_on_sleep_done(void *arg)
             c->q_next = c->q_n;
         run_simple(c);
     }
-    if (c->state != ST_CLOSED && !c->busy)
+    if (c->state != ST_CLOSED)
         pgf__conn_process_input(c);
     if (c->state != ST_CLOSED)
         pgf__conn_flush(c);
+}
+
+void pgf__conn_query_continue(pgf__conn *c)
+{
+    run_simple(c);
 }
 
 /* A CancelRequest with the right key for c (server.c found it by pid). */
 void pgf__conn_cancel(pgf__conn *c)
 {
     pgf_server *s = c->srv;
+    if (c->running && !c->busy) {
+        /* between statements of a long Query: the rest is not run */
+        c->running = false;
+        c->q_next = c->q_n;
+        atomic_fetch_add(&s->stats.canceled, 1);
+        pgf__conn_send_error(c, "ERROR", "57014", "canceling statement due to user request", NULL,
+                             NULL);
+        if (c->sql.txn == 'T')
+            c->sql.txn = 'E';
+        send_ready(c);
+        if (c->state != ST_CLOSED)
+            pgf__conn_flush(c);
+        pgf__conn_resume_later(c);
+        return;
+    }
     if (!c->busy)
         return; /* cancel while idle: nothing happens */
     pgf_timer_cancel(c->sleep_timer);

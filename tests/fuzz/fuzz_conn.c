@@ -129,7 +129,8 @@ static void init_once(void)
 {
     if (base != NULL)
         return;
-    pgf_log_level_set(PGF_LOG_ERROR);
+    if (getenv("PGFAULT_LOG") == NULL)
+        pgf_log_level_set(PGF_LOG_ERROR);
     base = event_base_new();
     must(base != NULL, "event_base_new");
     clk = pgf_simclock_attach(base, 1000000000ull);
