@@ -263,7 +263,10 @@ void pgf__conn_update_reading(pgf__conn *c)
 {
     if (c->state == ST_CLOSED || c->rev == NULL)
         return;
-    bool stuck = c->stalled || c->busy || c->running || c->out_blocked || c->out_closed;
+    /* A stall fault (possibly endless) keeps reading, so a client that
+     * leaves is still seen; the 2 x PGF_PROTO_MAX_MSG_LEN backstop in
+     * on_read bounds it. */
+    bool stuck = c->busy || c->running || c->out_blocked || c->out_closed;
     bool want = !c->peer_eof && !c->out_blocked && !(stuck && c->in.len >= PGF_CONN_IN_PAUSE);
     if (want == c->reading)
         return;
