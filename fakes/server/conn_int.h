@@ -102,8 +102,8 @@ struct pgf__conn {
     pgf_rng rng;
 
     /* queries */
-    char *q_text; /* simple query being executed */
-    size_t *q_off, *q_len;
+    char *q_text;            /* simple query being executed */
+    uint32_t *q_off, *q_len; /* statements of q_text (a message is < 4 GB) */
     int q_n, q_next;
     bool extended_sleep;       /* a sleeping statement came from Execute */
     pgf_sql_result *sleep_res; /* the pg_sleep statement in progress, allocated while sleeping */

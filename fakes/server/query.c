@@ -236,6 +236,7 @@ static void run_simple(pgf__conn *c)
 
 struct split_acc {
     pgf__conn *c;
+    int cap; /* slots in q_off/q_len */
     bool failed;
 };
 
@@ -243,20 +244,28 @@ static void split_cb(const char *stmt, size_t len, void *arg)
 {
     struct split_acc *a = arg;
     pgf__conn *c = a->c;
-    size_t *o = realloc(c->q_off, (size_t)(c->q_n + 1) * sizeof *o);
-    if (o == NULL) {
-        a->failed = true;
+    if (a->failed)
         return;
+    if (c->q_n == a->cap) {
+        /* Doubling: one realloc per statement was quadratic for a Query of
+         * 300,000 statements (ASan's realloc always copies). */
+        int cap = a->cap ? 2 * a->cap : 16;
+        uint32_t *o = realloc(c->q_off, (size_t)cap * sizeof *o);
+        if (o == NULL) {
+            a->failed = true;
+            return;
+        }
+        c->q_off = o;
+        uint32_t *l = realloc(c->q_len, (size_t)cap * sizeof *l);
+        if (l == NULL) {
+            a->failed = true;
+            return;
+        }
+        c->q_len = l;
+        a->cap = cap;
     }
-    c->q_off = o;
-    size_t *l = realloc(c->q_len, (size_t)(c->q_n + 1) * sizeof *l);
-    if (l == NULL) {
-        a->failed = true;
-        return;
-    }
-    c->q_len = l;
-    c->q_off[c->q_n] = (size_t)(stmt - c->q_text);
-    c->q_len[c->q_n] = len;
+    c->q_off[c->q_n] = (uint32_t)(stmt - c->q_text);
+    c->q_len[c->q_n] = (uint32_t)len;
     c->q_n++;
 }
 
@@ -288,7 +297,7 @@ static void handle_query(pgf__conn *c, const pgf_fe_msg *m)
             send_ready(c);
         return;
     }
-    struct split_acc acc = {c, false};
+    struct split_acc acc = {c, 0, false};
     pgf_sql_split(c->q_text, split_cb, &acc);
     if (acc.failed) {
         pgf__conn_close(c, CK_RST, "out of memory");
