@@ -44,7 +44,7 @@ bench: build
 
 fuzz:
 	@scripts/install-deps --fuzz
-	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DPGF_FUZZ=ON -DPGF_SANITIZE=address,undefined >/dev/null
+	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DPGF_FUZZ=ON -DPGF_SANITIZE=address,undefined,fuzzer-no-link >/dev/null
 	@cmake --build build-fuzz -j$(JOBS)
 
 format:

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "pgfault/control.h"
@@ -189,7 +190,7 @@ static void control_rules_crud(void)
     expect("DELETE", "/rules/slow", NULL, 404, NULL);
     CU_ASSERT_FALSE(pgf_fault_decide(eng, c, PGF_PHASE_READY, &ctx, &a));
     expect("GET", "/nope", NULL, 404, "{\"error\":\"no such endpoint: /nope\"}\n");
-    expect("DELETE", "/reset", NULL, 405, "{\"error\":\"method not allowed on /reset\"}\n");
+    expect("DELETE", "/reset", NULL, 405, "{\"error\":\"method DELETE not allowed on /reset\"}\n");
     expect("POST", "/reset", NULL, 204, "");
     expect("GET", "/rules", NULL, 200, "[]\n");
     pgf_fault_conn_free(c);
@@ -484,7 +485,94 @@ static void set_rules_races_decide(void)
     pgf_fault_engine_free(e);
 }
 
+/* Issue 11, item 9: a bad `since` is a 400 with a JSON error (was 200 with
+ * the whole log); PUT and other methods are 405 with JSON (was libevent's
+ * 501 with HTML); a silent connection is closed after the idle timeout (was
+ * kept forever: 1,100 of them used up the fds); a 5,000-rule install
+ * works (its duplicate check was quadratic: seconds on the server loop). */
+static void control_hostile_requests(void)
+{
+    expect("GET", "/log?since=abc", NULL, 400,
+           "{\"error\":\"since=abc: expected a sequence number (a non-negative integer, the "
+           "'seq' of the last event you have)\"}\n");
+    int st;
+    char *b = req("GET", "/log?since=-1", NULL, &st);
+    CU_ASSERT(st == 400 && strstr(b, "\"error\"") != NULL);
+    free(b);
+    b = req("GET", "/log?since=18446744073709551616", NULL, &st);
+    CU_ASSERT(st == 400 && strstr(b, "\"error\"") != NULL);
+    free(b);
+    b = req("GET", "/log?since=0", NULL, &st);
+    CU_ASSERT(st == 200 && strstr(b, "\"events\"") != NULL);
+    free(b);
+    expect("PUT", "/rules", "{}", 405, "{\"error\":\"method PUT not allowed on /rules\"}\n");
+    expect("PATCH", "/stats", NULL, 405, "{\"error\":\"method PATCH not allowed on /stats\"}\n");
+    expect("PUT", "/rules/x", "{}", 405, NULL);
+    expect("PUT", "/nowhere", NULL, 404, "{\"error\":\"no such endpoint: /nowhere\"}\n");
+
+    /* 5,000 rules in one request, then one more, then a duplicate. */
+    size_t cap = 5000 * 120 + 64, len = 0;
+    char *body = malloc(cap);
+    CU_ASSERT_FATAL(body != NULL);
+    len += (size_t)snprintf(body + len, cap - len, "{\"rules\":[");
+    for (int i = 0; i < 5000; i++)
+        len += (size_t)snprintf(body + len, cap - len,
+                                "%s{\"name\":\"bulk%d\",\"phase\":\"query\",\"match\":"
+                                "{\"application_name\":\"none%d\"},\"action\":\"none\"}",
+                                i ? "," : "", i, i);
+    snprintf(body + len, cap - len, "]}");
+    b = req("POST", "/rules", body, &st);
+    CU_ASSERT_EQUAL(st, 201);
+    free(b);
+    free(body);
+    b = req("GET", "/stats", NULL, &st);
+    CU_ASSERT(st == 200 && strstr(b, "\"rules\":5000") != NULL);
+    free(b);
+    b = req("POST", "/rules", "{\"name\":\"bulk4999\",\"phase\":\"query\",\"action\":\"none\"}",
+            &st);
+    CU_ASSERT(st == 409 && strstr(b, "rule 'bulk4999' already exists") != NULL);
+    free(b);
+    b = req("POST", "/rules",
+            "[{\"name\":\"d1\",\"phase\":\"query\",\"action\":\"none\"},"
+            "{\"name\":\"d1\",\"phase\":\"idle\",\"action\":\"none\"}]",
+            &st);
+    CU_ASSERT(st == 400 && strstr(b, "duplicate rule name 'd1' (rule 1 has it too)") != NULL);
+    free(b);
+    for (int i = 0; i < 5000; i += 1250) {
+        char path[64];
+        snprintf(path, sizeof path, "/rules/bulk%d", i);
+        expect("DELETE", path, NULL, 204, NULL);
+    }
+    pgf_fault_engine_set_rules(eng, NULL); /* leave no rules to the next test */
+
+    /* A connection that sends nothing is closed after the idle timeout. */
+    pgf_fault_control_set_idle_timeout(ctl, 200);
+    int port = atoi(strrchr(addr, ':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_FATAL(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    bool closed = false;
+    for (int i = 0; i < 500 && !closed; i++) { /* 5 s deadline, 10 ms turns of the loop */
+        struct timeval tv = {0, 10000};
+        event_base_loopexit(base, &tv);
+        event_base_dispatch(base);
+        char c;
+        closed = recv(fd, &c, 1, MSG_DONTWAIT) == 0;
+    }
+    CU_ASSERT(closed);
+    close(fd);
+    pgf_fault_control_set_idle_timeout(ctl, PGF_FAULT_CONTROL_IDLE_TIMEOUT_MS);
+    /* and the API still answers */
+    b = req("GET", "/version", NULL, &st);
+    CU_ASSERT_EQUAL(st, 200);
+    free(b);
+}
+
 static const pgf_test control_tests[] = {
+    {"control_hostile_requests", control_hostile_requests},
     {"control_rules_crud", control_rules_crud},
     {"control_log_stats_coverage_listener", control_log_stats_coverage_listener},
     {"control_without_hooks_and_address_checks", control_without_hooks_and_address_checks},

@@ -12,14 +12,17 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "pgfault/accept_guard.h"
 #include "pgfault/control.h"
 #include "pgfault/faultlog.h"
 #include "pgfault/rules.h"
@@ -29,7 +32,48 @@ struct pgf_fault_control {
     struct evhttp *http;
     pgf_fault_engine *e;
     pgf_fault_control_hooks hooks;
+    struct evconnlistener *listener;
+    pgf_accept_guard *guard;
+    pgf_fault_control *next_guarded;
 };
+
+/* Controls with a listener, to find the guard from the listener in the
+ * accept error callback (its argument belongs to evhttp). */
+static pthread_mutex_t guarded_mu = PTHREAD_MUTEX_INITIALIZER;
+static pgf_fault_control *guarded;
+
+static bool guard_register(pgf_fault_control *c)
+{
+    pthread_mutex_lock(&guarded_mu);
+    c->next_guarded = guarded;
+    guarded = c;
+    pthread_mutex_unlock(&guarded_mu);
+    return true;
+}
+
+static void guard_unregister(pgf_fault_control *c)
+{
+    pthread_mutex_lock(&guarded_mu);
+    for (pgf_fault_control **p = &guarded; *p != NULL; p = &(*p)->next_guarded)
+        if (*p == c) {
+            *p = c->next_guarded;
+            break;
+        }
+    pthread_mutex_unlock(&guarded_mu);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    (void)arg;
+    pgf_accept_guard *g = NULL;
+    pthread_mutex_lock(&guarded_mu);
+    for (pgf_fault_control *c = guarded; c != NULL && g == NULL; c = c->next_guarded)
+        if (c->listener == l)
+            g = c->guard;
+    pthread_mutex_unlock(&guarded_mu);
+    if (g != NULL)
+        pgf_accept_guard_on_error(g, l);
+}
 
 int pgf_fault_split_hostport(const char *addr, char *host, size_t hostlen, int *port)
 {
@@ -186,10 +230,21 @@ static void rules_add(pgf_fault_control *c, struct evhttp_request *req, const ch
     json_decref(doc);
     json_t *arr = current_rules_array(c->e);
     json_t *added = json_array();
+    /* The names in use, hashed: one linear search per added rule was
+     * quadratic for a bulk install of thousands. */
+    json_t *names = json_object();
+    size_t k;
+    json_t *cur;
+    json_array_foreach(arr, k, cur)
+    {
+        const char *n = json_string_value(json_object_get(cur, "name"));
+        if (n != NULL)
+            json_object_set_new(names, n, json_true());
+    }
     int code = 0;
     for (size_t i = 0; arr && i < pgf_fault_rules_count(add); i++) {
         const char *name = pgf_fault_rules_name(add, i);
-        if (array_find(arr, name) >= 0) {
+        if (json_object_get(names, name) != NULL) {
             snprintf(err, sizeof err, "rule '%s' already exists (update it with POST /rules/%s)",
                      name, name);
             code = 409;
@@ -206,6 +261,7 @@ static void rules_add(pgf_fault_control *c, struct evhttp_request *req, const ch
     if (code == 0)
         code = install_array(c, arr, err, sizeof err);
     json_decref(arr);
+    json_decref(names);
     pgf_fault_rules_free(add);
     if (code != 0) {
         json_decref(added);
@@ -226,6 +282,11 @@ static void rule_one(pgf_fault_control *c, struct evhttp_request *req, const cha
 {
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     char err[1024];
+    if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_DELETE && m != EVHTTP_REQ_POST) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, POST, DELETE");
+        reply_error(req, 405, "Method Not Allowed", "use GET, POST or DELETE on /rules/NAME");
+        return;
+    }
     json_t *arr = current_rules_array(c->e);
     if (arr == NULL) {
         reply_error(req, 500, "Internal Server Error", "out of memory");
@@ -295,6 +356,7 @@ static void rule_one(pgf_fault_control *c, struct evhttp_request *req, const cha
         json_decref(rule);
         reply_json(req, 200, "OK", canon);
     } else {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, POST, DELETE");
         reply_error(req, 405, "Method Not Allowed", "use GET, POST or DELETE on /rules/NAME");
     }
 out:
@@ -310,6 +372,31 @@ static json_t *seed_json(uint64_t seed)
     char buf[32];
     snprintf(buf, sizeof buf, "%" PRIu64, seed);
     return json_string(buf);
+}
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+    switch (m) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    }
+    return "?";
 }
 
 static void handle(struct evhttp_request *req, void *arg)
@@ -369,12 +456,26 @@ static void handle(struct evhttp_request *req, void *arg)
         uint64_t since = 0;
         if (query != NULL) {
             struct evkeyvalq q;
-            if (evhttp_parse_query_str(query, &q) == 0) {
-                const char *s = evhttp_find_header(&q, "since");
-                if (s != NULL)
-                    since = strtoull(s, NULL, 10);
-                evhttp_clear_headers(&q);
+            if (evhttp_parse_query_str(query, &q) != 0) {
+                reply_error(req, 400, "Bad Request", "malformed query string");
+                return;
             }
+            const char *s = evhttp_find_header(&q, "since");
+            char *end = NULL;
+            errno = 0;
+            if (s != NULL)
+                since = strtoull(s, &end, 10);
+            if (s != NULL && (*s < '0' || *s > '9' || *end != '\0' || errno != 0)) {
+                char msg[200];
+                snprintf(msg, sizeof msg,
+                         "since=%.80s: expected a sequence number (a non-negative integer, "
+                         "the 'seq' of the last event you have)",
+                         s);
+                evhttp_clear_headers(&q);
+                reply_error(req, 400, "Bad Request", msg);
+                return;
+            }
+            evhttp_clear_headers(&q);
         }
         char *s = pgf_fault_log_json(c->e, since);
         if (s == NULL)
@@ -414,7 +515,13 @@ static void handle(struct evhttp_request *req, void *arg)
             exists = exists || strcmp(path, known[i]) == 0;
         char msg[300];
         if (exists) {
-            snprintf(msg, sizeof msg, "method not allowed on %.200s", path);
+            snprintf(msg, sizeof msg, "method %s not allowed on %.200s", method_name(m), path);
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+                              strncmp(path, "/rules", 6) == 0 ? "GET, POST, DELETE"
+                              : strcmp(path, "/reset") == 0 || strcmp(path, "/down") == 0 ||
+                                      strcmp(path, "/up") == 0
+                                  ? "POST"
+                                  : "GET");
             reply_error(req, 405, "Method Not Allowed", msg);
         } else {
             snprintf(msg, sizeof msg, "no such endpoint: %.200s", path);
@@ -456,13 +563,31 @@ int pgf_fault_control_start(pgf_fault_control **out, struct event_base *base, pg
         goto fail;
     }
     evhttp_set_max_body_size(c->http, 1 << 20);
-    evhttp_set_allowed_methods(c->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+    evhttp_set_max_headers_size(c->http, 16 << 10);
+    /* Every method reaches handle(), which answers 405 with JSON (libevent
+     * itself would answer 501 with HTML). */
+    evhttp_set_allowed_methods(c->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    /* A connection that sends nothing (or stops half-way) is closed after
+     * this long, so silent clients cannot use up the process's fds. */
+    pgf_fault_control_set_idle_timeout(c, PGF_FAULT_CONTROL_IDLE_TIMEOUT_MS);
     evhttp_set_gencb(c->http, handle, c);
     struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(c->http, host, (uint16_t)port);
     if (bs == NULL) {
         snprintf(err, errlen, "cannot bind the control API to %s: %s", addr, strerror(errno));
         goto fail_bind;
     }
+    /* Out of fds: back off instead of spinning (accept_guard.h). The error
+     * callback gets evhttp's argument, so the guard is found by listener. */
+    c->guard = pgf_accept_guard_new(base, "[control]", NULL, NULL);
+    c->listener = evhttp_bound_socket_get_listener(bs);
+    if (c->guard == NULL || !guard_register(c)) {
+        snprintf(err, errlen, "out of memory");
+        goto fail_bind;
+    }
+    evconnlistener_set_error_cb(c->listener, on_accept_error);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) != 0) {
@@ -474,7 +599,9 @@ int pgf_fault_control_start(pgf_fault_control **out, struct event_base *base, pg
     *out = c;
     return bound;
 fail_bind:
+    guard_unregister(c);
     evhttp_free(c->http);
+    pgf_accept_guard_free(c->guard);
     free(c);
     return PGF_EBIND;
 fail:
@@ -488,6 +615,14 @@ void pgf_fault_control_free(pgf_fault_control *c)
 {
     if (c == NULL)
         return;
+    guard_unregister(c);
     evhttp_free(c->http);
+    pgf_accept_guard_free(c->guard);
     free(c);
+}
+
+void pgf_fault_control_set_idle_timeout(pgf_fault_control *c, unsigned ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evhttp_set_timeout_tv(c->http, &tv);
 }

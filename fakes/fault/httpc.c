@@ -72,6 +72,10 @@ int pgf_http_request(struct event_base *base, const char *hostport, const char *
         cmd = EVHTTP_REQ_POST;
     else if (strcmp(method, "DELETE") == 0)
         cmd = EVHTTP_REQ_DELETE;
+    else if (strcmp(method, "PUT") == 0)
+        cmd = EVHTTP_REQ_PUT;
+    else if (strcmp(method, "PATCH") == 0)
+        cmd = EVHTTP_REQ_PATCH;
     else {
         snprintf(err, errlen, "unsupported method %s", method);
         return PGF_EINVAL;

@@ -21,7 +21,7 @@ typedef struct pgf_http_response {
     size_t len;
 } pgf_http_response;
 
-/* METHOD ("GET", "POST", "DELETE") PATH on "HOST:PORT" with an optional JSON
+/* METHOD ("GET", "POST", "DELETE"; "PUT", "PATCH" for tests) PATH on "HOST:PORT" with an optional JSON
  * body. base NULL = a private base. Returns 0 with *resp filled (any HTTP
  * status), PGF_ECONNECT when the server cannot be reached, PGF_ETIMEDOUT
  * after timeout_ms; err names the address. */

@@ -47,9 +47,31 @@ static pgf_doc *node_new(pgf_doc_kind kind, int line, int col)
 }
 
 /* Append a child (and, for maps, its key). Takes `kid` and `key`. */
+/* Arrays grow to the next power of two: one realloc per child made a
+ * 5,000-rule list quadratic (issue 11: a bulk install stalled the loop). */
+static size_t grown(size_t n)
+{
+    size_t c = 1;
+    while (c < n)
+        c <<= 1;
+    return c;
+}
+
 static int node_add(pgf_doc *n, char *key, int kl, int kc, pgf_doc *kid)
 {
     size_t m = n->n + 1;
+    if (n->n > 0 && m <= grown(n->n)) {
+        /* room left: the arrays already hold grown(n->n) slots */
+        if (n->kind == PGF_DOC_MAP) {
+            n->keys[n->n] = key;
+            n->key_line[n->n] = kl;
+            n->key_col[n->n] = kc;
+        }
+        n->kids[n->n] = kid;
+        n->n = m;
+        return 0;
+    }
+    m = grown(m); /* capacity */
     pgf_doc **kids = realloc(n->kids, m * sizeof *kids);
     if (kids == NULL)
         goto fail;
@@ -72,7 +94,7 @@ static int node_add(pgf_doc *n, char *key, int kl, int kc, pgf_doc *kid)
         cs[n->n] = kc;
     }
     kids[n->n] = kid;
-    n->n = m;
+    n->n++;
     return 0;
 fail:
     free(key);

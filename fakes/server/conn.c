@@ -7,6 +7,7 @@
  * The handlers live in startup.c and query.c, the byte pump in pump.c; see
  * conn_int.h for the layers.
  */
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -22,36 +23,38 @@
 #include "pgfault/log.h"
 #include "conn_int.h"
 
-static const char *const state_names[] = {"startup", "auth",  "auth",  "auth",
-                                          "auth",    "query", "closed"};
+#define S(st) (1u << (st))
+static const struct {
+    const char *name;
+    int group;     /* index into stats.by_phase, -1: not counted */
+    unsigned next; /* S(state) bits: the states it may move to */
+} states[] = {
+#define X(st, nm, grp, nxt) [st] = {nm, grp, nxt},
+    PGF_CONN_STATES(X)
+#undef X
+};
+#undef S
+_Static_assert(sizeof states / sizeof states[0] == ST_CLOSED + 1, "one row per state");
+_Static_assert(sizeof(((pgf_server *)0)->stats.by_phase) /
+                       sizeof(((pgf_server *)0)->stats.by_phase[0]) ==
+                   3,
+               "phase groups 0..2 are stats.by_phase");
 
 const char *pgf__conn_state_name(enum conn_state st)
 {
-    return state_names[st];
+    return states[st].name;
 }
 
-/* Connections by phase, for the control API's stats. */
-static int phase_group(enum conn_state st)
-{
-    switch (st) {
-    case ST_STARTUP:
-        return 0;
-    case ST_AUTH_PASSWORD:
-    case ST_AUTH_MD5:
-    case ST_AUTH_SASL_INIT:
-    case ST_AUTH_SASL_FIN:
-        return 1;
-    case ST_READY:
-        return 2;
-    case ST_CLOSED:
-        return -1;
-    }
-    return -1;
-}
-
+/* The only writer of c->state (see PGF_CONN_STATES). */
 void pgf__conn_set_state(pgf__conn *c, enum conn_state st)
 {
-    int from = phase_group(c->state), to = phase_group(st);
+    if (!(states[c->state].next & (1u << st))) {
+        /* A bug in the server, never the client's doing. */
+        pgf_log_error("[conn %llu %s] undeclared state change to %s", (unsigned long long)c->id,
+                      states[c->state].name, states[st].name);
+        assert(!"undeclared connection state change");
+    }
+    int from = states[c->state].group, to = states[st].group;
     if (from != to) {
         if (from >= 0)
             atomic_fetch_sub(&c->srv->stats.by_phase[from], 1);
@@ -300,11 +303,21 @@ static bool known_type(const pgf__conn *c, uint8_t t)
     return strchr("QPBDECHSXFdcf", t) != NULL && t != 0;
 }
 
+/* Largest length word accepted for the next message (docs/proto.md). */
+static uint32_t max_len(const pgf__conn *c, uint8_t type)
+{
+    if (c->state == ST_STARTUP)
+        return PGF_PROTO_MAX_STARTUP_LEN;
+    if (c->state != ST_READY)
+        return PGF_CONN_MAX_AUTH_MSG_LEN;
+    return strchr("QPBFd", type) != NULL ? PGF_PROTO_MAX_MSG_LEN : PGF_CONN_MAX_SMALL_MSG_LEN;
+}
+
 void pgf__conn_process_input(pgf__conn *c)
 {
     size_t off = 0;
-    while (c->state != ST_CLOSED && !c->stalled && !c->busy && !c->out_closed && !c->ignore_input &&
-           off < c->in.len) {
+    while (c->state != ST_CLOSED && !c->stalled && !c->busy && !c->running && !c->out_blocked &&
+           !c->out_closed && !c->ignore_input && off < c->in.len) {
         bool startup = c->state == ST_STARTUP;
         if (!startup && !known_type(c, c->in.data[off])) {
             /* PostgreSQL reads the type byte first and rejects it before
@@ -324,9 +337,8 @@ void pgf__conn_process_input(pgf__conn *c)
         }
         pgf_fe_msg m;
         const char *err = NULL;
-        int r =
-            pgf_proto_frame(c->in.data + off, c->in.len - off, startup,
-                            startup ? PGF_PROTO_MAX_STARTUP_LEN : PGF_PROTO_MAX_MSG_LEN, &m, &err);
+        int r = pgf_proto_frame(c->in.data + off, c->in.len - off, startup,
+                                max_len(c, c->in.data[off]), &m, &err);
         if (r == PGF_PROTO_NEED_MORE)
             break;
         if (r < 0) {
@@ -340,13 +352,45 @@ void pgf__conn_process_input(pgf__conn *c)
         }
         dispatch(c, &m);
         off += m.total_len;
+        /* Backpressure: the client is not reading what we send. */
+        if (c->out_bytes > PGF_CONN_OUT_HIGH)
+            c->out_blocked = true;
     }
-    if (c->state != ST_CLOSED) {
-        pgf_buf_consume(&c->in, off);
-        /* Give back a large buffer once it is drained (a big message passed). */
-        if (c->in.len == 0 && c->in.cap > 4096)
-            pgf_buf_free(&c->in);
+    if (c->state == ST_CLOSED)
+        return;
+    pgf_buf_consume(&c->in, off);
+    /* Give back a large buffer once it is drained (a big message passed). */
+    if (c->in.len == 0 && c->in.cap > 4096)
+        pgf_buf_free(&c->in);
+    if (c->peer_eof) {
+        /* The client is gone: once nothing more can be processed, close
+         * after what is queued, as PostgreSQL exits at its next read. */
+        if (c->stalled)
+            pgf__conn_close(c, CK_FIN, "client closed the connection");
+        else if (!c->busy && !c->running && !c->out_blocked)
+            pgf__conn_queue_close(c, CK_FIN);
     }
+    pgf__conn_update_reading(c);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pgf__conn *c = arg;
+    pgf_sim_activity();
+    if (c->running && !c->busy && !c->out_blocked)
+        pgf__conn_query_continue(c);
+    if (c->state != ST_CLOSED)
+        pgf__conn_process_input(c);
+    if (c->state != ST_CLOSED)
+        pgf__conn_flush(c);
+}
+
+void pgf__conn_resume_later(pgf__conn *c)
+{
+    if (c->resume_ev != NULL)
+        event_active(c->resume_ev, EV_TIMEOUT, 0);
 }
 
 static void on_deadline(void *arg)
@@ -400,20 +444,24 @@ void pgf__conn_accept(pgf_server *s, int fd, const struct sockaddr *addr, int ad
     c->stall_timer = pgf_timer_new(s->base, on_stall_end, c);
     c->sleep_timer = pgf_timer_new(s->base, pgf__conn_on_sleep_done, c);
     c->deadline = pgf_timer_new(s->base, on_deadline, c);
+    c->resume_ev = event_new(s->base, -1, 0, on_resume, c);
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
     s->conns = c;
     atomic_fetch_add(&s->stats.accepted, 1);
     atomic_fetch_add(&s->stats.active, 1);
-    atomic_fetch_add(&s->stats.by_phase[0], 1); /* calloc'd state is ST_STARTUP */
-    if (!c->rev || !c->wev || !c->wtimer || !c->stall_timer || !c->sleep_timer || !c->deadline) {
+    /* calloc'd state is ST_STARTUP: count it as set_state would */
+    atomic_fetch_add(&s->stats.by_phase[states[ST_STARTUP].group], 1);
+    if (!c->rev || !c->wev || !c->wtimer || !c->stall_timer || !c->sleep_timer || !c->deadline ||
+        !c->resume_ev) {
         pgf__conn_close(c, CK_RST, "out of memory");
         return;
     }
     if (s->faults != NULL)
         c->fc = pgf_fault_conn_new(s->faults, c->id);
     event_add(c->rev, NULL);
+    c->reading = true;
     pgf_timer_arm(c->deadline, PGF_MS_NS(60000));
     pgf_log_debug("[conn %llu accept] from %s", (unsigned long long)c->id, c->peer);
     pgf__conn_fault_point(c, PGF_PHASE_ACCEPT, 0, NULL, 0);

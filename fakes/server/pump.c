@@ -46,6 +46,7 @@ void pgf__conn_queue_raw(pgf__conn *c, const uint8_t *p, size_t n)
         return;
     }
     pgf_buf_put(&k->data, p, n);
+    c->out_bytes += n;
 }
 
 void pgf__conn_queue_close(pgf__conn *c, enum close_kind how)
@@ -101,7 +102,7 @@ void pgf__conn_queue_buf(pgf__conn *c, pgf_buf *b)
 
 static void free_events(pgf__conn *c)
 {
-    struct event **evs[] = {&c->rev, &c->wev};
+    struct event **evs[] = {&c->rev, &c->wev, &c->resume_ev};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (*evs[i]) {
             event_free(*evs[i]);
@@ -181,6 +182,8 @@ void pgf__conn_free(pgf__conn *c)
     }
     free(c->portals);
     free(c->q_text);
+    free(c->exec_query);
+    free(c->cur_formats);
     free(c->q_off);
     free(c->q_len);
     free(c->user);
@@ -197,7 +200,7 @@ void pgf__conn_free(pgf__conn *c)
 /* ------------------------------------------------------------------ */
 /* the byte pump                                                       */
 
-void pgf__conn_flush(pgf__conn *c)
+static void flush_queue(pgf__conn *c)
 {
     while (c->state != ST_CLOSED && !c->stalled && c->out_head != NULL) {
         chunk *k = c->out_head;
@@ -220,6 +223,7 @@ void pgf__conn_flush(pgf__conn *c)
                 return;
             }
             k->off += (size_t)w;
+            c->out_bytes -= (size_t)w;
             if (c->drip_slice > 0 && k->off < k->data.len) {
                 k->not_before = now + PGF_MS_NS(c->drip_ms);
                 continue;
@@ -242,6 +246,35 @@ void pgf__conn_flush(pgf__conn *c)
             return;
         }
     }
+}
+
+void pgf__conn_flush(pgf__conn *c)
+{
+    flush_queue(c);
+    /* Backpressure released: go on from the loop, not from here (flush runs
+     * inside handlers, e.g. a stall fault). */
+    if (c->state != ST_CLOSED && c->out_blocked && c->out_bytes <= PGF_CONN_OUT_LOW) {
+        c->out_blocked = false;
+        pgf__conn_resume_later(c);
+    }
+}
+
+void pgf__conn_update_reading(pgf__conn *c)
+{
+    if (c->state == ST_CLOSED || c->rev == NULL)
+        return;
+    /* A stall fault (possibly endless) keeps reading, so a client that
+     * leaves is still seen; the 2 x PGF_PROTO_MAX_MSG_LEN backstop in
+     * on_read bounds it. */
+    bool stuck = c->busy || c->running || c->out_blocked || c->out_closed;
+    bool want = !c->peer_eof && !c->out_blocked && !(stuck && c->in.len >= PGF_CONN_IN_PAUSE);
+    if (want == c->reading)
+        return;
+    if (want)
+        event_add(c->rev, NULL);
+    else
+        event_del(c->rev);
+    c->reading = want;
 }
 
 void pgf__conn_on_write(evutil_socket_t fd, short what, void *arg)
@@ -285,8 +318,11 @@ void pgf__conn_on_read(evutil_socket_t fd, short what, void *arg)
             continue;
         }
         if (n == 0) {
-            pgf__conn_close(c, CK_FIN, "client closed the connection");
-            return;
+            /* PostgreSQL sees EOF only when it next reads: what is running
+             * finishes and its result is sent (a half-closed client still
+             * reads it); pgf__conn_process_input closes after that. */
+            c->peer_eof = true;
+            break;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             break;

@@ -170,6 +170,17 @@ static int emit_result(pgf__conn *c, pgf_sql_result *r, bool send_rowdesc)
     return ret;
 }
 
+/* Forget the executing statement's query copy and result formats. */
+static void clear_exec(pgf__conn *c)
+{
+    free(c->exec_query);
+    free(c->cur_formats);
+    c->exec_query = NULL;
+    c->cur_formats = NULL;
+    c->cur_nformats = 0;
+    c->cur_query = NULL;
+}
+
 static void send_ready(pgf__conn *c)
 {
     free(c->q_text);
@@ -178,9 +189,7 @@ static void send_ready(pgf__conn *c)
     c->q_text = NULL;
     c->q_off = c->q_len = NULL;
     c->q_n = c->q_next = 0;
-    c->cur_query = NULL;
-    c->cur_formats = NULL;
-    c->cur_nformats = 0;
+    clear_exec(c);
     pgf_buf b = PGF_BUF_INIT;
     pgf_msg_ready(&b, c->sql.txn);
     int r = pgf__conn_send_at(c, PGF_PHASE_READY, &b);
@@ -189,10 +198,23 @@ static void send_ready(pgf__conn *c)
         pgf__conn_fault_point(c, PGF_PHASE_IDLE, 0, NULL, 0);
 }
 
-/* Run the remaining statements of a simple query. */
+/* Run the remaining statements of a simple query, PGF_CONN_STMT_BATCH at
+ * a time: then yield to the loop (other connections go on) and continue
+ * from resume_ev, or from the flush that drains a blocked output queue. */
 static void run_simple(pgf__conn *c)
 {
-    while (c->q_next < c->q_n) {
+    c->running = false;
+    for (int done = 0; c->q_next < c->q_n; done++) {
+        if (c->out_bytes > PGF_CONN_OUT_HIGH) {
+            c->running = true;
+            c->out_blocked = true; /* pgf__conn_flush resumes */
+            return;
+        }
+        if (done == PGF_CONN_STMT_BATCH) {
+            c->running = true;
+            pgf__conn_resume_later(c);
+            return;
+        }
         pgf_sql_result r;
         pgf_sql_exec(&c->sql, c->q_text + c->q_off[c->q_next], c->q_len[c->q_next], NULL, 0, &r);
         if (r.kind == PGF_SQL_ERROR && r.error.position != NULL) {
@@ -214,6 +236,7 @@ static void run_simple(pgf__conn *c)
 
 struct split_acc {
     pgf__conn *c;
+    int cap; /* slots in q_off/q_len */
     bool failed;
 };
 
@@ -221,20 +244,28 @@ static void split_cb(const char *stmt, size_t len, void *arg)
 {
     struct split_acc *a = arg;
     pgf__conn *c = a->c;
-    size_t *o = realloc(c->q_off, (size_t)(c->q_n + 1) * sizeof *o);
-    if (o == NULL) {
-        a->failed = true;
+    if (a->failed)
         return;
+    if (c->q_n == a->cap) {
+        /* Doubling: one realloc per statement was quadratic for a Query of
+         * 300,000 statements (ASan's realloc always copies). */
+        int cap = a->cap ? 2 * a->cap : 16;
+        uint32_t *o = realloc(c->q_off, (size_t)cap * sizeof *o);
+        if (o == NULL) {
+            a->failed = true;
+            return;
+        }
+        c->q_off = o;
+        uint32_t *l = realloc(c->q_len, (size_t)cap * sizeof *l);
+        if (l == NULL) {
+            a->failed = true;
+            return;
+        }
+        c->q_len = l;
+        a->cap = cap;
     }
-    c->q_off = o;
-    size_t *l = realloc(c->q_len, (size_t)(c->q_n + 1) * sizeof *l);
-    if (l == NULL) {
-        a->failed = true;
-        return;
-    }
-    c->q_len = l;
-    c->q_off[c->q_n] = (size_t)(stmt - c->q_text);
-    c->q_len[c->q_n] = len;
+    c->q_off[c->q_n] = (uint32_t)(stmt - c->q_text);
+    c->q_len[c->q_n] = (uint32_t)len;
     c->q_n++;
 }
 
@@ -251,6 +282,10 @@ static void handle_query(pgf__conn *c, const pgf_fe_msg *m)
         return;
     }
     atomic_fetch_add(&c->srv->stats.queries, 1);
+    /* A simple Query answers in text whatever an earlier Execute of this
+     * batch asked for (a Query before Sync is legal). */
+    clear_exec(c);
+    free(c->q_text);
     c->q_text = strdup(sql);
     if (c->q_text == NULL) {
         pgf__conn_close(c, CK_RST, "out of memory");
@@ -262,7 +297,7 @@ static void handle_query(pgf__conn *c, const pgf_fe_msg *m)
             send_ready(c);
         return;
     }
-    struct split_acc acc = {c, false};
+    struct split_acc acc = {c, 0, false};
     pgf_sql_split(c->q_text, split_cb, &acc);
     if (acc.failed) {
         pgf__conn_close(c, CK_RST, "out of memory");
@@ -287,8 +322,13 @@ void pgf__conn_on_sleep_done(void *arg)
     c->sleep_res = NULL;
     int ret = res != NULL ? emit_tail(c, res) : Q_ERROR;
     free(res);
-    if (ret == Q_GONE)
+    if (ret == Q_GONE) {
+        /* A fault cut the result: what it queued (a truncated message, a
+         * close marker) still goes out now, not at the next read. */
+        if (c->state != ST_CLOSED)
+            pgf__conn_flush(c);
         return;
+    }
     if (c->extended_sleep) {
         c->extended_sleep = false;
         if (ret == Q_ERROR)
@@ -299,16 +339,36 @@ void pgf__conn_on_sleep_done(void *arg)
             c->q_next = c->q_n;
         run_simple(c);
     }
-    if (c->state != ST_CLOSED && !c->busy)
+    if (c->state != ST_CLOSED)
         pgf__conn_process_input(c);
     if (c->state != ST_CLOSED)
         pgf__conn_flush(c);
+}
+
+void pgf__conn_query_continue(pgf__conn *c)
+{
+    run_simple(c);
 }
 
 /* A CancelRequest with the right key for c (server.c found it by pid). */
 void pgf__conn_cancel(pgf__conn *c)
 {
     pgf_server *s = c->srv;
+    if (c->running && !c->busy) {
+        /* between statements of a long Query: the rest is not run */
+        c->running = false;
+        c->q_next = c->q_n;
+        atomic_fetch_add(&s->stats.canceled, 1);
+        pgf__conn_send_error(c, "ERROR", "57014", "canceling statement due to user request", NULL,
+                             NULL);
+        if (c->sql.txn == 'T')
+            c->sql.txn = 'E';
+        send_ready(c);
+        if (c->state != ST_CLOSED)
+            pgf__conn_flush(c);
+        pgf__conn_resume_later(c);
+        return;
+    }
     if (!c->busy)
         return; /* cancel while idle: nothing happens */
     pgf_timer_cancel(c->sleep_timer);
@@ -632,9 +692,18 @@ static void handle_execute(pgf__conn *c, const pgf_fe_msg *m)
         return;
     }
     atomic_fetch_add(&c->srv->stats.queries, 1);
-    c->cur_query = p->query;
-    c->cur_formats = p->formats;
+    clear_exec(c);
+    c->exec_query = strdup(p->query);
+    if (p->nformats > 0)
+        c->cur_formats = malloc(p->nformats * sizeof *c->cur_formats);
+    if (c->exec_query == NULL || (p->nformats > 0 && c->cur_formats == NULL)) {
+        pgf__conn_close(c, CK_RST, "out of memory");
+        return;
+    }
+    if (p->nformats > 0)
+        memcpy(c->cur_formats, p->formats, p->nformats * sizeof *c->cur_formats);
     c->cur_nformats = p->nformats;
+    c->cur_query = c->exec_query;
     if (pgf__conn_fault_point(c, PGF_PHASE_QUERY, m->type, NULL, 0) == STOP) {
         if (stopped(c) == Q_ERROR)
             c->skip_to_sync = true;
@@ -650,7 +719,7 @@ static void handle_execute(pgf__conn *c, const pgf_fe_msg *m)
     int ret = emit_result(c, &r, false);
     if (ret == Q_SLEEP) {
         c->extended_sleep = true;
-        /* the result's formats are kept in cur_formats */
+        /* the result's formats are kept in cur_formats (a copy) */
     } else if (ret == Q_ERROR) {
         c->skip_to_sync = true;
     }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "pgfault/accept_guard.h"
 #include "pgfault/clock.h"
 #include "pgfault/log.h"
 #include "pgfault/loop.h"
@@ -63,6 +64,14 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
     pgf__server_reap_all(arg);
 }
 
+/* The accept guard may enable the listeners again after its back-off
+ * unless the server was told to stop listening. */
+static bool may_listen(void *arg)
+{
+    pgf_server *s = arg;
+    return s->listeners_enabled && !s->stopped;
+}
+
 static void on_relisten(void *arg)
 {
     pgf_server *s = arg;
@@ -85,6 +94,7 @@ static void do_stop(pgf_server *s)
         return;
     s->stopped = true;
     for (int i = 0; i < s->nlisteners; i++) {
+        pgf_accept_guard_forget(s->accept_guard, s->listeners[i]);
         evconnlistener_free(s->listeners[i]);
         s->listeners[i] = NULL;
     }
@@ -191,9 +201,10 @@ int pgf_server_new(const pgf_server_config *cfg, struct event_base *base, pgf_se
         s->stop_ev = event_new(s->base, -1, 0, on_stop, s);
         s->reap_ev = event_new(s->base, -1, 0, on_reap, s);
         s->relisten = pgf_timer_new(s->base, on_relisten, s);
+        s->accept_guard = pgf_accept_guard_new(s->base, "[server]", may_listen, s);
         s->clock = pgf_simclock_of(s->base);
         s->start_ns = pgf__server_now(s);
-        oom |= !s->stop_ev || !s->reap_ev || !s->relisten;
+        oom |= !s->stop_ev || !s->reap_ev || !s->relisten || !s->accept_guard;
     }
     if (oom) {
         snprintf(err, errlen, "out of memory");
@@ -216,11 +227,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
-    (void)arg;
-    int e = EVUTIL_SOCKET_ERROR();
-    /* Out of fds: back off briefly instead of spinning on the listener. */
-    pgf_log_warn("[server] accept failed: %s", evutil_socket_error_to_string(e));
-    (void)l;
+    pgf_server *s = arg;
+    /* Out of fds: shed one client, back off, log once a second (instead
+     * of spinning on the listener). */
+    pgf_accept_guard_on_error(s->accept_guard, l);
 }
 
 /* "HOST:PORT", "[v6]:PORT" or ":PORT" -> host (may be empty) and port. */
@@ -405,6 +415,7 @@ void pgf_server_free(pgf_server *s)
     if (s->reap_ev)
         event_free(s->reap_ev);
     pgf_timer_free(s->relisten);
+    pgf_accept_guard_free(s->accept_guard);
     if (s->own_base && s->base)
         event_base_free(s->base);
     for (int i = 0; i < s->nlisten; i++)

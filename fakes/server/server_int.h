@@ -39,7 +39,8 @@ struct pgf_server {
     struct event *stop_ev;
     struct event *reap_ev;
     pgf_timer *relisten;
-    pgf_simclock *clock; /* non-NULL in sim mode: virtual time */
+    struct pgf_accept_guard *accept_guard; /* EMFILE back-off, reserve fd */
+    pgf_simclock *clock;                   /* non-NULL in sim mode: virtual time */
 
     struct evconnlistener *listeners[PGF_SERVER_MAX_LISTENERS];
     int nlisteners;

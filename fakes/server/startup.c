@@ -111,7 +111,7 @@ static void begin_auth(pgf__conn *c)
         for (int i = 0; i < 4; i++)
             c->md5_salt[i] = (uint8_t)pgf_rng_next(&c->rng);
         pgf_msg_auth(&b, PGF_AUTH_MD5, c->md5_salt, 4);
-        c->state = ST_AUTH_MD5;
+        pgf__conn_set_state(c, ST_AUTH_MD5);
         break;
     case PGF_AUTH_METHOD_SCRAM: {
         static const char *const mechs[] = {"SCRAM-SHA-256"};

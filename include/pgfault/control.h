@@ -63,6 +63,11 @@ int pgf_fault_control_start(pgf_fault_control **out, struct event_base *base, pg
 /* Stop serving and free (on the base's thread). NULL is a no-op. */
 void pgf_fault_control_free(pgf_fault_control *c);
 
+/* A connection that sends no complete request for this long is closed
+ * (default below; silent clients must not use up the fds). */
+#define PGF_FAULT_CONTROL_IDLE_TIMEOUT_MS 10000u
+void pgf_fault_control_set_idle_timeout(pgf_fault_control *c, unsigned ms);
+
 /* Split "HOST:PORT" / "[V6]:PORT" into host and port. 0 or PGF_EINVAL. */
 int pgf_fault_split_hostport(const char *addr, char *host, size_t hostlen, int *port) PGF_NODISCARD;
 

@@ -60,8 +60,8 @@ bench() {
     local out rc=0
     out=$(PGPASSWORD=scram-pw timeout 120 pgbench -n -f "$tmp/select1.sql" -U scramu "$@" appdb 2>&1) || rc=$?
     [ "$rc" -eq 0 ] || fail "pgbench $what: exit $rc: $out"
-    echo "$out" | grep -q "^number of failed transactions: 0" || fail "pgbench $what: failures: $out"
-    echo "$out" | grep -q "^number of transactions actually processed: $EXPECT/$EXPECT\$" ||
+    grep -q "^number of failed transactions: 0" <<<"$out" || fail "pgbench $what: failures: $out"
+    grep -q "^number of transactions actually processed: $EXPECT/$EXPECT\$" <<<"$out" ||
         fail "pgbench $what: want $EXPECT transactions processed: $out"
     echo "pgbench $what: $EXPECT/$EXPECT"
 }
