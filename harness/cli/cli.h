@@ -23,6 +23,7 @@ enum {
  * links and says the subcommand is unavailable instead of failing to build. */
 #define PGF_SUBCOMMANDS(X)                                             \
     X(serve, "run the fake PostgreSQL server")                         \
+    X(proxy, "apply fault rules in front of a real PostgreSQL")        \
     X(faults, "list/add/remove/reset fault rules of a running server") \
     X(run, "run a scenario (or the built-in suite) and check it")      \
     X(check, "check a recorded history offline")                       \

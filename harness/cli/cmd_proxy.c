@@ -1,0 +1,299 @@
+/* cmd_proxy.c - `pgfault proxy`: the fault proxy in front of a real
+ * PostgreSQL until SIGINT/SIGTERM. A thin layer over fakes/proxy/proxy.h
+ * (and the control API of fakes/fault/control.h on the same loop). */
+#include <event2/event.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "pgfault/control.h"
+#include "pgfault/fault.h"
+#include "pgfault/faultlog.h"
+#include "pgfault/log.h"
+#include "pgfault/proxy.h"
+#include "pgfault/rules.h"
+
+#define MAX_LISTEN 7
+
+static void proxy_usage(FILE *f)
+{
+    fprintf(f, "usage: pgfault proxy --upstream HOST:PORT|SOCKETDIR [OPTIONS]\n"
+               "\n"
+               "Sit between PostgreSQL clients and a real PostgreSQL, frame both directions\n"
+               "by message and apply the same fault rules as `pgfault serve`, at the same\n"
+               "protocol phases. Authentication passes through (SCRAM end to end); SSLRequest\n"
+               "is answered 'N' and the upstream is plaintext; BackendKeyData passes through\n"
+               "unchanged and CancelRequests are forwarded. Runs until SIGINT or SIGTERM.\n"
+               "\n"
+               "options:\n"
+               "  --upstream ADDR          the real server: HOST:PORT, [V6]:PORT, a unix socket\n"
+               "                           directory or a .s.PGSQL.N socket file (required)\n"
+               "  --upstream-port N        port of the socket in a directory (default 5432)\n"
+               "  --connect-timeout MS     upstream connect deadline (default 5000); past it,\n"
+               "                           or when refused, the client gets FATAL 57P03\n"
+               "  --listen HOST:PORT       TCP address (repeatable; default 127.0.0.1:6432;\n"
+               "                           port 0 picks a free port)\n"
+               "  --unix-socket-dir DIR    also listen on DIR/.s.PGSQL.<port>\n"
+               "  --no-tcp                 only the unix socket\n"
+               "  --faults FILE            fault rules (YAML; docs/faults.md)\n"
+               "  --fault-log FILE         append every fired fault and upstream failure as a\n"
+               "                           JSON line with client, application_name,\n"
+               "                           upstream_pid and wall_time\n"
+               "  --control HOST:PORT      the HTTP control API (loopback only unless\n"
+               "                           --allow-remote-control)\n"
+               "  --seed N                 seed for fault decisions (default 1)\n"
+               "  --log-level LEVEL        error, warn (default), info, debug, trace\n"
+               "  --quiet                  do not print the listening lines\n"
+               "  -h, --help               this text\n"
+               "\n"
+               "exit: 0 after a signal, 2 bad flag or rule file, 3 cannot listen\n");
+}
+
+struct proxy_cli {
+    pgf_proxy *px;
+    struct event_base *base;
+};
+
+static int hook_set_listening(void *arg, bool up)
+{
+    return pgf_proxy_set_listening(arg, up);
+}
+
+static bool hook_is_listening(void *arg)
+{
+    return pgf_proxy_listening(arg);
+}
+
+static char *hook_stats_json(void *arg)
+{
+    return pgf_proxy_stats_json(arg);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct proxy_cli *ctx = arg;
+    pgf_log_info("[proxy] signal %d: stopping", (int)sig);
+    pgf_proxy_stop(ctx->px);
+    event_base_loopexit(ctx->base, NULL);
+}
+
+static int parse_uint(const char *flag, const char *s, unsigned long max, unsigned long *out)
+{
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v > max) {
+        fprintf(stderr, "pgfault proxy: %s '%s': expected an integer 0..%lu\n", flag, s, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int pgf_cmd_proxy(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"upstream", required_argument, NULL, 'U'},
+        {"upstream-port", required_argument, NULL, 'P'},
+        {"connect-timeout", required_argument, NULL, 't'},
+        {"listen", required_argument, NULL, 'l'},
+        {"unix-socket-dir", required_argument, NULL, 'u'},
+        {"no-tcp", no_argument, NULL, 'T'},
+        {"faults", required_argument, NULL, 'F'},
+        {"fault-log", required_argument, NULL, 'O'},
+        {"control", required_argument, NULL, 'C'},
+        {"allow-remote-control", no_argument, NULL, 'R'},
+        {"seed", required_argument, NULL, 's'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *listen[MAX_LISTEN + 1];
+    int nlisten = 0;
+    bool no_tcp = false, remote_control = false;
+    const char *faults_path = NULL, *control_addr = NULL;
+    uint64_t seed = 1;
+    pgf_proxy_config cfg = {0};
+    unsigned long v;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'U':
+            cfg.upstream = optarg;
+            break;
+        case 'P':
+            if (parse_uint("--upstream-port", optarg, 65535, &v) != 0)
+                return PGF_EXIT_USAGE;
+            cfg.upstream_port = (int)v;
+            break;
+        case 't':
+            if (parse_uint("--connect-timeout", optarg, 3600000, &v) != 0)
+                return PGF_EXIT_USAGE;
+            cfg.connect_timeout_ms = (uint32_t)v;
+            break;
+        case 'l':
+            if (nlisten == MAX_LISTEN) {
+                fprintf(stderr, "pgfault proxy: at most %d --listen\n", MAX_LISTEN);
+                return PGF_EXIT_USAGE;
+            }
+            listen[nlisten++] = optarg;
+            break;
+        case 'u':
+            cfg.unix_socket_dir = optarg;
+            break;
+        case 'T':
+            no_tcp = true;
+            break;
+        case 'F':
+            faults_path = optarg;
+            break;
+        case 'O':
+            cfg.fault_log = optarg;
+            break;
+        case 'C':
+            control_addr = optarg;
+            break;
+        case 'R':
+            remote_control = true;
+            break;
+        case 's': {
+            char *end;
+            seed = strtoull(optarg, &end, 0);
+            if (*optarg == '\0' || *end != '\0') {
+                fprintf(stderr, "pgfault proxy: --seed '%s': expected an integer\n", optarg);
+                return PGF_EXIT_USAGE;
+            }
+            break;
+        }
+        case 'L': {
+            int lvl = pgf_log_level_parse(optarg);
+            if (lvl < 0) {
+                fprintf(stderr,
+                        "pgfault proxy: --log-level '%s': expected error, warn, info, "
+                        "debug or trace\n",
+                        optarg);
+                return PGF_EXIT_USAGE;
+            }
+            pgf_log_level_set(lvl);
+            break;
+        }
+        case 'q':
+            cfg.quiet = true;
+            break;
+        case 'h':
+            proxy_usage(stdout);
+            return PGF_EXIT_OK;
+        default:
+            proxy_usage(stderr);
+            return PGF_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "pgfault proxy: unexpected argument '%s'\n", argv[optind]);
+        return PGF_EXIT_USAGE;
+    }
+    if (cfg.upstream == NULL) {
+        fprintf(stderr, "pgfault proxy: --upstream HOST:PORT|SOCKETDIR is required\n");
+        return PGF_EXIT_USAGE;
+    }
+    if (no_tcp && cfg.unix_socket_dir == NULL) {
+        fprintf(stderr, "pgfault proxy: --no-tcp needs --unix-socket-dir\n");
+        return PGF_EXIT_USAGE;
+    }
+    if (nlisten == 0 && !no_tcp)
+        listen[nlisten++] = "127.0.0.1:6432";
+    if (no_tcp)
+        nlisten = 0;
+    cfg.listen = listen;
+    cfg.nlisten = nlisten;
+
+    char err[512];
+    /* A bad rule file must stop us before we listen. */
+    pgf_fault_rules *rules = NULL;
+    if (faults_path != NULL) {
+        rules = pgf_fault_rules_parse_file(faults_path, err, sizeof err);
+        if (rules == NULL) {
+            fprintf(stderr, "pgfault proxy: %s\n", err);
+            return PGF_EXIT_USAGE;
+        }
+    }
+    /* Always an engine: the control API may add rules later. */
+    pgf_fault_engine *engine = pgf_fault_engine_new(seed);
+    struct event_base *base = event_base_new();
+    if (engine == NULL || base == NULL) {
+        fprintf(stderr, "pgfault proxy: out of memory\n");
+        pgf_fault_rules_free(rules);
+        pgf_fault_engine_free(engine);
+        if (base)
+            event_base_free(base);
+        return PGF_EXIT_INTERNAL;
+    }
+    size_t nrules = rules != NULL ? pgf_fault_rules_count(rules) : 0;
+    pgf_fault_engine_set_rules(engine, rules); /* takes rules */
+    cfg.faults = engine;
+    pgf_proxy *px = NULL;
+    int rc = pgf_proxy_new(&cfg, base, &px, err, sizeof err);
+    if (rc == 0 && !cfg.quiet) {
+        printf("seed %" PRIu64 "\n", seed);
+        if (faults_path != NULL)
+            printf("faults %s (%zu rules)\n", faults_path, nrules);
+    }
+    if (rc == 0)
+        rc = pgf_proxy_start(px, err, sizeof err);
+    pgf_fault_control *ctl = NULL;
+    int control_port = 0;
+    if (rc == 0 && control_addr != NULL) {
+        pgf_fault_control_hooks hooks = {px, hook_set_listening, hook_is_listening,
+                                         hook_stats_json};
+        control_port = pgf_fault_control_start(&ctl, base, engine, control_addr, remote_control,
+                                               &hooks, err, sizeof err);
+        if (control_port < 0)
+            rc = control_port;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "pgfault proxy: %s\n", err);
+        pgf_fault_control_free(ctl);
+        pgf_proxy_free(px);
+        event_base_free(base);
+        pgf_fault_engine_free(engine);
+        return rc == PGF_EINVAL || rc == PGF_EIO ? PGF_EXIT_USAGE : PGF_EXIT_INTERNAL;
+    }
+    if (ctl != NULL && !cfg.quiet) {
+        char host[256];
+        int port;
+        if (pgf_fault_split_hostport(control_addr, host, sizeof host, &port) == 0)
+            printf("control http://%s%s%s:%d\n", strchr(host, ':') ? "[" : "", host,
+                   strchr(host, ':') ? "]" : "", control_port);
+        fflush(stdout);
+    }
+    struct proxy_cli ctx = {px, base};
+    struct event *sigint = evsignal_new(base, SIGINT, on_signal, &ctx);
+    struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, &ctx);
+    event_add(sigint, NULL);
+    event_add(sigterm, NULL);
+    event_base_dispatch(base);
+    pgf_proxy_stats st;
+    pgf_proxy_get_stats(px, &st);
+    pgf_log_info("[proxy] stopped: %" PRIu64 " connections, %" PRIu64 " upstream failures",
+                 st.accepted, st.upstream_failures);
+    if (!cfg.quiet) {
+        char *cov = pgf_fault_coverage_json(engine);
+        if (cov != NULL)
+            printf("coverage %s\n", cov);
+        free(cov);
+        fflush(stdout);
+    }
+    event_free(sigint);
+    event_free(sigterm);
+    pgf_fault_control_free(ctl);
+    pgf_proxy_free(px);
+    event_base_free(base);
+    pgf_fault_engine_free(engine);
+    return PGF_EXIT_OK;
+}
