@@ -60,6 +60,13 @@ enum { GO = 0, STOP = 1 };
 typedef enum { CK_NONE, CK_FIN, CK_RST, CK_SHUT_WR } close_kind;
 typedef enum { CS_STARTUP, CS_AUTH, CS_READY, CS_CANCEL } conn_state;
 
+typedef struct named {
+    struct named *next;
+    char kind; /* 'S' statement, 'P' portal */
+    char *query;
+    char name[]; /* flexible */
+} named;
+
 typedef struct pconn {
     pgf_proxy *px;
     uint64_t id;
@@ -89,6 +96,8 @@ typedef struct pconn {
     pgf_buf pending_err; /* ErrorResponse to send before the next ReadyForQuery */
     close_kind cli_close;
     pgf_rng rng;
+    named *named; /* prepared statements and portals (query texts) */
+    int nnamed;
 } pconn;
 
 struct pgf_proxy {
@@ -180,6 +189,12 @@ static void conn_free(pconn *c)
     free(c->database);
     free(c->app);
     free(c->query);
+    while (c->named != NULL) {
+        named *n = c->named;
+        c->named = n->next;
+        free(n->query);
+        free(n);
+    }
     atomic_fetch_sub(&px->st.active, 1);
     free(c);
 }
@@ -957,6 +972,110 @@ static void handle_startup_packet(pconn *c, const uint8_t *p, size_t len)
     evbuffer_free(pkt);
 }
 
+/* Statement and portal names -> query text, so a query point at Execute
+ * sees the text the client prepared (PostgreSQL's prepared mode parses
+ * once and executes many times). Bounded: beyond PGF__MAX_NAMED the
+ * oldest entry is forgotten (a filter on `query` then misses it). */
+#define PGF__MAX_NAMED 1024
+
+static named *named_find(pconn *c, char kind, const char *name)
+{
+    for (named *n = c->named; n != NULL; n = n->next)
+        if (n->kind == kind && strcmp(n->name, name) == 0)
+            return n;
+    return NULL;
+}
+
+static void named_drop(pconn *c, char kind, const char *name)
+{
+    for (named **pp = &c->named; *pp != NULL; pp = &(*pp)->next) {
+        named *n = *pp;
+        if (n->kind == kind && strcmp(n->name, name) == 0) {
+            *pp = n->next;
+            free(n->query);
+            free(n);
+            c->nnamed--;
+            return;
+        }
+    }
+}
+
+static void named_set(pconn *c, char kind, const char *name, const char *query)
+{
+    named_drop(c, kind, name);
+    if (c->nnamed >= PGF__MAX_NAMED) {
+        named **pp = &c->named;
+        while ((*pp)->next != NULL)
+            pp = &(*pp)->next;
+        free((*pp)->query);
+        free(*pp);
+        *pp = NULL;
+        c->nnamed--;
+    }
+    size_t nl = strlen(name);
+    named *n = malloc(sizeof *n + nl + 1);
+    if (n == NULL)
+        return;
+    memcpy(n->name, name, nl + 1);
+    n->kind = kind;
+    n->query = dup_or_null(query);
+    n->next = c->named;
+    c->named = n;
+    c->nnamed++;
+}
+
+/* The first two NUL-terminated strings of a message body, bounded. */
+static bool two_strings(const uint8_t *body, size_t len, const char **a, const char **b)
+{
+    const uint8_t *z1 = memchr(body, 0, len);
+    if (z1 == NULL)
+        return false;
+    *a = (const char *)body;
+    if (b == NULL)
+        return true;
+    size_t off = (size_t)(z1 - body) + 1;
+    if (off >= len || memchr(body + off, 0, len - off) == NULL)
+        return false;
+    *b = (const char *)body + off;
+    return true;
+}
+
+static void track_extended(pconn *c, uint8_t type, size_t total)
+{
+    const uint8_t *p = evbuffer_pullup(bufferevent_get_input(c->cli), (ev_ssize_t)total);
+    if (p == NULL || total < 5)
+        return;
+    const uint8_t *body = p + 5;
+    size_t blen = total - 5;
+    const char *a = NULL, *b = NULL;
+    switch (type) {
+    case PGF_FE_PARSE: /* statement name, query */
+        if (two_strings(body, blen, &a, &b))
+            named_set(c, 'S', a, b);
+        break;
+    case PGF_FE_BIND: /* portal name, statement name */
+        if (two_strings(body, blen, &a, &b)) {
+            named *st = named_find(c, 'S', b);
+            named_set(c, 'P', a, st ? st->query : NULL);
+        }
+        break;
+    case PGF_FE_CLOSE: /* 'S'|'P', name */
+        if (blen > 1 && (body[0] == 'S' || body[0] == 'P') &&
+            two_strings(body + 1, blen - 1, &a, NULL))
+            named_drop(c, (char)body[0], a);
+        break;
+    case PGF_FE_EXECUTE: /* portal name */
+        if (two_strings(body, blen, &a, NULL)) {
+            named *pt = named_find(c, 'P', a);
+            free(c->query);
+            c->query = dup_or_null(pt ? pt->query : NULL);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
 static void handle_fe(pconn *c, uint8_t type, size_t total)
 {
     struct evbuffer *in = bufferevent_get_input(c->cli);
@@ -976,30 +1095,28 @@ static void handle_fe(pconn *c, uint8_t type, size_t total)
             return;
         }
         break;
-    case PGF_FE_QUERY:
-    case PGF_FE_PARSE: {
-        uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)total);
+    case PGF_FE_PARSE:
+    case PGF_FE_BIND:
+    case PGF_FE_CLOSE:
+        track_extended(c, type, total);
+        break;
+    case PGF_FE_QUERY: {
+        const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)total);
+        const char *sql = NULL;
         pgf_fe_msg m;
         const char *em = NULL;
         if (p != NULL &&
-            pgf_proto_frame(p, total, false, PGF_PROTO_MAX_MSG_LEN, &m, &em) == PGF_PROTO_OK) {
-            const char *sql = NULL;
-            if (type == PGF_FE_QUERY) {
-                if (pgf_proto_parse_query(&m, &sql) != 0)
-                    sql = NULL;
-            } else {
-                pgf_parse_msg pm;
-                sql = pgf_proto_parse_parse(&m, &pm) == 0 ? pm.query : NULL;
-            }
-            free(c->query);
-            c->query = dup_or_null(sql);
-        }
-        if (type == PGF_FE_PARSE)
-            break;
+            pgf_proto_frame(p, total, false, PGF_PROTO_MAX_MSG_LEN, &m, &em) == PGF_PROTO_OK &&
+            pgf_proto_parse_query(&m, &sql) != 0)
+            sql = NULL;
+        free(c->query);
+        c->query = dup_or_null(sql);
     }
         /* a simple Query is also a query point */
         __attribute__((fallthrough));
     case PGF_FE_EXECUTE:
+        if (type == PGF_FE_EXECUTE)
+            track_extended(c, type, total);
         if (c->st == CS_READY && fault_point(c, PGF_PHASE_QUERY, type, 0) == STOP) {
             evbuffer_drain(in, total);
             if (c->query_err && !closing(c)) {
