@@ -212,6 +212,15 @@ static void mask_url(void)
     CU_ASSERT_STRING_EQUAL(out, "x postgresql://u:****@h/d and postgres://a:****@c");
     pgf_config_mask_url("postgresql://u@h/d", out, sizeof out);
     CU_ASSERT_STRING_EQUAL(out, "postgresql://u@h/d");
+    /* key=value conninfos and URL query parameters (server.external) */
+    pgf_config_mask_url("host=h password=s3cret user=u", out, sizeof out);
+    CU_ASSERT_STRING_EQUAL(out, "host=h password=**** user=u");
+    pgf_config_mask_url("password = 'a b\\' c' dbname=d", out, sizeof out);
+    CU_ASSERT_STRING_EQUAL(out, "password = **** dbname=d");
+    pgf_config_mask_url("postgresql:///d?host=/s&password=pw&user=u", out, sizeof out);
+    CU_ASSERT_STRING_EQUAL(out, "postgresql:///d?host=/s&password=****&user=u");
+    pgf_config_mask_url("xpassword=keep", out, sizeof out);
+    CU_ASSERT_STRING_EQUAL(out, "xpassword=keep");
     char *e = pgf_config_pct_encode("a b/c:d@e", true);
     CU_ASSERT_STRING_EQUAL(e, "a%20b/c:d@e");
     free(e);

@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -21,8 +22,10 @@
 #include <unistd.h>
 
 #include "pgfault/clock.h"
+#include "pgfault/config.h"
 #include "pgfault/log.h"
 #include "pgfault/pool.h"
+#include "pgfault/proxy.h"
 #include "pgfault/rules.h"
 #include "pgfault/rng.h"
 #include "pgfault/session.h"
@@ -81,6 +84,8 @@ struct run_ctx {
     struct event_base *sim_base;
     pgf_simclock *clock;
     pgf_server *server;
+    pgf_proxy *proxy;                /* server.proxy: in front of a real server */
+    PQconninfoOption *external_opts; /* server.external, parsed: the conninfo used */
     char sockdir[256];
     char host[300];
     char port[16];
@@ -652,13 +657,78 @@ static void on_rotate(void *arg)
         pgf_fault_engine_set_rules(rc->res->engine, pgf_fault_rules_ref(rc->sc->rules2));
 }
 
+/* server.proxy: the fault proxy on its own thread, in front of the real
+ * server; the run's engine decides and every fired fault is recorded. */
+static int start_proxy(run_ctx *rc, char *err, size_t errlen)
+{
+    const pgf_scenario *sc = rc->sc;
+    static const char *const tcp[] = {"127.0.0.1:0"};
+    pgf_proxy_config cfg = {0};
+    if (sc->unix_socket) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(rc->sockdir, sizeof rc->sockdir, "%s/pgfault-run-XXXXXX",
+                 tmp && *tmp ? tmp : "/tmp");
+        if (mkdtemp(rc->sockdir) == NULL) {
+            snprintf(err, errlen, "cannot create a socket directory under %s", tmp ? tmp : "/tmp");
+            rc->sockdir[0] = '\0';
+            return PGF_EIO;
+        }
+        cfg.unix_socket_dir = rc->sockdir;
+        cfg.unix_port = 5432;
+    } else {
+        cfg.listen = tcp;
+        cfg.nlisten = 1;
+    }
+    cfg.upstream = sc->proxy_upstream;
+    cfg.upstream_port = sc->proxy_upstream_port;
+    cfg.connect_timeout_ms = sc->proxy_connect_timeout_ms;
+    cfg.faults = rc->res->engine;
+    cfg.quiet = true;
+    cfg.on_fault = on_fault;
+    cfg.on_fault_arg = rc;
+    int e = pgf_proxy_new(&cfg, NULL, &rc->proxy, err, errlen);
+    if (e == 0)
+        e = pgf_proxy_start_thread(rc->proxy, err, errlen);
+    if (e != 0)
+        return e;
+    if (cfg.unix_socket_dir != NULL) {
+        snprintf(rc->host, sizeof rc->host, "%s", rc->sockdir);
+        snprintf(rc->port, sizeof rc->port, "5432");
+    } else {
+        snprintf(rc->host, sizeof rc->host, "127.0.0.1");
+        snprintf(rc->port, sizeof rc->port, "%d", pgf_proxy_port(rc->proxy));
+    }
+    return 0;
+}
+
 static int start_server(run_ctx *rc, char *err, size_t errlen)
 {
     const pgf_scenario *sc = rc->sc;
     if (sc->external != NULL) {
-        /* The caller's conninfo; the driver only adds application_name. */
+        /* The caller's conninfo, parsed here: the session manager connects
+         * with expand_dbname off, so a URL or key=value string must become
+         * keywords itself. The driver only adds application_name. */
+        char *perr = NULL;
+        rc->external_opts = PQconninfoParse(sc->external, &perr);
+        if (rc->external_opts == NULL) {
+            char masked[512];
+            pgf_config_mask_url(sc->external, masked, sizeof masked);
+            snprintf(err, errlen, "server.external '%s': %s", masked,
+                     perr ? perr : "out of memory");
+            PQfreemem(perr);
+            return PGF_EINVAL;
+        }
+        int n = 0;
+        for (PQconninfoOption *o = rc->external_opts; o->keyword != NULL; o++)
+            n += o->val != NULL && o->val[0] != '\0';
+        if (n > 13) {
+            snprintf(err, errlen, "server.external: %d options, at most 13 are supported", n);
+            return PGF_EINVAL;
+        }
         return 0;
     }
+    if (sc->proxy_upstream != NULL)
+        return start_proxy(rc, err, errlen);
     pgf_server_config cfg = {0};
     static const char *const tcp[] = {"127.0.0.1:0"};
     if (sc->unix_socket || rc->sim) {
@@ -708,8 +778,12 @@ static void build_conninfo(run_ctx *rc)
     const pgf_scenario *sc = rc->sc;
     int n = 0;
     if (sc->external != NULL) {
-        rc->kw[n] = "dbname";
-        rc->vals[n++] = sc->external; /* expanded by libpq (expand_dbname) */
+        for (PQconninfoOption *o = rc->external_opts; o != NULL && o->keyword != NULL; o++) {
+            if (o->val == NULL || o->val[0] == '\0' || strcmp(o->keyword, "application_name") == 0)
+                continue;
+            rc->kw[n] = o->keyword;
+            rc->vals[n++] = o->val;
+        }
     } else {
         rc->kw[n] = "host";
         rc->vals[n++] = rc->host;
@@ -1034,6 +1108,12 @@ static void teardown(run_ctx *rc)
         pgf_server_stop(rc->server);
         pgf_server_free(rc->server);
     }
+    if (rc->proxy != NULL) {
+        pgf_proxy_stop(rc->proxy);
+        pgf_proxy_free(rc->proxy);
+    }
+    if (rc->external_opts != NULL)
+        PQconninfoFree(rc->external_opts);
     if (rc->sockdir[0] != '\0')
         rmdir(rc->sockdir);
     if (rc->clock != NULL)
@@ -1109,6 +1189,12 @@ int pgf_driver_run(const pgf_scenario *sc, const pgf_driver_opts *o, pgf_run **o
     merge_results(rc);
     pgf_session_counters cnt;
     pgf_session_counters_get(&cnt);
+    if (rc->proxy != NULL) {
+        pgf_proxy_stats ps;
+        pgf_proxy_get_stats(rc->proxy, &ps);
+        res->proxy_sessions = ps.sessions;
+        res->proxy_upstream_failures = ps.upstream_failures;
+    }
     if (rc->server != NULL) {
         pgf_server_get_stats(rc->server, &res->server);
         if (o == NULL || !o->no_record)

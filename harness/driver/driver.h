@@ -41,7 +41,9 @@ typedef struct pgf_run {
     uint64_t racer_fired;
     uint64_t api_errors; /* calls refused with PGF_EILLEGAL_STATE (racers' misuse included) */
     pgf_server_stats server;
-    uint64_t duration_ns; /* virtual in sim mode */
+    uint64_t proxy_sessions;          /* server.proxy: sessions forwarded upstream */
+    uint64_t proxy_upstream_failures; /* ... of which the upstream was unreachable */
+    uint64_t duration_ns;             /* virtual in sim mode */
     uint64_t wall_ns;
     uint64_t start_wall_us;
     bool interrupted;

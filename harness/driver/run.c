@@ -112,6 +112,31 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* server.external: every check found it unreachable; server.proxy: every
+ * upstream connection failed. Fills msg with the masked address. */
+static bool real_server_unreachable(const pgf_scenario *sc, const pgf_run *r, char *msg, size_t len)
+{
+    char masked[512];
+    if (sc->external != NULL && r->checks > 0 && r->outcomes[PGF_HEALTH_UNREACHABLE] == r->checks) {
+        pgf_config_mask_url(sc->external, masked, sizeof masked);
+        snprintf(msg, len,
+                 "every health check (%" PRIu64 ") found the external server unreachable (%s): "
+                 "is it up, and is the address right?",
+                 r->checks, masked);
+        return true;
+    }
+    if (sc->proxy_upstream != NULL && r->proxy_sessions > 0 &&
+        r->proxy_upstream_failures == r->proxy_sessions) {
+        pgf_config_mask_url(sc->proxy_upstream, masked, sizeof masked);
+        snprintf(msg, len,
+                 "the proxy could not reach its upstream (%s) for any of %" PRIu64
+                 " sessions: is it up, and is the address right?",
+                 masked, r->proxy_sessions);
+        return true;
+    }
+    return false;
+}
+
 /* Evaluate expectations; appends checks to the report scenario (rs may be
  * NULL when only the verdict is wanted, as while shrinking). */
 static bool evaluate(const pgf_scenario *sc, outcome *oc, pgf_report_scenario *rs)
@@ -125,6 +150,15 @@ static bool evaluate(const pgf_scenario *sc, outcome *oc, pgf_report_scenario *r
         if (oc->first_failure[0] == '\0')                                    \
             snprintf(oc->first_failure, sizeof oc->first_failure, "%s", nm); \
     } while (0)
+    /* 0. a real server that was never reached tested nothing: fail, naming
+     * the (masked) address, instead of passing on zero evidence */
+    char unreach[640];
+    if (real_server_unreachable(sc, r, unreach, sizeof unreach)) {
+        FAIL_AS("real server reachable");
+        if (rs)
+            pgf_report_add_check(rs, "the real server was reachable", false, "unreachable",
+                                 unreach);
+    }
     bool want_violations = false;
     for (int i = 0; i < sc->nexpects; i++)
         want_violations |= sc->expects[i].kind == PGF_EXPECT_VIOLATIONS;
@@ -709,15 +743,9 @@ static bool run_scenario(suite *st, pgf_scenario *sc, int n)
     if (st->con)
         fprintf(st->con, "   %" PRIu64 " checks, %" PRIu64 " violations, %s  (digest %.12s)\n",
                 oc.run->checks, oc.check->total, oc.passed ? "PASS" : "FAIL", oc.digest);
-    if (sc->external != NULL && oc.run->checks > 0 &&
-        oc.run->outcomes[PGF_HEALTH_UNREACHABLE] == oc.run->checks) {
-        char masked[512];
-        pgf_config_mask_url(sc->external, masked, sizeof masked);
-        fprintf(stderr,
-                "pgfault run: warning: %s: every health check found the external server "
-                "unreachable (%s): is it up, and is the address right?\n",
-                sc->name, masked);
-    }
+    char unreach[640];
+    if (real_server_unreachable(sc, oc.run, unreach, sizeof unreach))
+        fprintf(stderr, "pgfault run: %s: %s\n", sc->name, unreach);
     config_entry_results(js, &oc);
     if (!oc.passed) {
         if (st->exit_code == 0)

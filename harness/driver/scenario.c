@@ -57,6 +57,7 @@ void pgf_scenario_clear(pgf_scenario *sc)
     for (int i = 0; i < sc->ndatabases; i++)
         free(sc->databases[i]);
     free(sc->external);
+    free(sc->proxy_upstream);
     free(sc->socket_subdir);
     free(sc->user);
     free(sc->password);
@@ -254,11 +255,38 @@ static bool parse_users(vctx *v, const pgf_doc *n, pgf_scenario *sc)
     return true;
 }
 
+/* server.proxy: {upstream, upstream_port, connect_timeout_ms} */
+static bool parse_proxy(vctx *v, const pgf_doc *n, pgf_scenario *sc)
+{
+    static const char *const keys[] = {"upstream", "upstream_port", "connect_timeout_ms"};
+    if (n->kind != PGF_DOC_MAP)
+        return verr(v, n, "'server.proxy' must be a map with 'upstream: HOST:PORT'");
+    if (!only_keys(v, n, "'server.proxy'", keys, 3))
+        return false;
+    const pgf_doc *x = pgf_doc_get(n, "upstream");
+    if (x == NULL)
+        return verr(v, n, "'server.proxy' needs 'upstream: HOST:PORT' (or a socket directory)");
+    if (!get_str(v, x, "upstream", &sc->proxy_upstream))
+        return false;
+    if (sc->proxy_upstream[0] == '\0')
+        return verr(v, x, "'server.proxy.upstream' must not be empty");
+    unsigned u;
+    if ((x = pgf_doc_get(n, "upstream_port")) != NULL) {
+        if (!get_uns(v, x, "upstream_port", 1, 65535, &u))
+            return false;
+        sc->proxy_upstream_port = (int)u;
+    }
+    if ((x = pgf_doc_get(n, "connect_timeout_ms")) != NULL &&
+        !get_uns(v, x, "connect_timeout_ms", 1, 3600000, &sc->proxy_connect_timeout_ms))
+        return false;
+    return true;
+}
+
 static bool parse_server(vctx *v, const pgf_doc *n, pgf_scenario *sc)
 {
-    static const char *const keys[] = {"users",           "databases", "transport",
-                                       "max_connections", "external",  "socket_subdir"};
-    if (!only_keys(v, n, "'server'", keys, 6))
+    static const char *const keys[] = {"users",    "databases", "transport",    "max_connections",
+                                       "external", "proxy",     "socket_subdir"};
+    if (!only_keys(v, n, "'server'", keys, 7))
         return false;
     const pgf_doc *x;
     if ((x = pgf_doc_get(n, "users")) != NULL && !parse_users(v, x, sc))
@@ -293,6 +321,8 @@ static bool parse_server(vctx *v, const pgf_doc *n, pgf_scenario *sc)
     }
     if ((x = pgf_doc_get(n, "external")) != NULL && !is_null(x) &&
         !get_str(v, x, "external", &sc->external))
+        return false;
+    if ((x = pgf_doc_get(n, "proxy")) != NULL && !is_null(x) && !parse_proxy(v, x, sc))
         return false;
     if ((x = pgf_doc_get(n, "socket_subdir")) != NULL) {
         if (!get_str(v, x, "socket_subdir", &sc->socket_subdir))
@@ -610,6 +640,14 @@ static bool parse_root(vctx *v, const pgf_doc *root, pgf_scenario *sc)
         return verr(v, pgf_doc_get(pgf_doc_get(root, "server"), "external"),
                     "'server.external' needs 'mode: stress' (sim mode runs the embedded "
                     "server on its own virtual clock)");
+    if (sc->proxy_upstream != NULL && sc->external != NULL)
+        return verr(v, pgf_doc_get(pgf_doc_get(root, "server"), "proxy"),
+                    "'server.proxy' and 'server.external' exclude each other (the proxy "
+                    "connects to its upstream; clients connect to the proxy)");
+    if (sc->proxy_upstream != NULL && sc->mode == PGF_MODE_SIM)
+        return verr(v, pgf_doc_get(pgf_doc_get(root, "server"), "proxy"),
+                    "'server.proxy' needs 'mode: stress' (a real server does not run on "
+                    "sim mode's virtual clock)");
     if ((x = pgf_doc_get(root, "racers")) != NULL && !is_null(x) && !parse_racers(v, x, sc))
         return false;
     if ((x = pgf_doc_get(root, "bugs")) && !parse_bugs(v, x, sc))
@@ -732,6 +770,15 @@ void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
         fprintf(f, "  external: ");
         yq(f, masked);
         fprintf(f, "\n");
+    }
+    if (sc->proxy_upstream) {
+        fprintf(f, "  proxy:\n    upstream: ");
+        yq(f, sc->proxy_upstream);
+        fprintf(f, "\n");
+        if (sc->proxy_upstream_port)
+            fprintf(f, "    upstream_port: %d\n", sc->proxy_upstream_port);
+        if (sc->proxy_connect_timeout_ms)
+            fprintf(f, "    connect_timeout_ms: %u\n", sc->proxy_connect_timeout_ms);
     }
     fprintf(f, "client:\n  user: ");
     yq(f, sc->user);

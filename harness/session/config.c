@@ -80,7 +80,7 @@ static int set_kw(pgf_config *c, const char *kw, const char *val, const char *or
     return 0;
 }
 
-void pgf_config_mask_url(const char *in, char *out, size_t len)
+static void mask_userinfo(const char *in, char *out, size_t len)
 {
     if (len == 0)
         return;
@@ -117,6 +117,65 @@ void pgf_config_mask_url(const char *in, char *out, size_t len)
     while (*p != '\0' && o + 1 < len)
         out[o++] = *p++;
     out[o] = '\0';
+}
+
+/* Is in[i..] the keyword "password" (a key=value conninfo or a URL query
+ * parameter) followed by optional blanks and '='? Returns the offset of
+ * the value, or 0. */
+static size_t password_value_at(const char *in, size_t i)
+{
+    static const char kw[] = "password";
+    if (strncmp(in + i, kw, sizeof kw - 1) != 0)
+        return 0;
+    if (i > 0 && !(in[i - 1] == ' ' || in[i - 1] == '\t' || in[i - 1] == '?' || in[i - 1] == '&'))
+        return 0;
+    size_t j = i + sizeof kw - 1;
+    while (in[j] == ' ' || in[j] == '\t')
+        j++;
+    if (in[j] != '=')
+        return 0;
+    j++;
+    while (in[j] == ' ' || in[j] == '\t')
+        j++;
+    return j;
+}
+
+void pgf_config_mask_url(const char *in, char *out, size_t len)
+{
+    if (len == 0)
+        return;
+    /* URL userinfo first, then `password=...` in key=value conninfos and
+     * URL query strings (quoted values with \' escapes, as libpq reads them). */
+    char *tmp = malloc(len);
+    if (tmp == NULL) {
+        snprintf(out, len, "****");
+        return;
+    }
+    mask_userinfo(in, tmp, len);
+    size_t o = 0;
+    for (size_t i = 0; tmp[i] != '\0' && o + 1 < len;) {
+        size_t v = password_value_at(tmp, i);
+        if (v == 0) {
+            out[o++] = tmp[i++];
+            continue;
+        }
+        while (i < v && o + 1 < len)
+            out[o++] = tmp[i++];
+        if (tmp[i] == '\'') {
+            for (i++; tmp[i] != '\0' && tmp[i] != '\''; i++)
+                if (tmp[i] == '\\' && tmp[i + 1] != '\0')
+                    i++;
+            if (tmp[i] == '\'')
+                i++;
+        } else {
+            while (tmp[i] != '\0' && tmp[i] != ' ' && tmp[i] != '\t' && tmp[i] != '&')
+                i++;
+        }
+        for (const char *m = "****"; *m != '\0' && o + 1 < len; m++)
+            out[o++] = *m;
+    }
+    out[o] = '\0';
+    free(tmp);
 }
 
 static bool valid_port(const char *s)

@@ -73,8 +73,9 @@ char *pgf_config_pct_encode(const char *s, bool query_value);
 /* Human summary, one "keyword = value  (origin)" per line, password
  * masked. Caller frees *out. */
 int pgf_config_describe(const pgf_config *c, char **out) PGF_NODISCARD;
-/* Copy `in` to out replacing the password of any "scheme://user:PASS@"
- * with ****, for echoing URLs and libpq's parse errors. */
+/* Copy `in` to out replacing the password of any "scheme://user:PASS@",
+ * any key=value "password=..." (quoted or not) and any URL query
+ * "password=..." with ****, for echoing conninfos and libpq's errors. */
 void pgf_config_mask_url(const char *in, char *out, size_t len);
 
 #endif

@@ -73,7 +73,12 @@ typedef struct pgf_scenario {
     char *databases[PGF_SCENARIO_MAX_DBS];
     bool unix_socket; /* listen (and connect) on a temp unix-socket dir */
     int max_connections;
-    char *external;      /* run against this libpq conninfo/URL instead of the embedded server */
+    char *external; /* run against this libpq conninfo/URL instead of the embedded server */
+    /* server.proxy: run the fault proxy (proxy.h) in front of this real
+     * server and connect through it with client.user/password/database */
+    char *proxy_upstream; /* "HOST:PORT" or a socket directory; NULL = no proxy */
+    int proxy_upstream_port;
+    unsigned proxy_connect_timeout_ms;
     char *socket_subdir; /* unix: put the socket in TMP/<subdir> ("cloudsql/p:r:i") */
 
     /* what the health checks connect with */

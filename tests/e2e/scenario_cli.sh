@@ -38,15 +38,19 @@ check_invalid invalid-racer-state.yaml "5:30: racer 'r': unknown state 'CONNECTI
 n=$(ls "$DATA"/invalid-*.yaml | wc -l)
 [ "$n" = 7 ] || fail "expected 7 invalid fixtures, found $n (add the new one here)"
 
-# ---- a dead upstream: checks classified unreachable, a warning naming it, no crash ----
-printf 'name: dead\nmode: stress\nserver: {external: "host=127.0.0.1 port=1 user=x dbname=x"}\nworkload: {sessions: 2, iterations: 2}\n' >"$TMP/dead.yaml"
+# ---- a dead upstream: the conninfo given is the one used, every check
+# unreachable fails the run (exit 1) naming the masked address, no password anywhere ----
+printf 'name: dead\nmode: stress\nserver: {external: "host=127.0.0.1 port=1 user=x password=hunter2 dbname=x"}\nworkload: {sessions: 2, iterations: 2}\n' >"$TMP/dead.yaml"
 timeout 60 "$PGFAULT" run "$TMP/dead.yaml" --out "$TMP/dead" --quiet 2>"$TMP/dead.err"
 rc=$?
-[ "$rc" = 0 ] || fail "dead upstream: exit $rc, want 0 (the session manager classified it correctly)"
-grep -q "every health check found the external server unreachable (host=127.0.0.1 port=1" \
-    "$TMP/dead.err" || fail "dead upstream: no warning naming the server: $(cat "$TMP/dead.err")"
+[ "$rc" = 1 ] || fail "dead upstream: exit $rc, want 1 (nothing was tested)"
+grep -q "every health check (4) found the external server unreachable (host=127.0.0.1 port=1 user=x password=\*\*\*\* dbname=x)" \
+    "$TMP/dead.err" || fail "dead upstream: no error naming the masked server: $(cat "$TMP/dead.err")"
+! grep -r -q hunter2 "$TMP/dead" "$TMP/dead.err" || fail "dead upstream: the password appears in the output"
 /usr/bin/python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["scenarios"][0]; assert s["outcomes"]["unreachable"] == 4, s["outcomes"]' \
     "$TMP/dead/report.json" || fail "dead upstream: checks not classified unreachable"
+# the history names the address the checks really went to (not libpq's default socket)
+grep -q '127.0.0.1' "$TMP/dead/history.jsonl" || fail "dead upstream: the checks did not go to 127.0.0.1:1"
 timeout 60 "$PGFAULT" run "$TMP/dead.yaml" --mode sim --out "$TMP/dead-sim" >/dev/null 2>&1
 [ $? = 2 ] || fail "dead upstream: --mode sim with an external server must exit 2"
 
