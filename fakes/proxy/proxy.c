@@ -3,10 +3,12 @@
  * phases.
  *
  * Three layers, as in the fake server but sharing none of its code:
- *  - the pump: two libevent bufferevents per session. Client-bound bytes
+ *  - the pump: two sockets per session, each with a read and a write
+ *    event and an input and output evbuffer (`side`). Client-bound bytes
  *    go through `out`, a shaping queue that carries delay, drip, stall and
- *    close-after-flush; upstream-bound bytes go straight to the upstream
- *    bufferevent. Reading from one side stops while the other side's
+ *    close-after-flush; upstream-bound bytes go straight to the upstream's
+ *    output. Both are written at the end of every callback, EV_WRITE only
+ *    armed on EAGAIN. Reading from one side stops while the other side's
  *    output is above PGF__HIGH (backpressure), so a slow client never
  *    makes the proxy buffer a whole result set.
  *  - framing: both directions are cut into messages with a 5-byte header
@@ -25,7 +27,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
@@ -67,20 +68,30 @@ typedef struct named {
     char name[]; /* flexible */
 } named;
 
+/* One socket of a session: raw events rather than bufferevents (the
+ * profile showed bufferevents' per-write event toggling and FIONREAD doubling
+ * the syscalls per query); `out` is written at the end of every callback and
+ * EV_WRITE is armed only when the kernel buffer is full. */
+typedef struct side {
+    evutil_socket_t fd; /* -1: none */
+    struct event *rev, *wev;
+    struct evbuffer *in, *out;
+    bool reading, writing, eof;
+} side;
+
 typedef struct pconn {
     pgf_proxy *px;
     uint64_t id;
     struct pconn *prev, *next; /* live list */
     struct pconn *reap_next;
     bool on_reap;
-    struct bufferevent *cli, *up;
+    side cli, up;
     pgf_fault_conn *fc;
     conn_state st;
     char peer[64];
     char *user, *database, *app, *query;
     int32_t be_pid;
     bool up_connected, up_dead, up_failed, cli_dead, ps_seen;
-    bool cli_reading, up_reading;
     /* client-bound shaping queue */
     struct evbuffer *out;
     struct event *out_timer;
@@ -148,9 +159,110 @@ static void flush_out(pconn *c);
 static void process_cli(pconn *c);
 static void process_up(pconn *c);
 static void update_flow(pconn *c);
+static void pump(pconn *c);
+static void upstream_unreachable(pconn *c, const char *reason);
 
 /* ------------------------------------------------------------------ */
 /* lifecycle of a session                                              */
+
+static void side_free(side *s)
+{
+    if (s->rev)
+        event_free(s->rev);
+    if (s->wev)
+        event_free(s->wev);
+    if (s->fd >= 0)
+        close(s->fd);
+    if (s->in)
+        evbuffer_free(s->in);
+    if (s->out)
+        evbuffer_free(s->out);
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+}
+
+static void side_stop(side *s)
+{
+    if (s->rev && s->reading)
+        event_del(s->rev);
+    if (s->wev && s->writing)
+        event_del(s->wev);
+    s->reading = s->writing = false;
+}
+
+static void side_want_read(side *s, bool on)
+{
+    if (s->rev == NULL || on == s->reading)
+        return;
+    s->reading = on;
+    if (on)
+        event_add(s->rev, NULL);
+    else
+        event_del(s->rev);
+}
+
+/* Write what is queued; arm EV_WRITE only when the kernel says EAGAIN.
+ * Returns 0, or -1 when the socket failed (errno set). */
+static int side_flush(side *s)
+{
+    if (s->fd < 0 || s->out == NULL)
+        return 0;
+    while (evbuffer_get_length(s->out) > 0) {
+        int n = evbuffer_write(s->out, s->fd);
+        if (n > 0)
+            continue;
+        if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            if (!s->writing) {
+                s->writing = true;
+                event_add(s->wev, NULL);
+            }
+            return 0;
+        }
+        return -1;
+    }
+    if (s->writing) {
+        s->writing = false;
+        event_del(s->wev);
+    }
+    return 0;
+}
+
+/* Read what the kernel has (bounded rounds through a per-thread scratch
+ * buffer, so an idle session holds no read buffer). 0 ok, -1 failed;
+ * s->eof set at end of stream. */
+static int side_read(side *s)
+{
+    static _Thread_local uint8_t scratch[16384];
+    for (int rounds = 0; rounds < 8; rounds++) {
+        ssize_t n = recv(s->fd, scratch, sizeof scratch, 0);
+        if (n > 0) {
+            if (evbuffer_add(s->in, scratch, (size_t)n) != 0)
+                return -1;
+            if ((size_t)n < sizeof scratch)
+                return 0;
+            continue;
+        }
+        if (n == 0) {
+            s->eof = true;
+            return 0;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return 0;
+        return -1;
+    }
+    return 0;
+}
+
+static int side_init(side *s, struct event_base *base, evutil_socket_t fd, event_callback_fn rcb,
+                     event_callback_fn wcb, void *arg)
+{
+    s->fd = fd;
+    s->rev = event_new(base, fd, EV_READ | EV_PERSIST, rcb, arg);
+    s->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, wcb, arg);
+    s->in = evbuffer_new();
+    s->out = evbuffer_new();
+    return s->rev && s->wev && s->in && s->out ? 0 : -1;
+}
 
 static void schedule_reap(pconn *c)
 {
@@ -171,10 +283,8 @@ static void conn_free(pconn *c)
         px->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    if (c->up)
-        bufferevent_free(c->up);
-    if (c->cli)
-        bufferevent_free(c->cli);
+    side_free(&c->up);
+    side_free(&c->cli);
     if (c->out)
         evbuffer_free(c->out);
     if (c->out_timer)
@@ -210,31 +320,28 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
         pconn *c = px->reap;
         px->reap = c->reap_next;
         c->on_reap = false;
-        if (c->up != NULL && c->up_dead) {
+        if (c->up.fd >= 0 && c->up_dead) {
             /* Best effort: a Terminate queued for a polite close. */
-            evutil_socket_t ufd = bufferevent_getfd(c->up);
-            if (c->up_connected && ufd >= 0)
-                (void)evbuffer_write(bufferevent_get_output(c->up), ufd);
-            bufferevent_free(c->up);
-            c->up = NULL;
+            if (c->up_connected)
+                (void)evbuffer_write(c->up.out, c->up.fd);
+            side_free(&c->up);
         }
-        if (c->cli_dead && c->up == NULL)
+        if (c->cli_dead && c->up.fd < 0)
             conn_free(c);
     }
 }
 
 static void up_close(pconn *c, bool polite)
 {
-    if (c->up == NULL || c->up_dead)
+    if (c->up.fd < 0 || c->up_dead)
         return;
     c->up_dead = true;
-    bufferevent_setcb(c->up, NULL, NULL, NULL, NULL);
-    bufferevent_disable(c->up, EV_READ | EV_WRITE);
+    side_stop(&c->up);
     if (c->connect_timer)
         event_del(c->connect_timer);
     if (polite && c->up_connected && c->st != CS_CANCEL) {
         static const uint8_t term[5] = {'X', 0, 0, 0, 4};
-        evbuffer_add(bufferevent_get_output(c->up), term, sizeof term);
+        evbuffer_add(c->up.out, term, sizeof term);
     }
     schedule_reap(c);
 }
@@ -245,12 +352,11 @@ static void cli_kill(pconn *c, bool rst)
         return;
     c->cli_dead = true;
     c->cli_close = CK_NONE;
-    if (c->cli != NULL) {
-        bufferevent_setcb(c->cli, NULL, NULL, NULL, NULL);
-        bufferevent_disable(c->cli, EV_READ | EV_WRITE);
+    if (c->cli.fd >= 0) {
+        side_stop(&c->cli);
         if (rst) {
             struct linger lg = {1, 0};
-            setsockopt(bufferevent_getfd(c->cli), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            setsockopt(c->cli.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
         }
     }
     if (c->out_timer)
@@ -267,10 +373,10 @@ static void try_finish_close(pconn *c)
         return;
     if (c->out != NULL && evbuffer_get_length(c->out) > 0)
         return;
-    if (evbuffer_get_length(bufferevent_get_output(c->cli)) > 0)
+    if (evbuffer_get_length(c->cli.out) > 0)
         return;
     if (c->cli_close == CK_SHUT_WR) {
-        shutdown(bufferevent_getfd(c->cli), SHUT_WR);
+        shutdown(c->cli.fd, SHUT_WR);
         c->cli_close = CK_NONE;
         c->out_closed = true;
         return;
@@ -329,9 +435,7 @@ static void on_out_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    pconn *c = arg;
-    flush_out(c);
-    update_flow(c);
+    pump(arg);
 }
 
 static void arm_out_timer(pconn *c, uint64_t ns)
@@ -348,12 +452,12 @@ static void arm_out_timer(pconn *c, uint64_t ns)
 
 static void flush_out(pconn *c)
 {
-    if (c->cli_dead || c->cli == NULL)
+    if (c->cli_dead || c->cli.fd < 0)
         return;
     size_t n = evbuffer_get_length(c->out);
     if (n > 0 && !c->stalled && !(c->out_timer && evtimer_pending(c->out_timer, NULL))) {
         uint64_t now = pgf_now_ns();
-        struct evbuffer *w = bufferevent_get_output(c->cli);
+        struct evbuffer *w = c->cli.out;
         if (c->hold_until > now) {
             arm_out_timer(c, c->hold_until - now);
         } else if (c->drip_slice > 0) {
@@ -375,26 +479,14 @@ static void update_flow(pconn *c)
 {
     if (c->cli_dead)
         return;
-    size_t cli_q =
-        evbuffer_get_length(c->out) + evbuffer_get_length(bufferevent_get_output(c->cli));
-    bool want_up = c->up != NULL && !c->up_dead && !c->stalled && cli_q < PGF__HIGH;
-    bool want_cli = !c->stalled && c->cli_close == CK_NONE &&
-                    (c->up == NULL || c->up_dead ||
-                     evbuffer_get_length(bufferevent_get_output(c->up)) < PGF__HIGH);
-    if (c->up != NULL && !c->up_dead && want_up != c->up_reading) {
-        c->up_reading = want_up;
-        if (want_up)
-            bufferevent_enable(c->up, EV_READ);
-        else
-            bufferevent_disable(c->up, EV_READ);
-    }
-    if (want_cli != c->cli_reading) {
-        c->cli_reading = want_cli;
-        if (want_cli)
-            bufferevent_enable(c->cli, EV_READ);
-        else
-            bufferevent_disable(c->cli, EV_READ);
-    }
+    size_t cli_q = evbuffer_get_length(c->out) + evbuffer_get_length(c->cli.out);
+    bool up_live = c->up.fd >= 0 && !c->up_dead && c->up_connected;
+    bool want_up = up_live && !c->stalled && !c->up.eof && cli_q < PGF__HIGH;
+    bool want_cli = !c->stalled && !c->cli.eof && c->cli_close == CK_NONE &&
+                    (!up_live || evbuffer_get_length(c->up.out) < PGF__HIGH);
+    if (up_live)
+        side_want_read(&c->up, want_up);
+    side_want_read(&c->cli, want_cli);
 }
 
 /* ------------------------------------------------------------------ */
@@ -492,14 +584,14 @@ static void on_stall_end(evutil_socket_t fd, short what, void *arg)
     flush_out(c);
     process_up(c);
     process_cli(c);
-    update_flow(c);
+    pump(c);
 }
 
 /* Move `n` bytes of the upstream's input to the client, honouring a
  * pending truncation. */
 static void emit_from_up(pconn *c, size_t n)
 {
-    struct evbuffer *in = bufferevent_get_input(c->up);
+    struct evbuffer *in = c->up.in;
     if (c->out_closed || c->cli_dead || c->cli_close != CK_NONE) {
         evbuffer_drain(in, n);
         return;
@@ -559,7 +651,7 @@ static int apply(pconn *c, pgf_phase ph, const pgf_fault_action *a, size_t be_le
         } else {
             /* Mid-result: the error replaces the rest of the result. */
             emit_buf(c, &b);
-            evbuffer_drain(bufferevent_get_input(c->up), be_len);
+            evbuffer_drain(c->up.in, be_len);
             c->swallow_to_z = true;
         }
         pgf_buf_free(&b);
@@ -695,59 +787,71 @@ static void upstream_unreachable(pconn *c, const char *reason)
     send_fatal(c, "57P03", "the database system is not accepting connections", detail);
 }
 
-static void up_read(struct bufferevent *bev, void *arg)
+/* The end of every callback: the shaping queue into the client's socket
+ * buffer, both sockets written, queued closes carried out, reading
+ * re-armed or paused (backpressure). */
+static void pump(pconn *c)
 {
-    (void)bev;
-    pconn *c = arg;
-    process_up(c);
-    flush_out(c);
-    update_flow(c);
-}
-
-static void up_write(struct bufferevent *bev, void *arg)
-{
-    (void)bev;
-    pconn *c = arg;
-    if (c->st == CS_CANCEL) {
-        /* PostgreSQL answers a CancelRequest by closing; we are done. */
-        up_close(c, false);
-        return;
+    if (!c->cli_dead) {
+        flush_out(c);
+        if (side_flush(&c->cli) != 0) {
+            /* the client is gone: nothing more can reach it */
+            up_close(c, false);
+            cli_kill(c, false);
+        } else {
+            try_finish_close(c);
+        }
+    }
+    if (c->up.fd >= 0 && !c->up_dead && c->up_connected) {
+        if (side_flush(&c->up) != 0) {
+            conn_close(c, CK_FIN, false, "upstream write failed");
+        } else if (c->st == CS_CANCEL && evbuffer_get_length(c->up.out) == 0) {
+            /* the CancelRequest is out; PostgreSQL closes without a reply */
+            up_close(c, false);
+        }
     }
     update_flow(c);
 }
 
-static void up_event(struct bufferevent *bev, short what, void *arg)
+static void on_up_read(evutil_socket_t fd, short what, void *arg)
 {
+    (void)fd;
+    (void)what;
     pconn *c = arg;
-    if (what & BEV_EVENT_CONNECTED) {
+    int r = side_read(&c->up);
+    process_up(c);
+    if ((r != 0 || c->up.eof) && !c->up_dead) {
+        /* The upstream went away: what it said is passed on, then the
+         * client's connection closes too. */
+        if (c->st == CS_CANCEL)
+            up_close(c, false);
+        else
+            conn_close(c, CK_FIN, false, r != 0 ? "upstream error" : "upstream closed");
+    }
+    pump(c);
+}
+
+static void on_up_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    pconn *c = arg;
+    if (!c->up_connected && !c->up_dead) {
+        int soerr = 0;
+        socklen_t sl = sizeof soerr;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
+            soerr = errno;
+        if (soerr != 0) {
+            upstream_unreachable(c, strerror(soerr));
+            pump(c);
+            return;
+        }
         c->up_connected = true;
         if (c->connect_timer)
             event_del(c->connect_timer);
-        evutil_socket_t fd = bufferevent_getfd(bev);
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        return;
     }
-    if (!c->up_connected) {
-        int e = EVUTIL_SOCKET_ERROR();
-        int soerr = 0;
-        socklen_t sl = sizeof soerr;
-        evutil_socket_t fd = bufferevent_getfd(bev);
-        if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr != 0)
-            e = soerr;
-        /* libevent reports a refused loopback connect without errno */
-        if (e == 0 || e == EAGAIN || e == EINPROGRESS)
-            e = ECONNREFUSED;
-        upstream_unreachable(c, strerror(e));
-        return;
-    }
-    /* The upstream went away: pass on what it said, then close the client. */
-    process_up(c);
-    if (c->st == CS_CANCEL) {
-        up_close(c, false);
-        return;
-    }
-    conn_close(c, CK_FIN, false, (what & BEV_EVENT_EOF) ? "upstream closed" : "upstream error");
+    pump(c);
 }
 
 static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
@@ -758,29 +862,40 @@ static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
     char msg[96];
     snprintf(msg, sizeof msg, "connect timed out after %u ms", c->px->connect_timeout_ms);
     upstream_unreachable(c, msg);
+    pump(c);
 }
 
+/* Non-blocking connect to the upstream; what the caller queues in
+ * c->up.out is written once it completes. */
 static int up_connect(pconn *c)
 {
     pgf_proxy *px = c->px;
-    c->up = bufferevent_socket_new(px->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    evutil_socket_t fd = socket(px->up_sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        upstream_unreachable(c, strerror(errno));
+        return -1;
+    }
     c->connect_timer = evtimer_new(px->base, on_connect_timeout, c);
-    if (c->up == NULL || c->connect_timer == NULL) {
+    if (side_init(&c->up, px->base, fd, on_up_read, on_up_write, c) != 0 ||
+        c->connect_timer == NULL) {
         conn_close(c, CK_RST, true, "out of memory");
         return -1;
     }
-    bufferevent_setcb(c->up, up_read, up_write, up_event, c);
-    bufferevent_setwatermark(c->up, EV_WRITE, PGF__HIGH / 2, 0);
+    if (connect(fd, (struct sockaddr *)&px->up_sa, px->up_salen) == 0) {
+        c->up_connected = true;
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        return 0;
+    }
+    if (errno != EINPROGRESS) {
+        upstream_unreachable(c, strerror(errno));
+        return -1;
+    }
     struct timeval tv = {px->connect_timeout_ms / 1000,
                          (suseconds_t)(px->connect_timeout_ms % 1000) * 1000};
     evtimer_add(c->connect_timer, &tv);
-    if (bufferevent_socket_connect(c->up, (struct sockaddr *)&px->up_sa, (int)px->up_salen) < 0) {
-        int e = errno;
-        upstream_unreachable(c, strerror(e ? e : ECONNREFUSED));
-        return -1;
-    }
-    c->up_reading = true;
-    bufferevent_enable(c->up, EV_READ);
+    c->up.writing = true; /* EV_WRITE reports the connect's outcome */
+    event_add(c->up.wev, NULL);
     return 0;
 }
 
@@ -788,7 +903,7 @@ static int up_connect(pconn *c)
  * input: decide, then forward. */
 static void handle_be(pconn *c, uint8_t type, const uint8_t *hdr, size_t hlen, size_t total)
 {
-    struct evbuffer *in = bufferevent_get_input(c->up);
+    struct evbuffer *in = c->up.in;
     if (c->swallow_to_z && type != PGF_BE_READY) {
         evbuffer_drain(in, total);
         return;
@@ -856,9 +971,9 @@ static void handle_be(pconn *c, uint8_t type, const uint8_t *hdr, size_t hlen, s
 
 static void process_up(pconn *c)
 {
-    if (c->up == NULL || c->up_dead)
+    if (c->up.fd < 0 || c->up_dead)
         return;
-    struct evbuffer *in = bufferevent_get_input(c->up);
+    struct evbuffer *in = c->up.in;
     while (!c->stalled && !c->up_dead && !c->cli_dead) {
         size_t avail = evbuffer_get_length(in);
         if (avail < 5)
@@ -885,12 +1000,12 @@ static void process_up(pconn *c)
 
 static void forward(pconn *c, size_t n)
 {
-    struct evbuffer *in = bufferevent_get_input(c->cli);
-    if (c->up == NULL || c->up_dead) {
+    struct evbuffer *in = c->cli.in;
+    if (c->up.fd < 0 || c->up_dead) {
         evbuffer_drain(in, n);
         return;
     }
-    evbuffer_remove_buffer(in, bufferevent_get_output(c->up), n);
+    evbuffer_remove_buffer(in, c->up.out, n);
     atomic_fetch_add_explicit(&c->px->st.to_up, n, memory_order_relaxed);
 }
 
@@ -907,12 +1022,12 @@ static void start_cancel(pconn *c, const uint8_t *pkt, size_t len)
     cli_kill(c, false);
     if (up_connect(c) != 0)
         return;
-    bufferevent_write(c->up, pkt, len);
+    evbuffer_add(c->up.out, pkt, len);
 }
 
 static void handle_startup_packet(pconn *c, const uint8_t *p, size_t len)
 {
-    struct evbuffer *in = bufferevent_get_input(c->cli);
+    struct evbuffer *in = c->cli.in;
     pgf_fe_msg m;
     const char *em = NULL;
     int r = pgf_proto_frame(p, len, true, PGF_PROTO_MAX_STARTUP_LEN, &m, &em);
@@ -967,7 +1082,7 @@ static void handle_startup_packet(pconn *c, const uint8_t *p, size_t len)
     atomic_fetch_add(&c->px->st.sessions, 1);
     if (up_connect(c) == 0) {
         atomic_fetch_add_explicit(&c->px->st.to_up, len, memory_order_relaxed);
-        bufferevent_write_buffer(c->up, pkt);
+        evbuffer_add_buffer(c->up.out, pkt);
     }
     evbuffer_free(pkt);
 }
@@ -1042,7 +1157,7 @@ static bool two_strings(const uint8_t *body, size_t len, const char **a, const c
 
 static void track_extended(pconn *c, uint8_t type, size_t total)
 {
-    const uint8_t *p = evbuffer_pullup(bufferevent_get_input(c->cli), (ev_ssize_t)total);
+    const uint8_t *p = evbuffer_pullup(c->cli.in, (ev_ssize_t)total);
     if (p == NULL || total < 5)
         return;
     const uint8_t *body = p + 5;
@@ -1078,7 +1193,7 @@ static void track_extended(pconn *c, uint8_t type, size_t total)
 
 static void handle_fe(pconn *c, uint8_t type, size_t total)
 {
-    struct evbuffer *in = bufferevent_get_input(c->cli);
+    struct evbuffer *in = c->cli.in;
     if (c->skip_to_sync) {
         if (type != PGF_FE_SYNC) {
             evbuffer_drain(in, total);
@@ -1124,8 +1239,8 @@ static void handle_fe(pconn *c, uint8_t type, size_t total)
                 if (type == PGF_FE_QUERY) {
                     /* a Sync makes the upstream answer ReadyForQuery */
                     static const uint8_t sync[5] = {'S', 0, 0, 0, 4};
-                    if (c->up != NULL && !c->up_dead)
-                        bufferevent_write(c->up, sync, sizeof sync);
+                    if (c->up.fd >= 0 && !c->up_dead)
+                        evbuffer_add(c->up.out, sync, sizeof sync);
                 } else {
                     c->skip_to_sync = true;
                 }
@@ -1149,7 +1264,7 @@ static void process_cli(pconn *c)
 {
     if (c->cli_dead)
         return;
-    struct evbuffer *in = bufferevent_get_input(c->cli);
+    struct evbuffer *in = c->cli.in;
     while (!c->stalled && !c->cli_dead) {
         size_t avail = evbuffer_get_length(in);
         if (avail == 0)
@@ -1196,32 +1311,29 @@ static void process_cli(pconn *c)
     }
 }
 
-static void cli_read(struct bufferevent *bev, void *arg)
+static void on_cli_read(evutil_socket_t fd, short what, void *arg)
 {
-    (void)bev;
-    pconn *c = arg;
-    process_cli(c);
-    flush_out(c);
-    update_flow(c);
-}
-
-static void cli_write(struct bufferevent *bev, void *arg)
-{
-    (void)bev;
-    pconn *c = arg;
-    flush_out(c);
-    update_flow(c);
-}
-
-static void cli_event(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev;
-    pconn *c = arg;
-    /* The client left (EOF) or its socket failed: the upstream goes too. */
-    if (c->st != CS_CANCEL)
-        up_close(c, false);
-    cli_kill(c, false);
+    (void)fd;
     (void)what;
+    pconn *c = arg;
+    int r = side_read(&c->cli);
+    if (r == 0)
+        process_cli(c);
+    if (r != 0 || c->cli.eof) {
+        /* The client left (EOF) or its socket failed: the upstream goes
+         * too, after what was forwarded to it (a Terminate, say). */
+        if (c->st != CS_CANCEL)
+            up_close(c, false);
+        cli_kill(c, false);
+    }
+    pump(c);
+}
+
+static void on_cli_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pump(arg);
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int alen,
@@ -1236,6 +1348,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     c->px = px;
     c->id = ++px->next_id;
+    c->cli.fd = c->up.fd = -1;
     c->trunc_next_bytes = -1;
     pgf_buf_init(&c->pending_err);
     pgf_rng_init(&c->rng, px->faults ? pgf_fault_engine_seed(px->faults) : 0, c->id, 0x6761726267);
@@ -1262,24 +1375,17 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     atomic_fetch_add(&px->st.accepted, 1);
     atomic_fetch_add(&px->st.active, 1);
     evutil_make_socket_nonblocking(fd);
-    c->cli = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->out = evbuffer_new();
-    if (c->cli == NULL || c->out == NULL) {
-        if (c->cli == NULL)
-            close(fd);
+    if (side_init(&c->cli, px->base, fd, on_cli_read, on_cli_write, c) != 0 || c->out == NULL) {
         c->cli_dead = true;
         schedule_reap(c);
         return;
     }
-    bufferevent_setcb(c->cli, cli_read, cli_write, cli_event, c);
-    bufferevent_setwatermark(c->cli, EV_WRITE, PGF__HIGH / 2, 0);
-    c->cli_reading = true;
-    bufferevent_enable(c->cli, EV_READ);
     if (px->faults != NULL)
         c->fc = pgf_fault_conn_new(px->faults, c->id);
     pgf_log_debug("[proxy %llu] accept from %s", (unsigned long long)c->id, c->peer);
     fault_point(c, PGF_PHASE_ACCEPT, 0, 0);
-    flush_out(c);
+    pump(c);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
