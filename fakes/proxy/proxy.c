@@ -1442,7 +1442,7 @@ static int resolve_upstream(pgf_proxy *px, const char *up, int port, char *err, 
         }
         memset(sun, 0, sizeof *sun);
         sun->sun_family = AF_UNIX;
-        snprintf(sun->sun_path, sizeof sun->sun_path, "%s", path);
+        memcpy(sun->sun_path, path, strlen(path) + 1); /* length checked above */
         px->up_salen = sizeof *sun;
         snprintf(px->up_name, sizeof px->up_name, "%s", path);
         return 0;
