@@ -1,0 +1,315 @@
+/* test_proxy.c - the fault proxy in-process (fakes/proxy/proxy.h), each
+ * server on its own thread, driven by real libpq:
+ *  - pass-through: SCRAM end to end, queries, BackendKeyData unchanged (the
+ *    cancel key works through the proxy);
+ *  - the same fault rule through the proxy (in front of a fault-free fake)
+ *    and on a fake that applies it itself gives libpq the same
+ *    PQerrorMessage, SQLSTATE, result and connection status;
+ *  - an unreachable upstream: FATAL 57P03 naming it, the proxy still serves,
+ *    the failure counted;
+ *  - scenario validation of server.proxy.
+ * The real-PostgreSQL side is tests/e2e/proxy_real.sh. Every wait has a
+ * deadline; listeners are 127.0.0.1:0.
+ */
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pgf_test.h"
+#include "pgfault/clock.h"
+#include "pgfault/fault.h"
+#include "pgfault/faultlog.h"
+#include "pgfault/proxy.h"
+#include "pgfault/rules.h"
+#include "pgfault/scenario.h"
+#include "pgfault/server.h"
+
+static const pgf_server_user users[] = {
+    {"scramu", "scram pw", PGF_AUTH_METHOD_SCRAM, false},
+    {"trusty", "", PGF_AUTH_METHOD_TRUST, false},
+};
+
+static pgf_server *start_fake(pgf_fault_engine *e)
+{
+    static const char *const listen[] = {"127.0.0.1:0"};
+    pgf_server_config cfg = {0};
+    cfg.listen = listen;
+    cfg.nlisten = 1;
+    cfg.users = users;
+    cfg.nusers = 2;
+    cfg.seed = 7;
+    cfg.faults = e;
+    cfg.quiet = true;
+    pgf_server *s = NULL;
+    char err[256];
+    if (pgf_server_new(&cfg, NULL, &s, err, sizeof err) != 0 ||
+        pgf_server_start_thread(s, err, sizeof err) != 0) {
+        fprintf(stderr, "\n  fake: %s\n", err);
+        pgf_server_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static pgf_proxy *start_proxy(const char *upstream, pgf_fault_engine *e)
+{
+    static const char *const listen[] = {"127.0.0.1:0"};
+    pgf_proxy_config cfg = {0};
+    cfg.listen = listen;
+    cfg.nlisten = 1;
+    cfg.upstream = upstream;
+    cfg.connect_timeout_ms = 3000;
+    cfg.faults = e;
+    cfg.quiet = true;
+    pgf_proxy *p = NULL;
+    char err[256];
+    if (pgf_proxy_new(&cfg, NULL, &p, err, sizeof err) != 0 ||
+        pgf_proxy_start_thread(p, err, sizeof err) != 0) {
+        fprintf(stderr, "\n  proxy: %s\n", err);
+        pgf_proxy_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static pgf_fault_engine *engine_with(const char *yaml)
+{
+    pgf_fault_engine *e = pgf_fault_engine_new(3);
+    if (yaml != NULL) {
+        char err[256];
+        pgf_fault_rules *r =
+            pgf_fault_rules_parse_yaml(yaml, strlen(yaml), "<test>", err, sizeof err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+        pgf_fault_engine_set_rules(e, r);
+    }
+    return e;
+}
+
+static PGconn *connect_to(int port, const char *user, const char *pw, const char *app)
+{
+    char ci[512];
+    snprintf(ci, sizeof ci,
+             "host=127.0.0.1 port=%d user=%s password='%s' dbname=postgres sslmode=prefer "
+             "gssencmode=disable connect_timeout=5 application_name=%s",
+             port, user, pw, app);
+    return PQconnectdb(ci);
+}
+
+/* What libpq observed, as one comparable line per step. */
+static void observe(int port, const char *app, char *out, size_t len)
+{
+    PGconn *c = connect_to(port, "scramu", "scram pw", app);
+    size_t o = 0;
+    o += (size_t)snprintf(out + o, len - o, "connect=%d", PQstatus(c));
+    if (PQstatus(c) != CONNECTION_OK) {
+        const char *m = PQerrorMessage(c);
+        const char *f = strstr(m, "failed: "); /* drop the port-bearing prefix */
+        snprintf(out + o, len - o, " err=%s", f ? f : m);
+        PQfinish(c);
+        return;
+    }
+    const char *qs[] = {"SELECT 1", "SELECT 2", "SELECT 3"};
+    for (int i = 0; i < 3 && o < len; i++) {
+        PGresult *r = PQexec(c, qs[i]);
+        const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        o += (size_t)snprintf(out + o, len - o, " | %s=%s sqlstate=%s val=%s conn=%d err=%s", qs[i],
+                              PQresStatus(PQresultStatus(r)), st ? st : "-",
+                              PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "-", PQstatus(c),
+                              PQerrorMessage(c));
+        PQclear(r);
+    }
+    PQfinish(c);
+}
+
+static const char *const RULES =
+    "rules:\n"
+    "  - {name: a, phase: auth-response, action: auth-fail,"
+    " match: {application_name: t-auth}}\n"
+    "  - {name: b, phase: query, action: error, severity: ERROR,"
+    " sqlstate: '40001', message: serialize, match:"
+    " {application_name: t-err, query: 'SELECT 2'}}\n"
+    "  - {name: c, phase: query, action: error, preset: admin-shutdown,"
+    " nth: 2, match: {application_name: t-fatal}}\n"
+    "  - {name: d, phase: data-row, action: truncate, bytes: 3,"
+    " match: {application_name: t-trunc}}\n"
+    "  - {name: e, phase: row-description, action: error, severity:"
+    " ERROR, sqlstate: '57014', message: stop, match:"
+    " {application_name: t-row}}\n"
+    "  - {name: f, phase: startup, action: close,"
+    " match: {application_name: t-close}}\n";
+
+static void same_as_fake(void)
+{
+    pgf_fault_engine *e_fake = engine_with(RULES), *e_proxy = engine_with(RULES);
+    pgf_server *faulty = start_fake(e_fake), *clean = start_fake(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(faulty);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(clean);
+    char up[64];
+    snprintf(up, sizeof up, "127.0.0.1:%d", pgf_server_port(clean));
+    pgf_proxy *px = start_proxy(up, e_proxy);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(px);
+    const char *apps[] = {"t-none", "t-auth", "t-err", "t-fatal", "t-trunc", "t-row", "t-close"};
+    for (size_t i = 0; i < sizeof apps / sizeof apps[0]; i++) {
+        char a[2048], b[2048];
+        observe(pgf_server_port(faulty), apps[i], a, sizeof a);
+        observe(pgf_proxy_port(px), apps[i], b, sizeof b);
+        if (strcmp(a, b) != 0)
+            fprintf(stderr, "\n  %s\n  fake:  %s\n  proxy: %s\n", apps[i], a, b);
+        CU_ASSERT_STRING_EQUAL(a, b);
+    }
+    /* and the plain session really went through: */
+    char a[2048];
+    observe(pgf_proxy_port(px), "t-none", a, sizeof a);
+    CU_ASSERT_PTR_NOT_NULL(strstr(a, "SELECT 3=PGRES_TUPLES_OK sqlstate=- val=3"));
+    pgf_proxy_stats st;
+    pgf_proxy_get_stats(px, &st);
+    CU_ASSERT_EQUAL(st.faults_fired, pgf_fault_engine_fired(e_proxy));
+    CU_ASSERT(st.faults_fired >= 6);
+    pgf_proxy_free(px);
+    pgf_server_free(faulty);
+    pgf_server_free(clean);
+    pgf_fault_engine_free(e_fake);
+    pgf_fault_engine_free(e_proxy);
+}
+
+static void cancel_passes_through(void)
+{
+    pgf_server *fake = start_fake(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fake);
+    char up[64];
+    snprintf(up, sizeof up, "127.0.0.1:%d", pgf_server_port(fake));
+    pgf_proxy *px = start_proxy(up, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(px);
+    PGconn *c = connect_to(pgf_proxy_port(px), "trusty", "", "t-cancel");
+    CU_ASSERT_EQUAL_FATAL(PQstatus(c), CONNECTION_OK);
+    CU_ASSERT(PQbackendPID(c) != 0);
+    CU_ASSERT_EQUAL_FATAL(PQsendQuery(c, "SELECT pg_sleep(20)"), 1);
+    PGcancel *cn = PQgetCancel(c);
+    char errbuf[256];
+    /* The sleep has started once the server holds the query; a cancel that
+     * arrives before it is harmless to retry, so try until it lands. */
+    PGresult *r = NULL;
+    uint64_t deadline = pgf_now_ns() + PGF_MS_NS(10000);
+    while (r == NULL && pgf_now_ns() < deadline) {
+        CU_ASSERT_EQUAL(PQcancel(cn, errbuf, sizeof errbuf), 1);
+        for (int i = 0; i < 50 && PQisBusy(c); i++) {
+            usleep(10000); /* polling interval, not a timing assertion */
+            PQconsumeInput(c);
+        }
+        if (!PQisBusy(c))
+            r = PQgetResult(c);
+    }
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    CU_ASSERT_STRING_EQUAL(st ? st : "", "57014");
+    PQclear(r);
+    while ((r = PQgetResult(c)) != NULL)
+        PQclear(r);
+    PQfreeCancel(cn);
+    PQfinish(c);
+    pgf_proxy_stats ps;
+    pgf_proxy_get_stats(px, &ps);
+    CU_ASSERT(ps.cancels >= 1);
+    pgf_server_stats ss;
+    pgf_server_get_stats(fake, &ss);
+    CU_ASSERT(ss.canceled >= 1);
+    pgf_proxy_free(px);
+    pgf_server_free(fake);
+}
+
+static void upstream_down(void)
+{
+    /* a port nothing listens on: bind, read the port, close */
+    pgf_server *tmp = start_fake(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tmp);
+    char up[64];
+    snprintf(up, sizeof up, "127.0.0.1:%d", pgf_server_port(tmp));
+    pgf_server_free(tmp);
+    pgf_proxy *px = start_proxy(up, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(px);
+    for (int i = 0; i < 2; i++) {
+        PGconn *c = connect_to(pgf_proxy_port(px), "u", "p", "t-down");
+        CU_ASSERT_EQUAL(PQstatus(c), CONNECTION_BAD);
+        const char *m = PQerrorMessage(c);
+        CU_ASSERT_PTR_NOT_NULL(
+            strstr(m, "FATAL:  the database system is not accepting connections"));
+        char want[128];
+        snprintf(want, sizeof want, "DETAIL:  pgfault proxy: upstream %s: Connection refused", up);
+        CU_ASSERT_PTR_NOT_NULL(strstr(m, want));
+        CU_ASSERT_PTR_NULL(strstr(m, "'p'"));
+        PQfinish(c);
+    }
+    pgf_proxy_stats st;
+    pgf_proxy_get_stats(px, &st);
+    CU_ASSERT_EQUAL(st.upstream_failures, 2);
+    CU_ASSERT_EQUAL(st.accepted, 2);
+    CU_ASSERT(pgf_proxy_listening(px));
+    pgf_proxy_free(px);
+}
+
+static void bad_config(void)
+{
+    pgf_proxy_config cfg = {0};
+    static const char *const listen[] = {"127.0.0.1:0"};
+    cfg.listen = listen;
+    cfg.nlisten = 1;
+    pgf_proxy *p = NULL;
+    char err[256];
+    CU_ASSERT_EQUAL(pgf_proxy_new(&cfg, NULL, &p, err, sizeof err), PGF_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "--upstream is required"));
+    cfg.upstream = "no-port";
+    CU_ASSERT_EQUAL(pgf_proxy_new(&cfg, NULL, &p, err, sizeof err), PGF_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "--upstream 'no-port': expected HOST:PORT"));
+    CU_ASSERT_PTR_NULL(p);
+}
+
+static void scenario_proxy_keys(void)
+{
+    pgf_scenario sc;
+    char err[512];
+    const char *ok = "name: p\nmode: stress\nserver:\n  proxy: {upstream: '127.0.0.1:5432', "
+                     "upstream_port: 6000, connect_timeout_ms: 700}\n";
+    CU_ASSERT_EQUAL_FATAL(pgf_scenario_load_string(ok, strlen(ok), "p.yaml", &sc, err, sizeof err),
+                          0);
+    CU_ASSERT_STRING_EQUAL(sc.proxy_upstream, "127.0.0.1:5432");
+    CU_ASSERT_EQUAL(sc.proxy_upstream_port, 6000);
+    CU_ASSERT_EQUAL(sc.proxy_connect_timeout_ms, 700);
+    pgf_scenario_clear(&sc);
+    static const struct {
+        const char *yaml, *want;
+    } bad[] = {
+        {"name: p\nserver:\n  proxy: {upstream: 'h:1'}\n",
+         "p.yaml:3:10: 'server.proxy' needs 'mode: stress'"},
+        {"name: p\nmode: stress\nserver:\n  proxy: {port: 1}\n",
+         "p.yaml:4:11: unknown key 'port' in 'server.proxy'"},
+        {"name: p\nmode: stress\nserver:\n  proxy: {upstream_port: 1}\n",
+         "p.yaml:4:10: 'server.proxy' needs 'upstream: HOST:PORT'"},
+        {"name: p\nmode: stress\nserver:\n  external: 'host=x'\n  proxy: {upstream: 'h:1'}\n",
+         "p.yaml:5:10: 'server.proxy' and 'server.external' exclude each other"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        int rc = pgf_scenario_load_string(bad[i].yaml, strlen(bad[i].yaml), "p.yaml", &sc, err,
+                                          sizeof err);
+        CU_ASSERT(rc != 0);
+        if (strstr(err, bad[i].want) == NULL)
+            fprintf(stderr, "\n  got:  %s\n  want: %s\n", err, bad[i].want);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].want));
+    }
+}
+
+static const pgf_test proxy_tests[] = {
+    {"same_as_fake", same_as_fake},
+    {"cancel_passes_through", cancel_passes_through},
+    {"upstream_down", upstream_down},
+    {"bad_config", bad_config},
+    {"scenario_proxy_keys", scenario_proxy_keys},
+    PGF_TESTS_END,
+};
+
+const pgf_suite pgf_suites_proxy[] = {
+    {"proxy", NULL, NULL, proxy_tests},
+    PGF_SUITES_END,
+};
