@@ -277,7 +277,7 @@ static void parse_errors_name_the_place(void)
                false,
                "faults.yaml:5:5: unknown key 'probabilty' in rule 'r1' (expected one of: name, "
                "description, phase, action, match, probability, nth, every, after, times, "
-               "budget, from_ms, until_ms, scope)");
+               "budget, from_ms, until_ms, scope, side)");
     expect_err("rules:\n  - name: r1\n    phase: data-rows\n    action: close\n", false,
                "faults.yaml:3:12: unknown phase 'data-rows' in rule 'r1' (expected one of: "
                "accept, ssl-request, startup, auth-request, auth-response, sasl-continue, "
@@ -374,7 +374,7 @@ static void parse_errors_name_the_place(void)
                true,
                "request body: unknown key 'probabilty' in rule 'r1' (expected one of: name, "
                "description, phase, action, match, probability, nth, every, after, times, "
-               "budget, from_ms, until_ms, scope)");
+               "budget, from_ms, until_ms, scope, side)");
     expect_err("{\"name\":\"r1\",\"phase\":\"query\",\"action\":\"close\",\"nth\":\"2\"}", true,
                "request body: 'nth' must be an integer, got a string in rule 'r1'");
     expect_err("{\"name\":\"r1\",\"phase\":\"query\",\"action\":\"delay\",\"ms\":1.5}", true,

@@ -300,7 +300,28 @@ static void scenario_proxy_keys(void)
     }
 }
 
+/* close/reset `side` (only the proxy has two connections) */
+static void close_side_rule(void)
+{
+    char err[512];
+    const char *y = "rules:\n  - {name: s, phase: query, action: reset, side: upstream}\n";
+    pgf_fault_rules *r = pgf_fault_rules_parse_yaml(y, strlen(y), "f.yaml", err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_STRING_EQUAL(
+        pgf_fault_rules_rule_json(r, 0),
+        "{\"name\":\"s\",\"phase\":\"query\",\"action\":\"reset\",\"side\":\"upstream\"}");
+    pgf_fault_rules_free(r);
+    y = "rules:\n  - {name: s, phase: query, action: close, side: server}\n";
+    CU_ASSERT_PTR_NULL(pgf_fault_rules_parse_yaml(y, strlen(y), "f.yaml", err, sizeof err));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(err, "f.yaml:2:50: 'side' must be 'client', 'upstream' or 'both', got 'server'"));
+    y = "rules:\n  - {name: s, phase: query, action: delay, side: both}\n";
+    CU_ASSERT_PTR_NULL(pgf_fault_rules_parse_yaml(y, strlen(y), "f.yaml", err, sizeof err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "key 'side' is not a parameter of action 'delay'"));
+}
+
 static const pgf_test proxy_tests[] = {
+    {"close_side_rule", close_side_rule},
     {"same_as_fake", same_as_fake},
     {"cancel_passes_through", cancel_passes_through},
     {"upstream_down", upstream_down},

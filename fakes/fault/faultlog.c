@@ -41,6 +41,11 @@ static json_t *params_json(const pgf_fault_action *a)
     case PGF_ACTION_HALF_CLOSE:
         json_object_set_new(p, "direction", json_string(a->direction == 'r' ? "read" : "write"));
         break;
+    case PGF_ACTION_CLOSE:
+    case PGF_ACTION_RESET:
+        if (a->side != 0)
+            json_object_set_new(p, "side", json_string(a->side == 'u' ? "upstream" : "both"));
+        break;
     case PGF_ACTION_STALL:
     case PGF_ACTION_DELAY:
     case PGF_ACTION_REFUSE:

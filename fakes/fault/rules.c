@@ -173,6 +173,7 @@ static const char *const *action_params(pgf_action_kind a)
     static const char *const error[] = {"preset", "severity", "sqlstate", "message",
                                         "detail", "hint",     NULL};
     static const char *const half[] = {"direction", NULL};
+    static const char *const side[] = {"side", NULL};
     static const char *const trunc[] = {"bytes", "messages", "then", NULL};
     static const char *const ms[] = {"ms", NULL};
     static const char *const delay[] = {"ms", "jitter_ms", NULL};
@@ -184,6 +185,9 @@ static const char *const *action_params(pgf_action_kind a)
         return error;
     case PGF_ACTION_HALF_CLOSE:
         return half;
+    case PGF_ACTION_CLOSE:
+    case PGF_ACTION_RESET:
+        return side;
     case PGF_ACTION_TRUNCATE:
         return trunc;
     case PGF_ACTION_STALL:
@@ -620,6 +624,28 @@ static bool parse_params(struct vctx *v, pgf__rule *r, const pgf_doc *m, json_t 
                 return false;
             }
             json_object_set_new(canon, "direction", json_string(s));
+        }
+        break;
+    }
+    case PGF_ACTION_CLOSE:
+    case PGF_ACTION_RESET: {
+        /* Which connection: only the proxy has two; the fake server has
+         * one and closes it whatever the side. */
+        int i = map_find(m, "side");
+        if (i >= 0) {
+            const char *s;
+            if (!get_str(v, m->kids[i], "side", &s))
+                return false;
+            if (strcmp(s, "upstream") == 0)
+                a->side = 'u';
+            else if (strcmp(s, "both") == 0)
+                a->side = 'b';
+            else if (strcmp(s, "client") != 0) {
+                verr(v, m->kids[i]->line, m->kids[i]->col,
+                     "'side' must be 'client', 'upstream' or 'both', got '%.40s'", s);
+                return false;
+            }
+            json_object_set_new(canon, "side", json_string(s));
         }
         break;
     }

@@ -346,6 +346,20 @@ static void up_close(pconn *c, bool polite)
     schedule_reap(c);
 }
 
+/* Drop the upstream connection abruptly (a `side: upstream|both` close or
+ * reset): no Terminate, nothing queued, RST when asked. */
+static void up_abort(pconn *c, bool rst)
+{
+    if (c->up.fd < 0 || c->up_dead)
+        return;
+    evbuffer_drain(c->up.out, evbuffer_get_length(c->up.out));
+    if (rst) {
+        struct linger lg = {1, 0};
+        setsockopt(c->up.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    up_close(c, false);
+}
+
 static void cli_kill(pconn *c, bool rst)
 {
     if (c->cli_dead)
@@ -658,11 +672,22 @@ static int apply(pconn *c, pgf_phase ph, const pgf_fault_action *a, size_t be_le
         return STOP;
     }
     case PGF_ACTION_CLOSE:
-        conn_close(c, a->reset ? CK_RST : CK_FIN, false, "close fault");
+    case PGF_ACTION_RESET: {
+        bool rst = a->kind == PGF_ACTION_RESET || a->reset;
+        if (a->side == 'u' || a->side == 'b')
+            up_abort(c, rst);
+        if (a->side == 'u') {
+            /* The backend saw its client vanish; the client sees the
+             * server close, after what was already on its way. */
+            conn_close(c, CK_FIN, false, "upstream closed by fault");
+            return STOP;
+        }
+        if (a->kind == PGF_ACTION_RESET)
+            conn_close(c, CK_RST, true, "reset fault");
+        else
+            conn_close(c, a->reset ? CK_RST : CK_FIN, false, "close fault");
         return STOP;
-    case PGF_ACTION_RESET:
-        conn_close(c, CK_RST, true, "reset fault");
-        return STOP;
+    }
     case PGF_ACTION_HALF_CLOSE:
         if (a->direction == 'r') {
             c->ignore_input = true;

@@ -98,6 +98,7 @@ typedef struct pgf_fault_action {
     uint32_t messages;
     bool reset;
     char direction; /* HALF_CLOSE: 'r' (stop reading), 'w' (shutdown write) */
+    char side;      /* CLOSE/RESET in the proxy: 0 the client, 'u' the upstream, 'b' both */
     /* STALL (ms 0 = forever), DELAY (ms + jitter already drawn), DRIP (slice, ms pause),
      * BANDWIDTH (bytes_per_sec), GARBAGE (bytes), REFUSE (ms window, 0 = this one only) */
     uint32_t ms;

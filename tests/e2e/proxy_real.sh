@@ -87,7 +87,7 @@ observe() {
 # 1. psql: every fault in the file (and none) looks the same on both.
 n=0
 for app in plain px-auth-fail px-57p03 px-close px-error px-fatal px-row-error px-truncate \
-    px-garbage px-reset px-crash px-stall px-delay px-drip; do
+    px-garbage px-reset px-crash px-stall px-delay px-drip px-up-reset; do
     observe "$SERVE_PORT" "$app" -c 'SELECT 1' -c 'SELECT 2' -c 'SELECT 3' >"$TMP/fake.txt"
     observe "$PX" "$app" -c 'SELECT 1' -c 'SELECT 2' -c 'SELECT 3' >"$TMP/proxy.txt"
     diff -u --label "fake $app" "$TMP/fake.txt" --label "proxy $app" "$TMP/proxy.txt" ||
@@ -98,6 +98,10 @@ grep -q '^rc=0$' <(observe "$PX" plain -c 'SELECT 1') || fail "plain psql throug
 grep -qx 'FATAL:  terminating connection due to administrator command' <(observe "$PX" px-fatal -c 'SELECT 1' -c 'SELECT 2') ||
     fail "px-fatal: no FATAL 57P01 text through the proxy"
 echo "psql: $n cases identical on the fake and through the proxy"
+# side: upstream reset the backend's connection, not the client's: PostgreSQL logs it
+grep -q 'could not receive data from client: Connection reset by peer' "$TMP/ref/server.log" ||
+    fail "side: upstream did not reset the upstream connection (server log: $(tail -n 5 "$TMP/ref/server.log"))"
+
 
 # 2. pgbench, simple/extended/prepared, with and without a fault.
 printf 'SELECT 2;\n' >"$TMP/s.sql"
