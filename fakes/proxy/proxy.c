@@ -1008,8 +1008,14 @@ static void process_up(pconn *c)
         evbuffer_copyout(in, hdr, hlen);
         uint32_t len = pgf_rd_be32(hdr + 1);
         if (len < 4 || len > PGF__MAX_BE_MSG) {
+            /* Not PostgreSQL (or not in step): hand the bytes to the client
+             * as they are, so its driver says what it would say talking to
+             * that server directly ("expected authentication request from
+             * server, but received H"), then close. */
             pgf_log_warn("[proxy %llu] upstream sent an invalid message length %u (type 0x%02x)",
                          (unsigned long long)c->id, len, hdr[0]);
+            if (!closing(c))
+                evbuffer_add_buffer(c->out, in);
             conn_close(c, CK_FIN, false, "upstream protocol violation");
             return;
         }
