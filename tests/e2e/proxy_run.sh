@@ -5,6 +5,8 @@
 #    same outcome counts through the proxy as on the embedded fake, the
 #    checker passes, and every fired fault is in the history, linked to its
 #    session;
+#  - the incident's scenario (close racing connects, SCRAM slowed) through
+#    the proxy: the session manager passes, its broken variant is caught;
 #  - a proxy whose upstream is down: exit 1, naming the upstream;
 #  - `server.external` with a key=value conninfo and with a URL, each with a
 #    password: the conninfo given is the one used (every check healthy), and
@@ -60,6 +62,35 @@ assert all(f["session"] >= 1 for f in pf), "a proxy fault is not linked to its s
 print("outcomes", po, "faults", len(pf))
 EOF
 echo "pgfault run: the proxy in front of PostgreSQL and the fake agree"
+
+# The incident (close racing connects while SCRAM is slowed) against the real
+# server: the session manager passes, its broken variant is caught.
+cat >"$TMP/incident.yaml" <<EOF
+name: incident-proxy
+mode: stress
+seed: 42
+server: {proxy: {upstream: "127.0.0.1:$PORT"}}
+client: {user: pgf_scram, password: pgf_scram_pw, database: postgres}
+faults:
+  - {name: slow-sasl, phase: sasl-continue, action: delay, ms: 30, probability: 0.5}
+workload: {sessions: 8, iterations: 10, think_ms: 5, connect_timeout_ms: 2000, threads: 2}
+racers:
+  - {name: close-during-auth, op: close, at: CONNECTING_AUTH, probability: 0.3}
+  - {name: close-during-startup, op: close, at: CONNECTING_STARTUP, probability: 0.1}
+  - {name: close-during-check, op: close, at: BUSY, probability: 0.2}
+  - {name: check-after-close, op: check, at: CLOSED, probability: 0.2}
+expect: {violations: none, all_closed: true, min_checks: 40}
+EOF
+rc=0
+timeout 120 "$PGFAULT" run "$TMP/incident.yaml" --out "$TMP/inc" --quiet >"$TMP/inc.log" 2>&1 || rc=$?
+[ "$rc" = 0 ] || fail "the incident through the proxy: exit $rc: $(tail -n 20 "$TMP/inc.log")"
+rc=0
+timeout 120 "$PGFAULT" run "$TMP/incident.yaml" --out "$TMP/inc-bug" --quiet --bugs close-frees-during-connect \
+    >"$TMP/inc-bug.log" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "the broken session manager through the proxy: exit $rc, want 1: $(tail -n 20 "$TMP/inc-bug.log")"
+$PY -c 'import json,sys; s=json.load(open(sys.argv[1]))["scenarios"][0]; assert s["violations_total"] > 0, s["violations"]' \
+    "$TMP/inc-bug/report.json" || fail "no violations recorded for the broken variant"
+echo "the incident against PostgreSQL through the proxy: passes, and the broken variant is caught"
 
 # The proxy's upstream is down: nothing was tested -> exit 1, naming it.
 closed=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
