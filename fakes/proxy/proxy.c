@@ -99,6 +99,7 @@ typedef struct pconn {
     uint32_t drip_slice, drip_ms;
     bool stalled;
     struct event *stall_timer, *connect_timer;
+    struct event *hangup; /* while stalled: the client's FIN (EV_CLOSED), without reading */
     /* truncation, injected errors */
     int64_t trunc_next_bytes; /* -1 = none */
     int trunc_msgs;
@@ -291,6 +292,8 @@ static void conn_free(pconn *c)
         event_free(c->out_timer);
     if (c->stall_timer)
         event_free(c->stall_timer);
+    if (c->hangup)
+        event_free(c->hangup);
     if (c->connect_timer)
         event_free(c->connect_timer);
     pgf_fault_conn_free(c->fc);
@@ -377,6 +380,8 @@ static void cli_kill(pconn *c, bool rst)
         event_del(c->out_timer);
     if (c->stall_timer)
         event_del(c->stall_timer);
+    if (c->hangup)
+        event_del(c->hangup);
     schedule_reap(c);
 }
 
@@ -589,12 +594,27 @@ static void on_relisten(evutil_socket_t fd, short what, void *arg)
     (void)pgf_proxy_set_listening(arg, true);
 }
 
+/* A stalled session reads nothing, but a client that gives up and closes
+ * must still end it: otherwise a `stall` forever would hold a real backend
+ * until the proxy stops. EV_CLOSED sees the FIN without reading. */
+static void on_hangup(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pconn *c = arg;
+    pgf_log_debug("[proxy %llu] the client closed during a stall", (unsigned long long)c->id);
+    up_close(c, false);
+    cli_kill(c, false);
+}
+
 static void on_stall_end(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     pconn *c = arg;
     c->stalled = false;
+    if (c->hangup)
+        event_del(c->hangup);
     flush_out(c);
     process_up(c);
     process_cli(c);
@@ -711,6 +731,10 @@ static int apply(pconn *c, pgf_phase ph, const pgf_fault_action *a, size_t be_le
         /* What was queued before this point still goes out. */
         flush_out(c);
         c->stalled = true;
+        if (c->hangup == NULL && c->cli.fd >= 0)
+            c->hangup = event_new(c->px->base, c->cli.fd, EV_CLOSED | EV_PERSIST, on_hangup, c);
+        if (c->hangup != NULL)
+            event_add(c->hangup, NULL);
         if (a->ms > 0) {
             if (c->stall_timer == NULL)
                 c->stall_timer = evtimer_new(c->px->base, on_stall_end, c);

@@ -10,6 +10,7 @@
 #  - a CancelRequest through the proxy cancels the real backend (57014);
 #  - the fault log carries client address, application_name, the upstream
 #    backend pid (equal to pg_backend_pid()) and wall time;
+#  - a client that gives up during a stall forever releases its backend;
 #  - an unreachable upstream gives FATAL 57P03 naming it, the proxy keeps
 #    running, and the event is in the fault log; SIGTERM exits 0.
 #
@@ -98,6 +99,20 @@ grep -q '^rc=0$' <(observe "$PX" plain -c 'SELECT 1') || fail "plain psql throug
 grep -qx 'FATAL:  terminating connection due to administrator command' <(observe "$PX" px-fatal -c 'SELECT 1' -c 'SELECT 2') ||
     fail "px-fatal: no FATAL 57P01 text through the proxy"
 echo "psql: $n cases identical on the fake and through the proxy"
+# a client that gives up on a stall forever must not leave its backend behind
+rc=0
+PGPASSWORD=pgf_scram_pw timeout 1 psql -X -w "host=127.0.0.1 port=$PX user=pgf_scram dbname=postgres application_name=px-stall-forever" \
+    -c 'SELECT 1' >/dev/null 2>&1 || rc=$?
+[ "$rc" = 124 ] || fail "stall forever: psql was not stalled (rc=$rc)"
+left=1
+for i in $(seq 100); do
+    left=$(psql -X -At "host=127.0.0.1 port=$REF_PORT user=postgres dbname=postgres" \
+        -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'px-stall-forever'")
+    [ "$left" = 0 ] && break
+    sleep 0.05 # polling until the backend exits (bounded), not a timing assertion
+done
+[ "$left" = 0 ] || fail "stall forever: the backend outlived its client"
+
 # side: upstream reset the backend's connection, not the client's: PostgreSQL logs it
 grep -q 'could not receive data from client: Connection reset by peer' "$TMP/ref/server.log" ||
     fail "side: upstream did not reset the upstream connection (server log: $(tail -n 5 "$TMP/ref/server.log"))"
