@@ -1095,6 +1095,12 @@ static void handle_startup_packet(pconn *c, const uint8_t *p, size_t len)
         evbuffer_drain(in, len);
         if (fault_point(c, PGF_PHASE_SSL_REQUEST, 0, 0) == STOP)
             return;
+        if (c->trunc_next_bytes >= 0) { /* truncate at ssl-request: the 'N' itself */
+            emit(c, "N", c->trunc_next_bytes > 0 ? 1 : 0);
+            c->trunc_next_bytes = -1;
+            conn_close(c, c->trunc_reset ? CK_RST : CK_FIN, false, "truncated by fault");
+            return;
+        }
         emit(c, "N", 1);
         return;
     }
