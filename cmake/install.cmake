@@ -18,7 +18,7 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 # Modules in link order (a library before those it uses), for pgfault.pc.
-set(PGF_INSTALL_MODULES driver reports checker session server fault proto base)
+set(PGF_INSTALL_MODULES driver reports checker session proxy server fault proto base)
 
 set(_pgf_targets pgf_options pgf_sanitize pgf_all)
 foreach(m ${PGF_INSTALL_MODULES})

@@ -1,6 +1,7 @@
 /* cmd_proxy.c - `pgfault proxy`: the fault proxy in front of a real
  * PostgreSQL until SIGINT/SIGTERM. A thin layer over fakes/proxy/proxy.h
- * (and the control API of fakes/fault/control.h on the same loop). */
+ * (and the control API of fakes/fault/control.h on the same loop). Its usage
+ * text is in usage.c. */
 #include <event2/event.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "usage.h"
 #include "pgfault/control.h"
 #include "pgfault/fault.h"
 #include "pgfault/faultlog.h"
@@ -21,36 +23,7 @@
 
 static void proxy_usage(FILE *f)
 {
-    fprintf(f, "usage: pgfault proxy --upstream HOST:PORT|SOCKETDIR [OPTIONS]\n"
-               "\n"
-               "Sit between PostgreSQL clients and a real PostgreSQL, frame both directions\n"
-               "by message and apply the same fault rules as `pgfault serve`, at the same\n"
-               "protocol phases. Authentication passes through (SCRAM end to end); SSLRequest\n"
-               "is answered 'N' and the upstream is plaintext; BackendKeyData passes through\n"
-               "unchanged and CancelRequests are forwarded. Runs until SIGINT or SIGTERM.\n"
-               "\n"
-               "options:\n"
-               "  --upstream ADDR          the real server: HOST:PORT, [V6]:PORT, a unix socket\n"
-               "                           directory or a .s.PGSQL.N socket file (required)\n"
-               "  --upstream-port N        port of the socket in a directory (default 5432)\n"
-               "  --connect-timeout MS     upstream connect deadline (default 5000); past it,\n"
-               "                           or when refused, the client gets FATAL 57P03\n"
-               "  --listen HOST:PORT       TCP address (repeatable; default 127.0.0.1:6432;\n"
-               "                           port 0 picks a free port)\n"
-               "  --unix-socket-dir DIR    also listen on DIR/.s.PGSQL.<port>\n"
-               "  --no-tcp                 only the unix socket\n"
-               "  --faults FILE            fault rules (YAML; docs/faults.md)\n"
-               "  --fault-log FILE         append every fired fault and upstream failure as a\n"
-               "                           JSON line with client, application_name,\n"
-               "                           upstream_pid and wall_time\n"
-               "  --control HOST:PORT      the HTTP control API (loopback only unless\n"
-               "                           --allow-remote-control)\n"
-               "  --seed N                 seed for fault decisions (default 1)\n"
-               "  --log-level LEVEL        error, warn (default), info, debug, trace\n"
-               "  --quiet                  do not print the listening lines\n"
-               "  -h, --help               this text\n"
-               "\n"
-               "exit: 0 after a signal, 2 bad flag or rule file, 3 cannot listen\n");
+    pgf__cli_usage_print(f, "proxy");
 }
 
 struct proxy_cli {
@@ -96,23 +69,9 @@ static int parse_uint(const char *flag, const char *s, unsigned long max, unsign
 
 int pgf_cmd_proxy(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"upstream", required_argument, NULL, 'U'},
-        {"upstream-port", required_argument, NULL, 'P'},
-        {"connect-timeout", required_argument, NULL, 't'},
-        {"listen", required_argument, NULL, 'l'},
-        {"unix-socket-dir", required_argument, NULL, 'u'},
-        {"no-tcp", no_argument, NULL, 'T'},
-        {"faults", required_argument, NULL, 'F'},
-        {"fault-log", required_argument, NULL, 'O'},
-        {"control", required_argument, NULL, 'C'},
-        {"allow-remote-control", no_argument, NULL, 'R'},
-        {"seed", required_argument, NULL, 's'},
-        {"log-level", required_argument, NULL, 'L'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    struct option opts[32];
+    if (pgf__cli_longopts("proxy", opts, sizeof opts / sizeof opts[0]) != 0)
+        return PGF_EXIT_INTERNAL;
     const char *listen[MAX_LISTEN + 1];
     int nlisten = 0;
     bool no_tcp = false, remote_control = false;

@@ -102,6 +102,31 @@ static const pgf__cli_row check_opts[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static const pgf__cli_row proxy_opts[] = {
+    {"upstream", "ADDR", 'U',
+     "the real server: HOST:PORT, [V6]:PORT, a unix socket\n"
+     "directory or a .s.PGSQL.N socket file (required)"},
+    {"upstream-port", "N", 'P', "port of the socket in a directory (default 5432)"},
+    {"connect-timeout", "MS", 't',
+     "upstream connect deadline (default 5000); past it,\n"
+     "or when refused, the client gets FATAL 57P03"},
+    {"listen", "HOST:PORT", 'l',
+     "TCP address (repeatable; default 127.0.0.1:6432;\n"
+     "port 0 picks a free port)"},
+    {"unix-socket-dir", "DIR", 'u', "also listen on DIR/.s.PGSQL.<port>"},
+    {"no-tcp", NULL, 'T', "only the unix socket"},
+    {"faults", "FILE", 'F', "fault rules (YAML, docs/faults.md)"},
+    {"fault-log", "FILE", 'O',
+     "append every fired fault and upstream failure as a JSON\n"
+     "line with client, application_name, upstream_pid, wall_time"},
+    {"control", "HOST:PORT", 'C', "serve the HTTP control API (`pgfault faults`) there"},
+    {"allow-remote-control", NULL, 'R', "let --control listen on a non-loopback address"},
+    {"seed", "N", 's', "seed for fault decisions (default 1)"},
+    {"log-level", "LEVEL", 'L', "error, warn, info, debug, trace (default warn)"},
+    {"quiet", NULL, 'q', "do not print the listening lines"},
+    {NULL, NULL, 0, NULL},
+};
+
 static const pgf__cli_row spec_opts[] = {
     {"format", "json|yaml|dot", 0, "output format (default json)"},
     {"output", "FILE", 0, "write to FILE instead of stdout"},
@@ -122,6 +147,17 @@ const pgf__cli_usage pgf__cli_usages[] = {
      "  listening tcp 127.0.0.1:54320\n"
      "  listening unix /tmp/pg/.s.PGSQL.54320",
      NULL, serve_opts, "0 stopped by a signal, 2 bad usage or fault rules, 3 cannot listen"},
+    {"proxy", "--upstream HOST:PORT|SOCKETDIR [OPTIONS]",
+     "Sit between PostgreSQL clients and a real PostgreSQL, frame both directions\n"
+     "by message and apply the same fault rules as `pgfault serve`, at the same\n"
+     "protocol phases (docs/proxy.md). Authentication passes through (SCRAM end to\n"
+     "end); SSLRequest is answered 'N' and the upstream is plaintext; BackendKeyData\n"
+     "passes through unchanged and CancelRequests are forwarded; an unreachable\n"
+     "upstream gives the client FATAL 57P03. Runs until SIGINT or SIGTERM.\n"
+     "Prints, e.g.\n"
+     "  listening tcp 127.0.0.1:6432\n"
+     "  upstream 127.0.0.1:5432",
+     NULL, proxy_opts, "0 stopped by a signal, 2 bad usage or fault rules, 3 cannot listen"},
     {"faults", "[--control HOST:PORT] [--timeout MS] COMMAND [ARGS]",
      "Read and change the fault rules of a running `pgfault serve --control` through its\n"
      "HTTP control API.",
