@@ -14,11 +14,12 @@ declare -A lib=(
     [fault]=fakes/fault/libpgf_fault.a [server]=fakes/server/libpgf_server.a
     [session]=harness/session/libpgf_session.a [checker]=harness/checker/libpgf_checker.a
     [reports]=reports/libpgf_reports.a [driver]=harness/driver/libpgf_driver.a
+    [proxy]=fakes/proxy/libpgf_proxy.a
 )
 declare -A allowed=(
     [base]="" [proto]="base" [fault]="base" [server]="base proto fault"
-    [session]="base" [checker]="base" [reports]="base"
-    [driver]="base proto fault server session checker reports"
+    [proxy]="base proto fault" [session]="base" [checker]="base" [reports]="base"
+    [driver]="base proto fault server proxy session checker reports"
 )
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pgf-e2e-layers.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
