@@ -329,6 +329,20 @@ static void scenario_free(pgf_report_scenario *s)
         free(s->marks.items[i].rule);
     }
     free(s->marks.items);
+    for (size_t i = 0; i < s->ops.len; i++) {
+        free(s->ops.items[i].op);
+        free(s->ops.items[i].result);
+        free(s->ops.items[i].error);
+    }
+    free(s->ops.items);
+    for (size_t i = 0; i < s->vmarks.len; i++)
+        free(s->vmarks.items[i].kind);
+    free(s->vmarks.items);
+    for (size_t i = 0; i < s->windows.len; i++)
+        free(s->windows.items[i].rule);
+    free(s->windows.items);
+    free(s->samples.items);
+    free(s->mode);
     for (size_t i = 0; i < s->rules.len; i++) {
         free(s->rules.items[i].name);
         free(s->rules.items[i].phase);
@@ -439,6 +453,12 @@ uint64_t pgf__scenario_violations(const pgf_report_scenario *s)
     return n;
 }
 
+bool pgf__scenario_virtual(const pgf_report_scenario *s)
+{
+    const char *m = s->mode ? s->mode : s->report->mode;
+    return m != NULL && strcmp(m, "sim") == 0;
+}
+
 const char *pgf__scenario_replay(const pgf_report_scenario *s)
 {
     return s->replay_command ? s->replay_command : s->report->replay_command;
@@ -500,6 +520,23 @@ int pgf_report_scenario_set_run(pgf_report_scenario *s, uint64_t seed, const cha
     s->duration_ns = duration_ns;
     s->has_run = true;
     return 0;
+}
+
+int pgf_report_scenario_set_timing(pgf_report_scenario *s, const char *mode, uint64_t wall_ns)
+{
+    if (s == NULL)
+        return PGF_EINVAL;
+    int rc = replace_str(s->report, &s->mode, mode);
+    if (rc != 0)
+        return rc;
+    s->wall_ns = wall_ns;
+    return 0;
+}
+
+void pgf_report_scenario_set_sessions(pgf_report_scenario *s, uint64_t total)
+{
+    if (s != NULL)
+        s->sessions_total = total;
 }
 
 pgf_report_check *pgf_report_add_check(pgf_report_scenario *s, const char *name, bool passed,
@@ -704,6 +741,67 @@ int pgf_report_add_fault_mark(pgf_report_scenario *s, uint64_t session, uint64_t
         return PGF_ENOMEM;
     }
     s->marks.items[s->marks.len++] = m;
+    return 0;
+}
+
+int pgf_report_add_op(pgf_report_scenario *s, uint64_t session, uint64_t op_id, const char *op,
+                      uint64_t invoke_ns, uint64_t end_ns, const char *result, const char *error)
+{
+    if (s == NULL || op == NULL || end_ns < invoke_ns)
+        return PGF_EINVAL;
+    pgf_report *r = s->report;
+    pgf__op x = {session, op_id, invoke_ns, end_ns, NULL, NULL, NULL};
+    if (dup_opt(r, op, &x.op) != 0 || dup_opt(r, result, &x.result) != 0 ||
+        dup_opt(r, error, &x.error) != 0 || !VEC_PUSH_ROOM(r, s->ops)) {
+        free(x.op);
+        free(x.result);
+        free(x.error);
+        return PGF_ENOMEM;
+    }
+    s->ops.items[s->ops.len++] = x;
+    return 0;
+}
+
+int pgf_report_add_violation_mark(pgf_report_scenario *s, uint64_t session, uint64_t t_ns,
+                                  const char *kind)
+{
+    if (s == NULL || kind == NULL)
+        return PGF_EINVAL;
+    pgf__vmark m = {session, t_ns, NULL};
+    if (dup_opt(s->report, kind, &m.kind) != 0 || !VEC_PUSH_ROOM(s->report, s->vmarks)) {
+        free(m.kind);
+        return PGF_ENOMEM;
+    }
+    s->vmarks.items[s->vmarks.len++] = m;
+    return 0;
+}
+
+int pgf_report_add_fault_window(pgf_report_scenario *s, const char *rule, uint64_t start_ns,
+                                uint64_t end_ns)
+{
+    if (s == NULL || rule == NULL || end_ns < start_ns)
+        return PGF_EINVAL;
+    pgf__window w = {NULL, start_ns, end_ns};
+    if (dup_opt(s->report, rule, &w.rule) != 0 || !VEC_PUSH_ROOM(s->report, s->windows)) {
+        free(w.rule);
+        return PGF_ENOMEM;
+    }
+    s->windows.items[s->windows.len++] = w;
+    return 0;
+}
+
+int pgf_report_add_sample(pgf_report_scenario *s, pgf_report_outcome o, uint64_t t_ns,
+                          uint64_t latency_ns)
+{
+    if (s == NULL || (unsigned)o >= PGF_REPORT_OUTCOME_COUNT)
+        return PGF_EINVAL;
+    if (s->samples.len >= PGF_REPORT_MAX_SAMPLES) {
+        s->samples_dropped++;
+        return 0;
+    }
+    if (!VEC_PUSH_ROOM(s->report, s->samples))
+        return PGF_ENOMEM;
+    s->samples.items[s->samples.len++] = (pgf__sample){t_ns, latency_ns, o};
     return 0;
 }
 

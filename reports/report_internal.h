@@ -61,6 +61,26 @@ typedef struct pgf__mark {
     char *phase, *action, *rule; /* rule may be NULL */
 } pgf__mark;
 
+typedef struct pgf__op {
+    uint64_t session, op_id, invoke_ns, end_ns;
+    char *op, *result, *error; /* result/error may be NULL */
+} pgf__op;
+
+typedef struct pgf__vmark {
+    uint64_t session, t_ns;
+    char *kind;
+} pgf__vmark;
+
+typedef struct pgf__window {
+    char *rule;
+    uint64_t start_ns, end_ns;
+} pgf__window;
+
+typedef struct pgf__sample {
+    uint64_t t_ns, latency_ns;
+    pgf_report_outcome outcome;
+} pgf__sample;
+
 typedef struct pgf__rule {
     char *name, *phase, *action;
     uint64_t fired;
@@ -81,6 +101,10 @@ struct pgf_report_scenario {
     char *name, *description, *replay_command;
     uint64_t seed, duration_ns;
     bool has_run;
+    char *mode;               /* the clock of its times: "sim" = virtual; NULL = unknown */
+    uint64_t wall_ns;         /* wall-clock time it took; 0 = unknown */
+    uint64_t sessions_total;  /* sessions in the run; 0 = unknown (count the timeline's) */
+    uint64_t samples_dropped; /* samples beyond PGF_REPORT_MAX_SAMPLES */
     PGF__VEC(pgf_report_check *) checks;
     uint64_t outcomes[PGF_REPORT_OUTCOME_COUNT];
     pgf__hist latency[PGF_REPORT_OUTCOME_COUNT];
@@ -88,6 +112,10 @@ struct pgf_report_scenario {
     PGF__VEC(pgf__edge) edges;
     PGF__VEC(pgf__span) spans;
     PGF__VEC(pgf__mark) marks;
+    PGF__VEC(pgf__op) ops;
+    PGF__VEC(pgf__vmark) vmarks;
+    PGF__VEC(pgf__window) windows;
+    PGF__VEC(pgf__sample) samples;
     PGF__VEC(pgf__rule) rules;
     PGF__VEC(pgf__cell) cells;
     PGF__VEC(pgf__kv) violations;
@@ -114,6 +142,8 @@ void pgf__report_totals(const pgf_report *r, pgf__totals *t);
 bool pgf__scenario_passed(const pgf_report_scenario *s);
 uint64_t pgf__scenario_health_checks(const pgf_report_scenario *s);
 uint64_t pgf__scenario_violations(const pgf_report_scenario *s);
+/* True when the scenario's times are virtual (sim mode). */
+bool pgf__scenario_virtual(const pgf_report_scenario *s);
 /* The replay command of a scenario (its own, else the run's; may be NULL). */
 const char *pgf__scenario_replay(const pgf_report_scenario *s);
 

@@ -82,7 +82,8 @@ typedef struct pgf_report_meta {
     const char *description;
     uint64_t start_wall_us;     /* pgf_wall_us() at start; 0 = unknown */
     uint64_t end_wall_us;       /* pgf_wall_us() at end; 0 = unknown */
-    uint64_t duration_ns;       /* run duration (virtual time in sim mode) */
+    uint64_t duration_ns;       /* run duration, wall clock (each scenario's own clock is in
+                                 * pgf_report_scenario_set_timing) */
     bool interrupted;           /* stopped by SIGINT/SIGTERM: results are partial */
     const char *replay_command; /* "pgfault replay out/report.json" */
     const char *out_dir;        /* where the reports go; used by the console summary */
@@ -114,6 +115,15 @@ pgf_report_scenario *pgf_report_add_scenario(pgf_report *r, const char *name,
 /* Per-scenario seed, replay command (NULL = use the run's), duration. */
 PGF_NODISCARD int pgf_report_scenario_set_run(pgf_report_scenario *s, uint64_t seed,
                                               const char *replay_command, uint64_t duration_ns);
+
+/* Which clock a scenario's times are on ("sim": virtual time, anything else:
+ * monotonic wall time) and how long it took on the wall clock (the time every
+ * one of its checks needed; junit.xml reports it). `mode` is copied. */
+PGF_NODISCARD int pgf_report_scenario_set_timing(pgf_report_scenario *s, const char *mode,
+                                                 uint64_t wall_ns);
+/* How many sessions the run had in all (the M of the timeline's "showing N
+ * of M"); the timeline holds only the sessions the harness added. */
+void pgf_report_scenario_set_sessions(pgf_report_scenario *s, uint64_t total);
 
 /* A check or expectation, with its verdict. `kind` classifies a failure
  * ("illegal_transition", "use_after_close", "expectation"...); `message` says
@@ -163,6 +173,29 @@ PGF_NODISCARD int pgf_report_add_fault_mark(pgf_report_scenario *s, uint64_t ses
                                             const char *phase, const char *action,
                                             const char *rule);
 
+/* Timeline: an operation on `session`, drawn as a bar from invoke_ns to
+ * end_ns (Jepsen's timeline). `result` is "ok", "fail", "info" or NULL (it
+ * never completed: end_ns is then the end of the run); `error` may be NULL.
+ * An operation invoked while another one of the same session is still in
+ * progress is drawn as a racer's call on that session's row. */
+PGF_NODISCARD int pgf_report_add_op(pgf_report_scenario *s, uint64_t session, uint64_t op_id,
+                                    const char *op, uint64_t invoke_ns, uint64_t end_ns,
+                                    const char *result, const char *error);
+/* Timeline: the checker found a violation of `kind` at t_ns on `session`;
+ * sessions with one are drawn first and always. */
+PGF_NODISCARD int pgf_report_add_violation_mark(pgf_report_scenario *s, uint64_t session,
+                                                uint64_t t_ns, const char *kind);
+/* A time window in which fault rule `rule` was armed (its from_ms/until_ms);
+ * shaded on the timeline and on the latency-over-time plot. */
+PGF_NODISCARD int pgf_report_add_fault_window(pgf_report_scenario *s, const char *rule,
+                                              uint64_t start_ns, uint64_t end_ns);
+/* A health check of outcome `o` completed at t_ns after latency_ns (the
+ * latency and throughput over time plots). At most PGF_REPORT_MAX_SAMPLES are
+ * kept per scenario; the rest are counted and the plot says so. */
+PGF_NODISCARD int pgf_report_add_sample(pgf_report_scenario *s, pgf_report_outcome o, uint64_t t_ns,
+                                        uint64_t latency_ns);
+#define PGF_REPORT_MAX_SAMPLES 1000000
+
 /* Fault-site coverage: a rule of the fault set (with the phase and action it
  * targets) and how often it fired. Adding a rule again adds to its count.
  * Rules with count 0 at write time are listed as never fired. */
@@ -202,7 +235,10 @@ PGF_NODISCARD int pgf_report_write_all(const pgf_report *r, const char *dir, cha
  * meta.out_dir). Control characters are escaped. */
 void pgf_report_print_summary(const pgf_report *r, FILE *out);
 
-/* Sessions drawn at most in the HTML timeline (the page says when it cut). */
+/* Sessions without a violation drawn at most in the HTML timeline (the page
+ * says when it cut); sessions with a violation are always drawn, up to
+ * PGF_REPORT_HTML_MAX_FAILING. */
 #define PGF_REPORT_HTML_MAX_SESSIONS 40
+#define PGF_REPORT_HTML_MAX_FAILING  200
 
 #endif

@@ -1,0 +1,316 @@
+/* pictures.c - see pictures.h. What the report's figures are made of:
+ *
+ * - the timeline holds every session with a violation (up to
+ *   PGF_REPORT_HTML_MAX_FAILING) and the first PGF_REPORT_HTML_MAX_SESSIONS
+ *   others in order of appearance: their state spans (a terminal state is a
+ *   zero-length span, never a bar to the end of the run), their operations
+ *   from invoke to completion, the violations the checker found on them;
+ * - every fired fault becomes a mark (the page counts those on sessions it
+ *   does not draw), and every rule with from_ms/until_ms a fault window;
+ * - every health check with its completion time and latency is a sample
+ *   for the latency and throughput over time plot.
+ * Sessions are found by binary search in a sorted id array, operations by
+ * op_id, so filling is O(records log sessions). */
+#include "pictures.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgfault/machine.h"
+#include "pgfault/rules.h"
+
+/* Report building is best-effort per item: a failed allocation sets the
+ * report's own failure flag and the writers refuse to write a partial file. */
+static inline void ignore_(int rc)
+{
+    (void)rc;
+}
+
+/* The reports keep their own outcome table (they know no session); it
+ * must list the session's health reasons in the same order, or this does
+ * not compile (an unknown reason used to become connection_lost silently).
+ * tests/test_reports.c checks the strings agree too. */
+_Static_assert((int)PGF_REPORT_OUTCOME_COUNT == (int)PGF_HEALTH_REASON_COUNT,
+               "report outcomes and health reasons differ in number");
+#define PGF__OUTCOME_TIE(name, str, code, doc)                       \
+    _Static_assert((int)PGF_REPORT_##name == (int)PGF_HEALTH_##name, \
+                   "report outcome " str " out of step with its health reason");
+PGF_HEALTH_REASON_MAP(PGF__OUTCOME_TIE)
+#undef PGF__OUTCOME_TIE
+
+static pgf_report_outcome outcome_of(pgf_health_reason r)
+{
+    return (pgf_report_outcome)r;
+}
+
+/* A health record's reason as a report outcome ("ok" is healthy). */
+static pgf_report_outcome outcome_of_reason(const char *reason)
+{
+    if (reason == NULL || strcmp(reason, "ok") == 0)
+        return PGF_REPORT_HEALTHY;
+    int o = pgf_report_outcome_parse(reason);
+    return o >= 0 ? (pgf_report_outcome)o : PGF_REPORT_CONNECTION_LOST;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct pending {
+    int64_t op_id;
+    const char *op;
+    uint64_t t;
+} pending;
+
+/* Per drawn session: its current state and the operations in progress. */
+typedef struct tl_session {
+    const char *state;
+    uint64_t since;
+    bool seen;
+    pending *ops;
+    size_t nops, capops;
+} tl_session;
+
+typedef struct invoke_time {
+    int64_t op_id;
+    uint64_t t;
+} invoke_time;
+
+static int cmp_invoke(const void *a, const void *b)
+{
+    const invoke_time *x = a, *y = b;
+    return x->op_id < y->op_id ? -1 : x->op_id > y->op_id;
+}
+
+static bool in_sorted(const int64_t *v, size_t n, int64_t x)
+{
+    return n > 0 && bsearch(&x, v, n, sizeof *v, cmp_i64) != NULL;
+}
+
+static void add_windows(pgf_report_scenario *rs, const pgf_fault_rules *rules, uint64_t base_ns,
+                        uint64_t end_ns, bool whole_run)
+{
+    size_t n = rules ? pgf_fault_rules_count(rules) : 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *j = json_loads(pgf_fault_rules_rule_json(rules, i), 0, NULL);
+        if (j == NULL)
+            continue;
+        json_t *from = json_object_get(j, "from_ms"), *until = json_object_get(j, "until_ms");
+        if (json_is_integer(from) || json_is_integer(until) || whole_run) {
+            uint64_t a =
+                base_ns +
+                (json_is_integer(from) ? (uint64_t)json_integer_value(from) * 1000000ULL : 0);
+            uint64_t z = json_is_integer(until)
+                             ? base_ns + (uint64_t)json_integer_value(until) * 1000000ULL
+                             : end_ns;
+            if (z < a)
+                z = a;
+            ignore_(pgf_report_add_fault_window(rs, pgf_fault_rules_name(rules, i), a, z));
+        }
+        json_decref(j);
+    }
+}
+
+void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_check_result *ck,
+                        const pgf_rec *recs, size_t n, pgf_report_scenario *rs)
+{
+    for (int k = 0; k < PGF_HEALTH_REASON_COUNT; k++) {
+        if (r->outcomes[k] == 0)
+            continue;
+        pgf_report_outcome o = outcome_of((pgf_health_reason)k);
+        ignore_(pgf_report_count_outcome(rs, o, r->outcomes[k]));
+        for (size_t i = 0; i < r->nlat[k]; i++)
+            ignore_(pgf_report_add_latency(rs, o, r->lat[k][i], 1));
+    }
+    for (int st = 0; st < PGF_SESS_STATE_COUNT; st++)
+        ignore_(pgf_report_add_state(rs, pgf_session_state_name((pgf_sess_state)st)));
+    ignore_(pgf_report_scenario_set_timing(rs, pgf_run_mode_name(sc->mode), r->wall_ns));
+    if (ck != NULL)
+        pgf_report_scenario_set_sessions(rs, ck->sessions);
+
+    /* edge counts: (from, to, op) -> count, small fixed table */
+    enum { MAXE = 256 };
+    struct {
+        const char *from, *to, *op;
+        uint64_t n;
+    } edges[MAXE];
+    int ne = 0;
+
+    /* Which sessions the timeline holds: every session with a violation,
+     * then the first others in order of appearance. */
+    size_t cap = PGF_REPORT_HTML_MAX_FAILING + PGF_REPORT_HTML_MAX_SESSIONS;
+    int64_t *sel = malloc(cap * sizeof *sel);
+    tl_session *tls = calloc(cap, sizeof *tls);
+    invoke_time *inv = malloc((n ? n : 1) * sizeof *inv);
+    if (sel == NULL || tls == NULL || inv == NULL)
+        goto done;
+    size_t nsel = 0, nfail = 0;
+    for (size_t f = 0; ck != NULL && f < ck->nfirst && nfail < PGF_REPORT_HTML_MAX_FAILING; f++) {
+        int64_t s = ck->first[f].session;
+        if (s == PGF_REC_NONE)
+            continue;
+        bool have = false;
+        for (size_t k = 0; k < nsel && !have; k++)
+            have = sel[k] == s;
+        if (!have) {
+            sel[nsel++] = s;
+            nfail++;
+        }
+    }
+    size_t others = 0;
+    for (size_t i = 0; i < n && others < PGF_REPORT_HTML_MAX_SESSIONS; i++) {
+        const pgf_rec *rec = &recs[i];
+        if ((rec->type != PGF_REC_TRANSITION && rec->type != PGF_REC_INVOKE) ||
+            rec->session == PGF_REC_NONE)
+            continue;
+        bool have = false;
+        for (size_t k = 0; k < nsel && !have; k++)
+            have = sel[k] == rec->session;
+        if (!have) {
+            sel[nsel++] = rec->session;
+            others++;
+        }
+    }
+    qsort(sel, nsel, sizeof *sel, cmp_i64);
+
+    /* Violations on the timeline: where each session's first one showed. */
+    for (size_t f = 0; ck != NULL && f < ck->nfirst; f++) {
+        const pgf_violation *v = &ck->first[f];
+        if (v->session == PGF_REC_NONE || !in_sorted(sel, nsel, v->session))
+            continue;
+        uint64_t t = v->at < n ? recs[v->at].time_ns : r->duration_ns;
+        ignore_(pgf_report_add_violation_mark(rs, (uint64_t)v->session, t,
+                                              pgf_violation_name(v->kind)));
+    }
+
+    size_t ninv = 0;
+    for (size_t i = 0; i < n; i++)
+        if (recs[i].type == PGF_REC_INVOKE && recs[i].op_id != PGF_REC_NONE)
+            inv[ninv++] = (invoke_time){recs[i].op_id, recs[i].time_ns};
+    qsort(inv, ninv, sizeof *inv, cmp_invoke);
+
+    for (size_t i = 0; i < n; i++) {
+        const pgf_rec *rec = &recs[i];
+        if (rec->type == PGF_REC_TRANSITION && rec->from && rec->to && rec->op) {
+            int k;
+            for (k = 0; k < ne; k++)
+                if (strcmp(edges[k].from, rec->from) == 0 && strcmp(edges[k].to, rec->to) == 0 &&
+                    strcmp(edges[k].op, rec->op) == 0)
+                    break;
+            if (k == ne && ne < MAXE) {
+                edges[ne].from = rec->from;
+                edges[ne].to = rec->to;
+                edges[ne].op = rec->op;
+                edges[ne].n = 0;
+                ne++;
+            }
+            if (k < ne)
+                edges[k].n++;
+        }
+        if (rec->type == PGF_REC_HEALTH && rec->op_id != PGF_REC_NONE) {
+            invoke_time key = {rec->op_id, 0};
+            const invoke_time *it = bsearch(&key, inv, ninv, sizeof *inv, cmp_invoke);
+            if (it != NULL && rec->time_ns >= it->t)
+                ignore_(pgf_report_add_sample(rs, outcome_of_reason(rec->reason), rec->time_ns,
+                                              rec->time_ns - it->t));
+        }
+        if (rec->type == PGF_REC_FAULT) {
+            uint64_t s = rec->session == PGF_REC_NONE ? 0 : (uint64_t)rec->session;
+            ignore_(pgf_report_add_fault_mark(rs, s, rec->time_ns, rec->phase ? rec->phase : "?",
+                                              rec->action ? rec->action : "?", rec->rule));
+            continue;
+        }
+        if (rec->session == PGF_REC_NONE)
+            continue;
+        const int64_t *hit = nsel ? bsearch(&rec->session, sel, nsel, sizeof *sel, cmp_i64) : NULL;
+        if (hit == NULL)
+            continue;
+        tl_session *t = &tls[hit - sel];
+        if (rec->type == PGF_REC_TRANSITION && rec->from && rec->to) {
+            uint64_t start = t->seen ? t->since : rec->time_ns;
+            ignore_(pgf_report_add_span(rs, (uint64_t)rec->session, rec->from, start,
+                                        rec->time_ns < start ? start : rec->time_ns));
+            t->seen = true;
+            t->since = rec->time_ns;
+            t->state = rec->to;
+        } else if (rec->type == PGF_REC_INVOKE && rec->op && rec->op_id != PGF_REC_NONE) {
+            if (t->nops == t->capops) {
+                size_t nc = t->capops ? t->capops * 2 : 4;
+                pending *p = realloc(t->ops, nc * sizeof *p);
+                if (p == NULL)
+                    continue;
+                t->ops = p;
+                t->capops = nc;
+            }
+            t->ops[t->nops++] = (pending){rec->op_id, rec->op, rec->time_ns};
+        } else if ((rec->type == PGF_REC_OK || rec->type == PGF_REC_FAIL ||
+                    rec->type == PGF_REC_INFO) &&
+                   rec->op_id != PGF_REC_NONE) {
+            for (size_t k = 0; k < t->nops; k++) {
+                if (t->ops[k].op_id != rec->op_id)
+                    continue;
+                uint64_t end = rec->time_ns < t->ops[k].t ? t->ops[k].t : rec->time_ns;
+                ignore_(pgf_report_add_op(rs, (uint64_t)rec->session, (uint64_t)rec->op_id,
+                                          t->ops[k].op, t->ops[k].t, end,
+                                          pgf_rec_type_name(rec->type), rec->error));
+                t->ops[k] = t->ops[--t->nops];
+                break;
+            }
+        }
+    }
+    uint64_t end = r->duration_ns;
+    for (size_t k = 0; k < nsel; k++) {
+        tl_session *t = &tls[k];
+        if (t->state != NULL) {
+            int st = pgf_session_state_parse(t->state);
+            bool terminal = st >= 0 && pgf_session_state_terminal((pgf_sess_state)st);
+            /* A terminal state is a point (a tick), not a bar to the end. */
+            uint64_t stop = terminal || end < t->since ? t->since : end;
+            ignore_(pgf_report_add_span(rs, (uint64_t)sel[k], t->state, t->since, stop));
+        }
+        for (size_t j = 0; j < t->nops; j++) /* never completed */
+            ignore_(pgf_report_add_op(rs, (uint64_t)sel[k], (uint64_t)t->ops[j].op_id, t->ops[j].op,
+                                      t->ops[j].t, end > t->ops[j].t ? end : t->ops[j].t, NULL,
+                                      NULL));
+    }
+    for (int k = 0; k < ne; k++) {
+        int from = pgf_session_state_parse(edges[k].from),
+            to = pgf_session_state_parse(edges[k].to);
+        int op = pgf_session_op_parse(edges[k].op);
+        bool legal = from >= 0 && to >= 0 && op >= 0 &&
+                     pgf_session_transition_allowed((pgf_sess_state)from, (pgf_sess_state)to,
+                                                    (pgf_sess_op)op);
+        ignore_(
+            pgf_report_add_edge(rs, edges[k].from, edges[k].to, edges[k].op, edges[k].n, legal));
+    }
+    add_windows(rs, sc->rules, 0, sc->rules2 ? sc->rules2_at_ms * 1000000ULL : end, false);
+    if (sc->rules2 != NULL)
+        add_windows(rs, sc->rules2, sc->rules2_at_ms * 1000000ULL, end, true);
+
+    pgf_fault_coverage cov;
+    if (pgf_fault_coverage_get(r->engine, &cov) == 0) {
+        for (int p = 0; p < PGF_PHASE_COUNT; p++)
+            for (int a = 0; a < PGF_ACTION_COUNT; a++)
+                if (cov.fired[p][a] > 0)
+                    ignore_(pgf_report_add_coverage(rs, pgf_phase_name((pgf_phase)p),
+                                                    pgf_action_name((pgf_action_kind)a),
+                                                    cov.fired[p][a]));
+        for (size_t i = 0; i < cov.nrules; i++)
+            ignore_(pgf_report_add_rule(rs, cov.rules[i].name, pgf_phase_name(cov.rules[i].phase),
+                                        pgf_action_name(cov.rules[i].action), cov.rules[i].fired));
+        pgf_fault_coverage_clear(&cov);
+    }
+    for (int k = 0; ck != NULL && k < PGF_VIOL_COUNT; k++)
+        if (ck->counts[k] > 0)
+            ignore_(pgf_report_count_violation(rs, pgf_violation_name((pgf_violation_kind)k),
+                                               ck->counts[k]));
+done:
+    for (size_t k = 0; tls != NULL && k < cap; k++)
+        free(tls[k].ops);
+    free(tls);
+    free(sel);
+    free(inv);
+}
