@@ -745,12 +745,13 @@ int pgf_report_add_fault_mark(pgf_report_scenario *s, uint64_t session, uint64_t
 }
 
 int pgf_report_add_op(pgf_report_scenario *s, uint64_t session, uint64_t op_id, const char *op,
-                      uint64_t invoke_ns, uint64_t end_ns, const char *result, const char *error)
+                      uint64_t invoke_ns, uint64_t end_ns, const char *result, const char *error,
+                      bool raced)
 {
     if (s == NULL || op == NULL || end_ns < invoke_ns)
         return PGF_EINVAL;
     pgf_report *r = s->report;
-    pgf__op x = {session, op_id, invoke_ns, end_ns, NULL, NULL, NULL};
+    pgf__op x = {session, op_id, invoke_ns, end_ns, NULL, NULL, NULL, raced};
     if (dup_opt(r, op, &x.op) != 0 || dup_opt(r, result, &x.result) != 0 ||
         dup_opt(r, error, &x.error) != 0 || !VEC_PUSH_ROOM(r, s->ops)) {
         free(x.op);

@@ -112,7 +112,12 @@ static const char CSS[] =
     "vertical-align:-1px}"
     "svg text{font-family:system-ui,sans-serif;font-size:12px}"
     "td.heat{text-align:center;min-width:46px}"
-    "figure.lat{display:inline-block;vertical-align:top;margin:10px 24px 4px 0}"
+    "figure.lat{display:inline-block;vertical-align:top;margin:10px 24px 4px 0;max-width:100%}"
+    "figure.lat svg,figure.chart svg,svg.seq,svg.sm{max-width:100%;height:auto}"
+    "figure.chart{display:inline-block;vertical-align:top;margin:8px 18px 8px 0;max-width:100%}"
+    ".tlwrap{overflow-x:auto;max-width:100%}.legend{font-size:12.5px;line-height:1.9}"
+    ".legend .st{margin-right:6px}"
+    "p.plain{font-size:16px;font-weight:600;margin:6px 0 4px}"
     ".violation{border-left:5px solid #b3261e}";
 
 /* ---- verdict -------------------------------------------------------------------------------- */
@@ -149,8 +154,13 @@ static void verdict(pgf_buf *b, const pgf_report *r, const pgf__totals *t)
     T(b, r->mode ? r->mode : "?");
     H(b, "</dd><dt>duration</dt><dd>");
     dur(b, r->duration_ns);
-    if (r->mode && strcmp(r->mode, "sim") == 0)
-        H(b, " (virtual time)");
+    H(b, " wall-clock");
+    if (r->scenarios.len == 1 && r->scenarios.items[0]->has_run &&
+        pgf__scenario_virtual(r->scenarios.items[0])) {
+        H(b, " &#183; ");
+        dur(b, r->scenarios.items[0]->duration_ns);
+        H(b, " of virtual time (--mode sim)");
+    }
     H(b, "</dd>");
     if (r->start_wall_us) {
         char ts[40];
@@ -436,16 +446,6 @@ static void state_machine(pgf_buf *b, const pgf_report_scenario *s, size_t idx)
 
 /* ---- timeline ------------------------------------------------------------------------------- */
 
-static int cmp_span_ptr(const void *pa, const void *pb)
-{
-    const pgf__span *x = *(const pgf__span *const *)pa, *y = *(const pgf__span *const *)pb;
-    if (x->session != y->session)
-        return x->session < y->session ? -1 : 1;
-    if (x->start_ns != y->start_ns)
-        return x->start_ns < y->start_ns ? -1 : 1;
-    return 0;
-}
-
 static int cmp_u64(const void *pa, const void *pb)
 {
     uint64_t x = *(const uint64_t *)pa, y = *(const uint64_t *)pb;
@@ -460,116 +460,207 @@ static bool has_u64(const uint64_t *v, size_t n, uint64_t x)
     return false;
 }
 
+/* Sorted, deduplicated copy of v[n] in place; returns the new length. */
+static size_t uniq_u64(uint64_t *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_u64);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (k == 0 || v[k - 1] != v[i])
+            v[k++] = v[i];
+    return k;
+}
+
+/* Sessions with a violation: the checker's marks and the failed checks. */
+static size_t failing_sessions(const pgf_report_scenario *s, uint64_t *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->vmarks.len; i++)
+        out[n++] = s->vmarks.items[i].session;
+    for (size_t i = 0; i < s->checks.len; i++)
+        if (!s->checks.items[i]->passed && s->checks.items[i]->session != 0)
+            out[n++] = s->checks.items[i]->session;
+    return uniq_u64(out, n);
+}
+
+static const char *op_fill(const pgf__op *o)
+{
+    if (o->result == NULL)
+        return "#d0241b"; /* never completed */
+    if (strcmp(o->result, "ok") == 0)
+        return "#8a9bb0";
+    if (strcmp(o->result, "fail") == 0)
+        return "#f28e2b";
+    return "#b07aa1"; /* info: indeterminate */
+}
+
+static void tl_time_range(const pgf_report_scenario *s, const uint64_t *shown, size_t nshown,
+                          uint64_t *t0, uint64_t *t1)
+{
+    uint64_t hi = 0;
+#define BUMP(t)       \
+    do {              \
+        if ((t) > hi) \
+            hi = (t); \
+    } while (0)
+    for (size_t i = 0; i < s->spans.len; i++)
+        if (has_u64(shown, nshown, s->spans.items[i].session))
+            BUMP(s->spans.items[i].end_ns);
+    for (size_t i = 0; i < s->ops.len; i++)
+        if (has_u64(shown, nshown, s->ops.items[i].session))
+            BUMP(s->ops.items[i].end_ns);
+    for (size_t i = 0; i < s->vmarks.len; i++)
+        BUMP(s->vmarks.items[i].t_ns);
+    for (size_t i = 0; i < s->marks.len; i++)
+        BUMP(s->marks.items[i].t_ns);
+    for (size_t i = 0; i < s->windows.len; i++)
+        BUMP(s->windows.items[i].end_ns);
+    if (s->has_run)
+        BUMP(s->duration_ns);
+#undef BUMP
+    *t0 = 0; /* times are since the run started */
+    *t1 = hi > 0 ? hi : 1;
+}
+
+/* Fault windows as shaded bands from y0 to y1 (with the rule's name). */
+static void shade_windows(pgf_buf *b, const pgf_report_scenario *s, double x0, double w,
+                          uint64_t t1, double y0, double y1, bool label)
+{
+    for (size_t i = 0; i < s->windows.len; i++) {
+        const pgf__window *fw = &s->windows.items[i];
+        double a = x0 + w * ((double)fw->start_ns / (double)t1),
+               z = x0 + w * ((double)fw->end_ns / (double)t1);
+        pgf_buf_printf(
+            b,
+            "<rect class=\"fwin\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+            "fill=\"#d0241b\" fill-opacity=\"0.08\" stroke=\"#d0241b\" "
+            "stroke-opacity=\"0.35\" stroke-dasharray=\"3 3\"><title>fault window: rule ",
+            a, y0, fmax(z - a, 1.5), y1 - y0);
+        T(b, fw->rule);
+        H(b, " armed ");
+        dur(b, fw->start_ns);
+        H(b, " &#8211; ");
+        dur(b, fw->end_ns);
+        H(b, "</title></rect>\n");
+        if (label) {
+            pgf_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#b3261e\">",
+                           a + 3, y0 + 11);
+            T(b, fw->rule);
+            H(b, "</text>\n");
+        }
+    }
+}
+
 static void timeline(pgf_buf *b, const pgf_report_scenario *s)
 {
-    if (s->spans.len == 0 && s->marks.len == 0) {
+    if (s->spans.len == 0 && s->marks.len == 0 && s->ops.len == 0) {
         H(b, "<p class=\"note\">no timeline recorded</p>\n");
         return;
     }
-    /* Distinct sessions in id order. */
-    size_t ns_all = 0;
-    uint64_t *all = malloc((s->spans.len + s->marks.len + 1) * sizeof *all);
-    const pgf__span **sp = malloc((s->spans.len + 1) * sizeof *sp);
-    uint64_t *shown = malloc((PGF_REPORT_HTML_MAX_SESSIONS + 1) * sizeof *shown);
-    if (all == NULL || sp == NULL || shown == NULL) {
+    size_t cap = s->spans.len + s->marks.len + s->ops.len + s->vmarks.len + s->checks.len + 1;
+    uint64_t *all = malloc(cap * sizeof *all), *fail = malloc(cap * sizeof *fail);
+    uint64_t *shown =
+        malloc((PGF_REPORT_HTML_MAX_SESSIONS + PGF_REPORT_HTML_MAX_FAILING + 1) * sizeof *shown);
+    if (all == NULL || fail == NULL || shown == NULL) {
         free(all);
-        free(sp);
+        free(fail);
         free(shown);
         b->failed = true;
         return;
     }
-    for (size_t i = 0; i < s->spans.len; i++) {
-        sp[i] = &s->spans.items[i];
-        all[ns_all++] = s->spans.items[i].session;
-    }
+    size_t na = 0;
+    for (size_t i = 0; i < s->spans.len; i++)
+        all[na++] = s->spans.items[i].session;
+    for (size_t i = 0; i < s->ops.len; i++)
+        all[na++] = s->ops.items[i].session;
     for (size_t i = 0; i < s->marks.len; i++)
         if (s->marks.items[i].session != 0)
-            all[ns_all++] = s->marks.items[i].session;
-    qsort(sp, s->spans.len, sizeof *sp, cmp_span_ptr);
-    qsort(all, ns_all, sizeof *all, cmp_u64);
-    size_t uniq = 0;
-    for (size_t i = 0; i < ns_all; i++)
-        if (uniq == 0 || all[uniq - 1] != all[i])
-            all[uniq++] = all[i];
-    /* Sessions named by failed checks first, then in id order, capped. */
-    size_t nshown = 0;
-    for (size_t i = 0; i < s->checks.len && nshown < PGF_REPORT_HTML_MAX_SESSIONS; i++) {
-        const pgf_report_check *c = s->checks.items[i];
-        if (!c->passed && c->session != 0 && !has_u64(shown, nshown, c->session) &&
-            bsearch(&c->session, all, uniq, sizeof *all, cmp_u64) != NULL)
-            shown[nshown++] = c->session;
-    }
-    for (size_t i = 0; i < uniq && nshown < PGF_REPORT_HTML_MAX_SESSIONS; i++)
-        if (!has_u64(shown, nshown, all[i]))
+            all[na++] = s->marks.items[i].session;
+    size_t nfail = failing_sessions(s, fail);
+    for (size_t i = 0; i < nfail; i++)
+        all[na++] = fail[i];
+    size_t uniq = uniq_u64(all, na);
+    /* Every session with a violation first, then the others by id. */
+    size_t nshown = 0, nfail_shown = 0;
+    for (size_t i = 0; i < nfail && nshown < PGF_REPORT_HTML_MAX_FAILING; i++)
+        shown[nshown++] = fail[i];
+    nfail_shown = nshown;
+    for (size_t i = 0; i < uniq && nshown < nfail_shown + PGF_REPORT_HTML_MAX_SESSIONS; i++)
+        if (bsearch(&all[i], fail, nfail, sizeof *fail, cmp_u64) == NULL)
             shown[nshown++] = all[i];
+    uint64_t total = s->sessions_total > uniq ? s->sessions_total : uniq;
     bool server_row = false;
-    for (size_t i = 0; i < s->marks.len; i++)
-        server_row |= s->marks.items[i].session == 0;
-
-    /* Time range over what is drawn. */
-    uint64_t t0 = UINT64_MAX, t1 = 0;
-    for (size_t i = 0; i < s->spans.len; i++) {
-        if (!has_u64(shown, nshown, s->spans.items[i].session))
-            continue;
-        if (s->spans.items[i].start_ns < t0)
-            t0 = s->spans.items[i].start_ns;
-        if (s->spans.items[i].end_ns > t1)
-            t1 = s->spans.items[i].end_ns;
-    }
     size_t marks_hidden = 0;
     for (size_t i = 0; i < s->marks.len; i++) {
-        const pgf__mark *m = &s->marks.items[i];
-        if (m->session != 0 && !has_u64(shown, nshown, m->session)) {
+        if (s->marks.items[i].session == 0)
+            server_row = true;
+        else if (!has_u64(shown, nshown, s->marks.items[i].session))
             marks_hidden++;
-            continue;
-        }
-        if (m->t_ns < t0)
-            t0 = m->t_ns;
-        if (m->t_ns > t1)
-            t1 = m->t_ns;
     }
-    if (t0 == UINT64_MAX)
-        t0 = t1 = 0;
-    if (t1 <= t0)
-        t1 = t0 + 1;
+    uint64_t t0, t1;
+    tl_time_range(s, shown, nshown, &t0, &t1);
+    bool virt = pgf__scenario_virtual(s);
 
-    const double label_w = 96, plot_w = 1000, row_h = 16, top = 26;
-    size_t rows = nshown + (server_row ? 1 : 0);
-    double Hh = top + row_h * (double)rows + 12;
-    double span_ns = (double)(t1 - t0);
-#define X(t) (label_w + plot_w * ((double)((t)-t0) / span_ns))
+    /* The honest caption. */
     pgf_buf_printf(b,
-                   "<p class=\"note\">showing %zu of %zu sessions%s; time runs left to right "
-                   "from ",
-                   nshown, uniq,
-                   uniq > nshown ? " (sessions named by failed checks first, then by id)" : "");
-    dur(b, t0);
-    H(b, " to ");
+                   "<p class=\"note tl-caption\" data-shown=\"%zu\" data-total=\"%llu\">"
+                   "<b>showing %zu of %llu sessions</b>",
+                   nshown, (unsigned long long)total, nshown, (unsigned long long)total);
+    if (nfail > 0)
+        pgf_buf_printf(b, ": %s%zu with a violation first (in red)%s",
+                       nfail_shown == nfail ? "all " : "", nfail_shown,
+                       nfail_shown == nfail ? "" : ", more not drawn");
+    if (nshown > nfail_shown)
+        pgf_buf_printf(b, "%s%s%zu other%s by id", nfail > 0 ? ", then " : ": ",
+                       nshown - nfail_shown < total - nfail ? "the first " : "",
+                       nshown - nfail_shown, nshown - nfail_shown == 1 ? "" : "s");
+    H(b, ". Time runs left to right from 0 to ");
     dur(b, t1);
+    pgf_buf_printf(b, "%s",
+                   virt ? " of <b>virtual time</b> (--mode sim: many events share an instant)"
+                        : " of wall-clock time");
     if (marks_hidden)
-        pgf_buf_printf(b, "; %zu fault marks on sessions not shown", marks_hidden);
-    H(b, ".</p>\n<div class=\"legend\">");
+        pgf_buf_printf(b, "; %zu fault marks are on sessions not drawn", marks_hidden);
+    H(b, ".</p>\n");
+    H(b,
+      "<div class=\"legend\">"
+      "<span><i class=\"sw\" style=\"background:#8a9bb0\"></i>operation ok</span>"
+      "<span><i class=\"sw\" style=\"background:#f28e2b\"></i>operation failed</span>"
+      "<span><i class=\"sw\" style=\"background:#d0241b\"></i>never completed</span>"
+      "<span><i class=\"sw\" style=\"background:#fff;border:2px solid #7b3fa0\"></i>racer's "
+      "call (made while another operation was in progress)</span>"
+      "<span><svg width=\"12\" height=\"12\"><path d=\"M1,1L11,1L6,11z\" fill=\"#d0241b\"/>"
+      "</svg> fault fired</span>"
+      "<span><svg width=\"12\" height=\"12\"><path d=\"M2,2L10,10M10,2L2,10\" stroke=\"#d0241b\" "
+      "stroke-width=\"2.5\"/></svg> violation</span>"
+      "<span><i class=\"sw\" style=\"background:rgba(208,36,27,.12);border:1px dashed "
+      "#d0241b\"></i>fault window</span>"
+      "<span>state strip: ");
     for (size_t i = 0; i < s->states.len; i++) {
-        pgf_buf_printf(b, "<span><i class=\"sw\" style=\"background:%s\"></i>",
+        pgf_buf_printf(b, "<span class=\"st\"><i class=\"sw\" style=\"background:%s\"></i>",
                        palette[i % PALETTE_N]);
         T(b, s->states.items[i]);
         H(b, "</span>");
     }
-    H(b, "<span><svg width=\"12\" height=\"12\"><path d=\"M1,1L11,1L6,11z\" "
-         "fill=\"#d0241b\"/></svg> fault fired</span></div>\n");
+    H(b, " (a black tick is a state change)</span></div>\n");
+
+    const double label_w = 112, plot_w = 1000, row_h = 28, top = 30;
+    size_t rows = nshown + (server_row ? 1 : 0);
+    double Hh = top + row_h * (double)rows + 8, W = label_w + plot_w + 16;
+#define X(t) (label_w + plot_w * ((double)(t) / (double)t1))
     pgf_buf_printf(b,
-                   "<svg class=\"tl\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
-                   "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" "
+                   "<div class=\"tlwrap\"><svg class=\"tl\" xmlns=\"http://www.w3.org/2000/svg\" "
+                   "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" "
                    "aria-label=\"session timeline\">\n",
-                   label_w + plot_w + 20, Hh, label_w + plot_w + 20, Hh);
-    /* Axis with five ticks. */
+                   W, Hh, W, Hh);
+    shade_windows(b, s, label_w, plot_w, t1, top - 4, Hh - 4, false);
     for (int i = 0; i <= 4; i++) {
-        uint64_t t = t0 + (uint64_t)((double)(t1 - t0) * i / 4.0);
+        uint64_t t = (uint64_t)((double)t1 * i / 4.0);
         double x = X(t);
         pgf_buf_printf(b,
                        "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e1e4ea\"/>"
                        "<text x=\"%.1f\" y=\"14\" text-anchor=\"%s\" fill=\"#5a6270\">",
-                       x, top - 4, x, Hh - 8, x,
+                       x, top - 6, x, Hh - 4, x,
                        i == 0   ? "start"
                        : i == 4 ? "end"
                                 : "middle");
@@ -584,37 +675,113 @@ static void timeline(pgf_buf *b, const pgf_report_scenario *s)
     }
     for (size_t r = 0; r < nshown; r++, row++) {
         double y = top + row_h * (double)row;
-        bool flagged = false;
-        for (size_t i = 0; i < s->checks.len; i++)
-            flagged |= !s->checks.items[i]->passed && s->checks.items[i]->session == shown[r];
-        pgf_buf_printf(b, "<text x=\"4\" y=\"%.1f\"%s>session %llu</text>\n", y + row_h * 0.5 + 4,
-                       flagged ? " fill=\"#d0241b\" font-weight=\"700\"" : "",
-                       (unsigned long long)shown[r]);
-        /* spans of this session: binary search its first one in the sorted array */
-        size_t lo = 0, hi = s->spans.len;
-        while (lo < hi) {
-            size_t mid = (lo + hi) / 2;
-            if (sp[mid]->session < shown[r])
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        for (size_t i = lo; i < s->spans.len && sp[i]->session == shown[r]; i++) {
-            double x0 = X(sp[i]->start_ns), x1 = X(sp[i]->end_ns);
+        bool flagged = r < nfail_shown;
+        if (flagged)
             pgf_buf_printf(b,
-                           "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" "
-                           "fill=\"%s\"><title>session %llu: ",
-                           x0, y + 2, fmax(x1 - x0, 0.8), row_h - 4, state_color(s, sp[i]->state),
+                           "<rect x=\"0\" y=\"%.1f\" width=\"%.0f\" height=\"%.1f\" "
+                           "fill=\"#fde8e6\"/>\n",
+                           y, W, row_h - 1);
+        else if (r == nfail_shown && r > 0)
+            pgf_buf_printf(b,
+                           "<line x1=\"0\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#8a929e\" "
+                           "stroke-dasharray=\"4 3\"/>\n",
+                           y - 0.5, W, y - 0.5);
+        pgf_buf_printf(b,
+                       "<g class=\"tlrow%s\" data-session=\"%llu\"><text x=\"4\" y=\"%.1f\"%s>"
+                       "%ssession %llu</text>\n",
+                       flagged ? " failing" : "", (unsigned long long)shown[r], y + row_h * 0.5 + 4,
+                       flagged ? " fill=\"#b3261e\" font-weight=\"700\"" : "",
+                       flagged ? "&#10007; " : "", (unsigned long long)shown[r]);
+        /* the state strip, with a tick at every change */
+        for (size_t i = 0; i < s->spans.len; i++) {
+            const pgf__span *sp = &s->spans.items[i];
+            if (sp->session != shown[r])
+                continue;
+            double x0 = X(sp->start_ns), x1 = X(sp->end_ns);
+            pgf_buf_printf(b,
+                           "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"6\" fill=\"%s\">"
+                           "<title>session %llu: ",
+                           x0, y + row_h - 9, fmax(x1 - x0, 0), state_color(s, sp->state),
                            (unsigned long long)shown[r]);
-            T(b, sp[i]->state);
+            T(b, sp->state);
             H(b, " ");
-            dur(b, sp[i]->start_ns);
+            dur(b, sp->start_ns);
             H(b, " &#8211; ");
-            dur(b, sp[i]->end_ns);
-            H(b, "</title></rect>\n");
+            dur(b, sp->end_ns);
+            pgf_buf_printf(b,
+                           "</title></rect><line x1=\"%.2f\" y1=\"%.1f\" x2=\"%.2f\" y2=\"%.1f\" "
+                           "stroke=\"#1d2430\" stroke-width=\"1\"><title>",
+                           x0, y + row_h - 12, x0, y + row_h - 1);
+            T(b, sp->state);
+            H(b, " from ");
+            dur(b, sp->start_ns);
+            H(b, "</title></line>\n");
         }
+        /* operations: invoke -> completion; a racer's call in its own lane */
+        for (size_t i = 0; i < s->ops.len; i++) {
+            const pgf__op *o = &s->ops.items[i];
+            if (o->session != shown[r])
+                continue;
+            double x0 = X(o->invoke_ns), x1 = X(o->end_ns), w = fmax(x1 - x0, 3);
+            double oy = o->raced ? y + 11 : y + 2, oh = 8;
+            pgf_buf_printf(b,
+                           "<rect class=\"op%s\" x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" "
+                           "height=\"%.0f\" rx=\"2\" fill=\"%s\"%s><title>",
+                           o->raced ? " racer" : "", x0, oy, w, oh, op_fill(o),
+                           o->raced ? " stroke=\"#7b3fa0\" stroke-width=\"1.5\"" : "");
+            pgf_buf_printf(b, "%s", o->raced ? "racer's call: " : "");
+            T(b, o->op);
+            pgf_buf_printf(b, "() #%llu: ", (unsigned long long)o->op_id);
+            dur(b, o->invoke_ns);
+            H(b, " &#8594; ");
+            if (o->result) {
+                dur(b, o->end_ns);
+                H(b, " ");
+                T(b, o->result);
+                if (o->error) {
+                    H(b, " ");
+                    T(b, o->error);
+                }
+            } else {
+                H(b, "never completed");
+            }
+            H(b, "</title></rect>\n");
+            if (w > text_width(o->op) * 0.85 + 6) {
+                pgf_buf_printf(b,
+                               "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" fill=\"#fff\" "
+                               "pointer-events=\"none\">",
+                               x0 + 2, oy + 7);
+                T(b, o->op);
+                H(b, "</text>\n");
+            }
+        }
+        /* violations: a red cross and a line through the row */
+        for (size_t i = 0; i < s->vmarks.len; i++) {
+            const pgf__vmark *v = &s->vmarks.items[i];
+            if (v->session != shown[r])
+                continue;
+            double x = X(v->t_ns), cy = y + row_h / 2 - 1;
+            pgf_buf_printf(
+                b,
+                "<g class=\"vmark\"><line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
+                "y2=\"%.1f\" stroke=\"#d0241b\" stroke-width=\"1\"/>"
+                "<path d=\"M%.1f,%.1fL%.1f,%.1fM%.1f,%.1fL%.1f,%.1f\" stroke=\"#d0241b\" "
+                "stroke-width=\"3\"/><title>violation at ",
+                x, y, x, y + row_h - 1, x - 5, cy - 5, x + 5, cy + 5, x + 5, cy - 5, x - 5, cy + 5);
+            dur(b, v->t_ns);
+            H(b, ": ");
+            T(b, v->kind);
+            pgf_buf_printf(b,
+                           "</title></g><text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" "
+                           "fill=\"#b3261e\"%s>",
+                           x > label_w + plot_w - 140 ? x - 9 : x + 9, cy + 4,
+                           x > label_w + plot_w - 140 ? " text-anchor=\"end\"" : "");
+            T(b, v->kind);
+            H(b, "</text>\n");
+        }
+        H(b, "</g>\n");
     }
-    /* Fault marks on top. */
+    /* Fault marks on top of the row they hit. */
     for (size_t i = 0; i < s->marks.len; i++) {
         const pgf__mark *m = &s->marks.items[i];
         size_t r;
@@ -629,9 +796,9 @@ static void timeline(pgf_buf *b, const pgf_report_scenario *s)
         }
         double x = X(m->t_ns), y = top + row_h * (double)r;
         pgf_buf_printf(b,
-                       "<path d=\"M%.1f,%.1fL%.1f,%.1fL%.1f,%.1fz\" fill=\"#d0241b\" "
-                       "stroke=\"#fff\" stroke-width=\"0.8\"><title>fault at ",
-                       x - 5, y + 1, x + 5, y + 1, x, y + row_h - 3);
+                       "<path class=\"fmark\" d=\"M%.1f,%.1fL%.1f,%.1fL%.1f,%.1fz\" "
+                       "fill=\"#d0241b\" stroke=\"#fff\" stroke-width=\"0.8\"><title>fault at ",
+                       x - 5, y, x + 5, y, x, y + 8);
         dur(b, m->t_ns);
         H(b, ": ");
         T(b, m->phase);
@@ -644,11 +811,212 @@ static void timeline(pgf_buf *b, const pgf_report_scenario *s)
         }
         H(b, "</title></path>\n");
     }
+    shade_windows(b, s, label_w, plot_w, t1, 16, 28, true);
 #undef X
-    H(b, "</svg>\n");
+    H(b, "</svg></div>\n");
     free(all);
-    free(sp);
+    free(fail);
     free(shown);
+}
+
+/* ---- latency and throughput over time ------------------------------------------------------- */
+
+static int cmp_sample(const void *pa, const void *pb)
+{
+    const pgf__sample *x = pa, *y = pb;
+    if (x->t_ns != y->t_ns)
+        return x->t_ns < y->t_ns ? -1 : 1;
+    return x->latency_ns < y->latency_ns ? -1 : x->latency_ns > y->latency_ns;
+}
+
+/* A bin width with at most ~60 bins over t1: whole seconds for runs of 20 s
+ * and more, else 1-2-5 steps down to a millisecond. */
+static uint64_t pick_bin(uint64_t t1)
+{
+    if (t1 >= 20000000000ULL) {
+        uint64_t s = 1000000000ULL;
+        while (t1 / s > 60)
+            s *= t1 / s > 300 ? 10 : 2;
+        return s;
+    }
+    static const uint64_t steps[] = {1000000ULL,   2000000ULL,   5000000ULL,   10000000ULL,
+                                     20000000ULL,  50000000ULL,  100000000ULL, 200000000ULL,
+                                     500000000ULL, 1000000000ULL};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+        if (t1 / steps[i] <= 60)
+            return steps[i];
+    return 1000000000ULL;
+}
+
+/* A y-axis label: the value as a duration or as a rate. */
+static void ylabel(pgf_buf *b, double x, double y, double v, bool is_dur)
+{
+    pgf_buf_printf(b,
+                   "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" font-size=\"10\" "
+                   "fill=\"#5a6270\">",
+                   x, y + 3);
+    if (is_dur)
+        dur(b, (uint64_t)v);
+    else
+        pgf_buf_printf(b, "%.0f/s", v);
+    H(b, "</text>\n");
+}
+
+static void over_time(pgf_buf *b, const pgf_report_scenario *s)
+{
+    if (s->samples.len == 0)
+        return;
+    pgf__sample *v = malloc(s->samples.len * sizeof *v);
+    if (v == NULL) {
+        b->failed = true;
+        return;
+    }
+    memcpy(v, s->samples.items, s->samples.len * sizeof *v);
+    qsort(v, s->samples.len, sizeof *v, cmp_sample);
+    size_t n = s->samples.len;
+    uint64_t t1 = v[n - 1].t_ns, lmax = 1;
+    if (s->has_run && s->duration_ns > t1)
+        t1 = s->duration_ns;
+    for (size_t i = 0; i < s->windows.len; i++)
+        if (s->windows.items[i].end_ns > t1)
+            t1 = s->windows.items[i].end_ns;
+    if (t1 == 0)
+        t1 = 1;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].latency_ns > lmax)
+            lmax = v[i].latency_ns;
+    uint64_t bin = pick_bin(t1);
+    size_t nb = (size_t)(t1 / bin) + 1;
+    uint64_t *ok = calloc(nb, sizeof *ok), *bad = calloc(nb, sizeof *bad);
+    if (ok == NULL || bad == NULL) {
+        free(ok);
+        free(bad);
+        free(v);
+        b->failed = true;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t k = (size_t)(v[i].t_ns / bin);
+        if (v[i].outcome == PGF_REPORT_HEALTHY)
+            ok[k]++;
+        else
+            bad[k]++;
+    }
+    double bin_s = (double)bin / 1e9, rmax = 1;
+    for (size_t k = 0; k < nb; k++)
+        if ((double)(ok[k] + bad[k]) / bin_s > rmax)
+            rmax = (double)(ok[k] + bad[k]) / bin_s;
+    bool virt = pgf__scenario_virtual(s);
+    const char *clock = virt ? "virtual time (--mode sim)" : "wall-clock time";
+    const double L = 64, P = 640, R = 24, ch = 150;
+    double W = L + P + R, Hh = ch + 52;
+#define XT(t) (L + P * ((double)(t) / (double)t1))
+    pgf_buf_printf(b,
+                   "<div class=\"ot\"><figure class=\"chart\"><figcaption><b>latency over "
+                   "time</b> &#183; each dot is one health check, at the time it ended "
+                   "(%s)%s</figcaption>\n",
+                   clock, s->samples_dropped ? "; some samples were not kept" : "");
+    pgf_buf_printf(b,
+                   "<svg class=\"lot\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
+                   "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"latency "
+                   "over time\">\n",
+                   W, Hh, W, Hh);
+    shade_windows(b, s, L, P, t1, 8, ch + 10, false);
+    for (int i = 0; i <= 4; i++) {
+        double y = 10 + ch - ch * i / 4.0;
+        pgf_buf_printf(b,
+                       "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eef0f4\"/>",
+                       L, y, L + P, y);
+        ylabel(b, L - 4, y, (double)lmax * i / 4.0, true);
+    }
+    size_t stride = n > 4000 ? (n + 3999) / 4000 : 1;
+    for (size_t i = 0; i < n; i += stride) {
+        double x = XT(v[i].t_ns), y = 10 + ch - ch * ((double)v[i].latency_ns / (double)lmax);
+        pgf_buf_printf(b,
+                       "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.2\" fill=\"%s\" "
+                       "fill-opacity=\"0.6\"/>",
+                       x, y, v[i].outcome == PGF_REPORT_HEALTHY ? "#4e79a7" : "#e15759");
+    }
+    for (int i = 0; i <= 4; i++) {
+        uint64_t t = (uint64_t)((double)t1 * i / 4.0);
+        pgf_buf_printf(b,
+                       "\n<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"%s\" font-size=\"10\" "
+                       "fill=\"#5a6270\">",
+                       XT(t), ch + 26,
+                       i == 0   ? "start"
+                       : i == 4 ? "end"
+                                : "middle");
+        dur(b, t);
+        H(b, "</text>");
+    }
+    pgf_buf_printf(b,
+                   "\n<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#8a929e\"/>"
+                   "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\" font-size=\"11\" "
+                   "fill=\"#5a6270\">time since start (%s)</text>\n",
+                   L, ch + 10, L + P, ch + 10, L + P / 2, ch + 44, virt ? "virtual" : "wall clock");
+    H(b, "</svg></figure>\n");
+
+    pgf_buf_printf(b, "<figure class=\"chart\"><figcaption><b>throughput</b> &#183; health "
+                      "checks completed per second, in bins of ");
+    dur(b, bin);
+    pgf_buf_printf(b,
+                   " of %s; <span style=\"color:#4e79a7\">healthy</span> and "
+                   "<span style=\"color:#e15759\">failed</span></figcaption>\n",
+                   clock);
+    pgf_buf_printf(b,
+                   "<svg class=\"tput\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
+                   "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" "
+                   "aria-label=\"throughput over time\">\n",
+                   W, Hh, W, Hh);
+    shade_windows(b, s, L, P, t1, 8, ch + 10, false);
+    for (int i = 0; i <= 4; i++) {
+        double y = 10 + ch - ch * i / 4.0;
+        pgf_buf_printf(b,
+                       "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eef0f4\"/>",
+                       L, y, L + P, y);
+        ylabel(b, L - 4, y, rmax * i / 4.0, false);
+    }
+    for (size_t k = 0; k < nb; k++) {
+        double x0 = XT(k * bin), x1 = XT((k + 1) * bin > t1 ? t1 : (k + 1) * bin);
+        double hok = ch * ((double)ok[k] / bin_s) / rmax,
+               hbad = ch * ((double)bad[k] / bin_s) / rmax;
+        if (ok[k] + bad[k] == 0)
+            continue;
+        pgf_buf_printf(b,
+                       "<g><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+                       "fill=\"#4e79a7\"/><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+                       "height=\"%.1f\" fill=\"#e15759\"/><title>",
+                       x0 + 0.5, 10 + ch - hok, fmax(x1 - x0 - 1, 0.8), hok, x0 + 0.5,
+                       10 + ch - hok - hbad, fmax(x1 - x0 - 1, 0.8), hbad);
+        dur(b, k * bin);
+        pgf_buf_printf(b, ": %llu healthy, %llu failed</title></g>\n", (unsigned long long)ok[k],
+                       (unsigned long long)bad[k]);
+    }
+    for (int i = 0; i <= 4; i++) {
+        uint64_t t = (uint64_t)((double)t1 * i / 4.0);
+        pgf_buf_printf(b,
+                       "\n<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"%s\" font-size=\"10\" "
+                       "fill=\"#5a6270\">",
+                       XT(t), ch + 26,
+                       i == 0   ? "start"
+                       : i == 4 ? "end"
+                                : "middle");
+        dur(b, t);
+        H(b, "</text>");
+    }
+    pgf_buf_printf(b,
+                   "\n<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#8a929e\"/>"
+                   "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\" font-size=\"11\" "
+                   "fill=\"#5a6270\">time since start (%s)</text>\n",
+                   L, ch + 10, L + P, ch + 10, L + P / 2, ch + 44, virt ? "virtual" : "wall clock");
+#undef XT
+    H(b, "</svg></figure></div>\n");
+    if (s->windows.len > 0)
+        H(b, "<p class=\"note\">Shaded bands are fault windows: when a fault rule with "
+             "from_ms/until_ms was armed.</p>\n");
+    free(ok);
+    free(bad);
+    free(v);
 }
 
 /* ---- latency -------------------------------------------------------------------------------- */
@@ -694,6 +1062,12 @@ static void latency(pgf_buf *b, const pgf_report_scenario *s)
         H(b, "<p class=\"note\">no health checks recorded</p>\n");
         return;
     }
+    pgf_buf_printf(b, "<p class=\"note\">Latencies are measured on the %s.</p>\n",
+                   pgf__scenario_virtual(s)
+                       ? "<b>virtual clock</b> of --mode sim (simulated time: 0ns means the "
+                         "check finished within one simulated instant)"
+                       : "wall clock (monotonic)");
+    over_time(b, s);
     /* One bar chart per outcome with samples: power-of-two bins. */
     for (int o = 0; o < PGF_REPORT_OUTCOME_COUNT; o++) {
         const pgf__hist *h = &s->latency[o];
@@ -714,18 +1088,29 @@ static void latency(pgf_buf *b, const pgf_report_scenario *s)
             if (e > hi)
                 hi = e;
         }
+        /* A wide range gets wider bins (an octave, or two) so the chart stays
+         * readable at the card's width. */
+        int g = 1;
+        while ((hi - lo + 1) / g > 32)
+            g *= 2;
+        int nb = (hi - lo) / g + 1;
         uint64_t maxc = 1;
-        for (int e = lo; e <= hi; e++)
-            if (bins[e] > maxc)
-                maxc = bins[e];
-        int nb = hi - lo + 1;
-        double bw = nb > 24 ? 22 : 34, ch = 120, W = 60 + bw * nb + 20, Hh = ch + 58;
+        for (int k = 0; k < nb; k++) {
+            uint64_t c = 0;
+            for (int e = lo + k * g; e < lo + (k + 1) * g && e < HBINS; e++)
+                c += bins[e];
+            bins[k] = c; /* k <= lo + k * g: compacting in place is safe */
+            if (c > maxc)
+                maxc = c;
+        }
+        double bw = nb > 24 ? 22 : 34, ch = 120, W = 60 + bw * nb + 64, Hh = ch + 74;
         pgf_report_latency l;
         pgf_report_latency_get(s, (pgf_report_outcome)o, &l);
         pgf_buf_printf(b, "<figure class=\"lat\" data-outcome=\"%s\"><figcaption><b>%s</b> ",
                        pgf_report_outcome_name((pgf_report_outcome)o),
                        pgf_report_outcome_name((pgf_report_outcome)o));
-        pgf_buf_printf(b, "(%llu samples) &#183; p50 ", (unsigned long long)l.count);
+        pgf_buf_printf(b, "(%llu samples, %s) &#183; p50 ", (unsigned long long)l.count,
+                       pgf__scenario_virtual(s) ? "virtual time" : "wall clock");
         dur(b, l.p50);
         H(b, " &#183; p90 ");
         dur(b, l.p90);
@@ -743,8 +1128,9 @@ static void latency(pgf_buf *b, const pgf_report_scenario *s)
                        "<text x=\"54\" y=\"16\" text-anchor=\"end\" fill=\"#5a6270\">%llu</text>"
                        "<text x=\"54\" y=\"%.0f\" text-anchor=\"end\" fill=\"#5a6270\">0</text>\n",
                        ch + 10, W - 10, ch + 10, (unsigned long long)maxc, ch + 10);
-        for (int e = lo; e <= hi; e++) {
-            double x = 60 + bw * (e - lo), bh = ch * (double)bins[e] / (double)maxc;
+        for (int k = 0; k < nb; k++) {
+            int e = lo + k * g;
+            double x = 60 + bw * k, bh = ch * (double)bins[k] / (double)maxc;
             uint64_t from = bin_lower(e);
             pgf_buf_printf(b,
                            "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
@@ -752,9 +1138,9 @@ static void latency(pgf_buf *b, const pgf_report_scenario *s)
                            x + 1, ch + 10 - bh, bw - 2, bh, o == 0 ? "#4e79a7" : "#e15759");
             dur(b, from);
             H(b, " &#8211; ");
-            dur(b, e + 1 >= HBINS ? UINT64_MAX : bin_lower(e + 1) - 1);
-            pgf_buf_printf(b, ": %llu</title></rect>\n", (unsigned long long)bins[e]);
-            if ((e - lo) % (nb > 12 ? 4 : 2) == 0) {
+            dur(b, e + g >= HBINS ? UINT64_MAX : bin_lower(e + g) - 1);
+            pgf_buf_printf(b, ": %llu</title></rect>\n", (unsigned long long)bins[k]);
+            if (k % (nb > 12 ? 4 : 2) == 0) {
                 pgf_buf_printf(b,
                                "<text x=\"%.1f\" y=\"%.0f\" font-size=\"10\" fill=\"#5a6270\" "
                                "transform=\"rotate(35 %.1f %.0f)\">",
@@ -763,6 +1149,11 @@ static void latency(pgf_buf *b, const pgf_report_scenario *s)
                 H(b, "</text>\n");
             }
         }
+        pgf_buf_printf(b,
+                       "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\" font-size=\"11\" "
+                       "fill=\"#5a6270\">latency (%s)</text>\n",
+                       60 + bw * nb / 2, Hh - 4,
+                       pgf__scenario_virtual(s) ? "virtual time" : "wall clock");
         H(b, "</svg></figure>\n");
     }
 }
@@ -860,6 +1251,340 @@ static void coverage(pgf_buf *b, const pgf_report_scenario *s)
     }
 }
 
+/* ---- witness as a sequence diagram ---------------------------------------------------------- */
+
+/* One witness event, parsed from its history line (strings borrowed from
+ * the JSON object). */
+typedef struct wev {
+    json_t *j;
+    const char *type, *op, *from, *to, *error, *phase, *action, *rule, *reason;
+    int64_t op_id;
+    uint64_t t;
+    int lane; /* who: LANE_APP or LANE_RACER (invoke/completion), else unused */
+} wev;
+
+enum { LANE_APP, LANE_SESSION, LANE_RACER, LANE_SERVER, LANES };
+
+static const char *jstr(json_t *j, const char *k)
+{
+    const char *v = json_string_value(json_object_get(j, k));
+    return v;
+}
+
+static bool is_type(const wev *e, const char *t)
+{
+    return e->type != NULL && strcmp(e->type, t) == 0;
+}
+
+/* "authenticating" for CONNECTING_AUTH: the state in plain words. */
+static const char *state_words(const char *st)
+{
+    static const struct {
+        const char *state, *words;
+    } w[] = {{"NEW", "not yet started"},
+             {"CONNECTING_SOCKET", "opening its socket"},
+             {"CONNECTING_SSL", "negotiating SSL"},
+             {"CONNECTING_STARTUP", "sending its startup message"},
+             {"CONNECTING_AUTH", "authenticating"},
+             {"CONNECTING_PARAMS", "reading the server's parameters"},
+             {"READY", "idle"},
+             {"BUSY", "running its query"},
+             {"CANCELING", "canceling its query"},
+             {"CLOSING", "closing"},
+             {"FAILED", "failed"},
+             {"CLOSED", "closed"}};
+    for (size_t i = 0; st != NULL && i < sizeof w / sizeof w[0]; i++)
+        if (strcmp(w[i].state, st) == 0)
+            return w[i].words;
+    return st ? st : "in an unknown state";
+}
+
+/* Parse the witness and decide who made each call: an invoke while another
+ * operation of the session is in progress is a racer's. Returns the count
+ * parsed (events that are not JSON objects are skipped). */
+static size_t parse_witness(const pgf_report_check *c, wev *ev)
+{
+    size_t n = 0;
+    int64_t inprog[64];
+    int inlane[64];
+    size_t nin = 0;
+    for (size_t i = 0; i < c->witness.len; i++) {
+        json_t *j = json_loads(c->witness.items[i], 0, NULL);
+        if (!json_is_object(j)) {
+            json_decref(j);
+            continue;
+        }
+        wev *e = &ev[n++];
+        memset(e, 0, sizeof *e);
+        e->j = j;
+        e->type = jstr(j, "type");
+        e->op = jstr(j, "op");
+        e->from = jstr(j, "from");
+        e->to = jstr(j, "to");
+        e->error = jstr(j, "error");
+        e->phase = jstr(j, "phase");
+        e->action = jstr(j, "action");
+        e->rule = jstr(j, "rule");
+        e->reason = jstr(j, "reason");
+        json_t *id = json_object_get(j, "op_id");
+        e->op_id = json_is_integer(id) ? (int64_t)json_integer_value(id) : -1;
+        json_t *t = json_object_get(j, "time_ns");
+        e->t = json_is_integer(t) ? (uint64_t)json_integer_value(t) : 0;
+        e->lane = LANE_APP;
+        if (is_type(e, "invoke")) {
+            e->lane = nin > 0 ? LANE_RACER : LANE_APP;
+            if (nin < 64) {
+                inprog[nin] = e->op_id;
+                inlane[nin++] = e->lane;
+            }
+        } else if (is_type(e, "ok") || is_type(e, "fail") || is_type(e, "info")) {
+            for (size_t k = 0; k < nin; k++) {
+                if (inprog[k] != e->op_id)
+                    continue;
+                e->lane = inlane[k];
+                memmove(&inprog[k], &inprog[k + 1], (nin - k - 1) * sizeof inprog[0]);
+                memmove(&inlane[k], &inlane[k + 1], (nin - k - 1) * sizeof inlane[0]);
+                nin--;
+                break;
+            }
+        }
+    }
+    return n;
+}
+
+/* The one plain-words sentence above a witness. */
+static void plain_sentence(pgf_buf *b, const pgf_report_check *c, const wev *ev, size_t n)
+{
+    const wev *last = n ? &ev[n - 1] : NULL;
+    const char *kind = c->kind ? c->kind : "";
+    /* The operation in progress (other than the last event's) when it happened. */
+    const char *other = NULL, *state = NULL;
+    int64_t open_ids[64];
+    const char *open_ops[64];
+    size_t nopen = 0;
+    for (size_t i = 0; i + 1 < n; i++) {
+        const wev *e = &ev[i];
+        if (is_type(e, "transition"))
+            state = e->to;
+        if (is_type(e, "invoke") && nopen < 64) {
+            open_ids[nopen] = e->op_id;
+            open_ops[nopen++] = e->op;
+        } else if (is_type(e, "ok") || is_type(e, "fail") || is_type(e, "info")) {
+            for (size_t k = 0; k < nopen; k++)
+                if (open_ids[k] == e->op_id) {
+                    open_ids[k] = open_ids[--nopen];
+                    open_ops[k] = open_ops[nopen];
+                    break;
+                }
+        }
+    }
+    for (size_t k = 0; last && k < nopen && other == NULL; k++)
+        if (open_ids[k] != last->op_id && open_ops[k] != NULL)
+            other = open_ops[k];
+    pgf_buf t = PGF_BUF_INIT;
+    if (last != NULL && is_type(last, "transition") && last->op &&
+        (strcmp(kind, "illegal_transition") == 0 || strcmp(kind, "concurrent_transition") == 0)) {
+        bool illegal = strcmp(kind, "illegal_transition") == 0;
+        if (other)
+            pgf_buf_printf(&t,
+                           "%s() was accepted while %s() was still %s, and it moved the "
+                           "session from %s straight to %s",
+                           last->op, other, state_words(last->from), last->from ? last->from : "?",
+                           last->to ? last->to : "?");
+        else
+            pgf_buf_printf(&t, "%s() moved the session from %s to %s", last->op,
+                           last->from ? last->from : "?", last->to ? last->to : "?");
+        pgf_buf_printf(&t, "%s.",
+                       illegal ? ": the state machine has no such step"
+                       : other ? "; only an operation that preempts (close, cancel) may "
+                                 "change the state while another is in progress"
+                               : " while another operation was in progress");
+    } else if (last != NULL && strcmp(kind, "use_after_close") == 0) {
+        pgf_buf_printf(&t,
+                       "%s() was called on a session that was already %s, and it %s instead "
+                       "of failing with PGF_EILLEGAL_STATE.",
+                       last->op ? last->op : "an operation", state_words(state),
+                       is_type(last, "transition") ? "changed the session's state" : "went ahead");
+    } else if (last != NULL && strcmp(kind, "preempted_not_canceled") == 0) {
+        pgf_buf_printf(&t,
+                       "%s() was preempted (a close or cancel cut in), but it then ended with "
+                       "'%s%s%s' instead of failing with PGF_ECANCELED.",
+                       last->op ? last->op : "an operation", last->type ? last->type : "?",
+                       last->error ? " " : "", last->error ? last->error : "");
+    } else if (last != NULL && strcmp(kind, "bad_end_state") == 0) {
+        pgf_buf_printf(&t,
+                       "%s() reported '%s' while the session was %s, a state it may not end "
+                       "in.",
+                       last->op ? last->op : "an operation", last->type ? last->type : "?",
+                       state_words(state));
+    } else if (last != NULL && strcmp(kind, "misclassified_health") == 0) {
+        const char *action = NULL;
+        for (size_t i = 0; i < n; i++)
+            if (is_type(&ev[i], "fault"))
+                action = ev[i].action;
+        pgf_buf_printf(&t,
+                       "the server injected a '%s' fault, but the health check reported '%s', "
+                       "not the reason that fault must produce.",
+                       action ? action : "?", last->reason ? last->reason : "?");
+    } else if (last == NULL && strcmp(kind, "preempted_not_canceled") == 0) {
+        pgf_buf_printf(&t, "an operation was preempted (a close or cancel cut in while it ran), "
+                           "but it did not then fail with PGF_ECANCELED as the state machine "
+                           "requires.");
+    } else if (last == NULL && strcmp(kind, "illegal_transition") == 0) {
+        pgf_buf_printf(&t, "a session changed state in a way the state machine does not allow.");
+    } else if (strcmp(kind, "missing_completion") == 0) {
+        pgf_buf_printf(&t, "an operation was called and never returned.");
+    } else if (strcmp(kind, "not_closed") == 0) {
+        pgf_buf_printf(&t, "the session ended the run %s instead of closed.", state_words(state));
+    }
+    pgf_buf_put_u8(&t, 0);
+    if (!t.failed && t.len > 1) {
+        H(b, "<p class=\"plain\">");
+        /* capitalize the first letter for the reader */
+        char *txt = (char *)t.data;
+        if (txt[0] >= 'a' && txt[0] <= 'z' && txt[strcspn(txt, " (")] != '(')
+            txt[0] = (char)(txt[0] - 'a' + 'A'); /* not a function name */
+        T(b, txt);
+        H(b, "</p>\n");
+    } else if (t.failed) {
+        b->failed = true;
+    }
+    pgf_buf_free(&t);
+}
+
+static void seq_arrow(pgf_buf *b, double x1, double x2, double y, bool dashed, const char *color)
+{
+    double d = x2 > x1 ? -7 : 7;
+    pgf_buf_printf(b,
+                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                   "stroke-width=\"1.5\"%s/><path d=\"M%.1f,%.1fL%.1f,%.1fL%.1f,%.1fz\" "
+                   "fill=\"%s\"/>\n",
+                   x1, y, x2, y, color, dashed ? " stroke-dasharray=\"4 3\"" : "", x2, y, x2 + d,
+                   y - 4, x2 + d, y + 4, color);
+}
+
+static void seq_label(pgf_buf *b, double x, double y, const char *anchor, const char *color,
+                      const char *text)
+{
+    pgf_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" fill=\"%s\">", x, y, anchor,
+                   color);
+    T(b, text);
+    H(b, "</text>\n");
+}
+
+#define NZ(p) ((p) ? (p) : "?")
+
+/* A small sequence diagram of the witness: lanes for the application (the
+ * health-check loop), the session (its state), a racer and the server. */
+static void sequence_diagram(pgf_buf *b, const pgf_report_check *c, wev *ev, size_t n)
+{
+    bool has_racer = false, has_server = false;
+    for (size_t i = 0; i < n; i++) {
+        has_racer |= (is_type(&ev[i], "invoke") || is_type(&ev[i], "ok") ||
+                      is_type(&ev[i], "fail") || is_type(&ev[i], "info")) &&
+                     ev[i].lane == LANE_RACER;
+        has_server |= is_type(&ev[i], "fault");
+    }
+    double lx[LANES];
+    double x = 150;
+    lx[LANE_APP] = x;
+    lx[LANE_SESSION] = x += 230;
+    lx[LANE_RACER] = has_racer ? (x += 230) : -1;
+    lx[LANE_SERVER] = has_server ? (x += 210) : -1;
+    double W = x + 150, row = 24, top = 44, Hh = top + row * (double)n + 16;
+    pgf_buf_printf(b,
+                   "<svg class=\"seq\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
+                   "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"sequence "
+                   "diagram of the witness\">\n",
+                   W, Hh, W, Hh);
+    static const char *const names[LANES] = {"application", "session", "racer", "server"};
+    for (int l = 0; l < LANES; l++) {
+        if (lx[l] < 0)
+            continue;
+        pgf_buf_printf(b,
+                       "<rect x=\"%.1f\" y=\"4\" width=\"120\" height=\"24\" rx=\"4\" "
+                       "fill=\"#eef0f4\" stroke=\"#8a929e\"/><text x=\"%.1f\" y=\"21\" "
+                       "text-anchor=\"middle\" font-weight=\"600\">%s",
+                       lx[l] - 60, lx[l], names[l]);
+        if (l == LANE_SESSION && c->session)
+            pgf_buf_printf(b, " %llu", (unsigned long long)c->session);
+        pgf_buf_printf(b,
+                       "</text><line x1=\"%.1f\" y1=\"28\" x2=\"%.1f\" y2=\"%.1f\" "
+                       "stroke=\"#b8bec8\" stroke-dasharray=\"2 3\"/>\n",
+                       lx[l], lx[l], Hh - 4);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const wev *e = &ev[i];
+        double y = top + row * (double)i + 8;
+        bool bad = i + 1 == n;
+        char lab[256];
+        const char *col = bad ? "#d0241b" : "#1d2430";
+        pgf_buf_printf(b, "<text x=\"4\" y=\"%.1f\" font-size=\"10\" fill=\"#8a929e\">", y + 4);
+        dur(b, e->t);
+        H(b, "</text>\n");
+        double who = lx[e->lane == LANE_RACER && lx[LANE_RACER] >= 0 ? LANE_RACER : LANE_APP];
+        double ses = lx[LANE_SESSION];
+        if (is_type(e, "invoke")) {
+            seq_arrow(b, who, ses, y, false, col);
+            snprintf(lab, sizeof lab, "%s()", NZ(e->op));
+            seq_label(b, (who + ses) / 2, y - 4, "middle", col, lab);
+        } else if (is_type(e, "ok") || is_type(e, "fail") || is_type(e, "info")) {
+            seq_arrow(b, ses, who, y, true, col);
+            if (is_type(e, "ok"))
+                snprintf(lab, sizeof lab, "%s() ok", NZ(e->op));
+            else
+                snprintf(lab, sizeof lab, "%s() %s %s", NZ(e->op),
+                         is_type(e, "fail") ? "failed" : "ended (indeterminate)",
+                         e->error ? e->error : "");
+            seq_label(b, (who + ses) / 2, y - 4, "middle", col, lab);
+        } else if (is_type(e, "transition")) {
+            pgf_buf tmp = PGF_BUF_INIT;
+            pgf_buf_printf(&tmp, "%s \xE2\x86\x92 %s%s%s", e->from ? e->from : "?",
+                           e->to ? e->to : "?", bad && c->kind ? "  \xE2\x9C\x97 " : "",
+                           bad && c->kind ? c->kind : "");
+            pgf_buf_put_u8(&tmp, 0);
+            double w = tmp.failed ? 100 : text_width((const char *)tmp.data) * 1.02 + 14;
+            pgf_buf_printf(b,
+                           "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"18\" rx=\"3\" "
+                           "fill=\"%s\" stroke=\"%s\"/>",
+                           ses - 8, y - 12, w, bad ? "#fde8e6" : "#ffffff", col);
+            pgf_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" fill=\"%s\"%s>", ses - 2, y + 1, col,
+                           bad ? " font-weight=\"700\"" : "");
+            if (!tmp.failed)
+                T(b, (const char *)tmp.data);
+            H(b, "</text>\n");
+            pgf_buf_free(&tmp);
+        } else if (is_type(e, "fault") && lx[LANE_SERVER] >= 0) {
+            seq_arrow(b, lx[LANE_SERVER], ses, y, false, "#d0241b");
+            snprintf(lab, sizeof lab, "fault: %s at %s", NZ(e->action), NZ(e->phase));
+            seq_label(b, (lx[LANE_SERVER] + ses) / 2, y - 4, "middle", "#b3261e", lab);
+        } else if (is_type(e, "health")) {
+            snprintf(lab, sizeof lab, "health: %s", NZ(e->reason));
+            seq_label(b, lx[LANE_APP] - 8, y + 4, "end", col, lab);
+        } else {
+            seq_label(b, ses + 8, y + 4, "start", "#5a6270", NZ(e->type));
+        }
+    }
+    H(b, "</svg>\n");
+}
+
+/* The sentence and the diagram of one failed check's witness. */
+static void witness_picture(pgf_buf *b, const pgf_report_check *c)
+{
+    wev *ev = calloc(c->witness.len + 1, sizeof *ev);
+    if (ev == NULL) {
+        b->failed = true;
+        return;
+    }
+    size_t n = parse_witness(c, ev);
+    plain_sentence(b, c, ev, n);
+    if (n > 0)
+        sequence_diagram(b, c, ev, n);
+    for (size_t i = 0; i < n; i++)
+        json_decref(ev[i].j);
+    free(ev);
+}
+
 /* ---- violations ----------------------------------------------------------------------------- */
 
 static void violations(pgf_buf *b, const pgf_report_scenario *s, size_t idx)
@@ -893,6 +1618,7 @@ static void violations(pgf_buf *b, const pgf_report_scenario *s, size_t idx)
         H(b, "<p>");
         T(b, c->message ? c->message : "check failed");
         H(b, "</p>\n");
+        witness_picture(b, c);
         if (c->witness.len > 0) {
             pgf_buf_printf(b,
                            "<p class=\"note\">witness: the %zu events that led to it, oldest "

@@ -64,6 +64,7 @@ typedef struct pgf__mark {
 typedef struct pgf__op {
     uint64_t session, op_id, invoke_ns, end_ns;
     char *op, *result, *error; /* result/error may be NULL */
+    bool raced;                /* invoked while another op of its session was in progress */
 } pgf__op;
 
 typedef struct pgf__vmark {

@@ -138,6 +138,30 @@ static pgf_report *build_fixture(bool failing, bool interrupted)
                                 0);
         }
         CU_ASSERT_EQUAL(pgf_report_add_fault_mark(s, 0, 150000000ULL, "accept", "refuse", NULL), 0);
+        /* operations (one raced and one that never completed), a violation
+         * on a session past the first 40, a late fault window, samples */
+        CU_ASSERT_EQUAL(pgf_report_scenario_set_timing(s, "sim", 1500000000ULL), 0);
+        pgf_report_scenario_set_sessions(s, 300);
+        CU_ASSERT_EQUAL(pgf_report_add_op(s, 14, 101, "open", 98000000ULL, 130000000ULL, "fail",
+                                          "PGF_ECLOSED", false),
+                        0);
+        CU_ASSERT_EQUAL(
+            pgf_report_add_op(s, 14, 117, "close", 110000000ULL, 110000000ULL, "ok", NULL, true),
+            0);
+        CU_ASSERT_EQUAL(
+            pgf_report_add_op(s, 55, 300, "check", 400000000ULL, 900000000ULL, NULL, NULL, false),
+            0);
+        CU_ASSERT_EQUAL(pgf_report_add_op(s, 1, 1, "bad", 10, 5, "ok", NULL, false), PGF_EINVAL);
+        if (fails)
+            CU_ASSERT_EQUAL(pgf_report_add_violation_mark(s, 57, 410000000ULL, "use_after_close"),
+                            0);
+        CU_ASSERT_EQUAL(pgf_report_add_fault_window(s, "late-storm", 2000000000ULL, 2500000000ULL),
+                        0);
+        for (uint64_t k = 0; k < 500; k++)
+            CU_ASSERT_EQUAL(pgf_report_add_sample(s,
+                                                  k % 5 ? PGF_REPORT_HEALTHY : PGF_REPORT_TIMEOUT,
+                                                  k * 4000000ULL, 1000000ULL + k * 1000ULL),
+                            0);
         /* coverage */
         CU_ASSERT_EQUAL(pgf_report_add_rule(s, "storm", "auth-response", "auth-fail", 180), 0);
         CU_ASSERT_EQUAL(pgf_report_add_rule(s, "rst-mid-query", "data-row", "reset", 90), 0);
@@ -586,7 +610,24 @@ static void html_is_self_contained(void)
     CU_ASSERT_EQUAL(opens, 3);
     CU_ASSERT_EQUAL(closes, 3);
     CU_ASSERT_PTR_NOT_NULL(strstr(h, "INTERRUPTED"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(h, "showing 40 of 60 sessions"));
+    /* 300 sessions in the run; 60 recorded: the failing ones (14, 28, 57)
+     * first, then 40 others */
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "showing 43 of 300 sessions"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "data-session=\"57\""));
+    CU_ASSERT(strstr(h, "data-session=\"57\"") < strstr(h, "data-session=\"1\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "class=\"op racer\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "never completed"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "late-storm"));
+    /* the axis reaches the late fault window (2.5 s), past every span */
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, ">2.50s</text>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "class=\"lot\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "class=\"tput\""));
+    /* the wall-clock duration is not called virtual; the sim one is */
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "12.3s wall-clock"));
+    CU_ASSERT_PTR_NULL(strstr(h, "12.3s (virtual time)"));
+    /* the witness as a sequence diagram with its plain-words sentence */
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "<svg class=\"seq\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "<p class=\"plain\">"));
     CU_ASSERT_PTR_NOT_NULL(strstr(h, "ILLEGAL close"));
     CU_ASSERT_PTR_NOT_NULL(strstr(h, "never-fires"));
     free(h);
@@ -651,7 +692,8 @@ static char *chromium_dump(const char *dir, const char *file, char **log, const 
 static int console_errors(const char *log)
 {
     int n = 0;
-    for (const char *q = log; q && (q = strstr(q, ":CONSOLE(")) != NULL; q++) {
+    /* Chromium logs "...:INFO:CONSOLE:1] ..." (older builds "CONSOLE(1)") */
+    for (const char *q = log; q && (q = strstr(q, ":CONSOLE")) != NULL; q++) {
         const char *eol = strchr(q, '\n');
         fprintf(stderr, "console: %.*s\n", eol ? (int)(eol - q) : 200, q);
         n++;

@@ -63,6 +63,7 @@ typedef struct pending {
     int64_t op_id;
     const char *op;
     uint64_t t;
+    bool raced;
 } pending;
 
 /* Per drawn session: its current state and the operations in progress. */
@@ -74,15 +75,21 @@ typedef struct tl_session {
     size_t nops, capops;
 } tl_session;
 
-typedef struct invoke_time {
-    int64_t op_id;
+/* Where each session's current check cycle started (its first call after
+ * its previous health result): open-addressed by session id. */
+typedef struct cycle {
+    int64_t session; /* PGF_REC_NONE = empty slot */
     uint64_t t;
-} invoke_time;
+    bool started;
+} cycle;
 
-static int cmp_invoke(const void *a, const void *b)
+static cycle *cycle_slot(cycle *tab, size_t mask, int64_t session)
 {
-    const invoke_time *x = a, *y = b;
-    return x->op_id < y->op_id ? -1 : x->op_id > y->op_id;
+    size_t h = (size_t)((uint64_t)session * 0x9E3779B97F4A7C15ULL) & mask;
+    while (tab[h].session != PGF_REC_NONE && tab[h].session != session)
+        h = (h + 1) & mask;
+    tab[h].session = session;
+    return &tab[h];
 }
 
 static bool in_sorted(const int64_t *v, size_t n, int64_t x)
@@ -144,9 +151,16 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
     size_t cap = PGF_REPORT_HTML_MAX_FAILING + PGF_REPORT_HTML_MAX_SESSIONS;
     int64_t *sel = malloc(cap * sizeof *sel);
     tl_session *tls = calloc(cap, sizeof *tls);
-    invoke_time *inv = malloc((n ? n : 1) * sizeof *inv);
-    if (sel == NULL || tls == NULL || inv == NULL)
+    size_t ninvokes = 0, tabsize = 16;
+    for (size_t i = 0; i < n; i++)
+        ninvokes += recs[i].type == PGF_REC_INVOKE;
+    while (tabsize < 2 * ninvokes + 16)
+        tabsize *= 2;
+    cycle *cyc = malloc(tabsize * sizeof *cyc);
+    if (sel == NULL || tls == NULL || cyc == NULL)
         goto done;
+    for (size_t i = 0; i < tabsize; i++)
+        cyc[i] = (cycle){PGF_REC_NONE, 0, false};
     size_t nsel = 0, nfail = 0;
     for (size_t f = 0; ck != NULL && f < ck->nfirst && nfail < PGF_REPORT_HTML_MAX_FAILING; f++) {
         int64_t s = ck->first[f].session;
@@ -186,12 +200,6 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
                                               pgf_violation_name(v->kind)));
     }
 
-    size_t ninv = 0;
-    for (size_t i = 0; i < n; i++)
-        if (recs[i].type == PGF_REC_INVOKE && recs[i].op_id != PGF_REC_NONE)
-            inv[ninv++] = (invoke_time){recs[i].op_id, recs[i].time_ns};
-    qsort(inv, ninv, sizeof *inv, cmp_invoke);
-
     for (size_t i = 0; i < n; i++) {
         const pgf_rec *rec = &recs[i];
         if (rec->type == PGF_REC_TRANSITION && rec->from && rec->to && rec->op) {
@@ -210,12 +218,18 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
             if (k < ne)
                 edges[k].n++;
         }
-        if (rec->type == PGF_REC_HEALTH && rec->op_id != PGF_REC_NONE) {
-            invoke_time key = {rec->op_id, 0};
-            const invoke_time *it = bsearch(&key, inv, ninv, sizeof *inv, cmp_invoke);
-            if (it != NULL && rec->time_ns >= it->t)
+        /* Latency as the driver measures it: from the first call of a check
+         * cycle (open, or the pool's acquire) to its health result. */
+        if (rec->type == PGF_REC_INVOKE && rec->session != PGF_REC_NONE) {
+            cycle *c = cycle_slot(cyc, tabsize - 1, rec->session);
+            if (!c->started)
+                *c = (cycle){rec->session, rec->time_ns, true};
+        } else if (rec->type == PGF_REC_HEALTH && rec->session != PGF_REC_NONE) {
+            cycle *c = cycle_slot(cyc, tabsize - 1, rec->session);
+            if (c->started && rec->time_ns >= c->t)
                 ignore_(pgf_report_add_sample(rs, outcome_of_reason(rec->reason), rec->time_ns,
-                                              rec->time_ns - it->t));
+                                              rec->time_ns - c->t));
+            c->started = false;
         }
         if (rec->type == PGF_REC_FAULT) {
             uint64_t s = rec->session == PGF_REC_NONE ? 0 : (uint64_t)rec->session;
@@ -245,7 +259,8 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
                 t->ops = p;
                 t->capops = nc;
             }
-            t->ops[t->nops++] = (pending){rec->op_id, rec->op, rec->time_ns};
+            t->ops[t->nops] = (pending){rec->op_id, rec->op, rec->time_ns, t->nops > 0};
+            t->nops++;
         } else if ((rec->type == PGF_REC_OK || rec->type == PGF_REC_FAIL ||
                     rec->type == PGF_REC_INFO) &&
                    rec->op_id != PGF_REC_NONE) {
@@ -253,10 +268,11 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
                 if (t->ops[k].op_id != rec->op_id)
                     continue;
                 uint64_t end = rec->time_ns < t->ops[k].t ? t->ops[k].t : rec->time_ns;
-                ignore_(pgf_report_add_op(rs, (uint64_t)rec->session, (uint64_t)rec->op_id,
-                                          t->ops[k].op, t->ops[k].t, end,
-                                          pgf_rec_type_name(rec->type), rec->error));
-                t->ops[k] = t->ops[--t->nops];
+                ignore_(pgf_report_add_op(
+                    rs, (uint64_t)rec->session, (uint64_t)rec->op_id, t->ops[k].op, t->ops[k].t,
+                    end, pgf_rec_type_name(rec->type), rec->error, t->ops[k].raced));
+                memmove(&t->ops[k], &t->ops[k + 1], (t->nops - k - 1) * sizeof t->ops[0]);
+                t->nops--;
                 break;
             }
         }
@@ -274,7 +290,7 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
         for (size_t j = 0; j < t->nops; j++) /* never completed */
             ignore_(pgf_report_add_op(rs, (uint64_t)sel[k], (uint64_t)t->ops[j].op_id, t->ops[j].op,
                                       t->ops[j].t, end > t->ops[j].t ? end : t->ops[j].t, NULL,
-                                      NULL));
+                                      NULL, t->ops[j].raced));
     }
     for (int k = 0; k < ne; k++) {
         int from = pgf_session_state_parse(edges[k].from),
@@ -312,5 +328,5 @@ done:
         free(tls[k].ops);
     free(tls);
     free(sel);
-    free(inv);
+    free(cyc);
 }

@@ -176,11 +176,11 @@ PGF_NODISCARD int pgf_report_add_fault_mark(pgf_report_scenario *s, uint64_t ses
 /* Timeline: an operation on `session`, drawn as a bar from invoke_ns to
  * end_ns (Jepsen's timeline). `result` is "ok", "fail", "info" or NULL (it
  * never completed: end_ns is then the end of the run); `error` may be NULL.
- * An operation invoked while another one of the same session is still in
- * progress is drawn as a racer's call on that session's row. */
+ * `raced`: it was invoked while another operation of the same session was in
+ * progress (a racer's call); drawn in the racer lane of that session's row. */
 PGF_NODISCARD int pgf_report_add_op(pgf_report_scenario *s, uint64_t session, uint64_t op_id,
                                     const char *op, uint64_t invoke_ns, uint64_t end_ns,
-                                    const char *result, const char *error);
+                                    const char *result, const char *error, bool raced);
 /* Timeline: the checker found a violation of `kind` at t_ns on `session`;
  * sessions with one are drawn first and always. */
 PGF_NODISCARD int pgf_report_add_violation_mark(pgf_report_scenario *s, uint64_t session,
