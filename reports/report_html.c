@@ -544,7 +544,7 @@ static void shade_windows(pgf_buf *b, const pgf_report_scenario *s, double x0, d
         H(b, "</title></rect>\n");
         if (label) {
             pgf_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#b3261e\">",
-                           a + 3, y0 + 11);
+                           a + 3, y0 + 11 - (i % 2) * 11.0);
             T(b, fw->rule);
             H(b, "</text>\n");
         }
@@ -611,9 +611,10 @@ static void timeline(pgf_buf *b, const pgf_report_scenario *s)
                        nfail_shown == nfail ? "all " : "", nfail_shown,
                        nfail_shown == nfail ? "" : ", more not drawn");
     if (nshown > nfail_shown)
-        pgf_buf_printf(b, "%s%s%zu other%s by id", nfail > 0 ? ", then " : ": ",
-                       nshown - nfail_shown < total - nfail ? "the first " : "",
-                       nshown - nfail_shown, nshown - nfail_shown == 1 ? "" : "s");
+        pgf_buf_printf(b, "%s%zu %s by id", nfail > 0 ? ", then " : ": ", nshown - nfail_shown,
+                       nshown - nfail_shown < total - nfail ? "of the others (a sample spread over "
+                                                              "the run)"
+                                                            : "others");
     H(b, ". Time runs left to right from 0 to ");
     dur(b, t1);
     pgf_buf_printf(b, "%s",
@@ -644,7 +645,7 @@ static void timeline(pgf_buf *b, const pgf_report_scenario *s)
     }
     H(b, " (a black tick is a state change)</span></div>\n");
 
-    const double label_w = 112, plot_w = 1000, row_h = 28, top = 30;
+    const double label_w = 112, plot_w = 1000, row_h = 28, top = 46;
     size_t rows = nshown + (server_row ? 1 : 0);
     double Hh = top + row_h * (double)rows + 8, W = label_w + plot_w + 16;
 #define X(t) (label_w + plot_w * ((double)(t) / (double)t1))
@@ -811,7 +812,7 @@ static void timeline(pgf_buf *b, const pgf_report_scenario *s)
         }
         H(b, "</title></path>\n");
     }
-    shade_windows(b, s, label_w, plot_w, t1, 16, 28, true);
+    shade_windows(b, s, label_w, plot_w, t1, 20, top - 4, true);
 #undef X
     H(b, "</svg></div>\n");
     free(all);

@@ -1,8 +1,9 @@
 /* pictures.c - see pictures.h. What the report's figures are made of:
  *
  * - the timeline holds every session with a violation (up to
- *   PGF_REPORT_HTML_MAX_FAILING) and the first PGF_REPORT_HTML_MAX_SESSIONS
- *   others in order of appearance: their state spans (a terminal state is a
+ *   PGF_REPORT_HTML_MAX_FAILING) and PGF_REPORT_HTML_MAX_SESSIONS others,
+ *   picked evenly over the run (up to half of them among the sessions a
+ *   fault hit, so the marks have rows): their state spans (a terminal state is a
  *   zero-length span, never a bar to the end of the run), their operations
  *   from invoke to completion, the violations the checker found on them;
  * - every fired fault becomes a mark (the page counts those on sessions it
@@ -92,6 +93,23 @@ static cycle *cycle_slot(cycle *tab, size_t mask, int64_t session)
     return &tab[h];
 }
 
+/* Add up to `want` of list[n] to sel (skipping those already in it), spread
+ * evenly over the list. */
+static void pick_evenly(int64_t *sel, size_t *nsel, const int64_t *list, size_t n, size_t want)
+{
+    size_t added = 0;
+    for (size_t k = 0; k < want && k < n && added < want; k++) {
+        int64_t s = list[n <= want ? k : k * n / want];
+        bool have = false;
+        for (size_t j = 0; j < *nsel && !have; j++)
+            have = sel[j] == s;
+        if (!have) {
+            sel[(*nsel)++] = s;
+            added++;
+        }
+    }
+}
+
 static bool in_sorted(const int64_t *v, size_t n, int64_t x)
 {
     return n > 0 && bsearch(&x, v, n, sizeof *v, cmp_i64) != NULL;
@@ -147,7 +165,7 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
     int ne = 0;
 
     /* Which sessions the timeline holds: every session with a violation,
-     * then the first others in order of appearance. */
+     * then others (see below). */
     size_t cap = PGF_REPORT_HTML_MAX_FAILING + PGF_REPORT_HTML_MAX_SESSIONS;
     int64_t *sel = malloc(cap * sizeof *sel);
     tl_session *tls = calloc(cap, sizeof *tls);
@@ -174,20 +192,39 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
             nfail++;
         }
     }
-    size_t others = 0;
-    for (size_t i = 0; i < n && others < PGF_REPORT_HTML_MAX_SESSIONS; i++) {
+    /* The others: sessions a fault hit, then any, each picked evenly
+     * over the run (not just its first seconds). */
+    int64_t *appear = malloc((n + 1) * sizeof *appear),
+            *faulted = malloc((n + 1) * sizeof *faulted);
+    if (appear == NULL || faulted == NULL) {
+        free(appear);
+        free(faulted);
+        goto done;
+    }
+    size_t nappear = 0, nhit = 0;
+    for (size_t i = 0; i < n; i++) {
         const pgf_rec *rec = &recs[i];
-        if ((rec->type != PGF_REC_TRANSITION && rec->type != PGF_REC_INVOKE) ||
-            rec->session == PGF_REC_NONE)
+        if (rec->session == PGF_REC_NONE ||
+            (rec->type != PGF_REC_TRANSITION && rec->type != PGF_REC_INVOKE &&
+             rec->type != PGF_REC_FAULT))
             continue;
-        bool have = false;
-        for (size_t k = 0; k < nsel && !have; k++)
-            have = sel[k] == rec->session;
-        if (!have) {
-            sel[nsel++] = rec->session;
-            others++;
+        cycle *c = cycle_slot(cyc, tabsize - 1, rec->session); /* t: bit 0 seen, bit 1 hit */
+        if (!(c->t & 1) && rec->type != PGF_REC_FAULT) {
+            c->t |= 1;
+            appear[nappear++] = rec->session;
+        }
+        if (!(c->t & 2) && rec->type == PGF_REC_FAULT) {
+            c->t |= 2;
+            faulted[nhit++] = rec->session;
         }
     }
+    size_t room = PGF_REPORT_HTML_MAX_SESSIONS;
+    pick_evenly(sel, &nsel, faulted, nhit, room / 2);
+    pick_evenly(sel, &nsel, appear, nappear, nfail + room - nsel);
+    free(appear);
+    free(faulted);
+    for (size_t i = 0; i < tabsize; i++)
+        cyc[i] = (cycle){PGF_REC_NONE, 0, false};
     qsort(sel, nsel, sizeof *sel, cmp_i64);
 
     /* Violations on the timeline: where each session's first one showed. */
