@@ -223,8 +223,10 @@ static void control_log_stats_coverage_listener(void)
     char path[64];
     snprintf(path, sizeof path, "/log?since=%llu", (unsigned long long)(seq - 1));
     expect("GET", path, NULL, 200, want);
+    /* the two delays fired before the reset in control_rules_crud are history */
     expect("GET", "/coverage", NULL, 200,
-           "{\"faults_fired\":1,\"fired\":[{\"phase\":\"query\",\"action\":\"error\",\"count\":1}],"
+           "{\"faults_fired\":3,\"fired\":[{\"phase\":\"ready\",\"action\":\"delay\",\"count\":2},"
+           "{\"phase\":\"query\",\"action\":\"error\",\"count\":1}],"
            "\"rules\":[{\"name\":\"kill\",\"phase\":\"query\",\"action\":\"error\",\"fired\":1},"
            "{\"name\":\"never\",\"phase\":\"cancel\",\"action\":\"close\",\"fired\":0}],"
            "\"never_fired\":[\"never\"]}\n");
@@ -244,11 +246,20 @@ static void control_log_stats_coverage_listener(void)
     CU_ASSERT_TRUE(fake.listening);
     CU_ASSERT_EQUAL(fake.toggles, 2);
     expect("GET", "/down", NULL, 405, NULL);
-    /* reset clears counters and coverage, keeps the log */
+    /* reset removes the rules and undoes /down; coverage and the log are
+     * history and stay (the exit line reports what fired) */
     size_t logged = pgf_fault_log_count(eng);
+    expect("POST", "/down", NULL, 200, "{\"listening\":false}\n");
+    CU_ASSERT_FALSE(fake.listening);
     expect("POST", "/reset", NULL, 204, "");
-    expect("GET", "/coverage", NULL, 200,
-           "{\"faults_fired\":0,\"fired\":[],\"rules\":[],\"never_fired\":[]}\n");
+    CU_ASSERT_TRUE(fake.listening);
+    char *cov = req("GET", "/coverage", NULL, &st);
+    CU_ASSERT_EQUAL(st, 200);
+    CU_ASSERT_PTR_NOT_NULL(cov);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cov, "\"faults_fired\":3,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(cov, "{\"phase\":\"query\",\"action\":\"error\",\"count\":1}"));
+    free(cov);
+    expect("GET", "/rules", NULL, 200, "[]\n");
     CU_ASSERT_EQUAL(pgf_fault_log_count(eng), logged);
     CU_ASSERT_FALSE(pgf_fault_decide(eng, c, PGF_PHASE_QUERY, &ctx, &a));
     pgf_fault_conn_free(c);

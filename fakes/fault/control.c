@@ -431,7 +431,20 @@ static void handle(struct evhttp_request *req, void *arg)
         rule_one(c, req, name, body, len);
         free(name);
     } else if (strcmp(path, "/reset") == 0 && post) {
+        /* Back to a healthy server: no rules, and listening again if /down
+         * stopped it. Coverage and the log are history and stay. */
         pgf_fault_engine_reset(c->e);
+        if (c->hooks.set_listening != NULL &&
+            (c->hooks.is_listening == NULL || !c->hooks.is_listening(c->hooks.arg))) {
+            int rc = c->hooks.set_listening(c->hooks.arg, true);
+            if (rc != 0) {
+                char err[256];
+                snprintf(err, sizeof err, "rules cleared, but cannot resume the listener: %s",
+                         pgf_strerror(rc));
+                reply_error(req, 500, "Internal Server Error", err);
+                return;
+            }
+        }
         reply_text(req, 204, "No Content", NULL);
     } else if (strcmp(path, "/stats") == 0 && get) {
         json_t *o = json_object();

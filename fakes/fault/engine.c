@@ -104,9 +104,10 @@ pgf_fault_rules *pgf_fault_engine_rules(pgf_fault_engine *e)
 
 void pgf_fault_engine_reset(pgf_fault_engine *e)
 {
+    /* Coverage is history, like the log: what fired before a reset still
+     * fired (the exit line and /coverage report it), so it is kept. */
     pgf_fault_engine_set_rules(e, NULL);
     atomic_fetch_add_explicit(&e->epoch, 1, memory_order_release);
-    pgf__faultlog_reset_coverage(e);
 }
 
 /* Lay `nstate` states out for `to`, carrying over those of unchanged rules

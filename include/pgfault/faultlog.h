@@ -28,8 +28,8 @@
 /* The installed rule set with one more reference (caller frees with
  * pgf_fault_rules_free), or NULL when there are none. */
 pgf_fault_rules *pgf_fault_engine_rules(pgf_fault_engine *e);
-/* Remove every rule and clear every counter (per connection, global,
- * coverage). The fault log is history and is kept. Any thread. */
+/* Remove every rule and clear every rule counter (per connection, global).
+ * The fault log and the coverage are history and are kept. Any thread. */
 void pgf_fault_engine_reset(pgf_fault_engine *e);
 /* Faults fired since creation (not cleared by reset). */
 uint64_t pgf_fault_engine_fired(const pgf_fault_engine *e);
