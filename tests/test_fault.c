@@ -279,7 +279,8 @@ static void parse_errors_name_the_place(void)
                "description, phase, action, match, probability, nth, every, after, times, "
                "budget, from_ms, until_ms, scope, side)");
     expect_err("rules:\n  - name: r1\n    phase: data-rows\n    action: close\n", false,
-               "faults.yaml:3:12: unknown phase 'data-rows' in rule 'r1' (expected one of: "
+               "faults.yaml:3:12: unknown phase 'data-rows' in rule 'r1' (did you mean "
+               "'data-row'? expected one of: "
                "accept, ssl-request, startup, auth-request, auth-response, sasl-continue, "
                "sasl-final, auth-ok, parameter-status, ready, query, row-description, data-row, "
                "command-complete, idle, cancel, terminate)");
@@ -287,6 +288,12 @@ static void parse_errors_name_the_place(void)
                "faults.yaml:4:13: unknown action 'explode' in rule 'r1' (expected one of: none, "
                "auth-fail, error, close, reset, half-close, truncate, stall, delay, drip, "
                "bandwidth, garbage, refuse)");
+    /* a misspelled action is named at its own line:col, before its
+     * parameters could be taken for unknown keys */
+    expect_err("rules:\n  - name: slow\n    phase: query\n    action: dely\n    ms: 200\n", false,
+               "faults.yaml:4:13: unknown action 'dely' in rule 'slow' (did you mean 'delay'? "
+               "expected one of: none, auth-fail, error, close, reset, half-close, truncate, "
+               "stall, delay, drip, bandwidth, garbage, refuse)");
     expect_err("rules:\n  - name: r1\n    phase: data-row\n    action: auth-fail\n", false,
                "faults.yaml:4:13: action 'auth-fail' is not valid at phase 'data-row' in rule "
                "'r1' (valid at: startup, auth-request, auth-response, sasl-continue, sasl-final, "

@@ -779,6 +779,48 @@ static bool parse_when(struct vctx *v, pgf__rule *r, const pgf_doc *m, json_t *c
     return true;
 }
 
+/* Edit distance of a and b (optimal string alignment, so a swapped pair
+ * counts 1); both at most 63 bytes, else a large number. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return 1000;
+    size_t d[64][64];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            size_t sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            size_t del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+            size_t best = sub < del ? sub : del;
+            best = best < ins ? best : ins;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[la][lb];
+}
+
+/* The one name in names[n] close enough to `s` to be what was meant
+ * (distance <= 2 and less than half its length), or NULL. */
+static const char *did_you_mean(const char *s, const char *const *names, int n)
+{
+    const char *best = NULL;
+    size_t bd = 3;
+    for (int i = 0; i < n; i++) {
+        size_t d = edit_distance(s, names[i]);
+        if (d < bd && d * 2 < strlen(names[i])) {
+            bd = d;
+            best = names[i];
+        }
+    }
+    return best;
+}
+
 static bool parse_enum(struct vctx *v, const pgf_doc *m, const char *key,
                        int (*parse)(const char *), const char *(*name)(int), int count, int *out)
 {
@@ -799,7 +841,11 @@ static bool parse_enum(struct vctx *v, const pgf_doc *m, const char *key,
         char list[512], msg[160], full[560];
         join_list(list, sizeof list, names, (size_t)n, NULL);
         snprintf(msg, sizeof msg, "unknown %s '%.60s'", key, s);
-        snprintf(full, sizeof full, "expected one of: %s", list);
+        const char *near = did_you_mean(s, names, n);
+        char hint[96] = "";
+        if (near != NULL)
+            snprintf(hint, sizeof hint, "did you mean '%s'? ", near);
+        snprintf(full, sizeof full, "%sexpected one of: %s", hint, list);
         verr_list(v, m->kids[i]->line, m->kids[i]->col, msg, full);
         return false;
     }
@@ -845,8 +891,14 @@ static bool parse_rule(struct vctx *v, pgf__rule *r, const pgf_doc *m, size_t in
     int phase = -1, action = -1;
     /* Unknown keys before anything else: a typo is the likeliest mistake. */
     int ai = map_find(m, "action");
-    if (ai >= 0 && m->kids[ai]->kind == PGF_DOC_SCALAR)
+    if (ai >= 0 && m->kids[ai]->kind == PGF_DOC_SCALAR) {
         action = pgf_action_parse(m->kids[ai]->text);
+        /* A misspelled action first: its parameters would otherwise be
+         * reported as unknown keys, on the wrong line. */
+        if (action < 0 &&
+            !parse_enum(v, m, "action", pgf_action_parse, action_name_i, PGF_ACTION_COUNT, &action))
+            return false;
+    }
     for (size_t i = 0; i < m->n; i++) {
         const char *k = m->keys[i];
         if (in_list(common_keys, N_COMMON, k))

@@ -32,7 +32,7 @@ check_invalid invalid-unknown-key.yaml "4:3: unknown key 'sesions' in 'workload'
 check_invalid invalid-wrong-type.yaml "4:13: 'sessions' must be an integer in [1, 100000], got 'many'"
 check_invalid invalid-out-of-range.yaml "5:49: 'probability' out of range: 1.5 (expected 0..1)"
 check_invalid invalid-missing-required.yaml "2:1: a scenario needs 'name'"
-check_invalid invalid-bad-fault-rule.yaml "5:12: unknown phase 'data-rows' in rule 'cut' (expected one of: accept, ssl-request, startup, auth-request, auth-response, sasl-continue, sasl-final, auth-ok, parameter-status, ready, query, row-description, data-row, command-complete, idle, cancel, terminate)"
+check_invalid invalid-bad-fault-rule.yaml "5:12: unknown phase 'data-rows' in rule 'cut' (did you mean 'data-row'? expected one of: accept, ssl-request, startup, auth-request, auth-response, sasl-continue, sasl-final, auth-ok, parameter-status, ready, query, row-description, data-row, command-complete, idle, cancel, terminate)"
 check_invalid invalid-external-sim.yaml "4:20: 'server.external' needs 'mode: stress' (sim mode runs the embedded server on its own virtual clock)"
 check_invalid invalid-racer-state.yaml "5:30: racer 'r': unknown state 'CONNECTING_TLS' (expected one of: NEW, CONNECTING_SOCKET, CONNECTING_SSL, CONNECTING_STARTUP, CONNECTING_AUTH, CONNECTING_PARAMS, READY, BUSY, CANCELING, CLOSING, FAILED, CLOSED)"
 n=$(ls "$DATA"/invalid-*.yaml | wc -l)
