@@ -8,6 +8,7 @@
  * 2 bad usage / malformed history or spec (message names file:line),
  * 3 internal failure (out of memory).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,10 +108,16 @@ int pgf_cmd_check(int argc, char **argv)
         goto done;
     }
     if (json) {
-        if (pgf_check_print_json(stdout, res, recs, path) < 0) {
-            fprintf(stderr, "pgfault check: cannot format the result\n");
-            exit_code = PGF_EXIT_INTERNAL;
-            goto done;
+        errno = 0;
+        if (pgf_check_print_json(stdout, res, recs, path) < 0 || fflush(stdout) != 0) {
+            /* The reader closed the pipe (`| head`): what it read is fine
+             * and the verdict is still the exit code. */
+            if (errno != EPIPE) {
+                fprintf(stderr, "pgfault check: cannot write the result: %s\n",
+                        errno ? strerror(errno) : "out of memory");
+                exit_code = PGF_EXIT_INTERNAL;
+                goto done;
+            }
         }
     } else {
         pgf_check_print(stdout, res, recs, path);

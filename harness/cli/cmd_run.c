@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "usage.h"
@@ -66,7 +67,8 @@ static int run_main(int argc, char **argv, bool replay)
         return PGF_EXIT_INTERNAL;
     const char *names[MAX_SCENARIOS];
     int nnames = 0;
-    bool list = false, explain = false, quiet = false, shrink = false, no_check = false;
+    bool list = false, list_json = false, explain = false, quiet = false, shrink = false,
+         no_check = false;
     bool have_seed = false, have_mode = false, have_sessions = false, have_iter = false,
          have_dur = false, have_threads = false, have_bugs = false;
     uint64_t seed = 0, sessions = 0, iterations = 0, duration = 0, threads = 0;
@@ -87,6 +89,9 @@ static int run_main(int argc, char **argv, bool replay)
             break;
         case 'l':
             list = true;
+            break;
+        case 'J':
+            list_json = true;
             break;
         case 's':
             if (!parse_u64(optarg, &seed)) {
@@ -176,6 +181,45 @@ static int run_main(int argc, char **argv, bool replay)
             return PGF_EXIT_USAGE;
         }
     }
+    if (list_json && !list) {
+        fprintf(stderr, "pgfault %s: --json goes with --list\n", cmd);
+        return PGF_EXIT_USAGE;
+    }
+    if (list && list_json) {
+        /* The same list as JSON, for scripts: name, description, mode, seed. */
+        json_t *arr = json_array();
+        for (size_t i = 0; arr != NULL && i < pgf_scenario_builtin_count(); i++) {
+            pgf_scenario sc;
+            char err[512];
+            const char *t = pgf_scenario_builtin_text(i);
+            json_t *o;
+            if (pgf_scenario_load_string(t, strlen(t), pgf_scenario_builtin_name(i), &sc, err,
+                                         sizeof err) == 0) {
+                char seedtxt[32];
+                snprintf(seedtxt, sizeof seedtxt, "%" PRIu64, sc.seed);
+                o = json_pack("{s:s, s:s?, s:s, s:s, s:i}", "name", sc.name, "description",
+                              sc.description, "mode", pgf_run_mode_name(sc.mode), "seed", seedtxt,
+                              "sessions", (int)sc.sessions);
+                pgf_scenario_clear(&sc);
+            } else {
+                o = json_pack("{s:s, s:s}", "name", pgf_scenario_builtin_name(i), "error", err);
+            }
+            if (o == NULL || json_array_append_new(arr, o) != 0) {
+                json_decref(arr);
+                arr = NULL;
+            }
+        }
+        if (arr == NULL || json_dumpf(arr, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
+            fputc('\n', stdout) == EOF || fflush(stdout) != 0) {
+            json_decref(arr);
+            if (errno == EPIPE)
+                return PGF_EXIT_OK; /* the reader stopped early (| head): not our failure */
+            fprintf(stderr, "pgfault run: cannot print the list\n");
+            return PGF_EXIT_INTERNAL;
+        }
+        json_decref(arr);
+        return PGF_EXIT_OK;
+    }
     if (list) {
         for (size_t i = 0; i < pgf_scenario_builtin_count(); i++) {
             pgf_scenario sc;
@@ -206,8 +250,13 @@ static int run_main(int argc, char **argv, bool replay)
         json_error_t je;
         report = json_load_file(argv[optind], 0, &je);
         if (report == NULL) {
-            fprintf(stderr, "pgfault replay: %s:%d:%d: %s\n", argv[optind], je.line, je.column,
-                    je.text);
+            /* jansson gives line -1 when the file could not be read at all */
+            if (je.line < 1)
+                fprintf(stderr, "pgfault replay: %s: %s (give the report.json a run wrote)\n",
+                        argv[optind], access(argv[optind], R_OK) != 0 ? strerror(errno) : je.text);
+            else
+                fprintf(stderr, "pgfault replay: %s:%d:%d: %s\n", argv[optind], je.line, je.column,
+                        je.text);
             return PGF_EXIT_USAGE;
         }
         json_t *arr = json_object_get(json_object_get(report, "config"), "scenarios");

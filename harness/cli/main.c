@@ -27,7 +27,8 @@ static void usage(FILE *f)
         if (subcommands[i].fn != NULL)
             fprintf(f, "  %-8s %s\n", subcommands[i].name, subcommands[i].help);
     fprintf(f,
-            "\n`pgfault SUBCOMMAND --help` describes each one (and `man pgfault` all).\n"
+            "\n`pgfault help SUBCOMMAND` (or `pgfault SUBCOMMAND --help`) describes each one\n"
+            "(and `man pgfault` all).\n"
             "exit codes: %s\n",
             pgf__cli_exit_codes);
 }
@@ -36,6 +37,18 @@ int main(int argc, char **argv)
 {
     /* Peers closing sockets must surface as EPIPE, not kill the process. */
     signal(SIGPIPE, SIG_IGN);
+    /* `pgfault help CMD` is `pgfault CMD --help`. */
+    if (argc >= 3 && strcmp(argv[1], "help") == 0) {
+        for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++) {
+            if (strcmp(argv[2], subcommands[i].name) != 0 || subcommands[i].fn == NULL)
+                continue;
+            char *args[] = {argv[2], "--help", NULL};
+            return subcommands[i].fn(2, args);
+        }
+        fprintf(stderr, "pgfault help: unknown subcommand '%s'\n", argv[2]);
+        usage(stderr);
+        return PGF_EXIT_USAGE;
+    }
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         usage(argc < 2 ? stderr : stdout);

@@ -72,6 +72,7 @@ static const pgf__cli_row faults_opts[] = {
 static const pgf__cli_row run_opts[] = {
     {"scenario", "NAME", 'S', "a built-in scenario by name (repeatable)"},
     {"list", NULL, 'l', "list the built-in scenarios and exit"},
+    {"json", NULL, 'J', "with --list: the list as JSON (name, description, mode, seed, sessions)"},
     {"seed", "N", 's', "override the seed (same seed + sim mode = same history)"},
     {"mode", "sim|stress", 'm', "override the mode"},
     {"sessions", "N", 'n', "override workload.sessions"},
