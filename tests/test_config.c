@@ -226,7 +226,69 @@ static void mask_url(void)
     free(e);
 }
 
+/* Warnings for what libpq accepts silently: `want` substrings in order,
+ * `errors` the count of serious ones; the password never in the text. */
+static void expect_warnings(const char *const *env, int errors, const char *want1,
+                            const char *want2, const char *password)
+{
+    pgf_config c;
+    char err[256];
+    bool ok = pgf_config_resolve(env, &c, err, sizeof err) == 0;
+    char *w = NULL;
+    CU_ASSERT_EQUAL(pgf_config_warnings(env, ok ? &c : NULL, &w), errors);
+    if (want1 == NULL) {
+        CU_ASSERT_PTR_NULL(w);
+    } else {
+        CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+        if (strstr(w, want1) == NULL || (want2 && strstr(w, want2) == NULL))
+            fprintf(stderr, "warnings: %s\n", w);
+        CU_ASSERT_PTR_NOT_NULL(strstr(w, want1));
+        if (want2)
+            CU_ASSERT_PTR_NOT_NULL(strstr(w, want2));
+        if (password)
+            CU_ASSERT_PTR_NULL(strstr(w, password));
+    }
+    free(w);
+    pgf_config_clear(&c);
+}
+
+static void warnings_for_silent_mistakes(void)
+{
+    const char *hostport[] = {"POSTGRES_HOST=db:5432", "POSTGRES_DB=d", "POSTGRES_USER=u",
+                              "POSTGRES_PASSWORD=pw", NULL};
+    expect_warnings(hostport, 1, "error: POSTGRES_HOST=db:5432 holds a port",
+                    "Set POSTGRES_HOST=db and POSTGRES_PORT=5432", NULL);
+    const char *ipv6[] = {"POSTGRES_HOST=::1", "POSTGRES_DB=d", "POSTGRES_USER=u",
+                          "POSTGRES_PASSWORD=pw", NULL};
+    expect_warnings(ipv6, 0, NULL, NULL, NULL);
+    const char *sock[] = {"POSTGRES_HOST=/cloudsql/p:r:i", "POSTGRES_DB=d", "POSTGRES_USER=u",
+                          "POSTGRES_PASSWORD=pw", NULL};
+    expect_warnings(sock, 0, NULL, NULL, NULL);
+    const char *rawat[] = {"DATABASE_URL=postgresql://u:se@cret@db/d", NULL};
+    expect_warnings(rawat, 1, "DATABASE_URL has 2 '@'", "%40", "cret");
+    const char *rawslash[] = {"DATABASE_URL=postgresql://u:se/cret@db/d", NULL};
+    expect_warnings(rawslash, 1, "DATABASE_URL has a '/' before the '@'", "%2F", "cret");
+    const char *encoded[] = {"DATABASE_URL=postgresql://u:se%40c%2Fret@db/d", NULL};
+    expect_warnings(encoded, 0, NULL, NULL, NULL);
+    const char *special[] = {"POSTGRES_HOST=db", "POSTGRES_DB=d", "POSTGRES_USER=u",
+                             "POSTGRES_PASSWORD=ab@c:d+", NULL};
+    expect_warnings(special, 0, "warning: POSTGRES_PASSWORD contains '@', ':', '+'",
+                    "write it as **%40*%3A*%2B ", "ab@c");
+    const char *plain[] = {"POSTGRES_HOST=db", "POSTGRES_DB=d", "POSTGRES_USER=u",
+                           "POSTGRES_PASSWORD=Plain-pass_1.x~", NULL};
+    expect_warnings(plain, 0, NULL, NULL, NULL);
+    /* the raw URL a service would paste together */
+    pgf_config c;
+    char err[256], *raw = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgf_config_resolve(special, &c, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(pgf_config_raw_url(&c, &raw), 0);
+    CU_ASSERT_STRING_EQUAL(raw, "postgresql://u:ab@c:d+@db/d");
+    free(raw);
+    pgf_config_clear(&c);
+}
+
 static const pgf_test config_tests[] = {
+    {"warnings_for_silent_mistakes", warnings_for_silent_mistakes},
     {"resolve_table", resolve_table},
     {"psycopg2_url_and_notes", psycopg2_url_and_notes},
     {"mask_url", mask_url},

@@ -135,7 +135,12 @@ static const pgf__cli_row spec_opts[] = {
 };
 
 static const pgf__cli_row url_opts[] = {
-    {"check", NULL, 0, "also connect and run SELECT 1, printing the classified health"},
+    {"check", NULL, 0,
+     "also connect and run SELECT 1 with the settings as the service gets\n"
+     "them (DATABASE_URL: as libpq parses it), printing the classified health"},
+    {"as-url", NULL, 0,
+     "with --check: connect with the URL a service pastes together from the\n"
+     "settings (postgresql://USER:PASSWORD@HOST:PORT/DB, unencoded)"},
     {"timeout", "MS", 0, "the --check deadline"},
     {NULL, NULL, 0, NULL},
 };
@@ -194,15 +199,18 @@ const pgf__cli_usage pgf__cli_usages[] = {
      "the checker's spec format (version 1); dot is the docs diagram\n"
      "(docs/state-machine.dot is this output).",
      NULL, spec_opts, "0 ok, 2 bad usage, 3 cannot write"},
-    {"url", "[--check] [--timeout MS]",
+    {"url", "[--check [--as-url]] [--timeout MS]",
      "Resolve the connection settings a service would use, from (highest first)\n"
      "DATABASE_URL, POSTGRES_HOST/POSTGRES_PORT/POSTGRES_DB/POSTGRES_USER/\n"
      "POSTGRES_PASSWORD, then libpq's PG* variables; print them (password shown\n"
      "as ****) and the equivalent URLs:\n"
      "  libpq     postgresql://...          (psql, libpq, psycopg)\n"
      "  asyncpg   postgresql+asyncpg://...  (SQLAlchemy async)\n"
-     "  psycopg2  postgresql+psycopg2://... (SQLAlchemy sync)",
-     NULL, url_opts, "0 ok, 1 --check unhealthy, 2 missing/invalid settings"},
+     "  psycopg2  postgresql+psycopg2://... (SQLAlchemy sync)\n"
+     "Mistakes libpq accepts silently are reported on stderr: POSTGRES_HOST=db:5432\n"
+     "(a port in the host), a raw '@' (or '/', '?', '#') in DATABASE_URL's password,\n"
+     "a password that a URL must percent-encode (shown encoded, masked).",
+     NULL, url_opts, "0 ok, 1 --check unhealthy, 2 missing/invalid settings or an error above"},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 

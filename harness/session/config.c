@@ -256,6 +256,19 @@ static int layer_url(const char *url, pgf_config *c, char *err, size_t errlen)
         pgf_config_mask_url(perr != NULL ? perr : "out of memory", m, sizeof m);
         if ((nl = strchr(m, '\n')) != NULL)
             *nl = '\0';
+        /* libpq quotes the rest of the URL from where it gave up; when that
+         * starts before the '@' ending the user info it holds a piece of the
+         * password: cut the quote then. */
+        char *q = strchr(m, '"'), *qe = q ? strrchr(q + 1, '"') : NULL;
+        if (q != NULL && qe != NULL) {
+            const char *at = strrchr(url, '@');
+            char frag[512];
+            snprintf(frag, sizeof frag, "%.*s", (int)(qe - q - 1), q + 1);
+            const char *pos = frag[0] ? strstr(url, frag) : NULL;
+            if (at != NULL && (pos == NULL || pos < at))
+                snprintf(q, sizeof m - (size_t)(q - m),
+                         "(the rest is not shown: it may hold the password)");
+        }
         snprintf(err, errlen, "DATABASE_URL: %s", m);
         PQfreemem(perr);
         return PGF_EINVAL;
@@ -335,7 +348,12 @@ int pgf_config_resolve(const char *const *env, pgf_config *c, char *err, size_t 
         if (strcmp(c->keywords[i], "port") == 0 && !valid_port(c->values[i])) {
             char shown[64];
             snprintf(shown, sizeof shown, "%s", c->values[i]);
-            snprintf(err, errlen, "%s: '%s' is not a port number", c->origin[i], shown);
+            if (strcmp(c->origin[i], "DATABASE_URL") == 0)
+                /* not echoed: the "port" may be a piece of a password with a raw
+                 * '/' in it ("postgresql://u:pa/ss@db" reads host u, port pa) */
+                snprintf(err, errlen, "DATABASE_URL: the port after the host is not a number");
+            else
+                snprintf(err, errlen, "%s: '%s' is not a port number", c->origin[i], shown);
             rc = PGF_EINVAL;
             goto fail;
         }
@@ -494,6 +512,160 @@ int pgf_config_describe(const pgf_config *c, char **out)
         pgf_buf_printf(&b, "  %-18s = %-40s (libpq default)\n", "port", "5432");
     if (c->notes[0] != '\0')
         pgf_buf_printf(&b, "note: %s", c->notes);
+    pgf_buf_put_u8(&b, 0);
+    if (b.failed) {
+        pgf_buf_free(&b);
+        return PGF_ENOMEM;
+    }
+    *out = (char *)b.data;
+    return 0;
+}
+
+/* ---- mistakes libpq accepts silently ------------------------------------------------------- */
+
+static bool needs_pct(unsigned char ch)
+{
+    return !(isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~');
+}
+
+/* The password as it must appear in a URL, every character that stays as
+ * it is shown as '*': "p@ss:w" -> "*%40**%3A*". */
+static void masked_encoding(pgf_buf *b, const char *pw)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)pw; *p != '\0'; p++) {
+        if (needs_pct(*p))
+            pgf_buf_printf(b, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
+        else
+            pgf_buf_put_u8(b, '*');
+    }
+}
+
+/* The distinct characters of pw a URL must percent-encode, quoted:
+ * "'@', ':'". Non-printable or non-ASCII bytes are named by their code. */
+static void list_specials(pgf_buf *b, const char *pw)
+{
+    bool seen[256] = {false};
+    bool first = true;
+    for (const unsigned char *p = (const unsigned char *)pw; *p != '\0'; p++) {
+        if (!needs_pct(*p) || seen[*p])
+            continue;
+        seen[*p] = true;
+        if (*p > 0x20 && *p < 0x7F)
+            pgf_buf_printf(b, "%s'%c'", first ? "" : ", ", *p);
+        else
+            pgf_buf_printf(b, "%sbyte 0x%02X", first ? "" : ", ", *p);
+        first = false;
+    }
+}
+
+/* A host value that carries a port ("db:5432"): one ':' and digits after
+ * it. IPv6 literals have several colons; socket directories start with '/'. */
+static bool host_with_port(const char *h)
+{
+    const char *colon = strchr(h, ':');
+    if (h[0] == '/' || h[0] == '@' || colon == NULL || strchr(colon + 1, ':') != NULL ||
+        colon == h || colon[1] == '\0')
+        return false;
+    for (const char *p = colon + 1; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return false;
+    return true;
+}
+
+int pgf_config_warnings(const char *const *env, const pgf_config *c, char **out)
+{
+    *out = NULL;
+    pgf_buf b = PGF_BUF_INIT;
+    int serious = 0;
+    const char *url = env_get(env, "DATABASE_URL");
+    bool from_url = url != NULL && *url != '\0';
+    if (from_url) {
+        /* One '@' ends the user info, and nothing before it may be a raw
+         * '/', '?' or '#' (those end the host part). */
+        const char *r = strstr(url, "://");
+        r = r ? r + 3 : url;
+        int ats = 0;
+        for (const char *p = r; *p; p++)
+            ats += *p == '@';
+        const char *last_at = strrchr(r, '@');
+        size_t delim = strcspn(r, "/?#");
+        if (ats > 1) {
+            /* The host libpq read is not shown: it holds a piece of the password. */
+            pgf_buf_printf(&b,
+                           "error: DATABASE_URL has %d '@': a raw '@' in the password must "
+                           "be written %%40, else libpq takes the rest of the password as "
+                           "part of the host name\n",
+                           ats);
+            serious++;
+        }
+        if (last_at != NULL && (size_t)(last_at - r) > delim) {
+            pgf_buf_printf(&b,
+                           "error: DATABASE_URL has a '%c' before the '@' that ends the user "
+                           "and password: a raw '/', '?' or '#' in the password must be "
+                           "written %%2F, %%3F or %%23\n",
+                           r[delim]);
+            serious++;
+        }
+    }
+    static const char *const host_vars[] = {"POSTGRES_HOST", "PGHOST"};
+    for (size_t i = 0; i < sizeof host_vars / sizeof host_vars[0]; i++) {
+        const char *h = env_get(env, host_vars[i]);
+        if (h == NULL || !host_with_port(h))
+            continue;
+        if (c != NULL &&
+            (pgf_config_get(c, "host") == NULL || strcmp(pgf_config_get(c, "host"), h) != 0))
+            continue; /* not the value in use */
+        const char *colon = strchr(h, ':');
+        pgf_buf_printf(&b,
+                       "error: %s=%s holds a port: libpq looks for a host named '%s' (URLs show "
+                       "it as [%s]). Set %s=%.*s and %s=%s\n",
+                       host_vars[i], h, h, h, host_vars[i], (int)(colon - h), h,
+                       i == 0 ? "POSTGRES_PORT" : "PGPORT", colon + 1);
+        serious++;
+    }
+    const char *pw = c ? pgf_config_get(c, "password") : NULL;
+    if (!from_url && pw != NULL) {
+        bool special = false;
+        for (const unsigned char *p = (const unsigned char *)pw; *p && !special; p++)
+            special = needs_pct(*p);
+        if (special) {
+            const char *var =
+                c->source == PGF_CONFIG_FROM_POSTGRES_VARS ? "POSTGRES_PASSWORD" : "the password";
+            pgf_buf_printf(&b, "warning: %s contains ", var);
+            list_specials(&b, pw);
+            pgf_buf_printf(&b, ", which a URL must percent-encode: pasted raw into a "
+                               "DATABASE_URL it breaks the URL or changes the password. In a "
+                               "URL write it as ");
+            masked_encoding(&b, pw);
+            pgf_buf_printf(&b, " (each * one unchanged character; the URLs below are "
+                               "encoded already)\n");
+        }
+    }
+    if (b.len == 0 && !b.failed)
+        return serious;
+    pgf_buf_put_u8(&b, 0);
+    if (b.failed) {
+        pgf_buf_free(&b);
+        return PGF_ENOMEM;
+    }
+    *out = (char *)b.data;
+    return serious;
+}
+
+int pgf_config_raw_url(const pgf_config *c, char **out)
+{
+    *out = NULL;
+    const char *host = pgf_config_get(c, "host"), *port = pgf_config_get(c, "port"),
+               *user = pgf_config_get(c, "user"), *pass = pgf_config_get(c, "password"),
+               *db = pgf_config_get(c, "dbname");
+    pgf_buf b = PGF_BUF_INIT;
+    pgf_buf_printf(&b, "postgresql://%s%s%s%s%s%s%s/%s", user ? user : "", user && pass ? ":" : "",
+                   user && pass ? pass : "", user ? "@" : "", host && host[0] != '/' ? host : "",
+                   port && host && host[0] != '/' ? ":" : "",
+                   port && host && host[0] != '/' ? port : "", db ? db : "");
+    if (host && host[0] == '/')
+        pgf_buf_printf(&b, "?host=%s%s%s", host, port ? "&port=" : "", port ? port : "");
     pgf_buf_put_u8(&b, 0);
     if (b.failed) {
         pgf_buf_free(&b);

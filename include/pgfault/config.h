@@ -73,6 +73,22 @@ char *pgf_config_pct_encode(const char *s, bool query_value);
 /* Human summary, one "keyword = value  (origin)" per line, password
  * masked. Caller frees *out. */
 int pgf_config_describe(const pgf_config *c, char **out) PGF_NODISCARD;
+/* Mistakes libpq accepts silently, one line each into *out (caller frees;
+ * NULL when there are none), passwords never shown:
+ *   "error: ..."   the settings cannot work as meant: POSTGRES_HOST (or
+ *                  PGHOST) holding a port ("db:5432"); a raw '@', '/', '?'
+ *                  or '#' in DATABASE_URL's password;
+ *   "warning: ..." a password (from POSTGRES_PASSWORD or PG*) with
+ *                  characters a URL must percent-encode, shown encoded and
+ *                  masked except for those characters ("*%40**%3A*").
+ * `c` is the resolved config, or NULL when resolving failed (the URL checks
+ * still run). Returns the number of errors, or PGF_ENOMEM. */
+int pgf_config_warnings(const char *const *env, const pgf_config *c, char **out);
+/* The URL a service gets by pasting the raw values into
+ * postgresql://USER:PASSWORD@HOST:PORT/DB (no percent-encoding): what
+ * `pgfault url --check --as-url` connects with. Contains the password:
+ * never print it. Caller frees *out. */
+int pgf_config_raw_url(const pgf_config *c, char **out) PGF_NODISCARD;
 /* Copy `in` to out replacing the password of any "scheme://user:PASS@",
  * any key=value "password=..." (quoted or not) and any URL query
  * "password=..." with ****, for echoing conninfos and libpq's errors. */
