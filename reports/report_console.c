@@ -57,6 +57,8 @@ static void scenario_line(FILE *out, const pgf_report_scenario *s)
     if (l.count > 0) {
         fputs(", healthy p99 ", out);
         ms(out, l.p99);
+        if (pgf__scenario_virtual(s))
+            fputs(" (virtual)", out);
     }
     uint64_t v = pgf__scenario_violations(s);
     if (v > 0)
@@ -82,6 +84,13 @@ void pgf_report_print_summary(const pgf_report *r, FILE *out)
     fputs(r->interrupted ? " (INTERRUPTED: partial results)\n" : "\n", out);
     fprintf(out, "  seed %llu, mode %s, ", (unsigned long long)r->seed, r->mode ? r->mode : "?");
     ms(out, r->duration_ns);
+    fputs(" wall", out);
+    if (r->scenarios.len == 1 && r->scenarios.items[0]->has_run &&
+        pgf__scenario_virtual(r->scenarios.items[0])) {
+        fputs(" (", out);
+        ms(out, r->scenarios.items[0]->duration_ns);
+        fputs(" virtual)", out);
+    }
     fprintf(out, ", %llu health checks, %llu violations\n", (unsigned long long)t.health_checks,
             (unsigned long long)t.violations);
 
