@@ -24,6 +24,22 @@ static void T(pgf_buf *b, const char *s)
     pgf__xml_escape(b, s ? s : "", false);
 }
 
+/* A state name that may break after its underscores on a narrow screen
+ * (CONNECTING_<wbr>AUTH), never in the middle of a word. */
+static void T_wbr(pgf_buf *b, const char *s)
+{
+    pgf_buf tmp = PGF_BUF_INIT;
+    T(&tmp, s); /* escaping never makes an '_' of anything but '_' */
+    if (tmp.failed)
+        b->failed = true;
+    for (size_t i = 0; i < tmp.len; i++) {
+        pgf_buf_put_u8(b, tmp.data[i]);
+        if (tmp.data[i] == '_')
+            H(b, "<wbr>");
+    }
+    pgf_buf_free(&tmp);
+}
+
 /* "1.2ms" style duration: three significant digits, never an exponent. */
 static void dur(pgf_buf *b, uint64_t ns)
 {
@@ -113,10 +129,12 @@ static const char CSS[] =
     "svg text{font-family:system-ui,sans-serif;font-size:12px}"
     "td.heat{text-align:center;min-width:46px}"
     "figure.lat{display:inline-block;vertical-align:top;margin:10px 24px 4px 0;max-width:100%}"
-    "figure.lat svg,figure.chart svg,svg.seq,svg.sm{max-width:100%;height:auto}"
+    "figure.lat svg,figure.chart svg,svg.sm{max-width:100%;height:auto}"
     "figure.chart{display:inline-block;vertical-align:top;margin:8px 18px 8px 0;max-width:100%}"
     ".tlwrap{overflow-x:auto;max-width:100%}.legend{font-size:12.5px;line-height:1.9}"
-    ".legend .st{margin-right:6px}"
+    "svg.seq{width:100%;height:auto;min-width:540px}.legend .st{margin-right:6px}table.edges "
+    "td{overflow-wrap:normal}"
+    ".narrow{display:none}@media (max-width:700px){.narrow{display:inline}}"
     "p.plain{font-size:16px;font-weight:600;margin:6px 0 4px}"
     ".violation{border-left:5px solid #b3261e}";
 
@@ -423,7 +441,7 @@ static void state_machine(pgf_buf *b, const pgf_report_scenario *s, size_t idx)
 
     /* The exact numbers, illegal edges first. */
     pgf_buf_printf(b,
-                   "<details%s><summary>%zu edges (table)</summary><table>"
+                   "<details%s><summary>%zu edges (table)</summary><table class=\"edges\">"
                    "<tr><th>from</th><th>to</th><th>op</th><th>count</th><th>legal</th></tr>\n",
                    s->edges.len <= 12 ? " open" : "", s->edges.len);
     for (int pass = 0; pass < 2; pass++) {
@@ -432,9 +450,9 @@ static void state_machine(pgf_buf *b, const pgf_report_scenario *s, size_t idx)
             if (e->legal != (pass == 1))
                 continue;
             pgf_buf_printf(b, "<tr%s><td>", e->legal ? "" : " class=\"bad\"");
-            T(b, e->from);
+            T_wbr(b, e->from);
             H(b, "</td><td>");
-            T(b, e->to);
+            T_wbr(b, e->to);
             H(b, "</td><td>");
             T(b, e->op ? e->op : "");
             pgf_buf_printf(b, "</td><td class=\"n\">%llu</td><td>%s</td></tr>\n",
@@ -1487,17 +1505,17 @@ static void sequence_diagram(pgf_buf *b, const pgf_report_check *c, wev *ev, siz
         has_server |= is_type(&ev[i], "fault");
     }
     double lx[LANES];
-    double x = 150;
+    double x = 120;
     lx[LANE_APP] = x;
-    lx[LANE_SESSION] = x += 230;
-    lx[LANE_RACER] = has_racer ? (x += 230) : -1;
-    lx[LANE_SERVER] = has_server ? (x += 210) : -1;
-    double W = x + 150, row = 24, top = 44, Hh = top + row * (double)n + 16;
+    lx[LANE_SESSION] = x += 190;
+    lx[LANE_RACER] = has_racer ? (x += 250) : -1;
+    lx[LANE_SERVER] = has_server ? (x += 190) : -1;
+    double W = x + 90, row = 24, top = 44, Hh = top + row * (double)n + 16;
     pgf_buf_printf(b,
                    "<svg class=\"seq\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
-                   "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"sequence "
-                   "diagram of the witness\">\n",
-                   W, Hh, W, Hh);
+                   "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" style=\"max-width:%.0fpx\" "
+                   "role=\"img\" aria-label=\"sequence diagram of the witness\">\n",
+                   W, Hh, W, Hh, W);
     static const char *const names[LANES] = {"application", "session", "racer", "server"};
     for (int l = 0; l < LANES; l++) {
         if (lx[l] < 0)
@@ -1579,8 +1597,11 @@ static void witness_picture(pgf_buf *b, const pgf_report_check *c)
     }
     size_t n = parse_witness(c, ev);
     plain_sentence(b, c, ev, n);
-    if (n > 0)
+    if (n > 0) {
+        H(b, "<div class=\"tlwrap\">");
         sequence_diagram(b, c, ev, n);
+        H(b, "</div>\n");
+    }
     for (size_t i = 0; i < n; i++)
         json_decref(ev[i].j);
     free(ev);
@@ -1739,8 +1760,10 @@ int pgf_report_write_html(const pgf_report *r, const char *dir, char *err, size_
         H(&b, "</div>\n");
     }
     H(&b, "</section>\n<section id=\"timeline\"><h2>Timeline</h2><p class=\"note\">Each row "
-          "is a session, coloured by state; red triangles are faults the server injected "
-          "(hover for details).</p>\n");
+          "is a session: its operations as bars from call to return, its states as a strip "
+          "below them, faults the server injected as red triangles and violations as red "
+          "crosses (hover for details).<span class=\"narrow\"> Scroll the timeline "
+          "sideways.</span></p>\n");
     for (size_t i = 0; i < r->scenarios.len; i++) {
         H(&b, "<div class=\"card\">");
         scenario_heading(&b, r->scenarios.items[i], "tl", i);
