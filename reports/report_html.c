@@ -569,6 +569,34 @@ static void shade_windows(pgf_buf *b, const pgf_report_scenario *s, double x0, d
     }
 }
 
+/* Items of one session found fast: (session, index) pairs sorted. */
+typedef struct sess_ix {
+    uint64_t session;
+    size_t i;
+} sess_ix;
+
+static int cmp_sess_ix(const void *pa, const void *pb)
+{
+    const sess_ix *x = pa, *y = pb;
+    if (x->session != y->session)
+        return x->session < y->session ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* First position in ix[n] whose session is `session` (n when none). */
+static size_t ix_first(const sess_ix *ix, size_t n, uint64_t session)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ix[mid].session < session)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static void timeline(pgf_buf *b, const pgf_report_scenario *s)
 {
     if (s->spans.len == 0 && s->marks.len == 0 && s->ops.len == 0) {
@@ -579,13 +607,23 @@ static void timeline(pgf_buf *b, const pgf_report_scenario *s)
     uint64_t *all = malloc(cap * sizeof *all), *fail = malloc(cap * sizeof *fail);
     uint64_t *shown =
         malloc((PGF_REPORT_HTML_MAX_SESSIONS + PGF_REPORT_HTML_MAX_FAILING + 1) * sizeof *shown);
-    if (all == NULL || fail == NULL || shown == NULL) {
+    sess_ix *spx = malloc((s->spans.len + 1) * sizeof *spx),
+            *opx = malloc((s->ops.len + 1) * sizeof *opx);
+    if (all == NULL || fail == NULL || shown == NULL || spx == NULL || opx == NULL) {
         free(all);
         free(fail);
         free(shown);
+        free(spx);
+        free(opx);
         b->failed = true;
         return;
     }
+    for (size_t i = 0; i < s->spans.len; i++)
+        spx[i] = (sess_ix){s->spans.items[i].session, i};
+    for (size_t i = 0; i < s->ops.len; i++)
+        opx[i] = (sess_ix){s->ops.items[i].session, i};
+    qsort(spx, s->spans.len, sizeof *spx, cmp_sess_ix);
+    qsort(opx, s->ops.len, sizeof *opx, cmp_sess_ix);
     size_t na = 0;
     for (size_t i = 0; i < s->spans.len; i++)
         all[na++] = s->spans.items[i].session;
@@ -712,10 +750,9 @@ static void timeline(pgf_buf *b, const pgf_report_scenario *s)
                        flagged ? " fill=\"#b3261e\" font-weight=\"700\"" : "",
                        flagged ? "&#10007; " : "", (unsigned long long)shown[r]);
         /* the state strip, with a tick at every change */
-        for (size_t i = 0; i < s->spans.len; i++) {
-            const pgf__span *sp = &s->spans.items[i];
-            if (sp->session != shown[r])
-                continue;
+        for (size_t k = ix_first(spx, s->spans.len, shown[r]);
+             k < s->spans.len && spx[k].session == shown[r]; k++) {
+            const pgf__span *sp = &s->spans.items[spx[k].i];
             double x0 = X(sp->start_ns), x1 = X(sp->end_ns);
             pgf_buf_printf(b,
                            "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"6\" fill=\"%s\">"
@@ -737,10 +774,9 @@ static void timeline(pgf_buf *b, const pgf_report_scenario *s)
             H(b, "</title></line>\n");
         }
         /* operations: invoke -> completion; a racer's call in its own lane */
-        for (size_t i = 0; i < s->ops.len; i++) {
-            const pgf__op *o = &s->ops.items[i];
-            if (o->session != shown[r])
-                continue;
+        for (size_t k = ix_first(opx, s->ops.len, shown[r]);
+             k < s->ops.len && opx[k].session == shown[r]; k++) {
+            const pgf__op *o = &s->ops.items[opx[k].i];
             double x0 = X(o->invoke_ns), x1 = X(o->end_ns), w = fmax(x1 - x0, 3);
             double oy = o->raced ? y + 11 : y + 2, oh = 8;
             pgf_buf_printf(b,
@@ -836,6 +872,8 @@ static void timeline(pgf_buf *b, const pgf_report_scenario *s)
     free(all);
     free(fail);
     free(shown);
+    free(spx);
+    free(opx);
 }
 
 /* ---- latency and throughput over time ------------------------------------------------------- */

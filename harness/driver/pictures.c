@@ -68,10 +68,15 @@ typedef struct pending {
 } pending;
 
 /* Per drawn session: its current state and the operations in progress. */
+/* A long-lived (pooled) session can change state millions of times: the
+ * timeline keeps its first PER_SESSION state changes and operations. */
+enum { PER_SESSION = 1000 };
+
 typedef struct tl_session {
     const char *state;
     uint64_t since;
     bool seen;
+    size_t nspans, nopsdone;
     pending *ops;
     size_t nops, capops;
 } tl_session;
@@ -282,8 +287,9 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
         tl_session *t = &tls[hit - sel];
         if (rec->type == PGF_REC_TRANSITION && rec->from && rec->to) {
             uint64_t start = t->seen ? t->since : rec->time_ns;
-            ignore_(pgf_report_add_span(rs, (uint64_t)rec->session, rec->from, start,
-                                        rec->time_ns < start ? start : rec->time_ns));
+            if (t->nspans++ < PER_SESSION)
+                ignore_(pgf_report_add_span(rs, (uint64_t)rec->session, rec->from, start,
+                                            rec->time_ns < start ? start : rec->time_ns));
             t->seen = true;
             t->since = rec->time_ns;
             t->state = rec->to;
@@ -305,9 +311,10 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
                 if (t->ops[k].op_id != rec->op_id)
                     continue;
                 uint64_t end = rec->time_ns < t->ops[k].t ? t->ops[k].t : rec->time_ns;
-                ignore_(pgf_report_add_op(
-                    rs, (uint64_t)rec->session, (uint64_t)rec->op_id, t->ops[k].op, t->ops[k].t,
-                    end, pgf_rec_type_name(rec->type), rec->error, t->ops[k].raced));
+                if (t->nopsdone++ < PER_SESSION)
+                    ignore_(pgf_report_add_op(
+                        rs, (uint64_t)rec->session, (uint64_t)rec->op_id, t->ops[k].op, t->ops[k].t,
+                        end, pgf_rec_type_name(rec->type), rec->error, t->ops[k].raced));
                 memmove(&t->ops[k], &t->ops[k + 1], (t->nops - k - 1) * sizeof t->ops[0]);
                 t->nops--;
                 break;
@@ -317,7 +324,7 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
     uint64_t end = r->duration_ns;
     for (size_t k = 0; k < nsel; k++) {
         tl_session *t = &tls[k];
-        if (t->state != NULL) {
+        if (t->state != NULL && t->nspans < PER_SESSION) {
             int st = pgf_session_state_parse(t->state);
             bool terminal = st >= 0 && pgf_session_state_terminal((pgf_sess_state)st);
             /* A terminal state is a point (a tick), not a bar to the end. */
