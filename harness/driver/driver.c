@@ -64,6 +64,7 @@ struct worker {
     uint64_t checks;
     uint64_t outcomes[PGF_HEALTH_REASON_COUNT];
     uint64_t *lat[PGF_HEALTH_REASON_COUNT];
+    uint64_t *lat_end[PGF_HEALTH_REASON_COUNT]; /* when each check ended (history clock) */
     size_t nlat[PGF_HEALTH_REASON_COUNT], caplat[PGF_HEALTH_REASON_COUNT];
 };
 
@@ -92,7 +93,8 @@ struct run_ctx {
     worker *workers;
     int nworkers;
     uint64_t start_ns;
-    uint64_t end_ns; /* duration deadline on the run clock (0 = none) */
+    uint64_t rec_start; /* run_now() when the recorder started: the history's time 0 */
+    uint64_t end_ns;    /* duration deadline on the run clock (0 = none) */
     atomic_bool stopping;
     atomic_uint_fast64_t racer_count[PGF_SCENARIO_MAX_RACERS];
     atomic_uint_fast64_t racer_fired;
@@ -136,8 +138,15 @@ static void add_outcome(worker *w, pgf_health_reason reason, uint64_t ns)
         if (p == NULL)
             return;
         w->lat[reason] = p;
+        p = realloc(w->lat_end[reason], cap * sizeof *p);
+        if (p == NULL)
+            return;
+        w->lat_end[reason] = p;
         w->caplat[reason] = cap;
     }
+    /* When it ended, on the history's clock: the report's latency and
+     * throughput over time. */
+    w->lat_end[reason][w->nlat[reason]] = run_now(w->rc) - w->rc->rec_start;
     w->lat[reason][w->nlat[reason]++] = ns;
 }
 
@@ -1072,6 +1081,16 @@ static void merge_results(run_ctx *rc)
                 continue;
             memcpy(p + res->nlat[r], w->lat[r], w->nlat[r] * sizeof *p);
             res->lat[r] = p;
+            /* once lost (out of memory) the end times stay lost; the
+             * latencies themselves are kept */
+            bool keep = res->nlat[r] == 0 || res->lat_end[r] != NULL;
+            uint64_t *e =
+                keep ? realloc(res->lat_end[r], (res->nlat[r] + w->nlat[r]) * sizeof *e) : NULL;
+            if (e != NULL)
+                memcpy(e + res->nlat[r], w->lat_end[r], w->nlat[r] * sizeof *e);
+            else if (keep)
+                free(res->lat_end[r]);
+            res->lat_end[r] = e;
             res->nlat[r] += w->nlat[r];
         }
     }
@@ -1097,8 +1116,10 @@ static void teardown(run_ctx *rc)
             pgf_timer_free(w->slots[k].think);
         }
         free(w->slots);
-        for (int r = 0; r < PGF_HEALTH_REASON_COUNT; r++)
+        for (int r = 0; r < PGF_HEALTH_REASON_COUNT; r++) {
             free(w->lat[r]);
+            free(w->lat_end[r]);
+        }
         if (!rc->sim && w->base != NULL)
             event_base_free(w->base);
     }
@@ -1156,7 +1177,8 @@ int pgf_driver_run(const pgf_scenario *sc, const pgf_driver_opts *o, pgf_run **o
             goto done;
         }
     }
-    res->rec = pgf_recorder_new(rc->sim_base, run_now(rc));
+    rc->rec_start = run_now(rc);
+    res->rec = pgf_recorder_new(rc->sim_base, rc->rec_start);
     res->engine = pgf_fault_engine_new(sc->seed);
     if (res->rec == NULL || res->engine == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -1221,7 +1243,9 @@ void pgf_run_free(pgf_run *r)
         return;
     pgf_recorder_free(r->rec);
     pgf_fault_engine_free(r->engine);
-    for (int i = 0; i < PGF_HEALTH_REASON_COUNT; i++)
+    for (int i = 0; i < PGF_HEALTH_REASON_COUNT; i++) {
         free(r->lat[i]);
+        free(r->lat_end[i]);
+    }
     free(r);
 }

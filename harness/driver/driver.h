@@ -37,6 +37,9 @@ typedef struct pgf_run {
     uint64_t checks;                            /* health checks completed */
     uint64_t outcomes[PGF_HEALTH_REASON_COUNT]; /* by classified reason */
     uint64_t *lat[PGF_HEALTH_REASON_COUNT];     /* latencies (ns) per outcome */
+    /* when each of those checks ended, ns on the history's clock (virtual
+     * in sim mode); NULL if it could not be kept (out of memory) */
+    uint64_t *lat_end[PGF_HEALTH_REASON_COUNT];
     size_t nlat[PGF_HEALTH_REASON_COUNT];
     uint64_t racer_fired;
     uint64_t api_errors; /* calls refused with PGF_EILLEGAL_STATE (racers' misuse included) */

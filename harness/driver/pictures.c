@@ -8,8 +8,10 @@
  *   from invoke to completion, the violations the checker found on them;
  * - every fired fault becomes a mark (the page counts those on sessions it
  *   does not draw), and every rule with from_ms/until_ms a fault window;
- * - every health check with its completion time and latency is a sample
- *   for the latency and throughput over time plot.
+ * - every health check the driver counted, with its latency and the time
+ *   it ended (pgf_run.lat_end), is a sample for the latency and throughput
+ *   over time plots (also with --no-check, and for pool timeouts that never
+ *   reach a session).
  * Sessions are found by binary search in a sorted id array, operations by
  * op_id, so filling is O(records log sessions). */
 #include "pictures.h"
@@ -45,15 +47,6 @@ static pgf_report_outcome outcome_of(pgf_health_reason r)
     return (pgf_report_outcome)r;
 }
 
-/* A health record's reason as a report outcome ("ok" is healthy). */
-static pgf_report_outcome outcome_of_reason(const char *reason)
-{
-    if (reason == NULL || strcmp(reason, "ok") == 0)
-        return PGF_REPORT_HEALTHY;
-    int o = pgf_report_outcome_parse(reason);
-    return o >= 0 ? (pgf_report_outcome)o : PGF_REPORT_CONNECTION_LOST;
-}
-
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -81,15 +74,14 @@ typedef struct tl_session {
     size_t nops, capops;
 } tl_session;
 
-/* Where each session's current check cycle started (its first call after
- * its previous health result): open-addressed by session id. */
-typedef struct cycle {
+/* Per-session flags (bit 0: seen, bit 1: a fault hit it), open-addressed
+ * by session id. */
+typedef struct sess_flags {
     int64_t session; /* PGF_REC_NONE = empty slot */
-    uint64_t t;
-    bool started;
-} cycle;
+    unsigned flags;
+} sess_flags;
 
-static cycle *cycle_slot(cycle *tab, size_t mask, int64_t session)
+static sess_flags *flags_slot(sess_flags *tab, size_t mask, int64_t session)
 {
     size_t h = (size_t)((uint64_t)session * 0x9E3779B97F4A7C15ULL) & mask;
     while (tab[h].session != PGF_REC_NONE && tab[h].session != session)
@@ -152,8 +144,11 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
             continue;
         pgf_report_outcome o = outcome_of((pgf_health_reason)k);
         ignore_(pgf_report_count_outcome(rs, o, r->outcomes[k]));
-        for (size_t i = 0; i < r->nlat[k]; i++)
+        for (size_t i = 0; i < r->nlat[k]; i++) {
             ignore_(pgf_report_add_latency(rs, o, r->lat[k][i], 1));
+            if (r->lat_end[k] != NULL)
+                ignore_(pgf_report_add_sample(rs, o, r->lat_end[k][i], r->lat[k][i]));
+        }
     }
     for (int st = 0; st < PGF_SESS_STATE_COUNT; st++)
         ignore_(pgf_report_add_state(rs, pgf_session_state_name((pgf_sess_state)st)));
@@ -174,16 +169,17 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
     size_t cap = PGF_REPORT_HTML_MAX_FAILING + PGF_REPORT_HTML_MAX_SESSIONS;
     int64_t *sel = malloc(cap * sizeof *sel);
     tl_session *tls = calloc(cap, sizeof *tls);
-    size_t ninvokes = 0, tabsize = 16;
+    /* at most one distinct session per record: the table never fills */
+    size_t nwith = 0, tabsize = 16;
     for (size_t i = 0; i < n; i++)
-        ninvokes += recs[i].type == PGF_REC_INVOKE;
-    while (tabsize < 2 * ninvokes + 16)
+        nwith += recs[i].session != PGF_REC_NONE;
+    while (tabsize < 2 * nwith + 16)
         tabsize *= 2;
-    cycle *cyc = malloc(tabsize * sizeof *cyc);
+    sess_flags *cyc = malloc(tabsize * sizeof *cyc);
     if (sel == NULL || tls == NULL || cyc == NULL)
         goto done;
     for (size_t i = 0; i < tabsize; i++)
-        cyc[i] = (cycle){PGF_REC_NONE, 0, false};
+        cyc[i] = (sess_flags){PGF_REC_NONE, 0};
     size_t nsel = 0, nfail = 0;
     for (size_t f = 0; ck != NULL && f < ck->nfirst && nfail < PGF_REPORT_HTML_MAX_FAILING; f++) {
         int64_t s = ck->first[f].session;
@@ -199,8 +195,7 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
     }
     /* The others: sessions a fault hit, then any, each picked evenly
      * over the run (not just its first seconds). */
-    int64_t *appear = malloc((n + 1) * sizeof *appear),
-            *faulted = malloc((n + 1) * sizeof *faulted);
+    int64_t *appear = calloc(n + 1, sizeof *appear), *faulted = calloc(n + 1, sizeof *faulted);
     if (appear == NULL || faulted == NULL) {
         free(appear);
         free(faulted);
@@ -213,13 +208,13 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
             (rec->type != PGF_REC_TRANSITION && rec->type != PGF_REC_INVOKE &&
              rec->type != PGF_REC_FAULT))
             continue;
-        cycle *c = cycle_slot(cyc, tabsize - 1, rec->session); /* t: bit 0 seen, bit 1 hit */
-        if (!(c->t & 1) && rec->type != PGF_REC_FAULT) {
-            c->t |= 1;
+        sess_flags *c = flags_slot(cyc, tabsize - 1, rec->session);
+        if (!(c->flags & 1) && rec->type != PGF_REC_FAULT) {
+            c->flags |= 1;
             appear[nappear++] = rec->session;
         }
-        if (!(c->t & 2) && rec->type == PGF_REC_FAULT) {
-            c->t |= 2;
+        if (!(c->flags & 2) && rec->type == PGF_REC_FAULT) {
+            c->flags |= 2;
             faulted[nhit++] = rec->session;
         }
     }
@@ -228,8 +223,6 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
     pick_evenly(sel, &nsel, appear, nappear, nfail + room - nsel);
     free(appear);
     free(faulted);
-    for (size_t i = 0; i < tabsize; i++)
-        cyc[i] = (cycle){PGF_REC_NONE, 0, false};
     qsort(sel, nsel, sizeof *sel, cmp_i64);
 
     /* Violations on the timeline: where each session's first one showed. */
@@ -259,19 +252,6 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
             }
             if (k < ne)
                 edges[k].n++;
-        }
-        /* Latency as the driver measures it: from the first call of a check
-         * cycle (open, or the pool's acquire) to its health result. */
-        if (rec->type == PGF_REC_INVOKE && rec->session != PGF_REC_NONE) {
-            cycle *c = cycle_slot(cyc, tabsize - 1, rec->session);
-            if (!c->started)
-                *c = (cycle){rec->session, rec->time_ns, true};
-        } else if (rec->type == PGF_REC_HEALTH && rec->session != PGF_REC_NONE) {
-            cycle *c = cycle_slot(cyc, tabsize - 1, rec->session);
-            if (c->started && rec->time_ns >= c->t)
-                ignore_(pgf_report_add_sample(rs, outcome_of_reason(rec->reason), rec->time_ns,
-                                              rec->time_ns - c->t));
-            c->started = false;
         }
         if (rec->type == PGF_REC_FAULT) {
             uint64_t s = rec->session == PGF_REC_NONE ? 0 : (uint64_t)rec->session;
