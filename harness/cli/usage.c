@@ -55,7 +55,9 @@ static const pgf__cli_row faults_cmds[] = {
     {"add FILE_OR_JSON", NULL, 0, "add rules from a YAML/JSON file, or inline JSON ('{...}')"},
     {"update NAME JSON", NULL, 0, "merge JSON keys into a rule (null removes a key)"},
     {"remove NAME", NULL, 0, "delete a rule"},
-    {"reset", NULL, 0, "remove all rules, clear counters and coverage"},
+    {"reset", NULL, 0,
+     "back to healthy: remove all rules, clear their counters, resume\n"
+     "accepting (after down); coverage and log are kept"},
     {"stats | log | coverage | version", NULL, 0,
      "the server's counters, fault log, coverage, version"},
     {"down | up", NULL, 0, "stop / resume accepting connections"},
