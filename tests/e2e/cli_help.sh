@@ -49,7 +49,8 @@ PYEOF
 [ $? = 2 ] || fail "run --json without --list: want exit 2"
 
 # check --json | head: the verdict stays the exit code, no error text
-"$PGFAULT" run --scenario incident --bugs close-frees-during-connect --out "$TMP/run" \
+"$PGFAULT" run --scenario incident --sessions 4 --iterations 3 --bugs close-frees-during-connect \
+    --out "$TMP/run" \
     >/dev/null 2>&1
 "$PGFAULT" check "$TMP/run/history.jsonl" --json 2>"$TMP/err" | head -1 >/dev/null
 rc=${PIPESTATUS[0]}

@@ -24,7 +24,8 @@ fail() {
 }
 command -v chromium >/dev/null || { echo "FAIL: chromium missing (scripts/install-deps)"; exit 1; }
 
-"$PGFAULT" run --scenario incident --mode sim --bugs close-frees-during-connect \
+"$PGFAULT" run --scenario incident --mode sim --sessions 8 --iterations 5 \
+    --bugs close-frees-during-connect \
     --out "$TMP/run" >"$TMP/run.log" 2>&1
 rc=$?
 [ "$rc" = 1 ] || { cat "$TMP/run.log"; echo "FAIL: run exit $rc, want 1"; exit 1; }
