@@ -136,9 +136,51 @@ static const char CSS[] =
     "td{overflow-wrap:normal}"
     ".narrow{display:none}@media (max-width:700px){.narrow{display:inline}}"
     "p.plain{font-size:16px;font-weight:600;margin:6px 0 4px}"
+    "#verdict p.what{font-size:17px;background:rgba(0,0,0,.18);padding:8px 12px;"
+    "border-radius:5px;max-width:980px}"
     ".violation{border-left:5px solid #b3261e}";
 
 /* ---- verdict -------------------------------------------------------------------------------- */
+
+static void check_sentence(pgf_buf *b, const pgf_report_check *c, const char *open,
+                           const char *close);
+
+/* Under the verdict, what went wrong in plain words: the first failed check
+ * that has a witness (else the first failed one), linked to its card. */
+static void what_went_wrong(pgf_buf *b, const pgf_report *r)
+{
+    const pgf_report_check *pick = NULL;
+    size_t si = 0, ci = 0;
+    for (int pass = 0; pass < 2 && pick == NULL; pass++)
+        for (size_t i = 0; i < r->scenarios.len && pick == NULL; i++)
+            for (size_t j = 0; j < r->scenarios.items[i]->checks.len && pick == NULL; j++) {
+                const pgf_report_check *c = r->scenarios.items[i]->checks.items[j];
+                if (!c->passed && (pass == 1 || c->witness.len > 0)) {
+                    pick = c;
+                    si = i;
+                    ci = j;
+                }
+            }
+    if (pick == NULL)
+        return;
+    pgf_buf tmp = PGF_BUF_INIT;
+    check_sentence(&tmp, pick, "", "");
+    if (tmp.failed) {
+        b->failed = true;
+    } else if (tmp.len > 0) {
+        H(b, "<p class=\"what\">What went wrong");
+        if (r->scenarios.len > 1) {
+            H(b, " in ");
+            T(b, r->scenarios.items[si]->name);
+        }
+        if (pick->session)
+            pgf_buf_printf(b, " (session %llu)", (unsigned long long)pick->session);
+        H(b, ": ");
+        pgf_buf_put(b, tmp.data, tmp.len);
+        pgf_buf_printf(b, " <a href=\"#viol-%zu-%zu\">See it step by step.</a></p>\n", si, ci);
+    }
+    pgf_buf_free(&tmp);
+}
 
 static void verdict(pgf_buf *b, const pgf_report *r, const pgf__totals *t)
 {
@@ -157,6 +199,8 @@ static void verdict(pgf_buf *b, const pgf_report *r, const pgf__totals *t)
                        t->checks, t->scenarios_failed, t->scenarios, t->scenarios == 1 ? "" : "s");
     pgf_buf_printf(b, " &#183; %llu health checks &#183; %llu violations</p>\n",
                    (unsigned long long)t->health_checks, (unsigned long long)t->violations);
+    if (!pass)
+        what_went_wrong(b, r);
     H(b, "<dl>");
     if (r->name) {
         H(b, "<dt>run</dt><dd>");
@@ -1410,7 +1454,8 @@ static size_t parse_witness(const pgf_report_check *c, wev *ev)
 }
 
 /* The one plain-words sentence above a witness. */
-static void plain_sentence(pgf_buf *b, const pgf_report_check *c, const wev *ev, size_t n)
+static void plain_sentence(pgf_buf *b, const pgf_report_check *c, const wev *ev, size_t n,
+                           const char *open, const char *close)
 {
     const wev *last = n ? &ev[n - 1] : NULL;
     const char *kind = c->kind ? c->kind : "";
@@ -1496,13 +1541,13 @@ static void plain_sentence(pgf_buf *b, const pgf_report_check *c, const wev *ev,
     }
     pgf_buf_put_u8(&t, 0);
     if (!t.failed && t.len > 1) {
-        H(b, "<p class=\"plain\">");
+        pgf_buf_put(b, open, strlen(open));
         /* capitalize the first letter for the reader */
         char *txt = (char *)t.data;
         if (txt[0] >= 'a' && txt[0] <= 'z' && txt[strcspn(txt, " (")] != '(')
             txt[0] = (char)(txt[0] - 'a' + 'A'); /* not a function name */
         T(b, txt);
-        H(b, "</p>\n");
+        pgf_buf_put(b, close, strlen(close));
     } else if (t.failed) {
         b->failed = true;
     }
@@ -1634,12 +1679,29 @@ static void witness_picture(pgf_buf *b, const pgf_report_check *c)
         return;
     }
     size_t n = parse_witness(c, ev);
-    plain_sentence(b, c, ev, n);
+    plain_sentence(b, c, ev, n, "<p class=\"plain\">", "</p>\n");
     if (n > 0) {
         H(b, "<div class=\"tlwrap\">");
         sequence_diagram(b, c, ev, n);
         H(b, "</div>\n");
     }
+    for (size_t i = 0; i < n; i++)
+        json_decref(ev[i].j);
+    free(ev);
+}
+
+/* Just the plain-words sentence of a failed check, between open and close
+ * (nothing when there is none to say). */
+static void check_sentence(pgf_buf *b, const pgf_report_check *c, const char *open,
+                           const char *close)
+{
+    wev *ev = calloc(c->witness.len + 1, sizeof *ev);
+    if (ev == NULL) {
+        b->failed = true;
+        return;
+    }
+    size_t n = parse_witness(c, ev);
+    plain_sentence(b, c, ev, n, open, close);
     for (size_t i = 0; i < n; i++)
         json_decref(ev[i].j);
     free(ev);

@@ -628,6 +628,10 @@ static void html_is_self_contained(void)
     /* the witness as a sequence diagram with its plain-words sentence */
     CU_ASSERT_PTR_NOT_NULL(strstr(h, "<svg class=\"seq\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(h, "<p class=\"plain\">"));
+    /* ... and the first one with a witness under the verdict, linked to it */
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "What went wrong in incident-close-race &lt;b&gt; (session "
+                                     "14): close() moved the session from CONNECTING to CLOSED"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "href=\"#viol-0-"));
     CU_ASSERT_PTR_NOT_NULL(strstr(h, "ILLEGAL close"));
     CU_ASSERT_PTR_NOT_NULL(strstr(h, "never-fires"));
     free(h);
