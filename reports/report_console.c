@@ -132,6 +132,17 @@ void pgf_report_print_summary(const pgf_report *r, FILE *out)
                 fputs("\n    ", out);
                 text(out, c->message ? c->message : "check failed", MAX_TEXT);
                 fputc('\n', out);
+                /* in plain words, when the witness says enough */
+                pgf_buf says = PGF_BUF_INIT;
+                if (pgf__check_sentence(c, &says) == 0 && says.len > 0) {
+                    pgf_buf_put_u8(&says, 0);
+                    if (!says.failed) {
+                        fputs("    in plain words: ", out);
+                        text(out, (const char *)says.data, 400);
+                        fputc('\n', out);
+                    }
+                }
+                pgf_buf_free(&says);
                 size_t w = c->witness.len, from = w > MAX_WITNESS_LINES ? w - MAX_WITNESS_LINES : 0;
                 if (w > 0)
                     fprintf(out, "    witness (last %zu of %zu events):\n", w - from, w);

@@ -1354,202 +1354,20 @@ static void coverage(pgf_buf *b, const pgf_report_scenario *s)
 
 /* ---- witness as a sequence diagram ---------------------------------------------------------- */
 
-/* One witness event, parsed from its history line (strings borrowed from
- * the JSON object). */
-typedef struct wev {
-    json_t *j;
-    const char *type, *op, *from, *to, *error, *phase, *action, *rule, *reason;
-    int64_t op_id;
-    uint64_t t;
-    int lane; /* who: LANE_APP or LANE_RACER (invoke/completion), else unused */
-} wev;
-
-enum { LANE_APP, LANE_SESSION, LANE_RACER, LANE_SERVER, LANES };
-
-static const char *jstr(json_t *j, const char *k)
-{
-    const char *v = json_string_value(json_object_get(j, k));
-    return v;
-}
-
-static bool is_type(const wev *e, const char *t)
-{
-    return e->type != NULL && strcmp(e->type, t) == 0;
-}
-
-/* "authenticating" for CONNECTING_AUTH: the state in plain words. */
-static const char *state_words(const char *st)
-{
-    static const struct {
-        const char *state, *words;
-    } w[] = {{"NEW", "not yet started"},
-             {"CONNECTING_SOCKET", "opening its socket"},
-             {"CONNECTING_SSL", "negotiating SSL"},
-             {"CONNECTING_STARTUP", "sending its startup message"},
-             {"CONNECTING_AUTH", "authenticating"},
-             {"CONNECTING_PARAMS", "reading the server's parameters"},
-             {"READY", "idle"},
-             {"BUSY", "running its query"},
-             {"CANCELING", "canceling its query"},
-             {"CLOSING", "closing"},
-             {"FAILED", "failed"},
-             {"CLOSED", "closed"}};
-    for (size_t i = 0; st != NULL && i < sizeof w / sizeof w[0]; i++)
-        if (strcmp(w[i].state, st) == 0)
-            return w[i].words;
-    return st ? st : "in an unknown state";
-}
-
-/* Parse the witness and decide who made each call: an invoke while another
- * operation of the session is in progress is a racer's. Returns the count
- * parsed (events that are not JSON objects are skipped). */
-static size_t parse_witness(const pgf_report_check *c, wev *ev)
-{
-    size_t n = 0;
-    int64_t inprog[64];
-    int inlane[64];
-    size_t nin = 0;
-    for (size_t i = 0; i < c->witness.len; i++) {
-        json_t *j = json_loads(c->witness.items[i], 0, NULL);
-        if (!json_is_object(j)) {
-            json_decref(j);
-            continue;
-        }
-        wev *e = &ev[n++];
-        memset(e, 0, sizeof *e);
-        e->j = j;
-        e->type = jstr(j, "type");
-        e->op = jstr(j, "op");
-        e->from = jstr(j, "from");
-        e->to = jstr(j, "to");
-        e->error = jstr(j, "error");
-        e->phase = jstr(j, "phase");
-        e->action = jstr(j, "action");
-        e->rule = jstr(j, "rule");
-        e->reason = jstr(j, "reason");
-        json_t *id = json_object_get(j, "op_id");
-        e->op_id = json_is_integer(id) ? (int64_t)json_integer_value(id) : -1;
-        json_t *t = json_object_get(j, "time_ns");
-        e->t = json_is_integer(t) ? (uint64_t)json_integer_value(t) : 0;
-        e->lane = LANE_APP;
-        if (is_type(e, "invoke")) {
-            e->lane = nin > 0 ? LANE_RACER : LANE_APP;
-            if (nin < 64) {
-                inprog[nin] = e->op_id;
-                inlane[nin++] = e->lane;
-            }
-        } else if (is_type(e, "ok") || is_type(e, "fail") || is_type(e, "info")) {
-            for (size_t k = 0; k < nin; k++) {
-                if (inprog[k] != e->op_id)
-                    continue;
-                e->lane = inlane[k];
-                memmove(&inprog[k], &inprog[k + 1], (nin - k - 1) * sizeof inprog[0]);
-                memmove(&inlane[k], &inlane[k + 1], (nin - k - 1) * sizeof inlane[0]);
-                nin--;
-                break;
-            }
-        }
-    }
-    return n;
-}
-
-/* The one plain-words sentence above a witness. */
-static void plain_sentence(pgf_buf *b, const pgf_report_check *c, const wev *ev, size_t n,
+/* The plain-words sentence of a parsed witness between open and close
+ * (escaped for HTML); nothing when there is none to say. */
+static void plain_sentence(pgf_buf *b, const pgf_report_check *c, const pgf__wev *ev, size_t n,
                            const char *open, const char *close)
 {
-    const wev *last = n ? &ev[n - 1] : NULL;
-    const char *kind = c->kind ? c->kind : "";
-    /* The operation in progress (other than the last event's) when it happened. */
-    const char *other = NULL, *state = NULL;
-    int64_t open_ids[64];
-    const char *open_ops[64];
-    size_t nopen = 0;
-    for (size_t i = 0; i + 1 < n; i++) {
-        const wev *e = &ev[i];
-        if (is_type(e, "transition"))
-            state = e->to;
-        if (is_type(e, "invoke") && nopen < 64) {
-            open_ids[nopen] = e->op_id;
-            open_ops[nopen++] = e->op;
-        } else if (is_type(e, "ok") || is_type(e, "fail") || is_type(e, "info")) {
-            for (size_t k = 0; k < nopen; k++)
-                if (open_ids[k] == e->op_id) {
-                    open_ids[k] = open_ids[--nopen];
-                    open_ops[k] = open_ops[nopen];
-                    break;
-                }
-        }
-    }
-    for (size_t k = 0; last && k < nopen && other == NULL; k++)
-        if (open_ids[k] != last->op_id && open_ops[k] != NULL)
-            other = open_ops[k];
     pgf_buf t = PGF_BUF_INIT;
-    if (last != NULL && is_type(last, "transition") && last->op &&
-        (strcmp(kind, "illegal_transition") == 0 || strcmp(kind, "concurrent_transition") == 0)) {
-        bool illegal = strcmp(kind, "illegal_transition") == 0;
-        if (other)
-            pgf_buf_printf(&t,
-                           "%s() was accepted while %s() was still %s, and it moved the "
-                           "session from %s straight to %s",
-                           last->op, other, state_words(last->from), last->from ? last->from : "?",
-                           last->to ? last->to : "?");
-        else
-            pgf_buf_printf(&t, "%s() moved the session from %s to %s", last->op,
-                           last->from ? last->from : "?", last->to ? last->to : "?");
-        pgf_buf_printf(&t, "%s.",
-                       illegal ? ": the state machine has no such step"
-                       : other ? "; only an operation that preempts (close, cancel) may "
-                                 "change the state while another is in progress"
-                               : " while another operation was in progress");
-    } else if (last != NULL && strcmp(kind, "use_after_close") == 0) {
-        pgf_buf_printf(&t,
-                       "%s() was called on a session that was already %s, and it %s instead "
-                       "of failing with PGF_EILLEGAL_STATE.",
-                       last->op ? last->op : "an operation", state_words(state),
-                       is_type(last, "transition") ? "changed the session's state" : "went ahead");
-    } else if (last != NULL && strcmp(kind, "preempted_not_canceled") == 0) {
-        pgf_buf_printf(&t,
-                       "%s() was preempted (a close or cancel cut in), but it then ended with "
-                       "'%s%s%s' instead of failing with PGF_ECANCELED.",
-                       last->op ? last->op : "an operation", last->type ? last->type : "?",
-                       last->error ? " " : "", last->error ? last->error : "");
-    } else if (last != NULL && strcmp(kind, "bad_end_state") == 0) {
-        pgf_buf_printf(&t,
-                       "%s() reported '%s' while the session was %s, a state it may not end "
-                       "in.",
-                       last->op ? last->op : "an operation", last->type ? last->type : "?",
-                       state_words(state));
-    } else if (last != NULL && strcmp(kind, "misclassified_health") == 0) {
-        const char *action = NULL;
-        for (size_t i = 0; i < n; i++)
-            if (is_type(&ev[i], "fault"))
-                action = ev[i].action;
-        pgf_buf_printf(&t,
-                       "the server injected a '%s' fault, but the health check reported '%s', "
-                       "not the reason that fault must produce.",
-                       action ? action : "?", last->reason ? last->reason : "?");
-    } else if (last == NULL && strcmp(kind, "preempted_not_canceled") == 0) {
-        pgf_buf_printf(&t, "an operation was preempted (a close or cancel cut in while it ran), "
-                           "but it did not then fail with PGF_ECANCELED as the state machine "
-                           "requires.");
-    } else if (last == NULL && strcmp(kind, "illegal_transition") == 0) {
-        pgf_buf_printf(&t, "a session changed state in a way the state machine does not allow.");
-    } else if (strcmp(kind, "missing_completion") == 0) {
-        pgf_buf_printf(&t, "an operation was called and never returned.");
-    } else if (strcmp(kind, "not_closed") == 0) {
-        pgf_buf_printf(&t, "the session ended the run %s instead of closed.", state_words(state));
-    }
+    pgf__witness_sentence(&t, c, ev, n);
     pgf_buf_put_u8(&t, 0);
-    if (!t.failed && t.len > 1) {
-        pgf_buf_put(b, open, strlen(open));
-        /* capitalize the first letter for the reader */
-        char *txt = (char *)t.data;
-        if (txt[0] >= 'a' && txt[0] <= 'z' && txt[strcspn(txt, " (")] != '(')
-            txt[0] = (char)(txt[0] - 'a' + 'A'); /* not a function name */
-        T(b, txt);
-        pgf_buf_put(b, close, strlen(close));
-    } else if (t.failed) {
+    if (t.failed) {
         b->failed = true;
+    } else if (t.len > 1) {
+        pgf_buf_put(b, open, strlen(open));
+        T(b, (const char *)t.data);
+        pgf_buf_put(b, close, strlen(close));
     }
     pgf_buf_free(&t);
 }
@@ -1578,29 +1396,29 @@ static void seq_label(pgf_buf *b, double x, double y, const char *anchor, const 
 
 /* A small sequence diagram of the witness: lanes for the application (the
  * health-check loop), the session (its state), a racer and the server. */
-static void sequence_diagram(pgf_buf *b, const pgf_report_check *c, wev *ev, size_t n)
+static void sequence_diagram(pgf_buf *b, const pgf_report_check *c, pgf__wev *ev, size_t n)
 {
     bool has_racer = false, has_server = false;
     for (size_t i = 0; i < n; i++) {
-        has_racer |= (is_type(&ev[i], "invoke") || is_type(&ev[i], "ok") ||
-                      is_type(&ev[i], "fail") || is_type(&ev[i], "info")) &&
-                     ev[i].lane == LANE_RACER;
-        has_server |= is_type(&ev[i], "fault");
+        has_racer |= (pgf__wev_is(&ev[i], "invoke") || pgf__wev_is(&ev[i], "ok") ||
+                      pgf__wev_is(&ev[i], "fail") || pgf__wev_is(&ev[i], "info")) &&
+                     ev[i].lane == PGF__LANE_RACER;
+        has_server |= pgf__wev_is(&ev[i], "fault");
     }
-    double lx[LANES];
+    double lx[PGF__LANES];
     double x = 120;
-    lx[LANE_APP] = x;
-    lx[LANE_SESSION] = x += 190;
-    lx[LANE_RACER] = has_racer ? (x += 250) : -1;
-    lx[LANE_SERVER] = has_server ? (x += 190) : -1;
+    lx[PGF__LANE_APP] = x;
+    lx[PGF__LANE_SESSION] = x += 190;
+    lx[PGF__LANE_RACER] = has_racer ? (x += 250) : -1;
+    lx[PGF__LANE_SERVER] = has_server ? (x += 190) : -1;
     double W = x + 90, row = 24, top = 44, Hh = top + row * (double)n + 16;
     pgf_buf_printf(b,
                    "<svg class=\"seq\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
                    "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" style=\"max-width:%.0fpx\" "
                    "role=\"img\" aria-label=\"sequence diagram of the witness\">\n",
                    W, Hh, W, Hh, W);
-    static const char *const names[LANES] = {"application", "session", "racer", "server"};
-    for (int l = 0; l < LANES; l++) {
+    static const char *const names[PGF__LANES] = {"application", "session", "racer", "server"};
+    for (int l = 0; l < PGF__LANES; l++) {
         if (lx[l] < 0)
             continue;
         pgf_buf_printf(b,
@@ -1608,7 +1426,7 @@ static void sequence_diagram(pgf_buf *b, const pgf_report_check *c, wev *ev, siz
                        "fill=\"#eef0f4\" stroke=\"#8a929e\"/><text x=\"%.1f\" y=\"21\" "
                        "text-anchor=\"middle\" font-weight=\"600\">%s",
                        lx[l] - 60, lx[l], names[l]);
-        if (l == LANE_SESSION && c->session)
+        if (l == PGF__LANE_SESSION && c->session)
             pgf_buf_printf(b, " %llu", (unsigned long long)c->session);
         pgf_buf_printf(b,
                        "</text><line x1=\"%.1f\" y1=\"28\" x2=\"%.1f\" y2=\"%.1f\" "
@@ -1616,7 +1434,7 @@ static void sequence_diagram(pgf_buf *b, const pgf_report_check *c, wev *ev, siz
                        lx[l], lx[l], Hh - 4);
     }
     for (size_t i = 0; i < n; i++) {
-        const wev *e = &ev[i];
+        const pgf__wev *e = &ev[i];
         double y = top + row * (double)i + 8;
         bool bad = i + 1 == n;
         char lab[256];
@@ -1624,22 +1442,23 @@ static void sequence_diagram(pgf_buf *b, const pgf_report_check *c, wev *ev, siz
         pgf_buf_printf(b, "<text x=\"4\" y=\"%.1f\" font-size=\"10\" fill=\"#8a929e\">", y + 4);
         dur(b, e->t);
         H(b, "</text>\n");
-        double who = lx[e->lane == LANE_RACER && lx[LANE_RACER] >= 0 ? LANE_RACER : LANE_APP];
-        double ses = lx[LANE_SESSION];
-        if (is_type(e, "invoke")) {
+        double who = lx[e->lane == PGF__LANE_RACER && lx[PGF__LANE_RACER] >= 0 ? PGF__LANE_RACER
+                                                                               : PGF__LANE_APP];
+        double ses = lx[PGF__LANE_SESSION];
+        if (pgf__wev_is(e, "invoke")) {
             seq_arrow(b, who, ses, y, false, col);
             snprintf(lab, sizeof lab, "%s()", NZ(e->op));
             seq_label(b, (who + ses) / 2, y - 4, "middle", col, lab);
-        } else if (is_type(e, "ok") || is_type(e, "fail") || is_type(e, "info")) {
+        } else if (pgf__wev_is(e, "ok") || pgf__wev_is(e, "fail") || pgf__wev_is(e, "info")) {
             seq_arrow(b, ses, who, y, true, col);
-            if (is_type(e, "ok"))
+            if (pgf__wev_is(e, "ok"))
                 snprintf(lab, sizeof lab, "%s() ok", NZ(e->op));
             else
                 snprintf(lab, sizeof lab, "%s() %s %s", NZ(e->op),
-                         is_type(e, "fail") ? "failed" : "ended (indeterminate)",
+                         pgf__wev_is(e, "fail") ? "failed" : "ended (indeterminate)",
                          e->error ? e->error : "");
             seq_label(b, (who + ses) / 2, y - 4, "middle", col, lab);
-        } else if (is_type(e, "transition")) {
+        } else if (pgf__wev_is(e, "transition")) {
             pgf_buf tmp = PGF_BUF_INIT;
             pgf_buf_printf(&tmp, "%s \xE2\x86\x92 %s%s%s", e->from ? e->from : "?",
                            e->to ? e->to : "?", bad && c->kind ? "  \xE2\x9C\x97 " : "",
@@ -1656,13 +1475,13 @@ static void sequence_diagram(pgf_buf *b, const pgf_report_check *c, wev *ev, siz
                 T(b, (const char *)tmp.data);
             H(b, "</text>\n");
             pgf_buf_free(&tmp);
-        } else if (is_type(e, "fault") && lx[LANE_SERVER] >= 0) {
-            seq_arrow(b, lx[LANE_SERVER], ses, y, false, "#d0241b");
+        } else if (pgf__wev_is(e, "fault") && lx[PGF__LANE_SERVER] >= 0) {
+            seq_arrow(b, lx[PGF__LANE_SERVER], ses, y, false, "#d0241b");
             snprintf(lab, sizeof lab, "fault: %s at %s", NZ(e->action), NZ(e->phase));
-            seq_label(b, (lx[LANE_SERVER] + ses) / 2, y - 4, "middle", "#b3261e", lab);
-        } else if (is_type(e, "health")) {
+            seq_label(b, (lx[PGF__LANE_SERVER] + ses) / 2, y - 4, "middle", "#b3261e", lab);
+        } else if (pgf__wev_is(e, "health")) {
             snprintf(lab, sizeof lab, "health: %s", NZ(e->reason));
-            seq_label(b, lx[LANE_APP] - 8, y + 4, "end", col, lab);
+            seq_label(b, lx[PGF__LANE_APP] - 8, y + 4, "end", col, lab);
         } else {
             seq_label(b, ses + 8, y + 4, "start", "#5a6270", NZ(e->type));
         }
@@ -1673,12 +1492,12 @@ static void sequence_diagram(pgf_buf *b, const pgf_report_check *c, wev *ev, siz
 /* The sentence and the diagram of one failed check's witness. */
 static void witness_picture(pgf_buf *b, const pgf_report_check *c)
 {
-    wev *ev = calloc(c->witness.len + 1, sizeof *ev);
+    pgf__wev *ev = calloc(c->witness.len + 1, sizeof *ev);
     if (ev == NULL) {
         b->failed = true;
         return;
     }
-    size_t n = parse_witness(c, ev);
+    size_t n = pgf__parse_witness(c, ev);
     plain_sentence(b, c, ev, n, "<p class=\"plain\">", "</p>\n");
     if (n > 0) {
         H(b, "<div class=\"tlwrap\">");
@@ -1695,16 +1514,16 @@ static void witness_picture(pgf_buf *b, const pgf_report_check *c)
 static void check_sentence(pgf_buf *b, const pgf_report_check *c, const char *open,
                            const char *close)
 {
-    wev *ev = calloc(c->witness.len + 1, sizeof *ev);
-    if (ev == NULL) {
+    pgf_buf t = PGF_BUF_INIT;
+    if (pgf__check_sentence(c, &t) != 0)
         b->failed = true;
-        return;
+    pgf_buf_put_u8(&t, 0);
+    if (!t.failed && t.len > 1) {
+        pgf_buf_put(b, open, strlen(open));
+        T(b, (const char *)t.data);
+        pgf_buf_put(b, close, strlen(close));
     }
-    size_t n = parse_witness(c, ev);
-    plain_sentence(b, c, ev, n, open, close);
-    for (size_t i = 0; i < n; i++)
-        json_decref(ev[i].j);
-    free(ev);
+    pgf_buf_free(&t);
 }
 
 /* ---- violations ----------------------------------------------------------------------------- */

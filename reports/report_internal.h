@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "pgfault/buf.h"
 #include "pgfault/report.h"
 
@@ -155,6 +157,33 @@ void pgf__xml_escape(pgf_buf *b, const char *s, bool attr);
 /* Append `s` to `b` with every control character (C0, DEL, C1) as "\xNN",
  * except LF when keep_newlines. */
 void pgf__console_escape(pgf_buf *b, const char *s, bool keep_newlines);
+
+/* ---- a witness in plain words (report_words.c) ---- */
+
+/* Who made a call in a witness: the application's health-check loop, or a
+ * racer (an operation invoked while another of the session is in
+ * progress); the session and the server are the other lanes of a diagram. */
+enum { PGF__LANE_APP, PGF__LANE_SESSION, PGF__LANE_RACER, PGF__LANE_SERVER, PGF__LANES };
+
+/* One witness event, parsed from its history line (strings borrowed from
+ * `j`, which the caller releases with json_decref). */
+typedef struct pgf__wev {
+    json_t *j;
+    const char *type, *op, *from, *to, *error, *phase, *action, *rule, *reason;
+    int64_t op_id;
+    uint64_t t;
+    int lane; /* invoke/completion: PGF__LANE_APP or PGF__LANE_RACER */
+} pgf__wev;
+
+/* Parse c's witness into ev[] (room for c->witness.len); lines that are not
+ * JSON objects are skipped. Returns how many were parsed. */
+size_t pgf__parse_witness(const pgf_report_check *c, pgf__wev *ev);
+bool pgf__wev_is(const pgf__wev *e, const char *type);
+/* Append the plain-words sentence of a failed check (plain text, nothing
+ * when there is none to say) to out. */
+void pgf__witness_sentence(pgf_buf *out, const pgf_report_check *c, const pgf__wev *ev, size_t n);
+/* The same from the check alone (parses its witness). 0 or PGF_ENOMEM. */
+int pgf__check_sentence(const pgf_report_check *c, pgf_buf *out);
 
 /* Fill err[errlen] (when err != NULL) and return code: the base formatter. */
 #define pgf__report_err pgf_err_printf
