@@ -838,7 +838,7 @@ static bool parse_enum(struct vctx *v, const pgf_doc *m, const char *key,
         int n = 0;
         for (int k = 0; k < count && n < 32; k++)
             names[n++] = name(k);
-        char list[512], msg[160], full[560];
+        char list[512], msg[160], full[640];
         join_list(list, sizeof list, names, (size_t)n, NULL);
         snprintf(msg, sizeof msg, "unknown %s '%.60s'", key, s);
         const char *near = did_you_mean(s, names, n);
