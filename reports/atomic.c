@@ -1,21 +1,140 @@
-/* atomic.c - temp file + fsync + rename (see atomic.h). */
+/* atomic.c - temp file + fsync + rename (see atomic.h). The stream handed
+ * to writers is a cookie FILE over the temp file's fd, so the exact errno
+ * of a failed write survives stdio (ferror() alone keeps no errno). */
 #include "atomic.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+typedef struct sink {
+    int fd;
+    int err; /* errno of the first failed write; 0 if none */
+} sink;
+
+/* ---- cancellation and test hooks ---- */
+
+static const volatile sig_atomic_t *cancel_flag;
+static sig_atomic_t cancel_baseline;
+
+void pgf_atomic_set_cancel(const volatile sig_atomic_t *flag, sig_atomic_t baseline)
+{
+    cancel_baseline = baseline;
+    cancel_flag = flag;
+}
+
+static bool cancelled(void)
+{
+    return cancel_flag != NULL && *cancel_flag != cancel_baseline;
+}
+
+/* Bytes budget of the test hooks: -1 = hook off. */
+static _Atomic long long hook_enospc = -2, hook_kill = -2;
+static _Atomic long long hook_written;
+
+static long long env_budget(const char *name)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return -1;
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    return *end == '\0' && n >= 0 ? n : -1;
+}
+
+/* 0, or the errno the test hooks want this write of n bytes to fail with
+ * (after letting `*allow` bytes through). */
+static int test_hooks(size_t n, size_t *allow)
+{
+    if (atomic_load(&hook_enospc) == -2) {
+        atomic_store(&hook_kill, env_budget("PGFAULT_TEST_KILL_AFTER"));
+        atomic_store(&hook_enospc, env_budget("PGFAULT_TEST_ENOSPC_AFTER"));
+    }
+    long long enospc = atomic_load(&hook_enospc), kill_at = atomic_load(&hook_kill);
+    *allow = n;
+    if (enospc < 0 && kill_at < 0)
+        return 0;
+    long long before = atomic_fetch_add(&hook_written, (long long)n);
+    long long limit = enospc >= 0 && (kill_at < 0 || enospc < kill_at) ? enospc : kill_at;
+    if (before + (long long)n <= limit)
+        return 0;
+    *allow = before >= limit ? 0 : (size_t)(limit - before);
+    if (limit == kill_at)
+        return -1; /* the caller writes *allow bytes, then dies */
+    return ENOSPC;
+}
+
+static ssize_t sink_write(void *cookie, const char *buf, size_t n)
+{
+    sink *s = cookie;
+    if (s->err != 0) {
+        errno = s->err;
+        return -1;
+    }
+    if (cancelled()) {
+        s->err = errno = ECANCELED;
+        return -1;
+    }
+    size_t allow;
+    int hook = test_hooks(n, &allow);
+    size_t done = 0;
+    while (done < allow) {
+        ssize_t w = write(s->fd, buf + done, allow - done);
+        if (w < 0 && errno == EINTR) {
+            if (cancelled()) {
+                s->err = errno = ECANCELED;
+                return -1;
+            }
+            continue;
+        }
+        if (w < 0) {
+            s->err = errno;
+            return done > 0 ? (ssize_t)done : -1;
+        }
+        done += (size_t)w;
+    }
+    if (hook == -1) {
+        (void)fsync(s->fd);
+        raise(SIGKILL);
+    }
+    if (hook != 0) {
+        s->err = errno = hook;
+        return done > 0 ? (ssize_t)done : -1;
+    }
+    return (ssize_t)done;
+}
+
+static int sink_close(void *cookie)
+{
+    sink *s = cookie;
+    int rc = close(s->fd);
+    s->fd = -1;
+    return rc;
+}
+
+/* ---- the file ---- */
+
+static int code_of(int e)
+{
+    return e == ENOMEM ? PGF_ENOMEM : e == ECANCELED ? PGF_ECANCELED : PGF_EIO;
+}
+
 static void release(pgf_atomic_file *af)
 {
     free(af->tmp_path);
     free(af->final_path);
+    free(af->io);
     af->fp = NULL;
     af->tmp_path = NULL;
     af->final_path = NULL;
+    af->io = NULL;
 }
 
 int pgf_atomic_file_open(pgf_atomic_file *af, const char *dir, const char *name, char *err,
@@ -28,7 +147,9 @@ int pgf_atomic_file_open(pgf_atomic_file *af, const char *dir, const char *name,
     size_t n = strlen(dir) + strlen(name) + 32;
     af->final_path = malloc(n);
     af->tmp_path = malloc(n);
-    if (af->final_path == NULL || af->tmp_path == NULL) {
+    sink *s = calloc(1, sizeof *s);
+    af->io = s;
+    if (af->final_path == NULL || af->tmp_path == NULL || s == NULL) {
         release(af);
         return pgf_err_printf(err, errlen, PGF_ENOMEM, "%s/%s: out of memory", dir, name);
     }
@@ -37,19 +158,22 @@ int pgf_atomic_file_open(pgf_atomic_file *af, const char *dir, const char *name,
     int fd = mkostemp(af->tmp_path, O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        int rc = pgf_err_printf(err, errlen, PGF_EIO, "%s: cannot create temp file %s: %s",
+        int rc = pgf_err_printf(err, errlen, code_of(e), "%s: cannot create temp file %s: %s",
                                 af->final_path, af->tmp_path, strerror(e));
         release(af);
         return rc;
     }
     /* mkostemp makes 0600; reports are meant to be read by CI and people. */
     (void)fchmod(fd, 0644);
-    af->fp = fdopen(fd, "w");
+    s->fd = fd;
+    cookie_io_functions_t io = {
+        .read = NULL, .write = sink_write, .seek = NULL, .close = sink_close};
+    af->fp = fopencookie(s, "w", io);
     if (af->fp == NULL) {
         int e = errno;
         close(fd);
         unlink(af->tmp_path);
-        int rc = pgf_err_printf(err, errlen, PGF_EIO, "%s: %s", af->tmp_path, strerror(e));
+        int rc = pgf_err_printf(err, errlen, code_of(e), "%s: %s", af->tmp_path, strerror(e));
         release(af);
         return rc;
     }
@@ -67,29 +191,42 @@ void pgf_atomic_file_abort(pgf_atomic_file *af)
     release(af);
 }
 
+int pgf_atomic_file_fail(pgf_atomic_file *af, const char *what, char *err, size_t errlen)
+{
+    int e = af != NULL && af->io != NULL ? ((sink *)af->io)->err : 0;
+    int rc = pgf_err_printf(err, errlen, e != 0 ? code_of(e) : PGF_EIO,
+                            "%s: %s (%s); previous file left unchanged",
+                            af != NULL && af->final_path != NULL ? af->final_path : "?", what,
+                            e == ECANCELED ? "interrupted"
+                            : e != 0       ? strerror(e)
+                                           : "no system error");
+    pgf_atomic_file_abort(af);
+    return rc;
+}
+
 int pgf_atomic_file_commit(pgf_atomic_file *af, char *err, size_t errlen)
 {
     if (af == NULL || af->fp == NULL)
         return pgf_err_printf(err, errlen, PGF_EINVAL, "atomic write: file not open");
-    int rc = 0, e = 0;
+    sink *s = af->io;
+    int e = 0;
     const char *what = NULL;
-    if (ferror(af->fp)) {
-        /* stdio does not keep errno; a write error here is usually ENOSPC/EFBIG. */
-        what = "write failed", e = errno ? errno : EIO;
-    } else if (fflush(af->fp) != 0) {
-        what = "write failed", e = errno;
-    } else if (fsync(fileno(af->fp)) != 0) {
+    if (fflush(af->fp) != 0 || ferror(af->fp) || s->err != 0) {
+        what = "write failed", e = s->err != 0 ? s->err : (errno ? errno : EIO);
+    } else if (fsync(s->fd) != 0) {
         what = "fsync failed", e = errno;
     }
     int close_rc = fclose(af->fp);
+    int close_errno = errno;
     af->fp = NULL;
     if (what == NULL && close_rc != 0)
-        what = "close failed", e = errno;
+        what = "close failed", e = close_errno;
     if (what == NULL && rename(af->tmp_path, af->final_path) != 0)
         what = "rename failed", e = errno;
     if (what != NULL) {
-        rc = pgf_err_printf(err, errlen, PGF_EIO, "%s: %s (%s); previous file left unchanged",
-                            af->final_path, what, strerror(e));
+        int rc =
+            pgf_err_printf(err, errlen, code_of(e), "%s: %s (%s); previous file left unchanged",
+                           af->final_path, what, e == ECANCELED ? "interrupted" : strerror(e));
         unlink(af->tmp_path);
         release(af);
         return rc;
@@ -117,13 +254,7 @@ int pgf_atomic_write(const char *dir, const char *name, const void *data, size_t
     int rc = pgf_atomic_file_open(&af, dir, name, err, errlen);
     if (rc != 0)
         return rc;
-    if (len > 0 && fwrite(data, 1, len, af.fp) != len) {
-        int e = errno;
-        rc = pgf_err_printf(err, errlen, PGF_EIO,
-                            "%s: write failed (%s); previous file left unchanged", af.final_path,
-                            strerror(e));
-        pgf_atomic_file_abort(&af);
-        return rc;
-    }
+    if (len > 0)
+        (void)fwrite(data, 1, len, af.fp); /* a failure is reported by commit, errno exact */
     return pgf_atomic_file_commit(&af, err, errlen);
 }

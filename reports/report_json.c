@@ -343,9 +343,7 @@ int pgf_report_write_json(const pgf_report *r, const char *dir, char *err, size_
     if (rc == 0) {
         if (json_dumpf(j, af.fp, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
             fputc('\n', af.fp) == EOF) {
-            rc = pgf__report_err(err, errlen, PGF_EIO,
-                                 "%s: write failed; previous file left unchanged", af.final_path);
-            pgf_atomic_file_abort(&af);
+            rc = pgf_atomic_file_fail(&af, "write failed", err, errlen);
         } else {
             rc = pgf_atomic_file_commit(&af, err, errlen);
         }
