@@ -32,6 +32,7 @@ struct pgf_fault_engine {
     uint64_t dropped;
     FILE *stream;
     unsigned stream_flags;
+    int stream_errno; /* errno of the first failed write to stream; 0 if none */
     uint64_t cov[PGF_PHASE_COUNT][PGF_ACTION_COUNT];
     uint64_t cov_total;
     char **cov_names; /* fired counts by rule name, across rule-set changes */

@@ -125,15 +125,16 @@ uint64_t pgf__faultlog_record(pgf_fault_engine *e, uint64_t conn_id, pgf_phase p
     cov_add_name(e, r->name);
     char *line = render(seq, conn_id, phase, r, a, ctx, true);
     if (line != NULL && e->stream != NULL) {
+        int w = 0;
         if (e->stream_flags & PGF_FAULT_LOG_NO_TIME) {
             char *l2 = render(seq, conn_id, phase, r, a, ctx, false);
-            if (l2 != NULL)
-                fprintf(e->stream, "%s\n", l2);
+            w = l2 != NULL ? fprintf(e->stream, "%s\n", l2) : (errno = ENOMEM, -1);
             free(l2);
         } else {
-            fprintf(e->stream, "%s\n", line);
+            w = fprintf(e->stream, "%s\n", line);
         }
-        fflush(e->stream);
+        if ((w < 0 || fflush(e->stream) != 0) && e->stream_errno == 0)
+            e->stream_errno = errno ? errno : EIO; /* kept: a full disk is named, not hidden */
     }
     if (line == NULL || e->nlines >= e->log_limit) {
         e->dropped++;
@@ -194,10 +195,19 @@ int pgf_fault_log_open(pgf_fault_engine *e, const char *path, unsigned flags, ch
     FILE *old = e->stream;
     e->stream = f;
     e->stream_flags = flags;
+    e->stream_errno = 0;
     pthread_mutex_unlock(&e->log_mu);
     if (old != NULL)
         fclose(old);
     return 0;
+}
+
+int pgf_fault_log_errno(pgf_fault_engine *e)
+{
+    pthread_mutex_lock(&e->log_mu);
+    int err = e->stream_errno;
+    pthread_mutex_unlock(&e->log_mu);
+    return err;
 }
 
 void pgf_fault_log_set_limit(pgf_fault_engine *e, size_t max)

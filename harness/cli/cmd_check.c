@@ -15,6 +15,7 @@
 
 #include "pgfault/check.h"
 #include "cli.h"
+#include "outdir.h"
 #include "usage.h"
 #include "pgfault/history.h"
 #include "pgfault/machine.h"
@@ -69,7 +70,14 @@ int pgf_cmd_check(int argc, char **argv)
     pgf_history *h = NULL;
     pgf_spec *spec = NULL;
     pgf_check_result *res = NULL;
-    int rc = pgf_history_load(path, &h, err, sizeof err);
+    /* A history from a run's output set must be the one its manifest lists
+     * (outdir.h): never check a file from another run or a torn commit. */
+    int rc = strcmp(path, "-") == 0 ? 0 : pgf_outdir_verify(path, NULL, 0, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "pgfault check: %s\n", err);
+        return rc == PGF_ENOMEM ? PGF_EXIT_INTERNAL : PGF_EXIT_USAGE;
+    }
+    rc = pgf_history_load(path, &h, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "pgfault check: %s\n", err);
         return rc == PGF_ENOMEM ? PGF_EXIT_INTERNAL : PGF_EXIT_USAGE;

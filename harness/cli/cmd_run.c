@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "outdir.h"
 #include "usage.h"
 #include "pgfault/log.h"
 #include "pgfault/run.h"
@@ -25,7 +26,7 @@ static volatile sig_atomic_t stop_flag;
 static void on_signal(int sig)
 {
     (void)sig;
-    stop_flag = 1;
+    stop_flag = stop_flag + 1; /* counted: a new signal while reports are written stops that too */
 }
 
 static void run_usage(FILE *f)
@@ -142,9 +143,15 @@ static int run_main(int argc, char **argv, bool replay)
             }
             have_bugs = true;
             break;
-        case 'o':
+        case 'o': {
+            char perr[256];
+            if (pgf_outdir_check_path(optarg, perr, sizeof perr) != 0) {
+                fprintf(stderr, "pgfault %s: %s\n", cmd, perr);
+                return PGF_EXIT_USAGE;
+            }
             out = optarg;
             break;
+        }
         case 'k':
             shrink = true;
             break;
@@ -248,6 +255,10 @@ static int run_main(int argc, char **argv, bool replay)
             return PGF_EXIT_USAGE;
         }
         json_error_t je;
+        if (pgf_outdir_verify(argv[optind], NULL, 0, err, sizeof err) != 0) {
+            fprintf(stderr, "pgfault replay: %s\n", err);
+            return PGF_EXIT_USAGE;
+        }
         report = json_load_file(argv[optind], 0, &je);
         if (report == NULL) {
             /* jansson gives line -1 when the file could not be read at all */

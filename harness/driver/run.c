@@ -15,7 +15,9 @@
 #include "pgfault/check.h"
 #include "pgfault/config.h"
 #include "pgfault/clock.h"
+#include "atomic.h"
 #include "driver.h"
+#include "outdir.h"
 #include "pictures.h"
 #include "pgfault/faultlog.h"
 #include "pgfault/history.h"
@@ -44,40 +46,29 @@ typedef struct outcome {
     bool unchecked;              /* --no-check: no history was recorded */
     int64_t checks_to_violation; /* health checks completed before the first violation; -1 none */
     char digest[65];
+    bool lost_output; /* history.jsonl or faults.jsonl could not be written */
 } outcome;
 
-static int mkdir_p(const char *dir, char *err, size_t errlen)
-{
-    char tmp[256];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-            snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-            return PGF_EIO;
-        }
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-        return PGF_EIO;
-    }
-    return 0;
-}
-
+/* path NULL: only the digest. Otherwise written atomically (the exact
+ * system error in err on failure). */
 static int write_history(const pgf_scenario *sc, const pgf_rec *recs, size_t n, const char *path,
-                         char hex[65])
+                         char hex[65], char *err, size_t errlen)
 {
-    pgf_hist_writer *w = NULL;
-    int e = path != NULL ? pgf_hist_writer_open(path, &w) : 0;
-    if (path == NULL) {
-        w = pgf_hist_writer_new_fp(NULL);
-        e = w == NULL ? PGF_ENOMEM : 0;
+    pgf_atomic_file af = {0};
+    if (path != NULL) {
+        char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+        int oe = slash ? (*slash = '\0', pgf_atomic_file_open(&af, dir, slash + 1, err, errlen))
+                       : PGF_ENOMEM;
+        free(dir);
+        if (oe != 0)
+            return oe;
     }
-    if (e != 0)
+    pgf_hist_writer *w = pgf_hist_writer_new_fp(af.fp);
+    int e = w == NULL ? PGF_ENOMEM : 0;
+    if (e != 0) {
+        pgf_atomic_file_abort(&af);
         return e;
+    }
     pgf_hist_meta m = {0};
     m.version = PGF_HISTORY_VERSION;
     m.has_seed = true;
@@ -93,7 +84,11 @@ static int write_history(const pgf_scenario *sc, const pgf_rec *recs, size_t n, 
         e = pgf_hist_writer_flush(w);
     pgf_hist_writer_digest(w, hex);
     int ce = pgf_hist_writer_close(w);
-    return e != 0 ? e : ce;
+    if (path == NULL)
+        return e != 0 ? e : ce;
+    if (e != 0 || ce != 0)
+        return pgf_atomic_file_fail(&af, "write failed", err, errlen);
+    return pgf_atomic_file_commit(&af, err, errlen);
 }
 
 static double percentile(uint64_t *v, size_t n, double p)
@@ -313,10 +308,15 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
         snprintf(err, errlen, "out of memory merging the history");
         return PGF_ENOMEM;
     }
-    e = write_history(sc, oc->recs, oc->n, hist_path, oc->digest);
+    int le = faults_path != NULL ? pgf_fault_log_errno(oc->run->engine) : 0;
+    if (le != 0) {
+        snprintf(err, errlen, "%s: write failed (%s)", faults_path, strerror(le));
+        oc->lost_output = true;
+        return PGF_EIO;
+    }
+    e = write_history(sc, oc->recs, oc->n, hist_path, oc->digest, err, errlen);
     if (e != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", hist_path ? hist_path : "history",
-                 pgf_strerror(e));
+        oc->lost_output = hist_path != NULL;
         return e;
     }
     /* The driver composes the layers: the checker gets the session
@@ -519,7 +519,32 @@ typedef struct suite {
     int exit_code;
     bool interrupted;
     char first_replay[1024];
+    /* Every file goes to a staging directory, committed as one set at the
+     * end (outdir.h): a failure or a crash leaves OUT's previous run intact. */
+    pgf_outdir *od;
+    const char *stage;
+    FILE *notes_f; /* lines naming files, printed once they exist */
+    char *notes;
+    size_t notes_len;
+    char lost[512]; /* why an output of the run is missing: then nothing is committed */
 } suite;
+
+/* Messages name files by where they will be, not by the staging directory. */
+static void unstage(char *msg, const char *stage, const char *out)
+{
+    char *at = strstr(msg, stage);
+    size_t sl = strlen(stage), ol = strlen(out);
+    if (at == NULL || ol > sl)
+        return;
+    memmove(at + ol, at + sl, strlen(at + sl) + 1);
+    memcpy(at, out, ol);
+}
+
+static void lose(suite *st, const char *why)
+{
+    if (st->lost[0] == '\0')
+        snprintf(st->lost, sizeof st->lost, "%s", why);
+}
 
 /* The scenario's entry in the report's config (borrowed from the array;
  * NULL on ENOMEM, the report then lacks it). */
@@ -562,15 +587,18 @@ static void shrink_and_save(suite *st, pgf_scenario *sc, const outcome *oc)
     char failure[128];
     snprintf(failure, sizeof failure, "%s", oc->first_failure);
     shrink(sc, failure, st->con);
-    char path[1100];
-    snprintf(path, sizeof path, "%s/%s.shrunk.yaml", st->out, sc->name);
-    FILE *f = fopen(path, "w");
-    if (f != NULL) {
-        pgf_scenario_write_yaml(sc, f);
-        fclose(f);
-        if (st->con)
-            fprintf(st->con, "shrink: smallest failing scenario written to %s\n", path);
+    char name[300], err[512];
+    snprintf(name, sizeof name, "%s.shrunk.yaml", sc->name);
+    pgf_atomic_file af;
+    if (pgf_atomic_file_open(&af, st->stage, name, err, sizeof err) != 0) {
+        lose(st, err);
+        return;
     }
+    pgf_scenario_write_yaml(sc, af.fp);
+    if (pgf_atomic_file_commit(&af, err, sizeof err) != 0)
+        lose(st, err);
+    else if (st->notes_f != NULL)
+        fprintf(st->notes_f, "shrink: smallest failing scenario written to %s/%s\n", st->out, name);
 }
 
 /* Run scenario sc (one of n) into its directory and add it to the report.
@@ -579,11 +607,11 @@ static bool run_scenario(suite *st, pgf_scenario *sc, int n)
 {
     char err[512], dir[1024], hist[1100], faults[1100];
     if (n == 1)
-        snprintf(dir, sizeof dir, "%s", st->out);
+        snprintf(dir, sizeof dir, "%s", st->stage);
     else
-        snprintf(dir, sizeof dir, "%s/%s", st->out, sc->name);
-    if (mkdir_p(dir, err, sizeof err) != 0) {
-        fprintf(stderr, "pgfault run: %s\n", err);
+        snprintf(dir, sizeof dir, "%s/%s", st->stage, sc->name);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) { /* one level inside the stage */
+        fprintf(stderr, "pgfault run: cannot create %s: %s\n", dir, strerror(errno));
         st->exit_code = 3;
         return false;
     }
@@ -599,6 +627,9 @@ static bool run_scenario(suite *st, pgf_scenario *sc, int n)
     char replay[1024];
     replay_command(sc, st->o, st->out, replay, sizeof replay);
     if (e != 0) {
+        unstage(err, st->stage, st->out);
+        if (oc.lost_output)
+            lose(st, err);
         fprintf(stderr, "pgfault run: %s: %s\n", sc->name, err);
         if (rs)
             pgf_report_add_check(rs, "harness ran to completion", false, "harness", err);
@@ -656,15 +687,41 @@ static void finish_suite(suite *st, pgf_scenario *const *scs, int n)
         fprintf(stderr, "pgfault run: out of memory building the report\n");
         st->exit_code = 3;
     }
-    if (pgf_report_write_all(st->rep, st->out, err, sizeof err) != 0) {
-        fprintf(stderr, "pgfault run: %s\n", err);
+    /* What ran is on the console before the (maybe long) writing; a signal
+     * from here on stops the writing, and OUT keeps the previous run. */
+    if (st->con != NULL)
+        fflush(st->con);
+    if (st->o->stop != NULL)
+        pgf_atomic_set_cancel(st->o->stop, *st->o->stop);
+    bool written = st->lost[0] == '\0' &&
+                   pgf_report_write_all(st->rep, st->stage, err, sizeof err) == 0 &&
+                   pgf_outdir_commit(st->od, err, sizeof err) == 0;
+    pgf_atomic_set_cancel(NULL, 0);
+    if (!written) {
+        if (st->lost[0] != '\0')
+            snprintf(err, sizeof err, "%s", st->lost);
+        unstage(err, st->stage, st->out);
+        fprintf(stderr,
+                "pgfault run: %s\npgfault run: nothing written; %s keeps its previous files\n", err,
+                st->out);
         st->exit_code = 3;
+        meta.out_dir = NULL; /* the summary must not point at files that are not there */
+        meta.replay_command = st->first_replay[0] ? st->first_replay : NULL;
+        ignore_(pgf_report_set_meta(st->rep, &meta));
+    }
+    if (st->notes_f != NULL) {
+        fclose(st->notes_f);
+        st->notes_f = NULL;
+        if (written && st->con != NULL && st->notes != NULL)
+            fputs(st->notes, st->con);
     }
     if (st->con != NULL)
         pgf_report_print_summary(st->rep, st->con);
-    if (st->first_replay[0] != '\0')
+    if (st->first_replay[0] != '\0' && written)
         fprintf(st->con ? st->con : stderr, "replay: %s\n   or: %s\n", st->first_replay,
                 replay_all);
+    else if (st->first_replay[0] != '\0')
+        fprintf(st->con ? st->con : stderr, "replay: %s\n", st->first_replay);
     if (st->interrupted && st->exit_code == 0)
         st->exit_code = 1; /* partial results are not a pass */
 }
@@ -674,15 +731,21 @@ int pgf_run_suite(pgf_scenario *const *scs, int n, const pgf_run_opts *o)
     suite st = {.o = o, .out = o->out_dir ? o->out_dir : "out"};
     st.con = o->quiet ? NULL : (o->console ? o->console : stdout);
     char err[512];
-    if (mkdir_p(st.out, err, sizeof err) != 0) {
+    if (pgf_outdir_begin(st.out, &st.od, err, sizeof err) != 0) {
         fprintf(stderr, "pgfault run: %s\n", err);
         return 3;
     }
+    st.stage = pgf_outdir_stage(st.od);
+    st.notes_f = open_memstream(&st.notes, &st.notes_len);
     st.rep = pgf_report_new();
     st.config = json_object();
     st.jscs = json_array();
     if (st.rep == NULL || st.config == NULL || st.jscs == NULL) {
         fprintf(stderr, "pgfault run: out of memory\n");
+        pgf_outdir_free(st.od);
+        if (st.notes_f != NULL)
+            fclose(st.notes_f);
+        free(st.notes);
         pgf_report_free(st.rep);
         json_decref(st.config);
         json_decref(st.jscs);
@@ -700,6 +763,8 @@ int pgf_run_suite(pgf_scenario *const *scs, int n, const pgf_run_opts *o)
             break;
     }
     finish_suite(&st, scs, n);
+    pgf_outdir_free(st.od);
+    free(st.notes);
     json_decref(st.config);
     pgf_report_free(st.rep);
     return st.exit_code;

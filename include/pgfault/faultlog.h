@@ -42,6 +42,10 @@ enum {
  * Replaces a previous stream. Returns 0 or a PGF_E* code with err filled. */
 int pgf_fault_log_open(pgf_fault_engine *e, const char *path, unsigned flags, char *err,
                        size_t errlen) PGF_NODISCARD;
+/* The errno of the first failed write to the stream (0: none), so a
+ * caller can say "No space left on device" instead of committing a short
+ * file. */
+int pgf_fault_log_errno(pgf_fault_engine *e);
 /* Keep at most `max` events in memory (default 100000); later ones are
  * still streamed and counted as dropped. */
 void pgf_fault_log_set_limit(pgf_fault_engine *e, size_t max);
