@@ -220,6 +220,67 @@ static int layer_pg_vars(const char *const *env, pgf_config *c, int *count)
     return rc;
 }
 
+/* Replace every occurrence of secret[0..n) in msg with ****. */
+static void scrub_one(char *msg, size_t len, const char *secret, size_t n)
+{
+    if (n == 0)
+        return;
+    char *at;
+    size_t from = 0;
+    while ((at = memmem(msg + from, strlen(msg + from), secret, n)) != NULL) {
+        size_t tail = strlen(at + n);
+        if ((size_t)(at - msg) + 4 + tail + 1 > len) {
+            *at = '\0'; /* no room: cut the message rather than show the secret */
+            return;
+        }
+        memmove(at + 4, at + n, tail + 1);
+        memcpy(at, "****", 4);
+        from = (size_t)(at - msg) + 4;
+    }
+}
+
+/* The pieces of url's password (userinfo after the first ':' up to the last
+ * '@' of the authority, and password=/sslpassword= query values) removed
+ * from msg, whole and split at URL delimiters (libpq's errors quote the
+ * fragments it could not parse: "'Zq' is not a port number"). Used on
+ * messages about a rejected DATABASE_URL, which is echoed nowhere else. */
+static void scrub_url_secrets(const char *url, char *msg, size_t len)
+{
+    const char *spans[8][2];
+    int nspans = 0;
+    const char *auth = strstr(url, "://");
+    if (auth != NULL) {
+        auth += 3;
+        size_t alen = strcspn(auth, "?#");
+        const char *at = NULL;
+        for (size_t i = 0; i < alen; i++)
+            if (auth[i] == '@')
+                at = auth + i;
+        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon != NULL) {
+            spans[nspans][0] = colon + 1;
+            spans[nspans++][1] = at;
+        }
+    }
+    for (const char *q = url; (q = strstr(q, "password=")) != NULL && nspans < 8; q++) {
+        const char *v = q + strlen("password=");
+        spans[nspans][0] = v;
+        spans[nspans++][1] = v + strcspn(v, "&# ");
+    }
+    for (int k = 0; k < nspans; k++) {
+        const char *b = spans[k][0], *e = spans[k][1];
+        scrub_one(msg, len, b, (size_t)(e - b));
+        for (const char *p = b; p < e;) {
+            size_t n = strcspn(p, "/:@?&=#[],%' \"");
+            if (p + n > e)
+                n = (size_t)(e - p);
+            if (n >= 2)
+                scrub_one(msg, len, p, n);
+            p += n + 1;
+        }
+    }
+}
+
 static int layer_url(const char *url, pgf_config *c, char *err, size_t errlen)
 {
     char masked[512];
@@ -235,6 +296,7 @@ static int layer_url(const char *url, pgf_config *c, char *err, size_t errlen)
         snprintf(err, errlen,
                  "DATABASE_URL: expected postgresql://USER:PASSWORD@HOST:PORT/DB, got '%s'",
                  masked);
+        scrub_url_secrets(url, err, errlen);
         return PGF_EINVAL;
     }
     if (base_len < scheme_len) {
@@ -270,6 +332,7 @@ static int layer_url(const char *url, pgf_config *c, char *err, size_t errlen)
                          "(the rest is not shown: it may hold the password)");
         }
         snprintf(err, errlen, "DATABASE_URL: %s", m);
+        scrub_url_secrets(url, err, errlen);
         PQfreemem(perr);
         return PGF_EINVAL;
     }
