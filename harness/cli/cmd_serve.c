@@ -1,6 +1,14 @@
 /* cmd_serve.c - `pgfault serve`: run the fake PostgreSQL server until
- * SIGINT/SIGTERM. A thin layer over fakes/server/server.h. */
+ * SIGINT/SIGTERM. A thin layer over fakes/server/server.h.
+ *
+ * Roles come from --user-file FILE (mode 0600 or stricter, checked),
+ * PGFAULT_USERS (the same lines in the environment) and --user; a password
+ * given with --user is visible to every local user in `ps` (a warning says
+ * so, and it is blanked from our argv as soon as it is read). No password
+ * is ever printed: errors name the file and line, never the line. */
+#include <errno.h>
 #include <event2/event.h>
+#include <sys/stat.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -68,7 +76,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(ctx->base, NULL);
 }
 
-/* NAME:PASSWORD:METHOD; the password may itself contain ':'. */
+/* NAME:PASSWORD:METHOD; the password may itself contain ':'. spec is
+ * modified and must outlive the server (an owned copy, never argv). */
 static int parse_user(char *spec, pgf_server_user *u)
 {
     char *first = strchr(spec, ':');
@@ -87,7 +96,121 @@ static int parse_user(char *spec, pgf_server_user *u)
     return 0;
 }
 
-int pgf_cmd_serve(int argc, char **argv)
+/* Owned copies of every role spec, freed at exit. */
+typedef struct user_specs {
+    char *items[MAX_ITEMS];
+    int n;
+} user_specs;
+
+static void user_specs_free(user_specs *us)
+{
+    for (int i = 0; i < us->n; i++) {
+        memset(us->items[i], 0, strlen(us->items[i])); /* no password left in freed memory */
+        free(us->items[i]);
+    }
+    us->n = 0;
+}
+
+#define USER_FORMAT \
+    "expected NAME:PASSWORD:METHOD with METHOD one of trust, password, md5, scram-sha-256"
+
+/* Add one role from text[len]; `where` names it in errors (never the text). */
+static int add_user(user_specs *us, pgf_server_user *users, int *nusers, const char *text,
+                    size_t len, const char *where)
+{
+    if (*nusers == MAX_ITEMS || us->n == MAX_ITEMS) {
+        fprintf(stderr, "pgfault serve: %s: more than %d roles\n", where, MAX_ITEMS);
+        return -1;
+    }
+    char *copy = strndup(text, len);
+    if (copy == NULL) {
+        fprintf(stderr, "pgfault serve: out of memory\n");
+        return -1;
+    }
+    us->items[us->n++] = copy;
+    if (parse_user(copy, &users[*nusers]) != 0) {
+        fprintf(stderr, "pgfault serve: %s: " USER_FORMAT "\n", where);
+        return -1;
+    }
+    (*nusers)++;
+    return 0;
+}
+
+/* One role per line; blank lines and '#' comments skipped; `name` for errors. */
+static int add_user_lines(user_specs *us, pgf_server_user *users, int *nusers, const char *text,
+                          const char *name)
+{
+    int lineno = 0;
+    for (const char *p = text; *p != '\0';) {
+        size_t len = strcspn(p, "\n");
+        lineno++;
+        size_t l = len;
+        while (l > 0 && (p[l - 1] == '\r' || p[l - 1] == ' ' || p[l - 1] == '\t'))
+            l--;
+        size_t lead = strspn(p, " \t");
+        if (lead < l && p[lead] != '#') {
+            char where[600];
+            snprintf(where, sizeof where, "%s:%d", name, lineno);
+            if (add_user(us, users, nusers, p + lead, l - lead, where) != 0)
+                return -1;
+        }
+        p += len;
+        if (*p == '\n')
+            p++;
+    }
+    return 0;
+}
+
+static int load_user_file(const char *path, user_specs *us, pgf_server_user *users, int *nusers)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "pgfault serve: --user-file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "pgfault serve: --user-file %s: not a regular file\n", path);
+        fclose(f);
+        return -1;
+    }
+    if ((st.st_mode & 077) != 0) {
+        fprintf(stderr,
+                "pgfault serve: --user-file %s: mode %04o lets other local users read the "
+                "passwords; run chmod 600 %s\n",
+                path, (unsigned)(st.st_mode & 07777), path);
+        fclose(f);
+        return -1;
+    }
+    char *text = NULL;
+    size_t cap = 0;
+    ssize_t n = getdelim(&text, &cap, '\0', f); /* the whole file (it has no NUL) */
+    int rc = 0;
+    if (n < 0 && ferror(f)) {
+        fprintf(stderr, "pgfault serve: --user-file %s: %s\n", path, strerror(errno));
+        rc = -1;
+    } else if (n > 0 && (size_t)n != strlen(text)) {
+        fprintf(stderr, "pgfault serve: --user-file %s: contains a NUL byte\n", path);
+        rc = -1;
+    } else if (n > 0) {
+        rc = add_user_lines(us, users, nusers, text, path);
+    }
+    if (text != NULL) {
+        memset(text, 0, cap);
+        free(text);
+    }
+    fclose(f);
+    return rc;
+}
+
+/* Is the control API's host a loopback address? */
+static bool loopback_host(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+           strcmp(host, "localhost") == 0;
+}
+
+static int serve_main(int argc, char **argv, user_specs *specs)
 {
     struct option opts[32];
     if (pgf__cli_longopts("serve", opts, sizeof opts / sizeof opts[0]) != 0)
@@ -96,6 +219,7 @@ int pgf_cmd_serve(int argc, char **argv)
     const char *dbs[MAX_ITEMS];
     pgf_server_user users[MAX_ITEMS];
     int nlisten = 0, ndbs = 0, nusers = 0;
+    bool warned_user = false;
     bool no_tcp = false, quiet = false, seed_random = false, remote_control = false;
     const char *faults_path = NULL, *fault_log = NULL, *control_addr = NULL;
     pgf_server_config cfg = {0};
@@ -117,14 +241,28 @@ int pgf_cmd_serve(int argc, char **argv)
         case 'T':
             no_tcp = true;
             break;
-        case 'U':
-            if (nusers == MAX_ITEMS || parse_user(optarg, &users[nusers]) != 0) {
-                fprintf(stderr,
-                        "pgfault serve: --user: expected NAME:PASSWORD:METHOD with METHOD one "
-                        "of trust, password, md5, scram-sha-256\n");
+        case 'U': {
+            if (add_user(specs, users, &nusers, optarg, strlen(optarg), "--user") != 0)
                 return PGF_EXIT_USAGE;
+            const pgf_server_user *u = &users[nusers - 1];
+            if (u->method != PGF_AUTH_METHOD_TRUST && !warned_user) {
+                fprintf(stderr,
+                        "pgfault serve: warning: --user puts the password of role '%s' in "
+                        "the process list of every local user (ps); use --user-file FILE "
+                        "(mode 0600) or PGFAULT_USERS instead (--user with a password is "
+                        "deprecated)\n",
+                        u->name);
+                warned_user = true;
             }
-            nusers++;
+            /* Blank it in our argv, so ps shows it no longer than needed. */
+            char *pw = strchr(optarg, ':'), *end = strrchr(optarg, ':');
+            if (pw != NULL && end != NULL && end > pw)
+                memset(pw + 1, '*', (size_t)(end - pw - 1));
+            break;
+        }
+        case 'P':
+            if (load_user_file(optarg, specs, users, &nusers) != 0)
+                return PGF_EXIT_USAGE;
             break;
         case 'd':
             if (ndbs == MAX_ITEMS) {
@@ -196,6 +334,10 @@ int pgf_cmd_serve(int argc, char **argv)
         fprintf(stderr, "pgfault serve: unexpected argument '%s'\n", argv[optind]);
         return PGF_EXIT_USAGE;
     }
+    const char *env_users = getenv("PGFAULT_USERS");
+    if (env_users != NULL && *env_users != '\0' &&
+        add_user_lines(specs, users, &nusers, env_users, "PGFAULT_USERS line") != 0)
+        return PGF_EXIT_USAGE;
     if (no_tcp && cfg.unix_socket_dir == NULL) {
         fprintf(stderr, "pgfault serve: --no-tcp needs --unix-socket-dir\n");
         return PGF_EXIT_USAGE;
@@ -269,6 +411,16 @@ int pgf_cmd_serve(int argc, char **argv)
                                                &hooks, err, sizeof err);
         if (control_port < 0)
             rc = control_port;
+        char host[256];
+        int port;
+        if (rc == 0 && remote_control &&
+            pgf_fault_split_hostport(control_addr, host, sizeof host, &port) == 0 &&
+            !loopback_host(host))
+            fprintf(stderr,
+                    "pgfault serve: warning: the control API on %s has no authentication: "
+                    "anyone who can reach it can change the fault rules and break every "
+                    "connection (--allow-remote-control)\n",
+                    control_addr);
     }
     if (rc != 0) {
         fprintf(stderr, "pgfault serve: %s\n", err);
@@ -320,4 +472,12 @@ int pgf_cmd_serve(int argc, char **argv)
     event_base_free(base);
     pgf_fault_engine_free(engine);
     return PGF_EXIT_OK;
+}
+
+int pgf_cmd_serve(int argc, char **argv)
+{
+    user_specs specs = {0};
+    int rc = serve_main(argc, argv, &specs);
+    user_specs_free(&specs);
+    return rc;
 }

@@ -24,6 +24,7 @@ const char pgf__cli_exit_codes[] =
 const char pgf__cli_environment[] =
     "PGFAULT_LOG sets the log level (error, warn, info, debug, trace) like --log-level.\n"
     "PGFAULT_CONTROL is the default control API address of `pgfault faults`.\n"
+    "PGFAULT_USERS holds `pgfault serve` roles, one NAME:PASSWORD:METHOD per line.\n"
     "DATABASE_URL, POSTGRES_HOST, POSTGRES_PORT, POSTGRES_DB, POSTGRES_USER,\n"
     "POSTGRES_PASSWORD and libpq's PG* variables are what `pgfault url` resolves.";
 
@@ -36,7 +37,11 @@ static const pgf__cli_row serve_opts[] = {
     {"user", "NAME:PASSWORD:METHOD", 'U',
      "a role (repeatable); METHOD is trust, password, md5\n"
      "or scram-sha-256 (default postgres:postgres:scram-sha-256).\n"
-     "A role named postgres is a superuser."},
+     "A role named postgres is a superuser. The password is\n"
+     "visible in `ps`: prefer --user-file or PGFAULT_USERS."},
+    {"user-file", "FILE", 'P',
+     "roles, one NAME:PASSWORD:METHOD per line ('#' comments);\n"
+     "FILE must not be readable by group or others (chmod 600)"},
     {"database", "NAME", 'd', "accept only these databases (repeatable; default any)"},
     {"max-connections", "N", 'm', "beyond N: FATAL 53300 (default unlimited)"},
     {"seed", "N|random", 's', "seed for keys, salts, nonces and faults (default 1)"},
