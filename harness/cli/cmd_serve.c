@@ -363,6 +363,17 @@ static int serve_main(int argc, char **argv, user_specs *specs)
     cfg.databases = dbs;
     cfg.ndatabases = ndbs;
 
+    if (control_addr != NULL && remote_control) {
+        char host[256];
+        int port;
+        if (pgf_fault_split_hostport(control_addr, host, sizeof host, &port) == 0 &&
+            !loopback_host(host))
+            fprintf(stderr,
+                    "pgfault serve: warning: the control API on %s has no authentication: "
+                    "anyone who can reach it can change the fault rules and break every "
+                    "connection (--allow-remote-control)\n",
+                    control_addr);
+    }
     char err[512];
     /* Faults first: a bad rule file must stop us before we listen. */
     pgf_fault_rules *rules = NULL;
@@ -411,16 +422,6 @@ static int serve_main(int argc, char **argv, user_specs *specs)
                                                &hooks, err, sizeof err);
         if (control_port < 0)
             rc = control_port;
-        char host[256];
-        int port;
-        if (rc == 0 && remote_control &&
-            pgf_fault_split_hostport(control_addr, host, sizeof host, &port) == 0 &&
-            !loopback_host(host))
-            fprintf(stderr,
-                    "pgfault serve: warning: the control API on %s has no authentication: "
-                    "anyone who can reach it can change the fault rules and break every "
-                    "connection (--allow-remote-control)\n",
-                    control_addr);
     }
     if (rc != 0) {
         fprintf(stderr, "pgfault serve: %s\n", err);
