@@ -1,5 +1,6 @@
 /* log.c - stderr logger; one write(2) per line so threads do not interleave. */
 #include "pgfault/log.h"
+#include "pgfault/secret.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -53,6 +54,7 @@ void pgf_log_write(int level, const char *fmt, ...)
     if (len > sizeof line - 2)
         len = sizeof line - 2;
     line[len++] = '\n';
+    pgf_secret_scrub_n(line, len); /* a password quoted by a server or libpq, too */
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
 }

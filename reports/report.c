@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "pgfault/enum_names.h"
+#include "pgfault/secret.h"
 #include "report_internal.h"
 
 #define PGF__REPORT_OUTCOME_STR(name, str) str,
@@ -80,6 +81,7 @@ static char *sanitize_n(const char *bytes, size_t len)
         }
     }
     *w = '\0';
+    pgf_secret_scrub(s); /* every string of every report passes here */
     return s;
 }
 

@@ -15,6 +15,7 @@
 #include "outdir.h"
 #include "pgf_test.h"
 #include "pgfault/config.h"
+#include "pgfault/secret.h"
 #include "report_internal.h"
 #include "testutil.h"
 
@@ -276,6 +277,32 @@ static void masks_every_conninfo_form(void)
     }
 }
 
+static void registered_secrets_are_blanked(void)
+{
+    pgf_secret_clear();
+    CU_ASSERT_EQUAL(pgf_secret_add(SECRET), 0);
+    CU_ASSERT_EQUAL(pgf_secret_add(SECRET), 1); /* known */
+    CU_ASSERT_EQUAL(pgf_secret_add("pw"), 1);   /* too short to mask usefully */
+    CU_ASSERT_EQUAL(pgf_secret_add(NULL), 1);
+    char msg[] = "FATAL: database \"host=h password=" SECRET " dbname=d\" (" SECRET SECRET ")";
+    size_t before = strlen(msg);
+    pgf_secret_scrub(msg);
+    CU_ASSERT_EQUAL(strlen(msg), before); /* in place, same length */
+    CU_ASSERT_PTR_NULL(strstr(msg, SECRET));
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "password=********* dbname=d"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "(******************)"));
+    /* the report model blanks them in everything it is given */
+    pgf_report *r = pgf_report_new();
+    pgf_report_scenario *sc = pgf_report_add_scenario(r, "s", "uses " SECRET);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sc);
+    CU_ASSERT_PTR_NULL(strstr(sc->description, SECRET));
+    pgf_report_free(r);
+    pgf_secret_clear();
+    char keep[] = "x " SECRET;
+    pgf_secret_scrub(keep);
+    CU_ASSERT_PTR_NOT_NULL(strstr(keep, SECRET)); /* cleared: nothing to blank */
+}
+
 static const pgf_test set_tests[] = {
     {"set_commit_replace_verify", set_commit_replace_verify},
     {"stale_staging_is_discarded", stale_staging_is_discarded},
@@ -292,6 +319,7 @@ static const pgf_test secret_tests[] = {
     {"rejected_database_url_never_shows_the_password",
      rejected_database_url_never_shows_the_password},
     {"masks_every_conninfo_form", masks_every_conninfo_form},
+    {"registered_secrets_are_blanked", registered_secrets_are_blanked},
     PGF_TESTS_END,
 };
 

@@ -23,6 +23,7 @@
 #include "pgfault/faultlog.h"
 #include "pgfault/log.h"
 #include "pgfault/rules.h"
+#include "pgfault/secret.h"
 #include "pgfault/server.h"
 
 #define MAX_ITEMS 64
@@ -132,6 +133,7 @@ static int add_user(user_specs *us, pgf_server_user *users, int *nusers, const c
         fprintf(stderr, "pgfault serve: %s: " USER_FORMAT "\n", where);
         return -1;
     }
+    (void)pgf_secret_add(users[*nusers].password); /* never in a log line */
     (*nusers)++;
     return 0;
 }

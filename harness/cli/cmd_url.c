@@ -10,6 +10,7 @@
 #include "pgfault/config.h"
 #include "pgfault/health.h"
 #include "pgfault/healthcheck.h"
+#include "pgfault/secret.h"
 
 extern char **environ;
 
@@ -67,6 +68,8 @@ int pgf_cmd_url(int argc, char **argv)
         pgf_config_clear(&c);
         return PGF_EXIT_USAGE;
     }
+    /* Whatever libpq or the server says back (--check) loses the password. */
+    (void)pgf_secret_add(pgf_config_get(&c, "password"));
     char *text = NULL;
     int rc = pgf_config_describe(&c, &text);
     if (rc == 0)
@@ -121,6 +124,7 @@ int pgf_cmd_url(int argc, char **argv)
         }
         pgf_health_check(use->keywords, use->values, NULL, timeout_ms, &h);
         pgf_health_format(&h, line, sizeof line);
+        pgf_secret_scrub(line);
         printf("check     %s  (connected with %s)\n", line, how);
         if (!h.healthy && exit_code == PGF_EXIT_OK)
             exit_code = PGF_EXIT_VIOLATIONS;

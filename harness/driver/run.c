@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "pgfault/health.h"
 #include "pgfault/report.h"
 #include "pgfault/rules.h"
+#include "pgfault/secret.h"
 #include "pgfault/spec.h"
 #include "pgfault/version.h"
 
@@ -287,6 +289,36 @@ static bool evaluate(const pgf_scenario *sc, outcome *oc, pgf_report_scenario *r
     return all;
 }
 
+/* Texts that came off the wire (a server may quote a conninfo, password
+ * and all, as a database name) lose every registered secret before they
+ * reach the history or a report. Only a match is written, so strings that
+ * are literals are never touched. */
+static void scrub_records(const pgf_rec *recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *fields[] = {recs[i].cause, recs[i].error, recs[i].reason, recs[i].sqlstate,
+                                recs[i].rule,  recs[i].phase, recs[i].action, recs[i].op,
+                                recs[i].from,  recs[i].to};
+        for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++)
+            pgf_secret_scrub((char *)fields[k]);
+    }
+}
+
+/* The passwords of external servers, for pgf_secret_scrub(). */
+static void register_secrets(pgf_scenario *const *scs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (scs[i]->external == NULL)
+            continue;
+        PQconninfoOption *opts = PQconninfoParse(scs[i]->external, NULL);
+        for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
+            if (o->val != NULL &&
+                (strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0))
+                (void)pgf_secret_add(o->val);
+        PQconninfoFree(opts);
+    }
+}
+
 /* Run + check one scenario. hist_path/faults_path may be NULL (shrinking). */
 static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hist_path,
                    const char *faults_path, outcome *oc, char *err, size_t errlen)
@@ -308,6 +340,7 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
         snprintf(err, errlen, "out of memory merging the history");
         return PGF_ENOMEM;
     }
+    scrub_records(oc->recs, oc->n);
     int le = faults_path != NULL ? pgf_fault_log_errno(oc->run->engine) : 0;
     if (le != 0) {
         snprintf(err, errlen, "%s: write failed (%s)", faults_path, strerror(le));
@@ -532,6 +565,7 @@ typedef struct suite {
 /* Messages name files by where they will be, not by the staging directory. */
 static void unstage(char *msg, const char *stage, const char *out)
 {
+    pgf_secret_scrub(msg);
     char *at = strstr(msg, stage);
     size_t sl = strlen(stage), ol = strlen(out);
     if (at == NULL || ol > sl)
@@ -551,6 +585,7 @@ static void lose(suite *st, const char *why)
 static json_t *config_entry(suite *st, const pgf_scenario *sc)
 {
     char *yaml = scenario_yaml(sc);
+    pgf_secret_scrub(yaml); /* the writer masks conninfos; this catches the rest */
     json_t *js = json_pack("{s:s, s:s, s:s?}", "name", sc->name, "seed", "", "yaml", yaml);
     free(yaml);
     if (js == NULL)
@@ -736,6 +771,7 @@ int pgf_run_suite(pgf_scenario *const *scs, int n, const pgf_run_opts *o)
         return 3;
     }
     st.stage = pgf_outdir_stage(st.od);
+    register_secrets(scs, n);
     st.notes_f = open_memstream(&st.notes, &st.notes_len);
     st.rep = pgf_report_new();
     st.config = json_object();

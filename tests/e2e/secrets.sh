@@ -9,6 +9,9 @@
 # a group-readable mode is refused, --user warns and disappears from
 # /proc/PID/cmdline, --allow-remote-control on a non-loopback address
 # warns (an unassigned TEST-NET address: nothing listens off loopback).
+# The server only knows database "app" (and "postgres"): a client that sends a
+# whole conninfo as its database name gets it quoted back in the error,
+# password and all, which must be blanked too (pgfault/secret.h).
 # Loopback only, bounded waits; stops only the servers it started.
 set -u
 : "${PGFAULT:?path to the pgfault binary}"
@@ -58,7 +61,7 @@ grep -q "bad-users:1:" "$O/serve-bad.err" || fail "the malformed line is not nam
 
 PGFAULT_USERS="envuser:$PW:password" "$PGFAULT" serve --user-file "$IN/users" \
     --listen 127.0.0.1:0 --control 127.0.0.1:0 --fault-log "$O/serve-faults.jsonl" \
-    --log-level debug >"$O/serve.out" 2>"$O/serve.err" &
+    --database app --database postgres --log-level debug >"$O/serve.out" 2>"$O/serve.err" &
 pids+=($!)
 wait_line "$O/serve.out" '^control ' || fail "serve did not start"
 port=$(sed -n 's/^listening tcp 127\.0\.0\.1://p' "$O/serve.out")
@@ -128,12 +131,12 @@ workload:
   iterations: 3
 EOF
     out "explain$k" "$PGFAULT" run "$IN/ext$k.yaml" --explain >/dev/null
-    PGHOST=127.0.0.1 PGPORT=$port PGCONNECT_TIMEOUT=5 \
+    PGHOST=127.0.0.1 PGPORT=$port PGUSER=app PGPASSWORD=$PW PGCONNECT_TIMEOUT=5 \
         out "run$k" timeout 120 "$PGFAULT" run "$IN/ext$k.yaml" --out "$O/run$k" --log-level debug \
         >/dev/null
     [ -f "$O/run$k/report.json" ] || fail "run $k wrote no report"
     out "check$k" "$PGFAULT" check "$O/run$k/history.jsonl" >/dev/null
-    PGHOST=127.0.0.1 PGPORT=$port PGCONNECT_TIMEOUT=5 \
+    PGHOST=127.0.0.1 PGPORT=$port PGUSER=app PGPASSWORD=$PW PGCONNECT_TIMEOUT=5 \
         out "replay$k" timeout 120 "$PGFAULT" replay "$O/run$k/report.json" --out "$O/replay$k" \
         >/dev/null
 done
