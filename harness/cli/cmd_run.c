@@ -58,6 +58,50 @@ static bool parse_u64(const char *s, uint64_t *out)
     return true;
 }
 
+/* A report's server.external has its password masked as **** (config.h);
+ * sending "****" would only fail authentication. Remove it, in place, in
+ * each form the mask writes (password=**** keyword or query parameter,
+ * user:****@ userinfo), so libpq falls back to PGPASSWORD or ~/.pgpass.
+ * True when something was removed. */
+static bool drop_masked_password(char *conninfo)
+{
+    bool dropped = false;
+    char *p;
+    while ((p = strstr(conninfo, ":****@")) != NULL) { /* URL userinfo */
+        memmove(p, p + 5, strlen(p + 5) + 1);
+        dropped = true;
+    }
+    for (char *from = conninfo; (p = strstr(from, "password")) != NULL;) {
+        char *v = p + strlen("password");
+        while (*v == ' ' || *v == '\t')
+            v++;
+        bool eq = *v == '=';
+        if (eq)
+            v++;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        bool boundary = p == conninfo || strchr(" \t?&", p[-1]) != NULL;
+        if (!boundary || !eq || strncmp(v, "****", 4) != 0 ||
+            (v[4] != '\0' && strchr(" \t&#", v[4]) == NULL)) {
+            from = p + 1; /* sslpassword=, a real password, or not a keyword */
+            continue;
+        }
+        char *end = v + 4;
+        if (p > conninfo && p[-1] == '&')
+            p--; /* "&password=****" */
+        else if (p > conninfo && p[-1] == '?' && *end == '&')
+            end++; /* "?password=****&x" -> "?x" */
+        else if (p > conninfo && p[-1] == '?')
+            p--; /* "?password=****" at the end */
+        while (p > conninfo && (p[-1] == ' ' || p[-1] == '\t'))
+            p--;
+        memmove(p, end, strlen(end) + 1);
+        dropped = true;
+        from = p;
+    }
+    return dropped;
+}
+
 /* Longest duration_ms a scenario gets when the whole built-in suite runs. */
 #define SUITE_MAX_DURATION_MS 5000
 
@@ -298,6 +342,10 @@ static int run_main(int argc, char **argv, bool replay)
                 rc = PGF_EXIT_USAGE;
                 goto done;
             }
+            if (storage[n].external != NULL && drop_masked_password(storage[n].external) && !quiet)
+                printf("note: %s: the report masks server.external's password; libpq takes it "
+                       "from PGPASSWORD or ~/.pgpass\n",
+                       storage[n].name);
             scs[n] = &storage[n];
             n++;
         }

@@ -139,6 +139,16 @@ EOF
     PGHOST=127.0.0.1 PGPORT=$port PGUSER=app PGPASSWORD=$PW PGCONNECT_TIMEOUT=5 \
         out "replay$k" timeout 120 "$PGFAULT" replay "$O/run$k/report.json" --out "$O/replay$k" \
         >/dev/null
+    # the masked password is dropped on replay (libpq then uses PGPASSWORD)
+    out "replay-explain$k" "$PGFAULT" replay "$O/run$k/report.json" --explain >/dev/null
+    grep -q "masks server.external's password" "$O/replay$k.out" ||
+        fail "replay $k does not say the password comes from PGPASSWORD"
+    ext_line=$(grep '^  external:' "$O/replay-explain$k.out")
+    case "$ext_line" in
+    *'****'*) fail "replay $k still sends the mask as the password: $ext_line" ;;
+    *app*) ;;
+    *) fail "replay $k lost the rest of the conninfo: $ext_line" ;;
+    esac
 done
 
 # stop the servers: their final output (coverage, logs) counts too
