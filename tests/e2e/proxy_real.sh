@@ -130,7 +130,7 @@ pgb() {
         LC_ALL=C sort
 }
 for mode in simple extended prepared; do
-    for app in plain px-error px-fatal; do
+    for app in plain px-error px-fatal px-row-error; do
         pgb "$SERVE_PORT" $app $mode >"$TMP/fake.txt"
         pgb "$PX" $app $mode >"$TMP/proxy.txt"
         diff -u --label "fake pgbench $mode $app" "$TMP/fake.txt" --label "proxy" "$TMP/proxy.txt" ||
