@@ -1348,8 +1348,12 @@ static void process_cli(pconn *c)
             evbuffer_copyout(in, hdr, sizeof hdr);
             uint32_t len = pgf_rd_be32(hdr);
             if (len < 8 || len > PGF_PROTO_MAX_STARTUP_LEN) {
+                /* PostgreSQL reports a bad length word as COMMERROR: to its
+                 * log only; the client just sees the connection close. */
+                pgf_log_warn("[proxy %llu] invalid length of startup packet from %s",
+                             (unsigned long long)c->id, c->peer);
                 evbuffer_drain(in, avail);
-                send_fatal(c, "08P01", "invalid length of startup packet", NULL);
+                conn_close(c, CK_FIN, false, "invalid length of startup packet");
                 return;
             }
             if (avail < len)
@@ -1368,8 +1372,10 @@ static void process_cli(pconn *c)
         evbuffer_copyout(in, hdr, sizeof hdr);
         uint32_t len = pgf_rd_be32(hdr + 1);
         if (len < 4 || len > PGF_PROTO_MAX_MSG_LEN) {
+            pgf_log_warn("[proxy %llu] invalid message length from %s", (unsigned long long)c->id,
+                         c->peer);
             evbuffer_drain(in, avail);
-            send_fatal(c, "08P01", "invalid message length", NULL);
+            conn_close(c, CK_FIN, false, "invalid message length");
             return;
         }
         size_t total = (size_t)len + 1;
