@@ -16,6 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <poll.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
 
 #include "pgf_test.h"
 #include "pgfault/clock.h"
@@ -249,6 +253,32 @@ static void upstream_down(void)
     pgf_proxy_free(px);
 }
 
+/* A bad length word: the connection closes without a message (PostgreSQL
+ * logs it as COMMERROR); the upstream is never contacted. */
+static void bad_length_closes(void)
+{
+    pgf_proxy *px = start_proxy("127.0.0.1:1", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(px);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)pgf_proxy_port(px));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    static const unsigned char bad[8] = {0, 0, 0, 4, 0, 3, 0, 0};
+    CU_ASSERT_EQUAL(send(fd, bad, sizeof bad, 0), 8);
+    struct pollfd p = {fd, POLLIN, 0};
+    CU_ASSERT_EQUAL(poll(&p, 1, 5000), 1);
+    char buf[64];
+    CU_ASSERT_EQUAL(recv(fd, buf, sizeof buf, 0), 0);
+    close(fd);
+    pgf_proxy_stats st;
+    pgf_proxy_get_stats(px, &st);
+    CU_ASSERT_EQUAL(st.sessions, 0);
+    CU_ASSERT_EQUAL(st.upstream_failures, 0);
+    pgf_proxy_free(px);
+}
+
 static void bad_config(void)
 {
     pgf_proxy_config cfg = {0};
@@ -325,6 +355,7 @@ static const pgf_test proxy_tests[] = {
     {"same_as_fake", same_as_fake},
     {"cancel_passes_through", cancel_passes_through},
     {"upstream_down", upstream_down},
+    {"bad_length_closes", bad_length_closes},
     {"bad_config", bad_config},
     {"scenario_proxy_keys", scenario_proxy_keys},
     PGF_TESTS_END,
