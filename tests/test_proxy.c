@@ -178,6 +178,51 @@ static void same_as_fake(void)
     pgf_fault_engine_free(e_proxy);
 }
 
+/* The documented examples (scenarios/faults-examples.yaml, the ones picked by
+ * application_name; ex-stall's 5 s stall is left out): fresh servers, the
+ * same sequence of connections, so conn-numbered and seeded rules decide the
+ * same on both. */
+static void examples_same_as_fake(void)
+{
+    const char *path = PGF_TEST_DATA_DIR "/../../scenarios/faults-examples.yaml";
+    char err[512];
+    pgf_fault_rules *r1 = pgf_fault_rules_parse_file(path, err, sizeof err);
+    pgf_fault_rules *r2 = pgf_fault_rules_parse_file(path, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r2);
+    pgf_fault_engine *e_fake = pgf_fault_engine_new(7), *e_proxy = pgf_fault_engine_new(7);
+    pgf_fault_engine_set_rules(e_fake, r1);
+    pgf_fault_engine_set_rules(e_proxy, r2);
+    pgf_server *faulty = start_fake(e_fake), *clean = start_fake(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(faulty);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(clean);
+    char up[64];
+    snprintf(up, sizeof up, "127.0.0.1:%d", pgf_server_port(clean));
+    pgf_proxy *px = start_proxy(up, e_proxy);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(px);
+    static const char *const apps[] = {
+        "ex-none",      "ex-admin-shutdown", "ex-error",    "ex-crash", "ex-limit",
+        "ex-limit",     "ex-limit",          "ex-limit",    "ex-close", "ex-reset",
+        "ex-reset",     "ex-half-close",     "ex-truncate", "ex-delay", "ex-drip",
+        "ex-bandwidth", "ex-garbage",
+    };
+    for (size_t i = 0; i < sizeof apps / sizeof apps[0]; i++) {
+        char a[2048], b[2048];
+        observe(pgf_server_port(faulty), apps[i], a, sizeof a);
+        observe(pgf_proxy_port(px), apps[i], b, sizeof b);
+        if (strcmp(a, b) != 0)
+            fprintf(stderr, "\n  %s\n  fake:  %s\n  proxy: %s\n", apps[i], a, b);
+        CU_ASSERT_STRING_EQUAL(a, b);
+    }
+    CU_ASSERT_EQUAL(pgf_fault_engine_fired(e_fake), pgf_fault_engine_fired(e_proxy));
+    CU_ASSERT(pgf_fault_engine_fired(e_proxy) >= 12);
+    pgf_proxy_free(px);
+    pgf_server_free(faulty);
+    pgf_server_free(clean);
+    pgf_fault_engine_free(e_fake);
+    pgf_fault_engine_free(e_proxy);
+}
+
 static void cancel_passes_through(void)
 {
     pgf_server *fake = start_fake(NULL);
@@ -353,6 +398,7 @@ static void close_side_rule(void)
 static const pgf_test proxy_tests[] = {
     {"close_side_rule", close_side_rule},
     {"same_as_fake", same_as_fake},
+    {"examples_same_as_fake", examples_same_as_fake},
     {"cancel_passes_through", cancel_passes_through},
     {"upstream_down", upstream_down},
     {"bad_length_closes", bad_length_closes},
