@@ -57,14 +57,20 @@ static pgf_server *start_fake(pgf_fault_engine *e)
     return s;
 }
 
+static pgf_proxy *start_proxy_timeout(const char *upstream, pgf_fault_engine *e, uint32_t ms);
 static pgf_proxy *start_proxy(const char *upstream, pgf_fault_engine *e)
+{
+    return start_proxy_timeout(upstream, e, 3000);
+}
+
+static pgf_proxy *start_proxy_timeout(const char *upstream, pgf_fault_engine *e, uint32_t ms)
 {
     static const char *const listen[] = {"127.0.0.1:0"};
     pgf_proxy_config cfg = {0};
     cfg.listen = listen;
     cfg.nlisten = 1;
     cfg.upstream = upstream;
-    cfg.connect_timeout_ms = 3000;
+    cfg.connect_timeout_ms = ms;
     cfg.faults = e;
     cfg.quiet = true;
     pgf_proxy *p = NULL;
@@ -324,6 +330,42 @@ static void bad_length_closes(void)
     pgf_proxy_free(px);
 }
 
+/* An upstream that never completes the handshake: a listener whose accept
+ * queue is full drops SYNs. The client gets 57P03 naming the timeout. */
+static void upstream_slow_times_out(void)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_EQUAL_FATAL(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+    CU_ASSERT_EQUAL_FATAL(listen(l, 0), 0);
+    socklen_t al = sizeof a;
+    getsockname(l, (struct sockaddr *)&a, &al);
+    int fill[4];
+    for (int i = 0; i < 4; i++) { /* fill the accept queue; never accepted */
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        (void)connect(fill[i], (struct sockaddr *)&a, sizeof a);
+    }
+    char up[64];
+    snprintf(up, sizeof up, "127.0.0.1:%d", ntohs(a.sin_port));
+    pgf_proxy *px = start_proxy_timeout(up, NULL, 300);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(px);
+    PGconn *c = connect_to(pgf_proxy_port(px), "u", "p", "t-slow");
+    CU_ASSERT_EQUAL(PQstatus(c), CONNECTION_BAD);
+    char want[160];
+    snprintf(want, sizeof want,
+             "DETAIL:  pgfault proxy: upstream %s: connect timed out after 300 ms", up);
+    if (strstr(PQerrorMessage(c), want) == NULL)
+        fprintf(stderr, "\n  got: %s", PQerrorMessage(c));
+    CU_ASSERT_PTR_NOT_NULL(strstr(PQerrorMessage(c), want));
+    PQfinish(c);
+    pgf_proxy_free(px);
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(l);
+}
+
 static void bad_config(void)
 {
     pgf_proxy_config cfg = {0};
@@ -402,6 +444,7 @@ static const pgf_test proxy_tests[] = {
     {"cancel_passes_through", cancel_passes_through},
     {"upstream_down", upstream_down},
     {"bad_length_closes", bad_length_closes},
+    {"upstream_slow_times_out", upstream_slow_times_out},
     {"bad_config", bad_config},
     {"scenario_proxy_keys", scenario_proxy_keys},
     PGF_TESTS_END,
