@@ -16,6 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <poll.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
 
 #include "pgf_test.h"
 #include "pgfault/clock.h"
@@ -53,14 +57,20 @@ static pgf_server *start_fake(pgf_fault_engine *e)
     return s;
 }
 
+static pgf_proxy *start_proxy_timeout(const char *upstream, pgf_fault_engine *e, uint32_t ms);
 static pgf_proxy *start_proxy(const char *upstream, pgf_fault_engine *e)
+{
+    return start_proxy_timeout(upstream, e, 3000);
+}
+
+static pgf_proxy *start_proxy_timeout(const char *upstream, pgf_fault_engine *e, uint32_t ms)
 {
     static const char *const listen[] = {"127.0.0.1:0"};
     pgf_proxy_config cfg = {0};
     cfg.listen = listen;
     cfg.nlisten = 1;
     cfg.upstream = upstream;
-    cfg.connect_timeout_ms = 3000;
+    cfg.connect_timeout_ms = ms;
     cfg.faults = e;
     cfg.quiet = true;
     pgf_proxy *p = NULL;
@@ -174,6 +184,51 @@ static void same_as_fake(void)
     pgf_fault_engine_free(e_proxy);
 }
 
+/* The documented examples (scenarios/faults-examples.yaml, the ones picked by
+ * application_name; ex-stall's 5 s stall is left out): fresh servers, the
+ * same sequence of connections, so conn-numbered and seeded rules decide the
+ * same on both. */
+static void examples_same_as_fake(void)
+{
+    const char *path = PGF_TEST_DATA_DIR "/../../scenarios/faults-examples.yaml";
+    char err[512];
+    pgf_fault_rules *r1 = pgf_fault_rules_parse_file(path, err, sizeof err);
+    pgf_fault_rules *r2 = pgf_fault_rules_parse_file(path, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r2);
+    pgf_fault_engine *e_fake = pgf_fault_engine_new(7), *e_proxy = pgf_fault_engine_new(7);
+    pgf_fault_engine_set_rules(e_fake, r1);
+    pgf_fault_engine_set_rules(e_proxy, r2);
+    pgf_server *faulty = start_fake(e_fake), *clean = start_fake(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(faulty);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(clean);
+    char up[64];
+    snprintf(up, sizeof up, "127.0.0.1:%d", pgf_server_port(clean));
+    pgf_proxy *px = start_proxy(up, e_proxy);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(px);
+    static const char *const apps[] = {
+        "ex-none",      "ex-admin-shutdown", "ex-error",    "ex-crash", "ex-limit",
+        "ex-limit",     "ex-limit",          "ex-limit",    "ex-close", "ex-reset",
+        "ex-reset",     "ex-half-close",     "ex-truncate", "ex-delay", "ex-drip",
+        "ex-bandwidth", "ex-garbage",
+    };
+    for (size_t i = 0; i < sizeof apps / sizeof apps[0]; i++) {
+        char a[2048], b[2048];
+        observe(pgf_server_port(faulty), apps[i], a, sizeof a);
+        observe(pgf_proxy_port(px), apps[i], b, sizeof b);
+        if (strcmp(a, b) != 0)
+            fprintf(stderr, "\n  %s\n  fake:  %s\n  proxy: %s\n", apps[i], a, b);
+        CU_ASSERT_STRING_EQUAL(a, b);
+    }
+    CU_ASSERT_EQUAL(pgf_fault_engine_fired(e_fake), pgf_fault_engine_fired(e_proxy));
+    CU_ASSERT(pgf_fault_engine_fired(e_proxy) >= 12);
+    pgf_proxy_free(px);
+    pgf_server_free(faulty);
+    pgf_server_free(clean);
+    pgf_fault_engine_free(e_fake);
+    pgf_fault_engine_free(e_proxy);
+}
+
 static void cancel_passes_through(void)
 {
     pgf_server *fake = start_fake(NULL);
@@ -247,6 +302,68 @@ static void upstream_down(void)
     CU_ASSERT_EQUAL(st.accepted, 2);
     CU_ASSERT(pgf_proxy_listening(px));
     pgf_proxy_free(px);
+}
+
+/* A bad length word: the connection closes without a message (PostgreSQL
+ * logs it as COMMERROR); the upstream is never contacted. */
+static void bad_length_closes(void)
+{
+    pgf_proxy *px = start_proxy("127.0.0.1:1", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(px);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)pgf_proxy_port(px));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    static const unsigned char bad[8] = {0, 0, 0, 4, 0, 3, 0, 0};
+    CU_ASSERT_EQUAL(send(fd, bad, sizeof bad, 0), 8);
+    struct pollfd p = {fd, POLLIN, 0};
+    CU_ASSERT_EQUAL(poll(&p, 1, 5000), 1);
+    char buf[64];
+    CU_ASSERT_EQUAL(recv(fd, buf, sizeof buf, 0), 0);
+    close(fd);
+    pgf_proxy_stats st;
+    pgf_proxy_get_stats(px, &st);
+    CU_ASSERT_EQUAL(st.sessions, 0);
+    CU_ASSERT_EQUAL(st.upstream_failures, 0);
+    pgf_proxy_free(px);
+}
+
+/* An upstream that never completes the handshake: a listener whose accept
+ * queue is full drops SYNs. The client gets 57P03 naming the timeout. */
+static void upstream_slow_times_out(void)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_EQUAL_FATAL(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+    CU_ASSERT_EQUAL_FATAL(listen(l, 0), 0);
+    socklen_t al = sizeof a;
+    getsockname(l, (struct sockaddr *)&a, &al);
+    int fill[4];
+    for (int i = 0; i < 4; i++) { /* fill the accept queue; never accepted */
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        (void)connect(fill[i], (struct sockaddr *)&a, sizeof a);
+    }
+    char up[64];
+    snprintf(up, sizeof up, "127.0.0.1:%d", ntohs(a.sin_port));
+    pgf_proxy *px = start_proxy_timeout(up, NULL, 300);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(px);
+    PGconn *c = connect_to(pgf_proxy_port(px), "u", "p", "t-slow");
+    CU_ASSERT_EQUAL(PQstatus(c), CONNECTION_BAD);
+    char want[160];
+    snprintf(want, sizeof want,
+             "DETAIL:  pgfault proxy: upstream %s: connect timed out after 300 ms", up);
+    if (strstr(PQerrorMessage(c), want) == NULL)
+        fprintf(stderr, "\n  got: %s", PQerrorMessage(c));
+    CU_ASSERT_PTR_NOT_NULL(strstr(PQerrorMessage(c), want));
+    PQfinish(c);
+    pgf_proxy_free(px);
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(l);
 }
 
 static void bad_config(void)
@@ -323,8 +440,11 @@ static void close_side_rule(void)
 static const pgf_test proxy_tests[] = {
     {"close_side_rule", close_side_rule},
     {"same_as_fake", same_as_fake},
+    {"examples_same_as_fake", examples_same_as_fake},
     {"cancel_passes_through", cancel_passes_through},
     {"upstream_down", upstream_down},
+    {"bad_length_closes", bad_length_closes},
+    {"upstream_slow_times_out", upstream_slow_times_out},
     {"bad_config", bad_config},
     {"scenario_proxy_keys", scenario_proxy_keys},
     PGF_TESTS_END,

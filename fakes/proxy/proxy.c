@@ -110,6 +110,7 @@ typedef struct pconn {
     pgf_rng rng;
     named *named; /* prepared statements and portals (query texts) */
     int nnamed;
+    unsigned simple_pending; /* simple Queries forwarded, not yet answered by ReadyForQuery */
 } pconn;
 
 struct pgf_proxy {
@@ -987,6 +988,8 @@ static void handle_be(pconn *c, uint8_t type, const uint8_t *hdr, size_t hlen, s
         break;
     case PGF_BE_READY:
         ph = PGF_PHASE_READY;
+        if (c->simple_pending > 0)
+            c->simple_pending--;
         c->swallow_to_z = false;
         if (c->pending_err.len > 0) {
             emit(c, c->pending_err.data, c->pending_err.len);
@@ -994,7 +997,9 @@ static void handle_be(pconn *c, uint8_t type, const uint8_t *hdr, size_t hlen, s
         }
         break;
     case PGF_BE_ROW_DESCRIPTION:
-        ph = c->st == CS_READY ? PGF_PHASE_ROW_DESCRIPTION : -1;
+        /* As the fake: a simple Query's RowDescription is a fault point,
+         * the one answering an extended-protocol Describe is not. */
+        ph = c->st == CS_READY && c->simple_pending > 0 ? PGF_PHASE_ROW_DESCRIPTION : -1;
         break;
     case PGF_BE_DATA_ROW:
         ph = c->st == CS_READY ? PGF_PHASE_DATA_ROW : -1;
@@ -1318,6 +1323,8 @@ static void handle_fe(pconn *c, uint8_t type, size_t total)
     default:
         break;
     }
+    if (type == PGF_FE_QUERY)
+        c->simple_pending++;
     forward(c, total);
 }
 
@@ -1341,8 +1348,12 @@ static void process_cli(pconn *c)
             evbuffer_copyout(in, hdr, sizeof hdr);
             uint32_t len = pgf_rd_be32(hdr);
             if (len < 8 || len > PGF_PROTO_MAX_STARTUP_LEN) {
+                /* PostgreSQL reports a bad length word as COMMERROR: to its
+                 * log only; the client just sees the connection close. */
+                pgf_log_warn("[proxy %llu] invalid length of startup packet from %s",
+                             (unsigned long long)c->id, c->peer);
                 evbuffer_drain(in, avail);
-                send_fatal(c, "08P01", "invalid length of startup packet", NULL);
+                conn_close(c, CK_FIN, false, "invalid length of startup packet");
                 return;
             }
             if (avail < len)
@@ -1361,8 +1372,10 @@ static void process_cli(pconn *c)
         evbuffer_copyout(in, hdr, sizeof hdr);
         uint32_t len = pgf_rd_be32(hdr + 1);
         if (len < 4 || len > PGF_PROTO_MAX_MSG_LEN) {
+            pgf_log_warn("[proxy %llu] invalid message length from %s", (unsigned long long)c->id,
+                         c->peer);
             evbuffer_drain(in, avail);
-            send_fatal(c, "08P01", "invalid message length", NULL);
+            conn_close(c, CK_FIN, false, "invalid message length");
             return;
         }
         size_t total = (size_t)len + 1;
