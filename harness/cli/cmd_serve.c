@@ -87,19 +87,31 @@ static int parse_user(char *spec, pgf_server_user *u)
     return 0;
 }
 
-int pgf_cmd_serve(int argc, char **argv)
+/* What the command line asked for. cfg points into the arrays. */
+struct serve_args {
+    const char *listen[MAX_ITEMS];
+    const char *dbs[MAX_ITEMS];
+    pgf_server_user users[MAX_ITEMS];
+    bool quiet, remote_control;
+    const char *faults_path, *fault_log, *control_addr;
+    pgf_server_config cfg;
+};
+
+/* Parse and check the options into *a. Returns -1 to go on, else the exit
+ * code (usage errors are printed). */
+static int parse_args(int argc, char **argv, struct serve_args *a)
 {
     struct option opts[32];
     if (pgf__cli_longopts("serve", opts, sizeof opts / sizeof opts[0]) != 0)
         return PGF_EXIT_INTERNAL;
-    const char *listen[MAX_ITEMS];
-    const char *dbs[MAX_ITEMS];
-    pgf_server_user users[MAX_ITEMS];
+    memset(a, 0, sizeof *a);
+    pgf_server_config cfg = {0};
+    cfg.seed = 1;
+    const char **listen = a->listen, **dbs = a->dbs;
+    pgf_server_user *users = a->users;
     int nlisten = 0, ndbs = 0, nusers = 0;
     bool no_tcp = false, quiet = false, seed_random = false, remote_control = false;
     const char *faults_path = NULL, *fault_log = NULL, *control_addr = NULL;
-    pgf_server_config cfg = {0};
-    cfg.seed = 1;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -220,35 +232,65 @@ int pgf_cmd_serve(int argc, char **argv)
     cfg.nusers = nusers;
     cfg.databases = dbs;
     cfg.ndatabases = ndbs;
+    a->cfg = cfg;
+    a->quiet = quiet;
+    a->remote_control = remote_control;
+    a->faults_path = faults_path;
+    a->fault_log = fault_log;
+    a->control_addr = control_addr;
+    return -1;
+}
 
+/* The fault engine, when rules, a fault log or the control API are asked
+ * for (NULL otherwise, in *out). Returns -1 to go on, else the exit code. */
+static int make_engine(const struct serve_args *a, pgf_fault_engine **out, size_t *nrules)
+{
     char err[512];
+    *out = NULL;
+    *nrules = 0;
     /* Faults first: a bad rule file must stop us before we listen. */
     pgf_fault_rules *rules = NULL;
-    if (faults_path != NULL) {
-        rules = pgf_fault_rules_parse_file(faults_path, err, sizeof err);
+    if (a->faults_path != NULL) {
+        rules = pgf_fault_rules_parse_file(a->faults_path, err, sizeof err);
         if (rules == NULL) {
             fprintf(stderr, "pgfault serve: %s\n", err);
             return PGF_EXIT_USAGE;
         }
     }
-    pgf_fault_engine *engine = NULL;
-    size_t nrules = 0;
-    if (rules != NULL || control_addr != NULL || fault_log != NULL) {
-        engine = pgf_fault_engine_new(cfg.seed);
-        if (engine == NULL) {
-            fprintf(stderr, "pgfault serve: out of memory\n");
-            pgf_fault_rules_free(rules);
-            return PGF_EXIT_INTERNAL;
-        }
-        nrules = rules != NULL ? pgf_fault_rules_count(rules) : 0;
-        pgf_fault_engine_set_rules(engine, rules); /* takes rules */
-        if (fault_log != NULL &&
-            pgf_fault_log_open(engine, fault_log, PGF_FAULT_LOG_APPEND, err, sizeof err) != 0) {
-            fprintf(stderr, "pgfault serve: %s\n", err);
-            pgf_fault_engine_free(engine);
-            return PGF_EXIT_USAGE;
-        }
+    if (rules == NULL && a->control_addr == NULL && a->fault_log == NULL)
+        return -1;
+    pgf_fault_engine *engine = pgf_fault_engine_new(a->cfg.seed);
+    if (engine == NULL) {
+        fprintf(stderr, "pgfault serve: out of memory\n");
+        pgf_fault_rules_free(rules);
+        return PGF_EXIT_INTERNAL;
     }
+    *nrules = rules != NULL ? pgf_fault_rules_count(rules) : 0;
+    pgf_fault_engine_set_rules(engine, rules); /* takes rules */
+    if (a->fault_log != NULL &&
+        pgf_fault_log_open(engine, a->fault_log, PGF_FAULT_LOG_APPEND, err, sizeof err) != 0) {
+        fprintf(stderr, "pgfault serve: %s\n", err);
+        pgf_fault_engine_free(engine);
+        return PGF_EXIT_USAGE;
+    }
+    *out = engine;
+    return -1;
+}
+
+int pgf_cmd_serve(int argc, char **argv)
+{
+    struct serve_args a;
+    int code = parse_args(argc, argv, &a);
+    if (code >= 0)
+        return code;
+    pgf_fault_engine *engine;
+    size_t nrules;
+    if ((code = make_engine(&a, &engine, &nrules)) >= 0)
+        return code;
+    pgf_server_config cfg = a.cfg;
+    const char *faults_path = a.faults_path, *control_addr = a.control_addr;
+    bool quiet = a.quiet, remote_control = a.remote_control;
+    char err[512];
     cfg.faults = engine;
     struct event_base *base = event_base_new();
     if (base == NULL) {
