@@ -134,7 +134,7 @@ static const char CSS[] =
     ".tlwrap{overflow-x:auto;max-width:100%}.legend{font-size:12.5px;line-height:1.9}"
     "svg.seq{width:100%;height:auto;min-width:540px}.legend .st{margin-right:6px}table.edges "
     "td{overflow-wrap:normal}"
-    ".narrow{display:none}@media (max-width:700px){.narrow{display:inline}}"
+    ".narrow{display:none}@media (max-width:700px){.narrow{display:inline}.desc{min-width:170px}}"
     "p.plain{font-size:16px;font-weight:600;margin:6px 0 4px}"
     "#verdict p.what{font-size:17px;background:rgba(0,0,0,.18);padding:8px 12px;"
     "border-radius:5px;max-width:980px}"

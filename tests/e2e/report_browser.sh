@@ -56,12 +56,14 @@ for(var k in e.data)d.setAttribute(k,e.data[k]);});</script></body></html>
 HTML
 }
 
-probe_copy() { # SRC DST [OLD NEW]: the page (OLD replaced by NEW) plus the probe script
-    "$PY" - "$1" "$2" "$PROBE" "${3:-}" "${4:-}" <<'PYEOF'
+probe_copy() { # SRC DST [OLD NEW]...: the page (each OLD replaced by NEW) plus the probe
+    local src=$1 dst=$2
+    shift 2
+    "$PY" - "$src" "$dst" "$PROBE" "$@" <<'PYEOF'
 import sys
-src, dst, probe, old, new = sys.argv[1:6]
+src, dst, probe, pairs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 page = open(src, encoding="utf-8").read()
-if old:
+for old, new in zip(pairs[0::2], pairs[1::2]):
     assert old in page, f"{old!r} not in the page"
     page = page.replace(old, new, 1)
 open(dst, "w", encoding="utf-8").write(page.replace("</body>", probe + "</body>"))
@@ -122,24 +124,21 @@ for w in 1400 390; do
 done
 [ "$fails" = 0 ] && echo "failing sessions: $(wc -w <"$TMP/failing"), all on the timeline at 1400 and 390 px"
 
-# Negative controls: the same judge must catch an overflowing page and a
-# failing session that is not drawn.
-probe_copy "$TMP/run/report.html" "$TMP/wide.html" \
-    '<main>' '<main><div style="width:2000px;height:4px;background:red"></div>'
-frame "$TMP/wide.html" 390 "$TMP/framew.html"
-chrome "file://$TMP/framew.html" 390 "$TMP/wide" dom
-judge "$TMP/wide.dom" "$TMP/wide.log" 390 | grep -q "horizontal overflow" ||
-    fail "negative control: a 2000 px element at 390 px was not reported as overflow"
+# Negative controls, in one page: the same judge must catch an element wider
+# than the viewport, a failing session that is not drawn, and a console error.
 first=$(cut -d' ' -f1 "$TMP/failing")
-probe_copy "$TMP/run/report.html" "$TMP/nosess.html" \
-    "class=\"tlrow failing\" data-session=\"$first\"" 'class="gone"'
-frame "$TMP/nosess.html" 1400 "$TMP/framen.html"
-chrome "file://$TMP/framen.html" 1400 "$TMP/nosess" dom
-judge "$TMP/nosess.dom" "$TMP/nosess.log" 1400 | grep -q "missing from the timeline: $first" ||
+probe_copy "$TMP/run/report.html" "$TMP/bad.html" \
+    '<main>' '<main><div style="width:2000px;height:4px;background:red"></div>' \
+    "class=\"tlrow failing\" data-session=\"$first\"" 'class="gone"' \
+    '</main>' '</main><script>console.error("boom")</script>'
+frame "$TMP/bad.html" 390 "$TMP/frameb.html"
+chrome "file://$TMP/frameb.html" 390 "$TMP/bad" dom
+judge "$TMP/bad.dom" "$TMP/bad.log" 390 >"$TMP/bad.judged"
+grep -q "horizontal overflow" "$TMP/bad.judged" ||
+    fail "negative control: a 2000 px element at 390 px was not reported as overflow"
+grep -q "missing from the timeline: $first" "$TMP/bad.judged" ||
     fail "negative control: failing session $first removed from the timeline was not noticed"
-printf '%s\n' '<html><body><script>console.error("boom")</script></body></html>' >"$TMP/noisy.html"
-chrome "file://$TMP/noisy.html" 1400 "$TMP/noisy" dom
-judge "$TMP/noisy.dom" "$TMP/noisy.log" 1400 | grep -q '^console:.*boom' ||
+grep -q '^console:.*boom' "$TMP/bad.judged" ||
     fail "negative control: a console.error was not in Chromium's log"
 
 [ "$fails" = 0 ] || exit 1
