@@ -368,6 +368,14 @@ static int run_main(int argc, char **argv, bool replay)
             rc = PGF_EXIT_USAGE;
             goto done;
         }
+        if (sc->target.kind == PGF_TARGET_HTTP && sc->mode == PGF_MODE_SIM) {
+            fprintf(stderr,
+                    "pgfault %s: %s: --mode sim cannot drive a service (target:): it runs in "
+                    "real time; use --mode stress\n",
+                    cmd, sc->name);
+            rc = PGF_EXIT_USAGE;
+            goto done;
+        }
         if (sc->iterations == 0 && sc->duration_ms == 0) {
             fprintf(stderr, "pgfault %s: %s: with --iterations 0 give --duration\n", cmd, sc->name);
             rc = PGF_EXIT_USAGE;

@@ -16,6 +16,7 @@
 #include "pgfault/health.h"
 #include "pgfault/machine.h"
 #include "pgfault/server.h"
+#include "pgfault/target.h"
 
 typedef enum pgf_run_mode {
     PGF_MODE_SIM,    /* one thread, one loop, virtual time: deterministic */
@@ -113,6 +114,10 @@ typedef struct pgf_scenario {
 
     int nexpects;
     pgf_expect expects[PGF_SCENARIO_MAX_EXPECTS];
+
+    /* what is tested: the built-in session manager, or a service's HTTP
+     * health endpoint (target.h, docs/targets.md) */
+    pgf_target target;
 } pgf_scenario;
 
 /* Fill every field with its default (documented in scenarios/README.md). */
