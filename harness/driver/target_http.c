@@ -79,12 +79,9 @@ struct tgt {
     const pgf_driver_opts *o;
     pgf_run *res;
     struct event_base *base;
-    pgf_server *server;
+    pgf__tsrv ts;
     pgf_service svc;
     bool svc_started;
-    char sockdir[256];
-    char pghost[512];
-    char pgport[16];
     char port[16];
     char url[1024];
     struct evhttp_uri *uri;
@@ -202,7 +199,7 @@ static void on_fault(void *arg, const struct pgf_fault_ctx *ctx, int phase,
 static void take_sample(tgt *t)
 {
     pgf_server_stats st;
-    pgf_server_get_stats(t->server, &st);
+    pgf_server_get_stats(t->ts.server, &st);
     if (t->nsamples == t->capsamples) {
         size_t cap = t->capsamples ? t->capsamples * 2 : 256;
         sample *p = realloc(t->samples, cap * sizeof *p);
@@ -235,9 +232,9 @@ static void on_rotate(evutil_socket_t fd, short what, void *arg)
     pgf_fault_engine_set_rules(t->res->engine, pgf_fault_rules_ref(t->sc->rules2));
 }
 
-static int start_server(tgt *t, char *err, size_t errlen)
+int pgf__tsrv_start(pgf__tsrv *ts, const pgf_scenario *sc, pgf_fault_engine *engine,
+                    pgf_server_fault_fn on_fault_fn, void *arg, char *err, size_t errlen)
 {
-    const pgf_scenario *sc = t->sc;
     static const char *const tcp[] = {"127.0.0.1:0"};
     pgf_server_config cfg = {0};
     cfg.listen = tcp;
@@ -245,20 +242,20 @@ static int start_server(tgt *t, char *err, size_t errlen)
     char udir[512] = "";
     if (sc->unix_socket) {
         const char *tmp = getenv("TMPDIR");
-        snprintf(t->sockdir, sizeof t->sockdir, "%s/pgfault-svc-XXXXXX",
+        snprintf(ts->sockdir, sizeof ts->sockdir, "%s/pgfault-svc-XXXXXX",
                  tmp && *tmp ? tmp : "/tmp");
-        if (mkdtemp(t->sockdir) == NULL) {
+        if (mkdtemp(ts->sockdir) == NULL) {
             snprintf(err, errlen, "cannot create a socket directory under %s",
                      tmp && *tmp ? tmp : "/tmp");
-            t->sockdir[0] = '\0';
+            ts->sockdir[0] = '\0';
             return PGF_EIO;
         }
-        snprintf(udir, sizeof udir, "%s", t->sockdir);
+        snprintf(udir, sizeof udir, "%s", ts->sockdir);
         if (sc->socket_subdir != NULL) {
             /* mkdir -p TMP/cloudsql/p:r:i, as Cloud SQL's proxy lays it out */
             char part[512];
-            snprintf(part, sizeof part, "%s/%s", t->sockdir, sc->socket_subdir);
-            for (char *p = part + strlen(t->sockdir) + 1; *p; p++) {
+            snprintf(part, sizeof part, "%s/%s", ts->sockdir, sc->socket_subdir);
+            for (char *p = part + strlen(ts->sockdir) + 1; *p; p++) {
                 if (*p != '/')
                     continue;
                 *p = '\0';
@@ -280,29 +277,54 @@ static int start_server(tgt *t, char *err, size_t errlen)
     cfg.ndatabases = sc->ndatabases;
     cfg.max_connections = sc->max_connections;
     cfg.seed = sc->seed;
-    cfg.faults = t->res->engine;
+    cfg.faults = engine;
     cfg.quiet = true;
-    cfg.on_fault = on_fault;
-    cfg.on_fault_arg = t;
-    int e = pgf_server_new(&cfg, NULL, &t->server, err, errlen);
+    cfg.on_fault = on_fault_fn;
+    cfg.on_fault_arg = arg;
+    int e = pgf_server_new(&cfg, NULL, &ts->server, err, errlen);
     if (e == 0)
-        e = pgf_server_start_thread(t->server, err, errlen);
+        e = pgf_server_start_thread(ts->server, err, errlen);
     if (e != 0)
         return e;
     if (sc->unix_socket) {
-        snprintf(t->pghost, sizeof t->pghost, "%s", udir);
-        snprintf(t->pgport, sizeof t->pgport, "5432");
+        snprintf(ts->pghost, sizeof ts->pghost, "%s", udir);
+        snprintf(ts->pgport, sizeof ts->pgport, "5432");
     } else {
-        snprintf(t->pghost, sizeof t->pghost, "127.0.0.1");
-        snprintf(t->pgport, sizeof t->pgport, "%d", pgf_server_port(t->server));
+        snprintf(ts->pghost, sizeof ts->pghost, "127.0.0.1");
+        snprintf(ts->pgport, sizeof ts->pgport, "%d", pgf_server_port(ts->server));
     }
     return 0;
+}
+
+void pgf__tsrv_stop(pgf__tsrv *ts, const pgf_scenario *sc)
+{
+    if (ts->server != NULL) {
+        pgf_server_stop(ts->server);
+        pgf_server_free(ts->server);
+    }
+    if (ts->sockdir[0] != '\0') {
+        /* the subdirectories made for socket_subdir, deepest first */
+        if (sc->socket_subdir != NULL) {
+            char part[512];
+            snprintf(part, sizeof part, "%s/%s", ts->sockdir, sc->socket_subdir);
+            while (strlen(part) > strlen(ts->sockdir)) {
+                rmdir(part);
+                char *sl = strrchr(part, '/');
+                if (sl == NULL)
+                    break;
+                *sl = '\0';
+            }
+        }
+        rmdir(ts->sockdir);
+    }
+    ts->server = NULL;
+    ts->sockdir[0] = '\0';
 }
 
 /* ------------------------------------------------------------------ */
 /* the service's environment                                           */
 
-static int free_port(void)
+int pgf__free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -336,12 +358,7 @@ static void pct(const char *s, char *out, size_t len)
     out[k] = '\0';
 }
 
-typedef struct envset {
-    char **v;
-    size_t n, cap;
-} envset;
-
-static const char *env_get(const envset *e, const char *key)
+static const char *env_get(const pgf__envset *e, const char *key)
 {
     size_t kl = strlen(key);
     for (size_t i = 0; i < e->n; i++)
@@ -350,7 +367,7 @@ static const char *env_get(const envset *e, const char *key)
     return NULL;
 }
 
-static int env_set(envset *e, const char *key, const char *val)
+static int env_set(pgf__envset *e, const char *key, const char *val)
 {
     size_t kl = strlen(key);
     char *kv = malloc(kl + strlen(val) + 2);
@@ -378,7 +395,7 @@ static int env_set(envset *e, const char *key, const char *val)
     return 0;
 }
 
-static void env_free(envset *e)
+void pgf__envset_free(pgf__envset *e)
 {
     for (size_t i = 0; i < e->n; i++)
         free(e->v[i]);
@@ -387,7 +404,7 @@ static void env_free(envset *e)
 
 /* ${NAME} from the service's environment being built (PORT, POSTGRES_*),
  * then pgfault's own; an unknown name expands to "". */
-static void expand(const envset *e, const char *in, char *out, size_t len)
+void pgf__target_expand(const pgf__envset *e, const char *in, char *out, size_t len)
 {
     size_t k = 0;
     while (*in && k + 1 < len) {
@@ -408,10 +425,10 @@ static void expand(const envset *e, const char *in, char *out, size_t len)
     out[k] = '\0';
 }
 
-static int build_env(tgt *t, envset *e, char *err, size_t errlen)
+int pgf__target_env(pgf__envset *e, const pgf_scenario *sc, const pgf__tsrv *ts, const char *port,
+                    char *err, size_t errlen)
 {
-    const pgf_scenario *sc = t->sc;
-    const pgf_target *tg = t->tg;
+    const pgf_target *tg = &sc->target;
     static const char *const ours[] = {"PORT",         "POSTGRES_HOST", "POSTGRES_PORT",
                                        "POSTGRES_DB",  "POSTGRES_USER", "POSTGRES_PASSWORD",
                                        "DATABASE_URL", "PGHOST",        "PGPORT",
@@ -438,17 +455,17 @@ static int build_env(tgt *t, envset *e, char *err, size_t errlen)
     pct(pw, p, sizeof p);
     pct(sc->database, d, sizeof d);
     if (sc->unix_socket) {
-        pct(t->pghost, h, sizeof h);
-        snprintf(url, sizeof url, "postgresql://%s:%s@/%s?host=%s&port=%s", u, p, d, h, t->pgport);
+        pct(ts->pghost, h, sizeof h);
+        snprintf(url, sizeof url, "postgresql://%s:%s@/%s?host=%s&port=%s", u, p, d, h, ts->pgport);
     } else {
-        snprintf(url, sizeof url, "postgresql://%s:%s@%s:%s/%s", u, p, t->pghost, t->pgport, d);
+        snprintf(url, sizeof url, "postgresql://%s:%s@%s:%s/%s", u, p, ts->pghost, ts->pgport, d);
     }
     if (rc == 0)
-        rc = env_set(e, "PORT", t->port);
+        rc = env_set(e, "PORT", port);
     if (rc == 0)
-        rc = env_set(e, "POSTGRES_HOST", t->pghost);
+        rc = env_set(e, "POSTGRES_HOST", ts->pghost);
     if (rc == 0)
-        rc = env_set(e, "POSTGRES_PORT", t->pgport);
+        rc = env_set(e, "POSTGRES_PORT", ts->pgport);
     if (rc == 0)
         rc = env_set(e, "POSTGRES_DB", sc->database);
     if (rc == 0)
@@ -458,9 +475,9 @@ static int build_env(tgt *t, envset *e, char *err, size_t errlen)
     if (rc == 0)
         rc = env_set(e, "DATABASE_URL", url);
     if (rc == 0)
-        rc = env_set(e, "PGHOST", t->pghost);
+        rc = env_set(e, "PGHOST", ts->pghost);
     if (rc == 0)
-        rc = env_set(e, "PGPORT", t->pgport);
+        rc = env_set(e, "PGPORT", ts->pgport);
     if (rc == 0)
         rc = env_set(e, "PGDATABASE", sc->database);
     if (rc == 0)
@@ -469,7 +486,7 @@ static int build_env(tgt *t, envset *e, char *err, size_t errlen)
         rc = env_set(e, "PGPASSWORD", pw);
     for (int i = 0; i < tg->nenv && rc == 0; i++) {
         char v[4096];
-        expand(e, tg->env_val[i], v, sizeof v);
+        pgf__target_expand(e, tg->env_val[i], v, sizeof v);
         rc = env_set(e, tg->env_key[i], v);
     }
     if (rc != 0)
@@ -1040,7 +1057,7 @@ int pgf_target_http_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
     tgt *t = calloc(1, sizeof *t);
     pgf_run *res = calloc(1, sizeof *res);
     pgf_target_result *out = calloc(1, sizeof *out);
-    envset env = {0};
+    pgf__envset env = {0};
     int e = 0;
     if (t == NULL || res == NULL || out == NULL) {
         free(t);
@@ -1069,18 +1086,18 @@ int pgf_target_http_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
     if (o != NULL && o->faults_log_path != NULL &&
         (e = pgf_fault_log_open(res->engine, o->faults_log_path, 0, err, errlen)) != 0)
         goto done;
-    if ((e = start_server(t, err, errlen)) != 0)
+    if ((e = pgf__tsrv_start(&t->ts, sc, res->engine, on_fault, t, err, errlen)) != 0)
         goto done;
-    int port = free_port();
+    int port = pgf__free_port();
     if (port <= 0) {
         snprintf(err, errlen, "cannot find a free port for the service");
         e = PGF_EBIND;
         goto done;
     }
     snprintf(t->port, sizeof t->port, "%d", port);
-    if ((e = build_env(t, &env, err, errlen)) != 0)
+    if ((e = pgf__target_env(&env, sc, &t->ts, t->port, err, errlen)) != 0)
         goto done;
-    expand(&env, t->tg->url, t->url, sizeof t->url);
+    pgf__target_expand(&env, t->tg->url, t->url, sizeof t->url);
     if ((e = parse_url(t, err, errlen)) != 0)
         goto done;
     t->sampler = event_new(t->base, -1, EV_PERSIST, on_sample, t);
@@ -1099,7 +1116,7 @@ int pgf_target_http_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
         char *argv[PGF_TARGET_MAX_ARGS + 1];
         char expanded[PGF_TARGET_MAX_ARGS][1024];
         for (int i = 0; i < t->tg->argc; i++) {
-            expand(&env, t->tg->argv[i], expanded[i], sizeof expanded[i]);
+            pgf__target_expand(&env, t->tg->argv[i], expanded[i], sizeof expanded[i]);
             argv[i] = expanded[i];
         }
         argv[t->tg->argc] = NULL;
@@ -1109,7 +1126,7 @@ int pgf_target_http_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
         t->svc_started = true;
         if (con)
             fprintf(con, "   service pid %d (%s) on port %s, database at %s:%s\n", (int)t->svc.pid,
-                    argv[0], t->port, t->pghost, t->pgport);
+                    argv[0], t->port, t->ts.pghost, t->ts.pgport);
     }
 
     /* 1. ready: the URL answers at all */
@@ -1196,7 +1213,7 @@ int pgf_target_http_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
     /* 4. quiet period, then what the server still holds open */
     run_for(t, t->tg->quiet_ms);
     take_sample(t);
-    pgf_server_get_stats(t->server, &res->server);
+    pgf_server_get_stats(t->ts.server, &res->server);
     char name[160];
     snprintf(name, sizeof name,
              "no server connection left open beyond the idle floor (%d) after %u ms quiet",
@@ -1252,25 +1269,7 @@ done:
         }
         free(t->clients);
     }
-    if (t->server != NULL) {
-        pgf_server_stop(t->server);
-        pgf_server_free(t->server);
-    }
-    if (t->sockdir[0] != '\0') {
-        /* the subdirectories made for socket_subdir, deepest first */
-        if (sc->socket_subdir != NULL) {
-            char part[512];
-            snprintf(part, sizeof part, "%s/%s", t->sockdir, sc->socket_subdir);
-            while (strlen(part) > strlen(t->sockdir)) {
-                rmdir(part);
-                char *sl = strrchr(part, '/');
-                if (sl == NULL)
-                    break;
-                *sl = '\0';
-            }
-        }
-        rmdir(t->sockdir);
-    }
+    pgf__tsrv_stop(&t->ts, sc);
     if (t->sampler)
         event_free(t->sampler);
     if (t->rotate)
@@ -1279,7 +1278,7 @@ done:
         evhttp_uri_free(t->uri);
     if (t->base)
         event_base_free(t->base);
-    env_free(&env);
+    pgf__envset_free(&env);
     free(t->resps);
     free(t->samples);
     res->wall_ns = pgf_now_ns() - t->start_ns;

@@ -11,6 +11,8 @@
 #include <stddef.h>
 
 #include "driver.h"
+#include "pgfault/fault.h"
+#include "pgfault/server.h"
 #include "pgfault/scenario.h"
 
 /* One verdict about the service: a JUnit testcase. */
@@ -37,5 +39,39 @@ int pgf_target_http_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
                         pgf_run **run, pgf_target_result **res, char *err,
                         size_t errlen) PGF_NODISCARD;
 void pgf_target_result_free(pgf_target_result *r);
+
+/* ---- shared with adapter.c: the fake server and the service's environment ---- */
+
+/* The fake server of a target run, on its own thread: TCP on 127.0.0.1
+ * (a free port) and, with server.transport unix, a socket in
+ * TMP/<socket_subdir>. pghost/pgport: what the service connects to. */
+typedef struct pgf__tsrv {
+    pgf_server *server;
+    char sockdir[256];
+    char pghost[512];
+    char pgport[16];
+} pgf__tsrv;
+int pgf__tsrv_start(pgf__tsrv *ts, const pgf_scenario *sc, pgf_fault_engine *engine,
+                    pgf_server_fault_fn on_fault_fn, void *arg, char *err,
+                    size_t errlen) PGF_NODISCARD;
+/* Stop and free the server, remove the socket directories. */
+void pgf__tsrv_stop(pgf__tsrv *ts, const pgf_scenario *sc);
+
+/* A free loopback TCP port, or -1. */
+int pgf__free_port(void);
+
+/* An environment (NULL-terminated "K=V" strings, owned). */
+typedef struct pgf__envset {
+    char **v;
+    size_t n, cap;
+} pgf__envset;
+/* pgfault's environment, minus PG* settings that could redirect the
+ * service, plus PORT, POSTGRES_*, DATABASE_URL and PG* for ts, then the
+ * scenario's target env (with ${NAME} expanded). */
+int pgf__target_env(pgf__envset *e, const pgf_scenario *sc, const pgf__tsrv *ts, const char *port,
+                    char *err, size_t errlen) PGF_NODISCARD;
+void pgf__envset_free(pgf__envset *e);
+/* ${NAME} from e, then from pgfault's environment ("" when unset). */
+void pgf__target_expand(const pgf__envset *e, const char *in, char *out, size_t len);
 
 #endif
