@@ -37,6 +37,9 @@ void pgf_recorder_fault(pgf_recorder *r, uint64_t conn, int64_t session, pgf_pha
  * (status, latency, the body's reason). Strings are copied. */
 void pgf_recorder_health(pgf_recorder *r, int64_t session, int64_t op_id, const char *reason,
                          const char *cause);
+/* Any record (an adapter's invoke/ok/fail/transition): seq, time and
+ * thread are set here; its strings are copied. */
+void pgf_recorder_put(pgf_recorder *r, const pgf_rec *rec);
 /* The final server facts. */
 void pgf_recorder_server(pgf_recorder *r, int64_t open, int64_t accepted, int64_t closed,
                          int64_t sessions_open);

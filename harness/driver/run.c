@@ -323,13 +323,15 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
     oc->unchecked = dopts.no_record;
     oc->checks_to_violation = -1;
     int e;
-    if (sc->target.kind == PGF_TARGET_HTTP) {
+    if (sc->target.kind != PGF_TARGET_BUILTIN) {
         /* the service's output goes beside the history */
         char dir[1024] = ".";
         const char *slash = hist_path ? strrchr(hist_path, '/') : NULL;
         if (slash != NULL)
             snprintf(dir, sizeof dir, "%.*s", (int)(slash - hist_path), hist_path);
-        e = pgf_target_http_run(sc, &dopts, dir, &oc->run, &oc->target, err, errlen);
+        e = sc->target.kind == PGF_TARGET_EXEC
+                ? pgf_target_exec_run(sc, &dopts, dir, &oc->run, &oc->target, err, errlen)
+                : pgf_target_http_run(sc, &dopts, dir, &oc->run, &oc->target, err, errlen);
     } else {
         e = pgf_driver_run(sc, &dopts, &oc->run, err, errlen);
     }
@@ -349,12 +351,20 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
     /* The driver composes the layers: the checker gets the session
      * manager's own table as its spec (the checker knows no session). */
     pgf_spec *spec = NULL;
-    const char *spec_text = pgf_session_spec_json_text();
-    if (spec_text == NULL) {
-        snprintf(err, errlen, "out of memory building the session spec");
-        return PGF_ENOMEM;
+    /* an adapter is judged against its own machine (--spec, target.spec) */
+    const char *spec_path = sc->target.kind == PGF_TARGET_EXEC
+                                ? (o != NULL && o->spec_path ? o->spec_path : sc->target.spec_path)
+                                : NULL;
+    if (spec_path != NULL) {
+        e = pgf_spec_load(spec_path, &spec, err, errlen);
+    } else {
+        const char *spec_text = pgf_session_spec_json_text();
+        if (spec_text == NULL) {
+            snprintf(err, errlen, "out of memory building the session spec");
+            return PGF_ENOMEM;
+        }
+        e = pgf_spec_parse(spec_text, strlen(spec_text), "<session spec>", &spec, err, errlen);
     }
-    e = pgf_spec_parse(spec_text, strlen(spec_text), "<session spec>", &spec, err, errlen);
     if (e != 0)
         return e;
     e = pgf_check(spec, oc->recs, oc->n, NULL, &oc->check);

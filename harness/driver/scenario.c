@@ -443,6 +443,9 @@ static bool parse_racers(vctx *v, const pgf_doc *n, pgf_scenario *sc)
         if (!get_str(v, x, "at", &s))
             return false;
         int st = pgf_session_state_parse(s);
+        snprintf(rc->at_name, sizeof rc->at_name, "%s", s);
+        if (st < 0 && sc->target.kind == PGF_TARGET_EXEC)
+            st = 0; /* an adapter's own state: only at_name counts, checked at run time */
         if (st < 0) {
             char list[512] = "";
             for (int k = 0; k < PGF_SESS_STATE_COUNT; k++) {
@@ -668,7 +671,7 @@ static bool parse_root(vctx *v, const pgf_doc *root, pgf_scenario *sc)
                         "'target' needs 'mode: stress' (sim mode's virtual clock cannot drive "
                         "an external service process)");
         sc->mode = PGF_MODE_STRESS;
-        if (pgf_doc_get(root, "racers") != NULL)
+        if (sc->target.kind == PGF_TARGET_HTTP && pgf_doc_get(root, "racers") != NULL)
             return verr(v, pgf_doc_get(root, "racers"),
                         "'racers' call pgfault's own session manager; a 'target' service is "
                         "driven only through its health URL");
@@ -839,10 +842,10 @@ void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
         const pgf_racer *r = &sc->racers[i];
         fprintf(f, "  - {name: ");
         yq(f, r->name);
-        fprintf(f,
-                ", op: %s, at: %s, probability: %g, nth: %" PRIu64 ", times: %u, delay_ms: %u}\n",
-                pgf_session_op_name(r->op), pgf_session_state_name(r->at), r->probability, r->nth,
-                r->times, r->delay_ms);
+        fprintf(
+            f, ", op: %s, at: %s, probability: %g, nth: %" PRIu64 ", times: %u, delay_ms: %u}\n",
+            pgf_session_op_name(r->op), r->at_name[0] ? r->at_name : pgf_session_state_name(r->at),
+            r->probability, r->nth, r->times, r->delay_ms);
     }
     pgf_target_write_yaml(&sc->target, f);
     fprintf(f, "bugs: [");

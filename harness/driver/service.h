@@ -29,6 +29,12 @@ typedef struct pgf_service {
 int pgf_service_start(pgf_service *s, char *const argv[], char *const envp[], const char *dir,
                       const char *out_path, const char *err_path, char *err,
                       size_t errlen) PGF_NODISCARD;
+/* The same with the child's stdin and stdout as pipes (an adapter
+ * process): *to_child / *from_child are the parent's ends (close-on-exec,
+ * caller closes); stderr goes to err_path. */
+int pgf_service_start_piped(pgf_service *s, char *const argv[], char *const envp[], const char *dir,
+                            const char *err_path, int *to_child, int *from_child, char *err,
+                            size_t errlen) PGF_NODISCARD;
 /* Has it exited? Non-blocking; reaps it. */
 bool pgf_service_poll(pgf_service *s);
 /* SIGTERM, wait up to grace_ms, then SIGKILL and reap. Idempotent. */

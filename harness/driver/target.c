@@ -31,6 +31,7 @@ void pgf_target_clear(pgf_target *t)
     }
     free(t->dir);
     free(t->url);
+    free(t->spec_path);
     pgf_target_init(t);
 }
 
@@ -131,6 +132,22 @@ static bool status_list(tctx *c, const pgf_doc *n, const char *key, int *out, in
     return true;
 }
 
+static bool parse_env_timeouts(tctx *c, const pgf_doc *n, pgf_target *t);
+
+static bool parse_argv(tctx *c, const pgf_doc *x, const char *key, pgf_target *t)
+{
+    if (x->kind != PGF_DOC_SEQ || x->n == 0 || x->n > PGF_TARGET_MAX_ARGS)
+        return terr(c, x, "'%s' must be a list of 1 to %d strings (no shell is involved)", key,
+                    PGF_TARGET_MAX_ARGS);
+    for (size_t i = 0; i < x->n; i++) {
+        char *s = NULL;
+        if (!scalar_str(c, x->kids[i], key, &s))
+            return false;
+        t->argv[t->argc++] = s;
+    }
+    return true;
+}
+
 static bool parse_service(tctx *c, const pgf_doc *n, pgf_target *t)
 {
     static const char *const keys[] = {"command", "env", "ready_timeout_ms", "stop_grace_ms"};
@@ -139,15 +156,14 @@ static bool parse_service(tctx *c, const pgf_doc *n, pgf_target *t)
     const pgf_doc *x = pgf_doc_get(n, "command");
     if (x == NULL)
         return terr(c, n, "'target.service' needs 'command' (a list: [python3, app.py])");
-    if (x->kind != PGF_DOC_SEQ || x->n == 0 || x->n > PGF_TARGET_MAX_ARGS)
-        return terr(c, x, "'command' must be a list of 1 to %d strings (no shell is involved)",
-                    PGF_TARGET_MAX_ARGS);
-    for (size_t i = 0; i < x->n; i++) {
-        char *s = NULL;
-        if (!scalar_str(c, x->kids[i], "command[]", &s))
-            return false;
-        t->argv[t->argc++] = s;
-    }
+    if (!parse_argv(c, x, "command", t))
+        return false;
+    return parse_env_timeouts(c, n, t);
+}
+
+static bool parse_env_timeouts(tctx *c, const pgf_doc *n, pgf_target *t)
+{
+    const pgf_doc *x;
     if ((x = pgf_doc_get(n, "env")) != NULL) {
         if (x->kind != PGF_DOC_MAP)
             return terr(c, x, "'env' must map variable names to strings");
@@ -204,18 +220,45 @@ bool pgf_target_parse(const pgf_doc *n, const char *source, const char *scenario
                       pgf_target *t, char *err, size_t errlen)
 {
     tctx c = {source, err, errlen};
-    static const char *const keys[] = {"service", "http"};
-    if (!keys_ok(&c, n, "'target'", keys, 2))
+    static const char *const keys[] = {"service",          "http",         "exec", "env", "spec",
+                                       "ready_timeout_ms", "stop_grace_ms"};
+    if (!keys_ok(&c, n, "'target'", keys, 7))
         return false;
     t->line = n->line;
-    const pgf_doc *x = pgf_doc_get(n, "http");
-    if (x == NULL)
-        return terr(&c, n, "'target' needs 'http' (the service's health URL)");
-    t->kind = PGF_TARGET_HTTP;
-    if (!parse_http(&c, x, t))
-        return false;
-    if ((x = pgf_doc_get(n, "service")) != NULL && !parse_service(&c, x, t))
-        return false;
+    const pgf_doc *x = pgf_doc_get(n, "exec");
+    if (x != NULL) {
+        /* an adapter process (docs/adapter-protocol.md) */
+        static const char *const bad[] = {"service", "http"};
+        for (int i = 0; i < 2; i++)
+            if (pgf_doc_get(n, bad[i]) != NULL)
+                return terr(&c, pgf_doc_get(n, bad[i]),
+                            "'target.%s' does not go with 'target.exec' (an adapter is driven "
+                            "through its stdin/stdout, not a URL)",
+                            bad[i]);
+        t->kind = PGF_TARGET_EXEC;
+        if (!parse_argv(&c, x, "exec", t) || !parse_env_timeouts(&c, n, t))
+            return false;
+        if ((x = pgf_doc_get(n, "spec")) != NULL && !scalar_str(&c, x, "spec", &t->spec_path))
+            return false;
+    } else {
+        static const char *const http_only[] = {"env", "spec", "ready_timeout_ms", "stop_grace_ms"};
+        for (int i = 0; i < 4; i++)
+            if (pgf_doc_get(n, http_only[i]) != NULL)
+                return terr(&c, pgf_doc_get(n, http_only[i]),
+                            "'target.%s' goes with 'target.exec' (for an HTTP target, write it "
+                            "under 'target.service')",
+                            http_only[i]);
+        x = pgf_doc_get(n, "http");
+        if (x == NULL)
+            return terr(&c, n,
+                        "'target' needs 'http' (the service's health URL) or 'exec' (an adapter "
+                        "command)");
+        t->kind = PGF_TARGET_HTTP;
+        if (!parse_http(&c, x, t))
+            return false;
+        if ((x = pgf_doc_get(n, "service")) != NULL && !parse_service(&c, x, t))
+            return false;
+    }
     if (t->nhealthy == 0)
         t->healthy_status[t->nhealthy++] = 200;
     if (t->nunhealthy == 0)
@@ -229,6 +272,13 @@ bool pgf_target_parse(const pgf_doc *n, const char *source, const char *scenario
         t->dir = strdup("/");
     else
         t->dir = strndup(scenario_path, (size_t)(slash - scenario_path));
+    if (t->dir != NULL && t->spec_path != NULL && t->spec_path[0] != '/') {
+        char *full = NULL;
+        if (asprintf(&full, "%s/%s", t->dir, t->spec_path) < 0)
+            return terr(&c, n, "out of memory");
+        free(t->spec_path);
+        t->spec_path = full;
+    }
     return t->dir != NULL || terr(&c, n, "out of memory");
 }
 
@@ -258,8 +308,36 @@ static void yq(FILE *f, const char *s)
     json_decref(j);
 }
 
+static void write_env(const pgf_target *t, FILE *f, const char *indent)
+{
+    fprintf(f, "%senv: {", indent);
+    for (int i = 0; i < t->nenv; i++) {
+        fprintf(f, "%s", i ? ", " : "");
+        yq(f, t->env_key[i]);
+        fprintf(f, ": ");
+        yq(f, t->env_val[i]);
+    }
+    fprintf(f, "}\n%sready_timeout_ms: %u\n%sstop_grace_ms: %u\n", indent, t->ready_timeout_ms,
+            indent, t->stop_grace_ms);
+}
+
 void pgf_target_write_yaml(const pgf_target *t, FILE *f)
 {
+    if (t->kind == PGF_TARGET_EXEC) {
+        fprintf(f, "target:\n  exec: [");
+        for (int i = 0; i < t->argc; i++) {
+            fprintf(f, "%s", i ? ", " : "");
+            yq(f, t->argv[i]);
+        }
+        fprintf(f, "]\n");
+        write_env(t, f, "  ");
+        if (t->spec_path != NULL) {
+            fprintf(f, "  spec: ");
+            yq(f, t->spec_path);
+            fprintf(f, "\n");
+        }
+        return;
+    }
     if (t->kind != PGF_TARGET_HTTP)
         return;
     fprintf(f, "target:\n");
@@ -269,15 +347,8 @@ void pgf_target_write_yaml(const pgf_target *t, FILE *f)
             fprintf(f, "%s", i ? ", " : "");
             yq(f, t->argv[i]);
         }
-        fprintf(f, "]\n    env: {");
-        for (int i = 0; i < t->nenv; i++) {
-            fprintf(f, "%s", i ? ", " : "");
-            yq(f, t->env_key[i]);
-            fprintf(f, ": ");
-            yq(f, t->env_val[i]);
-        }
-        fprintf(f, "}\n    ready_timeout_ms: %u\n    stop_grace_ms: %u\n", t->ready_timeout_ms,
-                t->stop_grace_ms);
+        fprintf(f, "]\n");
+        write_env(t, f, "    ");
     }
     fprintf(f, "  http:\n    url: ");
     yq(f, t->url);

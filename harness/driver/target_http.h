@@ -40,6 +40,14 @@ int pgf_target_http_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
                         size_t errlen) PGF_NODISCARD;
 void pgf_target_result_free(pgf_target_result *r);
 
+/* The same for an adapter target (`target: {exec: [...]}`, adapter.c,
+ * docs/adapter-protocol.md): the adapter's stderr goes to
+ * out_dir/adapter.stderr; its checks: ready, every operation completed,
+ * the protocol spoken, the process alive. */
+int pgf_target_exec_run(const pgf_scenario *sc, const pgf_driver_opts *o, const char *out_dir,
+                        pgf_run **run, pgf_target_result **res, char *err,
+                        size_t errlen) PGF_NODISCARD;
+
 /* ---- shared with adapter.c: the fake server and the service's environment ---- */
 
 /* The fake server of a target run, on its own thread: TCP on 127.0.0.1

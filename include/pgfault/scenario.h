@@ -36,6 +36,7 @@ typedef struct pgf_racer {
     char name[64];
     pgf_sess_op op;     /* close, cancel, check (misuse), release (pool misuse) */
     pgf_sess_state at;  /* trigger state */
+    char at_name[64];   /* its name; for an adapter target, any state of its spec */
     double probability; /* default 1 */
     uint64_t nth;       /* only the nth time the trigger happens in a run (1-based); 0 = every */
     unsigned times;     /* calls per firing (2 = "close twice"); default 1 */

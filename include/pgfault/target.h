@@ -21,6 +21,7 @@
 typedef enum pgf_target_kind {
     PGF_TARGET_BUILTIN, /* pgfault's own session manager (the default) */
     PGF_TARGET_HTTP,    /* a service's HTTP health endpoint */
+    PGF_TARGET_EXEC,    /* an adapter process speaking docs/adapter-protocol.md */
 } pgf_target_kind;
 
 #define PGF_TARGET_MAX_ARGS   32
@@ -29,7 +30,8 @@ typedef enum pgf_target_kind {
 
 typedef struct pgf_target {
     pgf_target_kind kind;
-    /* target.service: the process pgfault starts and stops (optional) */
+    /* target.service (http) or target.exec (adapter): the process pgfault
+     * starts and stops */
     int argc;
     char *argv[PGF_TARGET_MAX_ARGS + 1]; /* NULL-terminated; owned */
     int nenv;
@@ -38,6 +40,7 @@ typedef struct pgf_target {
     char *dir;                         /* the scenario file's directory (cwd of the service) */
     unsigned ready_timeout_ms;         /* default 10000 */
     unsigned stop_grace_ms;            /* SIGTERM -> SIGKILL; default 3000 */
+    char *spec_path; /* exec: the adapter's state machine (docs/spec-format.md); NULL = built-in */
     /* target.http */
     char *url; /* may contain ${PORT}; http:// only */
     int nhealthy, nunhealthy;
