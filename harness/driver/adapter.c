@@ -31,6 +31,7 @@
 #include "pgfault/rules.h"
 #include "service.h"
 #include "target_http.h"
+#include "wire_checks.h"
 
 typedef struct actx actx;
 
@@ -91,6 +92,7 @@ struct actx {
     uint64_t bad_lines;
     char first_bad[300];
     char timeout_msg[300];
+    pgf__wire *wire;
     bool stop_now;
     volatile sig_atomic_t *stop;
 };
@@ -509,7 +511,13 @@ int pgf_target_exec_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
     if (o != NULL && o->faults_log_path != NULL &&
         (e = pgf_fault_log_open(res->engine, o->faults_log_path, 0, err, errlen)) != 0)
         goto done;
-    if ((e = pgf__tsrv_start(&a->ts, sc, res->engine, on_fault, a, err, errlen)) != 0)
+    a->wire = pgf__wire_new(t0);
+    if (a->wire == NULL) {
+        snprintf(err, errlen, "out of memory");
+        e = PGF_ENOMEM;
+        goto done;
+    }
+    if ((e = pgf__tsrv_start(&a->ts, sc, res->engine, on_fault, a, a->wire, err, errlen)) != 0)
         goto done;
     if ((e = pgf__target_env(&env, sc, &a->ts, "0", err, errlen)) != 0)
         goto done;
@@ -606,6 +614,10 @@ int pgf_target_exec_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
     }
     res->duration_ns = pgf_now_ns() - a->start_ns;
     pgf_fault_engine_set_rules(res->engine, NULL);
+    /* what the adapter's manager still holds at the server, before quit */
+    for (int k = 0; k < 10; k++)
+        event_base_loop(a->base, EVLOOP_NONBLOCK);
+    pgf__wire_checks(a->wire, a->out, sc->target.idle_floor, "when the workload ended");
     bufferevent_write(a->to, "{\"op\":\"quit\"}\n", 14);
     /* let the quit line reach the pipe */
     for (int k = 0; k < 20 && evbuffer_get_length(bufferevent_get_output(a->to)) > 0; k++)
@@ -659,6 +671,7 @@ done:
     if (a->rotate)
         event_free(a->rotate);
     pgf__tsrv_stop(&a->ts, sc);
+    pgf__wire_free(a->wire);
     if (a->base)
         event_base_free(a->base);
     pgf__envset_free(&env);

@@ -36,6 +36,7 @@
 #include "pgfault/log.h"
 #include "pgfault/rules.h"
 #include "service.h"
+#include "wire_checks.h"
 
 extern char **environ;
 
@@ -106,6 +107,7 @@ struct tgt {
     bool interrupted;
     pgf_target_result *out;
     char **envp;
+    pgf__wire *wire;
 };
 
 static uint64_t now_rel(tgt *t)
@@ -233,7 +235,8 @@ static void on_rotate(evutil_socket_t fd, short what, void *arg)
 }
 
 int pgf__tsrv_start(pgf__tsrv *ts, const pgf_scenario *sc, pgf_fault_engine *engine,
-                    pgf_server_fault_fn on_fault_fn, void *arg, char *err, size_t errlen)
+                    pgf_server_fault_fn on_fault_fn, void *arg, pgf__wire *wire, char *err,
+                    size_t errlen)
 {
     static const char *const tcp[] = {"127.0.0.1:0"};
     pgf_server_config cfg = {0};
@@ -281,6 +284,10 @@ int pgf__tsrv_start(pgf__tsrv *ts, const pgf_scenario *sc, pgf_fault_engine *eng
     cfg.quiet = true;
     cfg.on_fault = on_fault_fn;
     cfg.on_fault_arg = arg;
+    if (wire != NULL) {
+        cfg.on_conn = pgf__wire_on_conn;
+        cfg.on_conn_arg = wire;
+    }
     int e = pgf_server_new(&cfg, NULL, &ts->server, err, errlen);
     if (e == 0)
         e = pgf_server_start_thread(ts->server, err, errlen);
@@ -996,10 +1003,13 @@ static void check_storm(tgt *t, double limit)
         }
     }
     bool ok = (double)worst <= limit;
-    add_check(t, name, ok, "login_storm",
-              "at most %" PRIu64 " logins in one second after the first 28P01 (t=%.3fs); "
-              "busiest second from t=%.3fs",
-              worst, (double)f / 1e9, (double)worst_at / 1e9);
+    pgf_target_check *c =
+        add_check(t, name, ok, "login_storm",
+                  "at most %" PRIu64 " logins in one second after the first 28P01 (t=%.3fs); "
+                  "busiest second from t=%.3fs",
+                  worst, (double)f / 1e9, (double)worst_at / 1e9);
+    if (!ok)
+        pgf__wire_storm_witness(t->wire, c, worst_at);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1086,7 +1096,13 @@ int pgf_target_http_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
     if (o != NULL && o->faults_log_path != NULL &&
         (e = pgf_fault_log_open(res->engine, o->faults_log_path, 0, err, errlen)) != 0)
         goto done;
-    if ((e = pgf__tsrv_start(&t->ts, sc, res->engine, on_fault, t, err, errlen)) != 0)
+    t->wire = pgf__wire_new(t->start_ns);
+    if (t->wire == NULL) {
+        snprintf(err, errlen, "out of memory");
+        e = PGF_ENOMEM;
+        goto done;
+    }
+    if ((e = pgf__tsrv_start(&t->ts, sc, res->engine, on_fault, t, t->wire, err, errlen)) != 0)
         goto done;
     int port = pgf__free_port();
     if (port <= 0) {
@@ -1214,15 +1230,9 @@ int pgf_target_http_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
     run_for(t, t->tg->quiet_ms);
     take_sample(t);
     pgf_server_get_stats(t->ts.server, &res->server);
-    char name[160];
-    snprintf(name, sizeof name,
-             "no server connection left open beyond the idle floor (%d) after %u ms quiet",
-             t->tg->idle_floor, t->tg->quiet_ms);
-    c = add_check(t, name, (int64_t)res->server.active <= t->tg->idle_floor, "connection_leak",
-                  "%" PRIu64 " connection(s) still open at the server after the quiet period "
-                  "(floor %d; %" PRIu64 " accepted, %" PRIu64 " closed)",
-                  res->server.active, t->tg->idle_floor, res->server.accepted, res->server.closed);
-    (void)c;
+    char when[64];
+    snprintf(when, sizeof when, "after %u ms quiet", t->tg->quiet_ms);
+    pgf__wire_checks(t->wire, t->out, t->tg->idle_floor, when);
     /* No `server` record: the checker would judge it against zero sessions;
      * the floor is this check's business. */
 
@@ -1270,6 +1280,7 @@ done:
         free(t->clients);
     }
     pgf__tsrv_stop(&t->ts, sc);
+    pgf__wire_free(t->wire);
     if (t->sampler)
         event_free(t->sampler);
     if (t->rotate)

@@ -59,8 +59,10 @@ typedef struct pgf__tsrv {
     char pghost[512];
     char pgport[16];
 } pgf__tsrv;
+struct pgf__wire;
+/* wire (may be NULL): the wire-side observer (wire_checks.h). */
 int pgf__tsrv_start(pgf__tsrv *ts, const pgf_scenario *sc, pgf_fault_engine *engine,
-                    pgf_server_fault_fn on_fault_fn, void *arg, char *err,
+                    pgf_server_fault_fn on_fault_fn, void *arg, struct pgf__wire *wire, char *err,
                     size_t errlen) PGF_NODISCARD;
 /* Stop and free the server, remove the socket directories. */
 void pgf__tsrv_stop(pgf__tsrv *ts, const pgf_scenario *sc);
