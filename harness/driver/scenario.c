@@ -671,7 +671,9 @@ static bool parse_root(vctx *v, const pgf_doc *root, pgf_scenario *sc)
                         "'target' needs 'mode: stress' (sim mode's virtual clock cannot drive "
                         "an external service process)");
         sc->mode = PGF_MODE_STRESS;
-        if (sc->target.kind == PGF_TARGET_HTTP && pgf_doc_get(root, "racers") != NULL)
+        const pgf_doc *rs = pgf_doc_get(root, "racers");
+        if (sc->target.kind == PGF_TARGET_HTTP && rs != NULL && rs->kind == PGF_DOC_SEQ &&
+            rs->n > 0)
             return verr(v, pgf_doc_get(root, "racers"),
                         "'racers' call pgfault's own session manager; a 'target' service is "
                         "driven only through its health URL");
@@ -891,7 +893,7 @@ void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
         fprintf(f, "  violations: none\n");
     if (sc->target.recovery_ms > 0)
         fprintf(f, "  recovery_ms: %" PRIu64 "\n", sc->target.recovery_ms);
-    if (sc->target.kind == PGF_TARGET_HTTP)
+    if (sc->target.kind != PGF_TARGET_BUILTIN)
         fprintf(f, "  idle_floor: %d\n", sc->target.idle_floor);
 }
 

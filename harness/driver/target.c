@@ -220,9 +220,9 @@ bool pgf_target_parse(const pgf_doc *n, const char *source, const char *scenario
                       pgf_target *t, char *err, size_t errlen)
 {
     tctx c = {source, err, errlen};
-    static const char *const keys[] = {"service",          "http",         "exec", "env", "spec",
-                                       "ready_timeout_ms", "stop_grace_ms"};
-    if (!keys_ok(&c, n, "'target'", keys, 7))
+    static const char *const keys[] = {"service",          "http",          "exec", "env", "spec",
+                                       "ready_timeout_ms", "stop_grace_ms", "dir"};
+    if (!keys_ok(&c, n, "'target'", keys, 8))
         return false;
     t->line = n->line;
     const pgf_doc *x = pgf_doc_get(n, "exec");
@@ -272,14 +272,47 @@ bool pgf_target_parse(const pgf_doc *n, const char *source, const char *scenario
         t->dir = strdup("/");
     else
         t->dir = strndup(scenario_path, (size_t)(slash - scenario_path));
-    if (t->dir != NULL && t->spec_path != NULL && t->spec_path[0] != '/') {
+    if (t->dir == NULL)
+        return terr(&c, n, "out of memory");
+    /* target.dir: the process's working directory, relative to the
+     * scenario's (written by --explain, so a replay runs it in the same place) */
+    const pgf_doc *xd = pgf_doc_get(n, "dir");
+    if (xd != NULL) {
+        char *d = NULL;
+        if (!scalar_str(&c, xd, "dir", &d))
+            return false;
+        char *full = NULL;
+        if (d[0] != '/' && asprintf(&full, "%s/%s", t->dir, d) < 0) {
+            free(d);
+            return terr(&c, n, "out of memory");
+        }
+        free(t->dir);
+        if (full != NULL) {
+            free(d);
+            t->dir = full;
+        } else {
+            t->dir = d;
+        }
+    }
+    if (t->spec_path != NULL && t->spec_path[0] != '/') {
         char *full = NULL;
         if (asprintf(&full, "%s/%s", t->dir, t->spec_path) < 0)
             return terr(&c, n, "out of memory");
         free(t->spec_path);
         t->spec_path = full;
     }
-    return t->dir != NULL || terr(&c, n, "out of memory");
+    /* absolute paths, so the echo in reports and --explain stands alone */
+    char *abs = realpath(t->dir, NULL);
+    if (abs != NULL) {
+        free(t->dir);
+        t->dir = abs;
+    }
+    abs = t->spec_path ? realpath(t->spec_path, NULL) : NULL;
+    if (abs != NULL) {
+        free(t->spec_path);
+        t->spec_path = abs;
+    }
+    return true;
 }
 
 bool pgf_target_parse_expect(const pgf_doc *expect, const char *source, pgf_target *t, char *err,
@@ -329,7 +362,9 @@ void pgf_target_write_yaml(const pgf_target *t, FILE *f)
             fprintf(f, "%s", i ? ", " : "");
             yq(f, t->argv[i]);
         }
-        fprintf(f, "]\n");
+        fprintf(f, "]\n  dir: ");
+        yq(f, t->dir);
+        fprintf(f, "\n");
         write_env(t, f, "  ");
         if (t->spec_path != NULL) {
             fprintf(f, "  spec: ");
@@ -340,7 +375,9 @@ void pgf_target_write_yaml(const pgf_target *t, FILE *f)
     }
     if (t->kind != PGF_TARGET_HTTP)
         return;
-    fprintf(f, "target:\n");
+    fprintf(f, "target:\n  dir: ");
+    yq(f, t->dir);
+    fprintf(f, "\n");
     if (t->argc > 0) {
         fprintf(f, "  service:\n    command: [");
         for (int i = 0; i < t->argc; i++) {

@@ -7,8 +7,9 @@
 #   ok -> exit 0; trace -> exception_trace + http_5xx; leak -> connection_leak;
 #   die -> service_died; status -> http_status.
 # Also: the service's output lands in the output directory, its environment
-# carries the server's coordinates, sim mode is refused (exit 2), and a bad
-# `target:` key is named file:line:col (exit 2).
+# carries the server's coordinates, `pgfault replay` of the report runs it
+# again, sim mode is refused (exit 2), and a bad `target:` key is named
+# file:line:col (exit 2).
 set -u
 : "${PGFAULT:?path to the pgfault binary}" "${PGF_SRC:?source dir}"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pgf-e2e-target.XXXXXX")
@@ -60,6 +61,11 @@ grep -q '"type":"fault".*"rule":"reset-auth"' "$TMP/out-ok/history.jsonl" ||
     fail "MODE=ok: no fault record in the history"
 grep -q 'testcase name="no server connection left open beyond the idle floor' "$TMP/out-ok/junit.xml" ||
     fail "MODE=ok: junit.xml lacks the connection-leak testcase"
+
+# replay from the report (the scenario as --explain writes it, target.dir absolute)
+(cd "$TMP" && TARGET_MODE=ok timeout 120 "$PGFAULT" replay "$TMP/out-ok/report.json" --out "$TMP/replay") \
+    >"$TMP/replay.log" 2>&1 || fail "replay of MODE=ok: exit $?: $(tail -5 "$TMP/replay.log")"
+[ -s "$TMP/replay/service.stdout" ] || fail "replay: the service did not run"
 
 run_mode trace 1 "exception_trace http_5xx"
 grep -q 'ConnectionResetError' "$TMP/out-trace/report.json" ||
