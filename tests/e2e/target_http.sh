@@ -5,7 +5,8 @@
 # misbehaviour per MODE, and each must fail exactly the check that names it
 # (the correct MODE=ok passes all of them):
 #   ok -> exit 0; trace -> exception_trace + http_5xx; leak -> connection_leak;
-#   die -> service_died; status -> http_status.
+#   die -> service_died; status -> http_status; stubborn (ignores SIGTERM)
+#   passes and is SIGKILLed after the grace period.
 # Also: the service's output lands in the output directory, its environment
 # carries the server's coordinates, `pgfault replay` of the report runs it
 # again, sim mode is refused (exit 2), and a bad `target:` key is named
@@ -74,6 +75,8 @@ run_mode leak 1 "connection_leak"
 run_mode die 1 "deadline service_died"
 grep -q 'exited with status 3' "$TMP/out-die/report.json" || fail "MODE=die: exit status not reported"
 run_mode status 1 "http_status"
+run_mode stubborn 0 ""
+grep -q "SIGKILL after the grace period" "$TMP/stubborn.log" || fail "MODE=stubborn: not SIGKILLed: $(tail -5 "$TMP/stubborn.log")"
 
 # sim mode cannot drive a process: exit 2, nothing run
 TARGET_MODE=ok "$PGFAULT" run "$SCN" --mode sim --out "$TMP/sim" >"$TMP/sim.log" 2>&1

@@ -8,9 +8,11 @@ exactly one way, so each of pgfault's target checks is seen to fail:
   leak   never closes its connections
   die    exits (status 3) at the 5th request
   status answers 404 instead of 503 when unhealthy
+  stubborn ignores SIGTERM (pgfault must SIGKILL it after the grace period)
 """
 import asyncio
 import os
+import signal
 import sys
 import traceback
 
@@ -28,6 +30,7 @@ async def connect():
                                  user=os.environ["POSTGRES_USER"],
                                  password=os.environ["POSTGRES_PASSWORD"],
                                  database=os.environ["POSTGRES_DB"], ssl=False)
+
 
 
 async def check():
@@ -62,8 +65,11 @@ async def healthz(request):
     return web.json_response({"status": "ok"})
 
 
+if MODE == "stubborn":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 app = web.Application()
 app.router.add_get("/healthz", healthz)
 print(f"mode {MODE} on port {os.environ['PORT']}; database {os.environ['DATABASE_URL'].split('@')[-1]}",
       flush=True)
-web.run_app(app, host="127.0.0.1", port=int(os.environ["PORT"]), print=None, access_log=None)
+web.run_app(app, host="127.0.0.1", port=int(os.environ["PORT"]), print=None, access_log=None,
+            handle_signals=MODE != "stubborn")
