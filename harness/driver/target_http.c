@@ -106,7 +106,6 @@ struct tgt {
     volatile sig_atomic_t *stop;
     bool interrupted;
     pgf_target_result *out;
-    char **envp;
     pgf__wire *wire;
 };
 
