@@ -671,6 +671,13 @@ static bool parse_root(vctx *v, const pgf_doc *root, pgf_scenario *sc)
                         "'target' needs 'mode: stress' (sim mode's virtual clock cannot drive "
                         "an external service process)");
         sc->mode = PGF_MODE_STRESS;
+        /* Targets start the embedded fake server themselves (target_http.c). */
+        const pgf_doc *srv = pgf_doc_get(root, "server");
+        if (sc->proxy_upstream != NULL || sc->external != NULL)
+            return verr(v, pgf_doc_get(srv, sc->proxy_upstream != NULL ? "proxy" : "external"),
+                        "a 'target' runs against the embedded fake server: 'server.%s' is not "
+                        "supported with a target yet",
+                        sc->proxy_upstream != NULL ? "proxy" : "external");
         const pgf_doc *rs = pgf_doc_get(root, "racers");
         if (sc->target.kind == PGF_TARGET_HTTP && rs != NULL && rs->kind == PGF_DOC_SEQ &&
             rs->n > 0)
