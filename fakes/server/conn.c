@@ -107,8 +107,19 @@ static void fill_ctx(pgf__conn *c, pgf_fault_ctx *ctx, uint8_t msg_type)
     ctx->elapsed_ns = pgf__server_elapsed_ns(c->srv);
 }
 
+void pgf__conn_note(pgf__conn *c, pgf_server_conn_note note, bool auth_ok, const char *why)
+{
+    if (c->srv->on_conn == NULL)
+        return;
+    pgf_server_conn_info info = {
+        c->id, c->peer, c->app, c->user, c->ready_once, auth_ok, c->sql.txn ? c->sql.txn : 'I',
+        why};
+    c->srv->on_conn(c->srv->on_conn_arg, note, &info);
+}
+
 void pgf__conn_auth_failed(pgf__conn *c)
 {
+    pgf__conn_note(c, PGF_CONN_NOTE_LOGIN, false, "28P01");
     char msg[256];
     snprintf(msg, sizeof msg, "password authentication failed for user \"%s\"",
              c->user ? c->user : "");
@@ -350,12 +361,18 @@ void pgf__conn_process_input(pgf__conn *c)
             pgf__conn_close(c, CK_FIN, err ? err : "invalid message length");
             return;
         }
+        c->in_next = off + m.total_len;
         dispatch(c, &m);
         off += m.total_len;
         /* Backpressure: the client is not reading what we send. */
         if (c->out_bytes > PGF_CONN_OUT_HIGH)
             c->out_blocked = true;
     }
+    if (c->terminated && off < c->in.len && !c->noted_after_term) {
+        c->noted_after_term = true;
+        pgf__conn_note(c, PGF_CONN_NOTE_AFTER_TERMINATE, false, NULL);
+    }
+    c->in_next = 0;
     if (c->state == ST_CLOSED)
         return;
     pgf_buf_consume(&c->in, off);
@@ -464,6 +481,7 @@ void pgf__conn_accept(pgf_server *s, int fd, const struct sockaddr *addr, int ad
     c->reading = true;
     pgf_timer_arm(c->deadline, PGF_MS_NS(60000));
     pgf_log_debug("[conn %llu accept] from %s", (unsigned long long)c->id, c->peer);
+    pgf__conn_note(c, PGF_CONN_NOTE_OPEN, false, NULL);
     pgf__conn_fault_point(c, PGF_PHASE_ACCEPT, 0, NULL, 0);
     if (c->state != ST_CLOSED)
         pgf__conn_flush(c);

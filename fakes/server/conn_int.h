@@ -91,6 +91,10 @@ struct pgf__conn {
     bool out_blocked; /* out_bytes went over PGF_CONN_OUT_HIGH: input waits */
     bool reading;     /* rev is added */
     bool peer_eof;    /* the client closed its side: finish, then close */
+    /* wire-side notes (pgf__conn_note) */
+    bool terminated, ready_once, noted_after_term;
+    char last_txn;
+    size_t in_next; /* offset of the first input byte not yet dispatched */
 
     /* startup */
     char *user, *database, *app;
@@ -168,6 +172,8 @@ void pgf__conn_send_error(pgf__conn *c, const char *severity, const char *sqlsta
 /* FATAL error, then close after it is sent. */
 void pgf__conn_send_fatal(pgf__conn *c, const char *sqlstate, const char *msg);
 void pgf__conn_auth_failed(pgf__conn *c);
+/* Tell the server's on_conn observer (if any) what this client did. */
+void pgf__conn_note(pgf__conn *c, pgf_server_conn_note note, bool auth_ok, const char *why);
 /* Ask the fault engine at phase ph; msg (may be NULL) is queued on GO. */
 int pgf__conn_fault_point(pgf__conn *c, pgf_phase ph, uint8_t type, const uint8_t *msg, size_t len);
 /* Send a built message through the fault point ph. */

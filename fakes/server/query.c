@@ -190,6 +190,13 @@ static void send_ready(pgf__conn *c)
     c->q_off = c->q_len = NULL;
     c->q_n = c->q_next = 0;
     clear_exec(c);
+    /* a Query already waiting behind this one was sent before its ReadyForQuery */
+    if (c->in.len > c->in_next && c->in.data[c->in_next] == PGF_FE_QUERY)
+        pgf__conn_note(c, PGF_CONN_NOTE_EARLY_QUERY, false, NULL);
+    if (c->sql.txn != c->last_txn) {
+        c->last_txn = c->sql.txn;
+        pgf__conn_note(c, PGF_CONN_NOTE_TXN, false, NULL);
+    }
     pgf_buf b = PGF_BUF_INIT;
     pgf_msg_ready(&b, c->sql.txn);
     int r = pgf__conn_send_at(c, PGF_PHASE_READY, &b);
@@ -754,6 +761,7 @@ static void handle_close_msg(pgf__conn *c, const pgf_fe_msg *m)
 void pgf__conn_handle_ready(pgf__conn *c, const pgf_fe_msg *m)
 {
     if (m->type == PGF_FE_TERMINATE) {
+        c->terminated = true;
         if (pgf__conn_fault_point(c, PGF_PHASE_TERMINATE, m->type, NULL, 0) == GO)
             pgf__conn_queue_close(c, CK_FIN);
         return;

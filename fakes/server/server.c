@@ -140,6 +140,8 @@ int pgf_server_new(const pgf_server_config *cfg, struct event_base *base, pgf_se
     s->faults = cfg->faults;
     s->on_fault = cfg->on_fault;
     s->on_fault_arg = cfg->on_fault_arg;
+    s->on_conn = cfg->on_conn;
+    s->on_conn_arg = cfg->on_conn_arg;
     s->max_connections = cfg->max_connections;
     s->unix_port = cfg->unix_port;
     if (cfg->nlisten > PGF_SERVER_MAX_LISTENERS - 1) {

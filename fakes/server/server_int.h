@@ -64,6 +64,8 @@ struct pgf_server {
     pgf_fault_engine *faults;
     pgf_server_fault_fn on_fault;
     void *on_fault_arg;
+    pgf_server_conn_fn on_conn;
+    void *on_conn_arg;
     uint64_t start_ns;
 
     /* connections: doubly linked, loop thread only */

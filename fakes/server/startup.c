@@ -55,6 +55,7 @@ static void finish_startup(pgf__conn *c)
         char msg[256];
         snprintf(msg, sizeof msg, "role \"%s\" does not exist", c->user);
         atomic_fetch_add(&c->srv->stats.auth_failed, 1);
+        pgf__conn_note(c, PGF_CONN_NOTE_LOGIN, false, "28000");
         pgf__conn_send_fatal(c, "28000", msg);
         return;
     }
@@ -65,6 +66,7 @@ static void finish_startup(pgf__conn *c)
         return;
     }
     atomic_fetch_add(&c->srv->stats.auth_ok, 1);
+    pgf__conn_note(c, PGF_CONN_NOTE_LOGIN, true, NULL);
     pgf__conn_set_state(c, ST_READY);
     if (c->deadline)
         pgf_timer_cancel(c->deadline);
@@ -86,6 +88,8 @@ static void finish_startup(pgf__conn *c)
     pgf__conn_queue_buf(c, &b);
     pgf_buf_reset(&b);
     pgf_msg_ready(&b, 'I');
+    c->ready_once = true;
+    c->last_txn = 'I';
     r = pgf__conn_send_at(c, PGF_PHASE_READY, &b);
     pgf_buf_free(&b);
     if (r == GO)
@@ -244,6 +248,7 @@ void pgf__conn_handle_startup(pgf__conn *c, const pgf_fe_msg *m)
         return;
     }
     pgf__conn_set_state(c, ST_STARTUP); /* begin_auth moves on */
+    pgf__conn_note(c, PGF_CONN_NOTE_STARTUP, false, NULL);
     begin_auth(c);
 }
 

@@ -274,9 +274,9 @@ static const char *state_str(const ck *c, int st)
     return st == STATE_UNKNOWN ? "<unknown>" : pgf_spec_state_name(c->spec, st);
 }
 
-static bool is_err(const pgf_rec *r, int code)
+static bool is_err(const ck *c, const pgf_rec *r, int code)
 {
-    return r->type == PGF_REC_FAIL && r->error != NULL && strcmp(r->error, pgf_err_name(code)) == 0;
+    return r->type == PGF_REC_FAIL && pgf_spec_error_means(c->spec, r->error, code);
 }
 
 static void active_remove(ck *c, sess *s, size_t oi)
@@ -473,7 +473,7 @@ static void on_completion(ck *c, sess *s, size_t i)
     if (o->status == OP_LEGAL)
         active_remove(c, s, oi);
     const char *err = r->error != NULL ? r->error : "-";
-    bool illegal_err = is_err(r, PGF_EILLEGAL_STATE);
+    bool illegal_err = is_err(c, r, PGF_EILLEGAL_STATE);
     switch ((enum op_status)o->status) {
     case OP_UNDECLARED:
         return;
@@ -498,7 +498,7 @@ static void on_completion(ck *c, sess *s, size_t i)
         return;
     if (o->preempted_by >= 0) {
         int p = o->preempted_by;
-        if (!is_err(r, PGF_ECANCELED))
+        if (!is_err(c, r, PGF_ECANCELED))
             violate(c, PGF_VIOL_PREEMPTED_NOT_CANCELED, s, i, NONE_IDX,
                     "%s#%" PRId64 " was preempted by %s but completed %s (error %s), not fail "
                     "PGF_ECANCELED",

@@ -40,6 +40,9 @@ struct pgf_spec {
     spec_op *ops;
     uint64_t *allow; /* [op * nstates + from] -> mask of `to` */
     char digest[65];
+    /* "errors": a foreign session manager's own error names that mean
+     * PGF_EILLEGAL_STATE ("refused") or PGF_ECANCELED ("canceled") */
+    json_t *refused, *canceled;
 };
 
 static int serr(char *err, size_t errlen, const char *origin, const char *fmt, ...)
@@ -64,6 +67,8 @@ void pgf_spec_free(pgf_spec *s)
     free(s->states);
     free(s->ops);
     free(s->allow);
+    json_decref(s->refused);
+    json_decref(s->canceled);
     free(s);
 }
 
@@ -294,6 +299,59 @@ static void compute_digest(pgf_spec *s, json_t *root)
     s->digest[64] = '\0';
 }
 
+/* Optional "errors": {"refused": [names], "canceled": [names]}. */
+static int parse_errors(pgf_spec *s, json_t *root, const char *origin, char *err, size_t errlen)
+{
+    json_t *e = json_object_get(root, "errors");
+    if (e == NULL)
+        return 0;
+    if (!json_is_object(e))
+        return serr(err, errlen, origin,
+                    "\"errors\" must be an object {refused: [...], canceled: [...]}");
+    static const char *const keys[] = {"refused", "canceled"};
+    for (int k = 0; k < 2; k++) {
+        json_t *arr = json_object_get(e, keys[k]);
+        if (arr == NULL)
+            continue;
+        size_t i;
+        json_t *v;
+        if (!json_is_array(arr))
+            return serr(err, errlen, origin, "\"errors.%s\" must be a list of error names",
+                        keys[k]);
+        json_array_foreach(arr, i, v) if (!json_is_string(v)) return serr(
+            err, errlen, origin, "\"errors.%s\"[%zu] must be a string", keys[k], i);
+        if (k == 0)
+            s->refused = json_incref(arr);
+        else
+            s->canceled = json_incref(arr);
+    }
+    return 0;
+}
+
+static bool in_names(const json_t *arr, const char *name)
+{
+    size_t i;
+    json_t *v;
+    if (arr == NULL || name == NULL)
+        return false;
+    json_array_foreach((json_t *)arr, i,
+                       v) if (strcmp(json_string_value(v), name) == 0) return true;
+    return false;
+}
+
+bool pgf_spec_error_means(const pgf_spec *s, const char *error, int code)
+{
+    if (error == NULL)
+        return false;
+    if (strcmp(error, pgf_err_name(code)) == 0)
+        return true;
+    if (code == PGF_EILLEGAL_STATE)
+        return in_names(s->refused, error);
+    if (code == PGF_ECANCELED)
+        return in_names(s->canceled, error);
+    return false;
+}
+
 int pgf_spec_parse(const char *json, size_t len, const char *origin, pgf_spec **out, char *err,
                    size_t errlen)
 {
@@ -330,6 +388,8 @@ int pgf_spec_parse(const char *json, size_t len, const char *origin, pgf_spec **
     if ((rc = parse_states(s, root, origin, err, errlen)) < 0 ||
         (rc = parse_ops(s, root, origin, err, errlen)) < 0 ||
         (rc = parse_transitions(s, root, origin, err, errlen)) < 0)
+        goto fail;
+    if ((rc = parse_errors(s, root, origin, err, errlen)) < 0)
         goto fail;
     compute_digest(s, root);
     json_decref(root);

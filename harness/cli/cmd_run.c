@@ -119,7 +119,7 @@ static int run_main(int argc, char **argv, bool replay)
     uint64_t seed = 0, sessions = 0, iterations = 0, duration = 0, threads = 0;
     unsigned bugs = 0;
     pgf_run_mode mode = PGF_MODE_SIM;
-    const char *out = NULL;
+    const char *out = NULL, *spec_path = NULL;
     const char *cmd = replay ? "replay" : "run";
     optind = 1;
     int c;
@@ -137,6 +137,9 @@ static int run_main(int argc, char **argv, bool replay)
             break;
         case 'J':
             list_json = true;
+            break;
+        case 'P':
+            spec_path = optarg;
             break;
         case 's':
             if (!parse_u64(optarg, &seed)) {
@@ -427,6 +430,14 @@ static int run_main(int argc, char **argv, bool replay)
             rc = PGF_EXIT_USAGE;
             goto done;
         }
+        if (sc->target.kind != PGF_TARGET_BUILTIN && sc->mode == PGF_MODE_SIM) {
+            fprintf(stderr,
+                    "pgfault %s: %s: --mode sim cannot drive a service (target:): it runs in "
+                    "real time; use --mode stress\n",
+                    cmd, sc->name);
+            rc = PGF_EXIT_USAGE;
+            goto done;
+        }
         if (sc->iterations == 0 && sc->duration_ms == 0) {
             fprintf(stderr, "pgfault %s: %s: with --iterations 0 give --duration\n", cmd, sc->name);
             rc = PGF_EXIT_USAGE;
@@ -450,6 +461,7 @@ static int run_main(int argc, char **argv, bool replay)
     ro.quiet = quiet;
     ro.shrink = shrink;
     ro.no_check = no_check;
+    ro.spec_path = spec_path;
     ro.console = stdout;
     ro.stop = &stop_flag;
     ro.replay_base = "pgfault";

@@ -90,6 +90,7 @@ static const pgf__cli_row run_opts[] = {
     {"out", "DIR", 'o', "where reports go (default out/)"},
     {"shrink", NULL, 'k', "on failure, search a smaller reproduction (sim mode)"},
     {"no-check", NULL, 'N', "record and check nothing (to measure their overhead)"},
+    {"spec", "FILE", 'P', "an adapter target's state machine (docs/adapter-protocol.md)"},
     {"explain", NULL, 'e', "print the resolved scenarios, defaults included, and exit"},
     {"quiet", NULL, 'q', "nothing on stdout"},
     {"log-level", "LEVEL", 'L', "error, warn, info, debug, trace"},

@@ -234,6 +234,45 @@ void pgf_recorder_fault(pgf_recorder *r, uint64_t conn, int64_t session, pgf_pha
         rec->sqlstate = intern(b, a->sqlstate);
 }
 
+void pgf_recorder_health(pgf_recorder *r, int64_t session, int64_t op_id, const char *reason,
+                         const char *cause)
+{
+    recbuf *b = my_buf(r);
+    pgf_rec *rec = push(r, b);
+    if (rec == NULL)
+        return;
+    pgf_rec_init(rec, PGF_REC_HEALTH);
+    rec->seq = pgf_seq_next();
+    rec->time_ns = now(r);
+    rec->session = session;
+    rec->op_id = op_id;
+    rec->thread = b->thread;
+    rec->reason = intern(b, reason);
+    rec->cause = intern(b, cause);
+}
+
+void pgf_recorder_put(pgf_recorder *r, const pgf_rec *src)
+{
+    recbuf *b = my_buf(r);
+    pgf_rec *rec = push(r, b);
+    if (rec == NULL)
+        return;
+    *rec = *src;
+    rec->seq = pgf_seq_next();
+    rec->time_ns = now(r);
+    rec->thread = b->thread;
+    rec->op = intern(b, src->op);
+    rec->from = intern(b, src->from);
+    rec->to = intern(b, src->to);
+    rec->cause = intern(b, src->cause);
+    rec->error = intern(b, src->error);
+    rec->reason = intern(b, src->reason);
+    rec->phase = intern(b, src->phase);
+    rec->rule = intern(b, src->rule);
+    rec->action = intern(b, src->action);
+    rec->sqlstate = intern(b, src->sqlstate);
+}
+
 void pgf_recorder_server(pgf_recorder *r, int64_t open, int64_t accepted, int64_t closed,
                          int64_t sessions_open)
 {

@@ -31,6 +31,15 @@ void pgf_recorder_session_event(const pgf_session_event *ev, void *arg);
  * connection belongs to (from its application_name), or -1. */
 void pgf_recorder_fault(pgf_recorder *r, uint64_t conn, int64_t session, pgf_phase phase,
                         const pgf_fault_action *a, uint64_t time_ns);
+/* A health result observed from outside (an HTTP target's response):
+ * session = the polling client, reason = the classified verdict ("ok",
+ * "unhealthy", "server_error", "timeout", ...), cause = free text
+ * (status, latency, the body's reason). Strings are copied. */
+void pgf_recorder_health(pgf_recorder *r, int64_t session, int64_t op_id, const char *reason,
+                         const char *cause);
+/* Any record (an adapter's invoke/ok/fail/transition): seq, time and
+ * thread are set here; its strings are copied. */
+void pgf_recorder_put(pgf_recorder *r, const pgf_rec *rec);
 /* The final server facts. */
 void pgf_recorder_server(pgf_recorder *r, int64_t open, int64_t accepted, int64_t closed,
                          int64_t sessions_open);

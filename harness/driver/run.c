@@ -20,6 +20,7 @@
 #include "driver.h"
 #include "outdir.h"
 #include "pictures.h"
+#include "target_http.h"
 #include "pgfault/faultlog.h"
 #include "pgfault/history.h"
 #include "pgfault/log.h"
@@ -49,6 +50,7 @@ typedef struct outcome {
     int64_t checks_to_violation; /* health checks completed before the first violation; -1 none */
     char digest[65];
     bool lost_output; /* history.jsonl or faults.jsonl could not be written */
+    pgf_target_result *target; /* an HTTP target's own checks (target_http.h) */
 } outcome;
 
 /* path NULL: only the digest. Otherwise written atomically (the exact
@@ -204,10 +206,25 @@ static bool evaluate(const pgf_scenario *sc, outcome *oc, pgf_report_scenario *r
             }
         }
     }
+    /* 2. a service target's checks: the service judged from outside */
+    for (size_t i = 0; oc->target != NULL && i < oc->target->n; i++) {
+        const pgf_target_check *tc = &oc->target->checks[i];
+        if (!tc->passed)
+            FAIL_AS(tc->name);
+        pgf_report_check *c = rs ? pgf_report_add_check(rs, tc->name, tc->passed,
+                                                        tc->passed ? NULL : tc->kind, tc->msg)
+                                 : NULL;
+        for (size_t k = 0; c != NULL && k < tc->nwitness; k++)
+            if (pgf_report_check_add_witness(c, tc->witness[k]) != 0)
+                break;
+    }
     for (int i = 0; i < sc->nexpects; i++) {
         const pgf_expect *x = &sc->expects[i];
         char name[128], msg[256];
         bool ok = true;
+        /* a target judges logins after 28P01 in its own check */
+        if (oc->target != NULL && x->kind == PGF_EXPECT_MAX_LOGIN_RATE)
+            continue;
         switch (x->kind) {
         case PGF_EXPECT_NO_VIOLATIONS:
             continue; /* handled above */
@@ -332,7 +349,19 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
     dopts.no_record = o != NULL && o->no_check;
     oc->unchecked = dopts.no_record;
     oc->checks_to_violation = -1;
-    int e = pgf_driver_run(sc, &dopts, &oc->run, err, errlen);
+    int e;
+    if (sc->target.kind != PGF_TARGET_BUILTIN) {
+        /* the service's output goes beside the history */
+        char dir[1024] = ".";
+        const char *slash = hist_path ? strrchr(hist_path, '/') : NULL;
+        if (slash != NULL)
+            snprintf(dir, sizeof dir, "%.*s", (int)(slash - hist_path), hist_path);
+        e = sc->target.kind == PGF_TARGET_EXEC
+                ? pgf_target_exec_run(sc, &dopts, dir, &oc->run, &oc->target, err, errlen)
+                : pgf_target_http_run(sc, &dopts, dir, &oc->run, &oc->target, err, errlen);
+    } else {
+        e = pgf_driver_run(sc, &dopts, &oc->run, err, errlen);
+    }
     if (e != 0)
         return e;
     oc->recs = pgf_recorder_merge(oc->run->rec, &oc->n);
@@ -355,12 +384,20 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
     /* The driver composes the layers: the checker gets the session
      * manager's own table as its spec (the checker knows no session). */
     pgf_spec *spec = NULL;
-    const char *spec_text = pgf_session_spec_json_text();
-    if (spec_text == NULL) {
-        snprintf(err, errlen, "out of memory building the session spec");
-        return PGF_ENOMEM;
+    /* an adapter is judged against its own machine (--spec, target.spec) */
+    const char *spec_path = sc->target.kind == PGF_TARGET_EXEC
+                                ? (o != NULL && o->spec_path ? o->spec_path : sc->target.spec_path)
+                                : NULL;
+    if (spec_path != NULL) {
+        e = pgf_spec_load(spec_path, &spec, err, errlen);
+    } else {
+        const char *spec_text = pgf_session_spec_json_text();
+        if (spec_text == NULL) {
+            snprintf(err, errlen, "out of memory building the session spec");
+            return PGF_ENOMEM;
+        }
+        e = pgf_spec_parse(spec_text, strlen(spec_text), "<session spec>", &spec, err, errlen);
     }
-    e = pgf_spec_parse(spec_text, strlen(spec_text), "<session spec>", &spec, err, errlen);
     if (e != 0)
         return e;
     e = pgf_check(spec, oc->recs, oc->n, NULL, &oc->check);
@@ -394,6 +431,7 @@ static void outcome_clear(outcome *oc)
 {
     pgf_check_result_free(oc->check);
     pgf_run_free(oc->run);
+    pgf_target_result_free(oc->target);
     memset(oc, 0, sizeof *oc);
 }
 

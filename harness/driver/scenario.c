@@ -39,6 +39,7 @@ void pgf_scenario_defaults(pgf_scenario *sc)
     sc->query_timeout_ms = 5000;
     sc->pool_size = 5;
     sc->pool_timeout_ms = 5000;
+    pgf_target_init(&sc->target);
 }
 
 static void free_user(pgf_server_user *u)
@@ -65,6 +66,7 @@ void pgf_scenario_clear(pgf_scenario *sc)
     pgf_fault_rules_free(sc->rules);
     pgf_fault_rules_free(sc->rules2);
     free(sc->query);
+    pgf_target_clear(&sc->target);
     pgf_scenario_defaults(sc);
 }
 
@@ -441,6 +443,9 @@ static bool parse_racers(vctx *v, const pgf_doc *n, pgf_scenario *sc)
         if (!get_str(v, x, "at", &s))
             return false;
         int st = pgf_session_state_parse(s);
+        snprintf(rc->at_name, sizeof rc->at_name, "%s", s);
+        if (st < 0 && sc->target.kind == PGF_TARGET_EXEC)
+            st = 0; /* an adapter's own state: only at_name counts, checked at run time */
         if (st < 0) {
             char list[512] = "";
             for (int k = 0; k < PGF_SESS_STATE_COUNT; k++) {
@@ -508,10 +513,15 @@ static bool add_expect(vctx *v, const pgf_doc *at, pgf_scenario *sc, pgf_expect 
 
 static bool parse_expect(vctx *v, const pgf_doc *n, pgf_scenario *sc)
 {
-    static const char *const keys[] = {"violations", "reasons",    "p99_ms",
-                                       "all_closed", "min_checks", "max_login_rate"};
-    if (!only_keys(v, n, "'expect'", keys, 6))
+    static const char *const keys[] = {"violations", "reasons",        "p99_ms",      "all_closed",
+                                       "min_checks", "max_login_rate", "recovery_ms", "idle_floor"};
+    if (!only_keys(v, n, "'expect'", keys, 8))
         return false;
+    /* the service-target expectations (target.h) */
+    if (!pgf_target_parse_expect(n, v->source, &sc->target, v->err, v->errlen)) {
+        v->failed = true;
+        return false;
+    }
     const pgf_doc *x;
     if ((x = pgf_doc_get(n, "violations")) != NULL) {
         if (x->kind != PGF_DOC_SCALAR ||
@@ -577,10 +587,10 @@ static bool parse_expect(vctx *v, const pgf_doc *n, pgf_scenario *sc)
 
 static bool parse_root(vctx *v, const pgf_doc *root, pgf_scenario *sc)
 {
-    static const char *const keys[] = {"name",     "description", "seed",   "mode",
-                                       "server",   "client",      "faults", "faults_after",
-                                       "workload", "racers",      "bugs",   "expect"};
-    if (!only_keys(v, root, "the scenario", keys, 12))
+    static const char *const keys[] = {
+        "name",         "description", "seed",   "mode", "server", "client", "faults",
+        "faults_after", "workload",    "racers", "bugs", "expect", "target"};
+    if (!only_keys(v, root, "the scenario", keys, 13))
         return false;
     const pgf_doc *x;
     if ((x = pgf_doc_get(root, "name")) == NULL)
@@ -648,6 +658,33 @@ static bool parse_root(vctx *v, const pgf_doc *root, pgf_scenario *sc)
         return verr(v, pgf_doc_get(pgf_doc_get(root, "server"), "proxy"),
                     "'server.proxy' needs 'mode: stress' (a real server does not run on "
                     "sim mode's virtual clock)");
+    if ((x = pgf_doc_get(root, "target")) != NULL) {
+        if (!pgf_target_parse(x, v->source, v->source, &sc->target, v->err, v->errlen)) {
+            v->failed = true;
+            return false;
+        }
+        /* A service is a real process on real sockets: it cannot live on
+         * the sim loop's virtual clock. Unset mode means stress here. */
+        const pgf_doc *m = pgf_doc_get(root, "mode");
+        if (m != NULL && sc->mode == PGF_MODE_SIM)
+            return verr(v, m,
+                        "'target' needs 'mode: stress' (sim mode's virtual clock cannot drive "
+                        "an external service process)");
+        sc->mode = PGF_MODE_STRESS;
+        /* Targets start the embedded fake server themselves (target_http.c). */
+        const pgf_doc *srv = pgf_doc_get(root, "server");
+        if (sc->proxy_upstream != NULL || sc->external != NULL)
+            return verr(v, pgf_doc_get(srv, sc->proxy_upstream != NULL ? "proxy" : "external"),
+                        "a 'target' runs against the embedded fake server: 'server.%s' is not "
+                        "supported with a target yet",
+                        sc->proxy_upstream != NULL ? "proxy" : "external");
+        const pgf_doc *rs = pgf_doc_get(root, "racers");
+        if (sc->target.kind == PGF_TARGET_HTTP && rs != NULL && rs->kind == PGF_DOC_SEQ &&
+            rs->n > 0)
+            return verr(v, pgf_doc_get(root, "racers"),
+                        "'racers' call pgfault's own session manager; a 'target' service is "
+                        "driven only through its health URL");
+    }
     if ((x = pgf_doc_get(root, "racers")) != NULL && !is_null(x) && !parse_racers(v, x, sc))
         return false;
     if ((x = pgf_doc_get(root, "bugs")) && !parse_bugs(v, x, sc))
@@ -814,11 +851,12 @@ void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
         const pgf_racer *r = &sc->racers[i];
         fprintf(f, "  - {name: ");
         yq(f, r->name);
-        fprintf(f,
-                ", op: %s, at: %s, probability: %g, nth: %" PRIu64 ", times: %u, delay_ms: %u}\n",
-                pgf_session_op_name(r->op), pgf_session_state_name(r->at), r->probability, r->nth,
-                r->times, r->delay_ms);
+        fprintf(
+            f, ", op: %s, at: %s, probability: %g, nth: %" PRIu64 ", times: %u, delay_ms: %u}\n",
+            pgf_session_op_name(r->op), r->at_name[0] ? r->at_name : pgf_session_state_name(r->at),
+            r->probability, r->nth, r->times, r->delay_ms);
     }
+    pgf_target_write_yaml(&sc->target, f);
     fprintf(f, "bugs: [");
     bool first = true;
 #define PGF__BUG_W(name, bit, str, doc)             \
@@ -860,6 +898,10 @@ void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
     }
     if (sc->nexpects == 0)
         fprintf(f, "  violations: none\n");
+    if (sc->target.recovery_ms > 0)
+        fprintf(f, "  recovery_ms: %" PRIu64 "\n", sc->target.recovery_ms);
+    if (sc->target.kind != PGF_TARGET_BUILTIN)
+        fprintf(f, "  idle_floor: %d\n", sc->target.idle_floor);
 }
 
 /* ---- the built-in library (generated by CMake from the files in scenarios/) ---- */

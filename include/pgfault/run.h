@@ -22,6 +22,8 @@ typedef struct pgf_run_opts {
     volatile sig_atomic_t *stop;  /* SIGINT/SIGTERM flag */
     const char *replay_base;      /* how to call us in replay commands ("pgfault") */
     const char *const *argv_echo; /* the command line, for the report */
+    const char *spec_path;        /* --spec: an adapter target's state machine (overrides
+                                     target.spec) */
 } pgf_run_opts;
 
 /* Run n scenarios (borrowed) as one suite; writes the reports and returns

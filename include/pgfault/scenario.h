@@ -16,6 +16,7 @@
 #include "pgfault/health.h"
 #include "pgfault/machine.h"
 #include "pgfault/server.h"
+#include "pgfault/target.h"
 
 typedef enum pgf_run_mode {
     PGF_MODE_SIM,    /* one thread, one loop, virtual time: deterministic */
@@ -35,6 +36,7 @@ typedef struct pgf_racer {
     char name[64];
     pgf_sess_op op;     /* close, cancel, check (misuse), release (pool misuse) */
     pgf_sess_state at;  /* trigger state */
+    char at_name[64];   /* its name; for an adapter target, any state of its spec */
     double probability; /* default 1 */
     uint64_t nth;       /* only the nth time the trigger happens in a run (1-based); 0 = every */
     unsigned times;     /* calls per firing (2 = "close twice"); default 1 */
@@ -113,6 +115,10 @@ typedef struct pgf_scenario {
 
     int nexpects;
     pgf_expect expects[PGF_SCENARIO_MAX_EXPECTS];
+
+    /* what is tested: the built-in session manager, or a service's HTTP
+     * health endpoint (target.h, docs/targets.md) */
+    pgf_target target;
 } pgf_scenario;
 
 /* Fill every field with its default (documented in scenarios/README.md). */

@@ -53,6 +53,32 @@ typedef struct pgf_server_user {
 typedef void (*pgf_server_fault_fn)(void *arg, const struct pgf_fault_ctx *ctx, int phase,
                                     const struct pgf_fault_action *action);
 
+/* What the server sees of each client, for wire-side checks of any client
+ * (a service's pool, a driver): called on the server's loop. */
+typedef enum pgf_server_conn_note {
+    PGF_CONN_NOTE_OPEN,            /* accepted */
+    PGF_CONN_NOTE_STARTUP,         /* the startup packet was accepted (user, application_name) */
+    PGF_CONN_NOTE_LOGIN,           /* authentication ended (info->auth_ok) */
+    PGF_CONN_NOTE_TXN,             /* the transaction status in ReadyForQuery changed (info->txn) */
+    PGF_CONN_NOTE_EARLY_QUERY,     /* a Query sent before the previous one's ReadyForQuery */
+    PGF_CONN_NOTE_AFTER_TERMINATE, /* bytes after Terminate */
+    PGF_CONN_NOTE_CLOSED,          /* closed (info->why) */
+} pgf_server_conn_note;
+
+typedef struct pgf_server_conn_info {
+    uint64_t conn_id;
+    const char *peer;             /* "127.0.0.1:40000" or "unix" */
+    const char *application_name; /* NULL before the startup packet */
+    const char *user;
+    bool ready;   /* startup finished (ReadyForQuery sent once) */
+    bool auth_ok; /* LOGIN: authenticated; false: refused (28P01, 28000, ...) */
+    char txn;     /* 'I', 'T' or 'E' */
+    const char *why;
+} pgf_server_conn_info;
+
+typedef void (*pgf_server_conn_fn)(void *arg, pgf_server_conn_note note,
+                                   const pgf_server_conn_info *info);
+
 typedef struct pgf_server_config {
     const char *const *listen; /* "HOST:PORT" (IPv6 as "[::1]:PORT"); port 0 = any free */
     int nlisten;
@@ -68,6 +94,8 @@ typedef struct pgf_server_config {
     bool quiet;                      /* do not print "listening ..." lines */
     pgf_server_fault_fn on_fault;    /* optional observer of fired faults */
     void *on_fault_arg;
+    pgf_server_conn_fn on_conn; /* optional observer of what clients do (wire-side checks) */
+    void *on_conn_arg;
 } pgf_server_config;
 
 typedef struct pgf_server pgf_server;

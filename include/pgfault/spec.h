@@ -52,6 +52,12 @@ bool pgf_spec_op_may_start(const pgf_spec *s, int op, int state);
 bool pgf_spec_op_ends_in(const pgf_spec *s, int op, int state);
 /* Is `state` one of op's `during` states? */
 bool pgf_spec_op_passes(const pgf_spec *s, int op, int state);
+/* Does a completion's `error` mean code (PGF_EILLEGAL_STATE: refused,
+ * nothing changed; PGF_ECANCELED: preempted)? True for the PGF_E* name
+ * itself, and for the names the spec's optional "errors" object lists
+ * ("refused": [...], "canceled": [...]): a session manager in another
+ * language keeps its own exception names. */
+bool pgf_spec_error_means(const pgf_spec *s, const char *error, int code);
 /* Is from -> to listed with "op": op? */
 bool pgf_spec_transition_ok(const pgf_spec *s, int op, int from, int to);
 

@@ -1,0 +1,87 @@
+/* target_http.h - run a scenario whose `target:` is a service's HTTP
+ * health endpoint (docs/targets.md): the fake server on its own thread,
+ * the service started with the server's coordinates, concurrent GETs while
+ * the fault rules fire, then the checks that judge the service from the
+ * outside. Driver-private: run.c calls it instead of pgf_driver_run().
+ */
+#ifndef PGF_TARGET_HTTP_H
+#define PGF_TARGET_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "driver.h"
+#include "pgfault/fault.h"
+#include "pgfault/server.h"
+#include "pgfault/scenario.h"
+
+/* One verdict about the service: a JUnit testcase. */
+typedef struct pgf_target_check {
+    char name[120]; /* fits run.c's first_failure */
+    bool passed;
+    char kind[32]; /* failure kind (JUnit type); "" when passed */
+    char msg[512];
+    char **witness; /* lines: responses, log lines, counts */
+    size_t nwitness;
+} pgf_target_check;
+
+typedef struct pgf_target_result {
+    pgf_target_check *checks;
+    size_t n;
+} pgf_target_result;
+
+/* Run sc (sc->target.kind == PGF_TARGET_HTTP) writing the service's
+ * output into out_dir (service.stdout, service.stderr). On success *run
+ * (free with pgf_run_free) and *res (free with pgf_target_result_free)
+ * are filled, even when checks fail; a PGF_E* code and err when the
+ * harness itself could not run (server cannot bind, ...). */
+int pgf_target_http_run(const pgf_scenario *sc, const pgf_driver_opts *o, const char *out_dir,
+                        pgf_run **run, pgf_target_result **res, char *err,
+                        size_t errlen) PGF_NODISCARD;
+void pgf_target_result_free(pgf_target_result *r);
+
+/* The same for an adapter target (`target: {exec: [...]}`, adapter.c,
+ * docs/adapter-protocol.md): the adapter's stderr goes to
+ * out_dir/adapter.stderr; its checks: ready, every operation completed,
+ * the protocol spoken, the process alive. */
+int pgf_target_exec_run(const pgf_scenario *sc, const pgf_driver_opts *o, const char *out_dir,
+                        pgf_run **run, pgf_target_result **res, char *err,
+                        size_t errlen) PGF_NODISCARD;
+
+/* ---- shared with adapter.c: the fake server and the service's environment ---- */
+
+/* The fake server of a target run, on its own thread: TCP on 127.0.0.1
+ * (a free port) and, with server.transport unix, a socket in
+ * TMP/<socket_subdir>. pghost/pgport: what the service connects to. */
+typedef struct pgf__tsrv {
+    pgf_server *server;
+    char sockdir[256];
+    char pghost[512];
+    char pgport[16];
+} pgf__tsrv;
+struct pgf__wire;
+/* wire (may be NULL): the wire-side observer (wire_checks.h). */
+int pgf__tsrv_start(pgf__tsrv *ts, const pgf_scenario *sc, pgf_fault_engine *engine,
+                    pgf_server_fault_fn on_fault_fn, void *arg, struct pgf__wire *wire, char *err,
+                    size_t errlen) PGF_NODISCARD;
+/* Stop and free the server, remove the socket directories. */
+void pgf__tsrv_stop(pgf__tsrv *ts, const pgf_scenario *sc);
+
+/* A free loopback TCP port, or -1. */
+int pgf__free_port(void);
+
+/* An environment (NULL-terminated "K=V" strings, owned). */
+typedef struct pgf__envset {
+    char **v;
+    size_t n, cap;
+} pgf__envset;
+/* pgfault's environment, minus PG* settings that could redirect the
+ * service, plus PORT, POSTGRES_*, DATABASE_URL and PG* for ts, then the
+ * scenario's target env (with ${NAME} expanded). */
+int pgf__target_env(pgf__envset *e, const pgf_scenario *sc, const pgf__tsrv *ts, const char *port,
+                    char *err, size_t errlen) PGF_NODISCARD;
+void pgf__envset_free(pgf__envset *e);
+/* ${NAME} from e, then from pgfault's environment ("" when unset). */
+void pgf__target_expand(const pgf__envset *e, const char *in, char *out, size_t len);
+
+#endif
