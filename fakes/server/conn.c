@@ -382,10 +382,10 @@ void pgf__conn_process_input(pgf__conn *c)
     if (c->peer_eof) {
         /* The client is gone: once nothing more can be processed, close
          * after what is queued, as PostgreSQL exits at its next read. */
-        if (c->stalled)
+        if (c->stalled || (c->out_closed && c->out_head == NULL))
             pgf__conn_close(c, CK_FIN, "client closed the connection");
         else if (!c->busy && !c->running && !c->out_blocked)
-            pgf__conn_queue_close(c, CK_FIN);
+            pgf__conn_queue_close(c, CK_FIN); /* a close already queued does it */
     }
     pgf__conn_update_reading(c);
 }

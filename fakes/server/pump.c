@@ -242,6 +242,10 @@ static void flush_queue(pgf__conn *c)
         if (ck == CK_SHUT_WR) {
             shutdown(c->fd, SHUT_WR);
             c->ignore_input = true;
+            if (c->peer_eof) { /* both directions are done */
+                pgf__conn_close(c, CK_FIN, "client closed the connection");
+                return;
+            }
         } else if (ck != CK_NONE) {
             pgf__conn_close(c, ck, "as queued");
             return;
