@@ -208,6 +208,7 @@ def huge_query():
     big.login()
     n = 200000
     big.send(msg(b"Q", b"SELECT 1;" * n + b"\0"))
+    big.until(b"T")  # it is running (a cancel before this would find it idle)
     probe("huge multi-statement query running")
     cancel(big.pid, big.key)
     done = canceled = 0
