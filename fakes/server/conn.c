@@ -390,10 +390,8 @@ void pgf__conn_process_input(pgf__conn *c)
     pgf__conn_update_reading(c);
 }
 
-static void on_resume(evutil_socket_t fd, short what, void *arg)
+static void on_resume(void *arg)
 {
-    (void)fd;
-    (void)what;
     pgf__conn *c = arg;
     pgf_sim_activity();
     if (c->running && !c->busy && !c->out_blocked)
@@ -406,8 +404,12 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
 
 void pgf__conn_resume_later(pgf__conn *c)
 {
-    if (c->resume_ev != NULL)
-        event_active(c->resume_ev, EV_TIMEOUT, 0);
+    /* A timer due now, not event_active(): libevent runs events activated
+     * from an active callback in the same pass, so a Query yielding that
+     * way would never let the loop poll the other sockets. A due timer
+     * runs after the next poll (and in sim mode at the same virtual time). */
+    if (c->resume_timer != NULL)
+        pgf_timer_arm(c->resume_timer, 0);
 }
 
 static void on_deadline(void *arg)
@@ -461,7 +463,7 @@ void pgf__conn_accept(pgf_server *s, int fd, const struct sockaddr *addr, int ad
     c->stall_timer = pgf_timer_new(s->base, on_stall_end, c);
     c->sleep_timer = pgf_timer_new(s->base, pgf__conn_on_sleep_done, c);
     c->deadline = pgf_timer_new(s->base, on_deadline, c);
-    c->resume_ev = event_new(s->base, -1, 0, on_resume, c);
+    c->resume_timer = pgf_timer_new(s->base, on_resume, c);
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
@@ -471,7 +473,7 @@ void pgf__conn_accept(pgf_server *s, int fd, const struct sockaddr *addr, int ad
     /* calloc'd state is ST_STARTUP: count it as set_state would */
     atomic_fetch_add(&s->stats.by_phase[states[ST_STARTUP].group], 1);
     if (!c->rev || !c->wev || !c->wtimer || !c->stall_timer || !c->sleep_timer || !c->deadline ||
-        !c->resume_ev) {
+        !c->resume_timer) {
         pgf__conn_close(c, CK_RST, "out of memory");
         return;
     }

@@ -80,7 +80,7 @@ struct pgf__conn {
     bool ssl_answered;
     bool counted_backend;
     struct event *rev, *wev;
-    struct event *resume_ev; /* deferred: continue a Query, process input */
+    pgf_timer *resume_timer; /* due now: continue a Query, process input */
     pgf_timer *wtimer, *stall_timer, *sleep_timer, *deadline;
 
     pgf_buf in;

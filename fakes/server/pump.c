@@ -102,13 +102,14 @@ void pgf__conn_queue_buf(pgf__conn *c, pgf_buf *b)
 
 static void free_events(pgf__conn *c)
 {
-    struct event **evs[] = {&c->rev, &c->wev, &c->resume_ev};
+    struct event **evs[] = {&c->rev, &c->wev};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (*evs[i]) {
             event_free(*evs[i]);
             *evs[i] = NULL;
         }
-    pgf_timer **tms[] = {&c->wtimer, &c->stall_timer, &c->sleep_timer, &c->deadline};
+    pgf_timer **tms[] = {&c->wtimer, &c->stall_timer, &c->sleep_timer, &c->deadline,
+                         &c->resume_timer};
     for (size_t i = 0; i < sizeof tms / sizeof tms[0]; i++) {
         pgf_timer_free(*tms[i]);
         *tms[i] = NULL;

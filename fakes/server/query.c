@@ -207,7 +207,7 @@ static void send_ready(pgf__conn *c)
 
 /* Run the remaining statements of a simple query, PGF_CONN_STMT_BATCH at
  * a time: then yield to the loop (other connections go on) and continue
- * from resume_ev, or from the flush that drains a blocked output queue. */
+ * from resume_timer, or from the flush that drains a blocked output queue. */
 static void run_simple(pgf__conn *c)
 {
     c->running = false;
