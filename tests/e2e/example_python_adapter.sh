@@ -70,8 +70,18 @@ case " $v " in *" illegal_start:"*) ;; *) fail "incident-swallow: violations '$v
 timeout 120 "$PGFAULT" run "$EX/incident-concurrent.yaml" --out "$TMP/incident-concurrent" >"$TMP/incident-concurrent.log" 2>&1
 rc=$?
 [ "$rc" = 0 ] || [ "$rc" = 1 ] || fail "incident-concurrent: exit $rc, want 0 or 1"
+# Whether a zero-delay close lands while a statement runs (illegal_start) or
+# while the connect is still provisioning (refused, no violation) is up to the
+# real scheduler: on a loaded machine both happen (1 of 3 runs found nothing).
+# So this run is held to completing with a readable report whose violations,
+# when there are any, are the AsyncSession hazard and nothing else; the
+# deterministic refusal and the swallowed refusal are asserted above.
+[ -f "$TMP/incident-concurrent/report.json" ] || fail "incident-concurrent: no report.json"
 v=$(violations "$TMP/incident-concurrent/report.json")
-case " $v " in *" illegal_start:"*) ;; *) fail "incident-concurrent: violations '$v', want illegal_start among them" ;; esac
+if [ -n "$v" ]; then
+    case " $v " in *" illegal_start:"*) ;; *) fail "incident-concurrent: violations '$v', want illegal_start among them" ;; esac
+fi
+echo "incident-concurrent: violations '${v:-none}'"
 
 [ "$fails" = 0 ] && echo "example_python_adapter: all passed"
 exit $((fails > 0))
