@@ -34,3 +34,8 @@ uint64_t pgf_seq_next(void)
 {
     return atomic_fetch_add(&seq_counter, 1) + 1;
 }
+
+void pgf_seq_reset(void)
+{
+    atomic_store(&seq_counter, 0);
+}

@@ -11,6 +11,7 @@
 
 #include "pgfault/check.h"
 #include "pgfault/history.h"
+#include "pgfault/machine.h"
 #include "pgf_test.h"
 #include "pgfault/rng.h"
 #include "pgfault/spec.h"
@@ -164,12 +165,63 @@ static pgf_check_result *check_file(const char *path, pgf_history **hout, unsign
     pgf_spec *s = load_spec();
     size_t n;
     const pgf_rec *recs = pgf_history_records(h, &n);
-    pgf_check_opts o = {wmax};
+    pgf_check_opts o = {wmax, NULL};
+    pgf_check_deadlines dl; /* a fixture's meta may declare deadlines */
+    const pgf_hist_meta *meta = pgf_history_meta(h);
+    if (meta->deadlines_json != NULL) {
+        CU_ASSERT_EQUAL_FATAL(pgf_check_deadlines_parse(meta->deadlines_json, &dl, err, sizeof err),
+                              0);
+        o.deadlines = &dl;
+    }
     pgf_check_result *res = NULL;
     CU_ASSERT_EQUAL_FATAL(pgf_check(s, recs, n, &o, &res), 0);
     pgf_spec_free(s);
     *hout = h;
     return res;
+}
+
+/* The pinned spec (docs/spec.json, compiled into the checker) is the
+ * compiled machine.h table; a changed table is named row by row. */
+
+static void spec_drift_names_rows(void)
+{
+    char err[256], msg[1024];
+    pgf_spec *pinned = NULL, *compiled = NULL, *grown = NULL;
+    const char *ctext = pgf_session_spec_json_text();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctext);
+    CU_ASSERT_EQUAL_FATAL(pgf_spec_parse(pgf_spec_pinned_json(), strlen(pgf_spec_pinned_json()),
+                                         "docs/spec.json", &pinned, err, sizeof err),
+                          0);
+    CU_ASSERT_EQUAL_FATAL(
+        pgf_spec_parse(ctext, strlen(ctext), "compiled", &compiled, err, sizeof err), 0);
+    int nd = pgf_spec_diff(pinned, compiled, msg, sizeof msg);
+    if (nd != 0)
+        fprintf(stderr,
+                "docs/spec.json is stale (pgfault spec --format json > docs/spec.json, "
+                "then review): %s\n",
+                msg);
+    CU_ASSERT_EQUAL(nd, 0);
+    CU_ASSERT_STRING_EQUAL(pgf_spec_digest(pinned), pgf_spec_digest(compiled));
+    /* a machine.h that grew a row (cancel straight from READY to CLOSED) */
+    const char *needle = "\"transitions\": [";
+    const char *at = strstr(ctext, needle);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    size_t cut = (size_t)(at - ctext) + strlen(needle);
+    char *text = malloc(strlen(ctext) + 128);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    snprintf(text, strlen(ctext) + 128,
+             "%.*s{\"from\": \"READY\", \"to\": \"CLOSED\", "
+             "\"op\": \"cancel\"}, %s",
+             (int)cut, ctext, ctext + cut);
+    CU_ASSERT_EQUAL_FATAL(pgf_spec_parse(text, strlen(text), "grown", &grown, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(pgf_spec_diff(pinned, grown, msg, sizeof msg), 1);
+    CU_ASSERT_STRING_EQUAL(msg, "extra transition READY -> CLOSED by cancel");
+    CU_ASSERT_EQUAL(pgf_spec_diff(grown, pinned, msg, sizeof msg), 1);
+    CU_ASSERT_STRING_EQUAL(msg, "missing transition READY -> CLOSED by cancel");
+    free(text);
+    pgf_spec_free(grown);
+    pgf_spec_free(compiled);
+    pgf_spec_free(pinned);
 }
 
 static void valid_history_has_no_violations(void)
@@ -217,9 +269,11 @@ static void every_violation_kind_is_caught_with_witness(void)
         {PGF_VIOL_CONNECTION_LEAK, PGF_REC_NONE, 10, 1},
         {PGF_VIOL_SERVER_COUNT_MISMATCH, PGF_REC_NONE, 10, 1},
         {PGF_VIOL_MISCLASSIFIED_HEALTH, 1, 6, 5},
+        {PGF_VIOL_DEADLINE_EXCEEDED, 1, 9, 8},
     };
-    /* one fixture per kind: the table covers them all */
-    CU_ASSERT_EQUAL(sizeof cases / sizeof cases[0], (size_t)PGF_VIOL_COUNT);
+    /* one fixture per kind: the table covers them all but spec_drift, which
+     * compares two specs, not a history (spec_drift_names_rows below) */
+    CU_ASSERT_EQUAL(sizeof cases / sizeof cases[0], (size_t)PGF_VIOL_COUNT - 1);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[512];
         snprintf(path, sizeof path, HIST_DIR "v_%s.jsonl", pgf_violation_name(cases[i].kind));
@@ -855,6 +909,7 @@ static const pgf_test spec_tests[] = {
 
 static const pgf_test check_tests[] = {
     {"valid_history_has_no_violations", valid_history_has_no_violations},
+    {"spec_drift_names_rows", spec_drift_names_rows},
     {"every_violation_kind_is_caught_with_witness", every_violation_kind_is_caught_with_witness},
     {"witness_is_bounded", witness_is_bounded},
     {"health_classification_follows_the_fault", health_classification_follows_the_fault},

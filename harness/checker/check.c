@@ -167,6 +167,8 @@ typedef struct ck {
     size_t last_server;
     bool server_violated;
     int err;
+    const pgf_check_deadlines *dl;
+    int64_t dl_ns[64]; /* by spec op index; -1 = no deadline */
 } ck;
 
 static int push_first(ck *c, const pgf_violation *v)
@@ -473,6 +475,18 @@ static void on_completion(ck *c, sess *s, size_t i)
     if (o->status == OP_LEGAL)
         active_remove(c, s, oi);
     const char *err = r->error != NULL ? r->error : "-";
+    if (o->status == OP_LEGAL && o->op >= 0 && o->op < 64 && c->dl_ns[o->op] >= 0) {
+        uint64_t t0 = c->recs[o->invoke_rec].time_ns, limit = (uint64_t)c->dl_ns[o->op];
+        uint64_t took = r->time_ns > t0 ? r->time_ns - t0 : 0;
+        if (took > limit + c->dl->tolerance_ns) {
+            violate(c, PGF_VIOL_DEADLINE_EXCEEDED, s, i, NONE_IDX,
+                    "%s#%" PRId64 " completed %s%s%s after %.3f s; its deadline is %.3f s "
+                    "(+%.3f s tolerance)",
+                    name, o->op_id, type, r->error ? " " : "", r->error ? r->error : "",
+                    (double)took / 1e9, (double)limit / 1e9, (double)c->dl->tolerance_ns / 1e9);
+            return;
+        }
+    }
     bool illegal_err = is_err(c, r, PGF_EILLEGAL_STATE);
     switch ((enum op_status)o->status) {
     case OP_UNDECLARED:
@@ -642,6 +656,14 @@ int pgf_check(const pgf_spec *spec, const pgf_rec *recs, size_t n, const pgf_che
     c.n = n;
     c.wmax = opts != NULL && opts->witness_max > 0 ? opts->witness_max : PGF_CHECK_WITNESS_DEFAULT;
     c.last_server = NONE_IDX;
+    c.dl = opts != NULL ? opts->deadlines : NULL;
+    for (int k = 0; k < 64; k++)
+        c.dl_ns[k] = -1;
+    for (unsigned k = 0; c.dl != NULL && k < c.dl->n && k < PGF_CHECK_MAX_DEADLINES; k++) {
+        int op = pgf_spec_op_find(spec, c.dl->op[k]);
+        if (op >= 0 && op < 64 && c.dl->ns[k] > 0)
+            c.dl_ns[op] = (int64_t)c.dl->ns[k];
+    }
     c.res = calloc(1, sizeof *c.res);
     c.prev = malloc((n ? n : 1) * sizeof *c.prev);
     if (c.res == NULL || c.prev == NULL) {

@@ -122,6 +122,16 @@ static json_t *meta_to_json(const pgf_hist_meta *m)
         }
         rc |= json_object_set_new(o, "spec", spec);
     }
+    if (m->deadlines_json != NULL) {
+        json_error_t je;
+        json_t *dl = json_loads(m->deadlines_json, 0, &je);
+        if (dl == NULL || !json_is_object(dl)) {
+            json_decref(dl);
+            json_decref(o);
+            return NULL;
+        }
+        rc |= json_object_set_new(o, "deadlines", dl);
+    }
     if (rc != 0) {
         json_decref(o);
         return NULL;
@@ -346,6 +356,7 @@ struct pgf_hist_reader {
     json_t *cur;      /* the current record's object (strings borrowed from it) */
     json_t *meta_obj; /* keeps meta strings alive */
     char *spec_text;
+    char *deadlines_text;
     pgf_hist_meta meta;
     bool have_prev;
     uint64_t prev_seq;
@@ -495,6 +506,15 @@ static int read_meta(pgf_hist_reader *r, char *err, size_t errlen)
             return PGF_ENOMEM;
         r->meta.spec_json = r->spec_text;
     }
+    json_t *dl = json_object_get(o, "deadlines");
+    if (dl != NULL && !json_is_null(dl)) {
+        if (!json_is_object(dl))
+            return rerr(r, err, errlen, "meta: \"deadlines\" must be an object");
+        r->deadlines_text = json_dumps(dl, JSON_COMPACT | JSON_SORT_KEYS);
+        if (r->deadlines_text == NULL)
+            return PGF_ENOMEM;
+        r->meta.deadlines_json = r->deadlines_text;
+    }
     r->meta.wall_us = PGF_REC_NONE;
     json_t *wall = json_object_get(o, "wall");
     if (json_is_integer(wall))
@@ -558,6 +578,7 @@ void pgf_hist_reader_free(pgf_hist_reader *r)
     json_decref(r->cur);
     json_decref(r->meta_obj);
     free(r->spec_text);
+    free(r->deadlines_text);
     free(r->line);
     free(r->name);
     free(r);
@@ -725,7 +746,7 @@ typedef struct strtab {
 
 struct pgf_history {
     pgf_hist_meta meta;
-    char *meta_mode, *meta_tool, *meta_digest, *meta_spec;
+    char *meta_mode, *meta_tool, *meta_digest, *meta_spec, *meta_deadlines;
     pgf_rec *recs;
     size_t n, cap;
     strtab strs;
@@ -803,6 +824,7 @@ int pgf_history_load_fp(FILE *f, const char *name, pgf_history **out, char *err,
     h->meta.tool = h->meta_tool = dup_or_null(r->meta.tool, &oom);
     h->meta.spec_digest = h->meta_digest = dup_or_null(r->meta.spec_digest, &oom);
     h->meta.spec_json = h->meta_spec = dup_or_null(r->meta.spec_json, &oom);
+    h->meta.deadlines_json = h->meta_deadlines = dup_or_null(r->meta.deadlines_json, &oom);
     if (oom)
         goto fail;
     for (;;) {
@@ -869,6 +891,7 @@ void pgf_history_free(pgf_history *h)
     free(h->meta_tool);
     free(h->meta_digest);
     free(h->meta_spec);
+    free(h->meta_deadlines);
     free(h);
 }
 

@@ -482,3 +482,79 @@ bool pgf_spec_transition_ok(const pgf_spec *s, int op, int from, int to)
         return false;
     return in_mask(s->allow[(size_t)op * (size_t)s->nstates + (size_t)from], to);
 }
+
+/* ---- drift between the pinned spec and a compiled one ---- */
+
+typedef struct diffbuf {
+    char *buf;
+    size_t len, used;
+    int n;
+} diffbuf;
+
+static void diff_add(diffbuf *d, const char *what, const char *fmt, ...) PGF_PRINTF(3, 4);
+static void diff_add(diffbuf *d, const char *what, const char *fmt, ...)
+{
+    d->n++;
+    if (d->used + 1 >= d->len)
+        return;
+    int k = snprintf(d->buf + d->used, d->len - d->used, "%s%s ", d->used ? "; " : "", what);
+    if (k > 0)
+        d->used = d->used + (size_t)k < d->len ? d->used + (size_t)k : d->len - 1;
+    va_list ap;
+    va_start(ap, fmt);
+    k = vsnprintf(d->buf + d->used, d->len - d->used, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        d->used = d->used + (size_t)k < d->len ? d->used + (size_t)k : d->len - 1;
+}
+
+/* Everything `a` has that `b` lacks, labelled `what` ("extra"/"missing"). */
+static void diff_one_way(const pgf_spec *a, const pgf_spec *b, const char *what, diffbuf *d)
+{
+    int ns = pgf_spec_state_count(a), no = pgf_spec_op_count(a);
+    for (int st = 0; st < ns; st++) {
+        const char *sn = pgf_spec_state_name(a, st);
+        int bst = pgf_spec_state_find(b, sn);
+        if (bst < 0)
+            diff_add(d, what, "state %s", sn);
+        else if (pgf_spec_state_terminal(a, st) && !pgf_spec_state_terminal(b, bst))
+            diff_add(d, what, "terminal state %s", sn);
+    }
+    for (int op = 0; op < no; op++) {
+        const char *on = pgf_spec_op_name(a, op);
+        int bop = pgf_spec_op_find(b, on);
+        if (bop < 0) {
+            diff_add(d, what, "op %s", on);
+            continue;
+        }
+        if (pgf_spec_op_preempts(a, op) && !pgf_spec_op_preempts(b, bop))
+            diff_add(d, what, "preemption by %s", on);
+        for (int f = 0; f < ns; f++) {
+            int bf = pgf_spec_state_find(b, pgf_spec_state_name(a, f));
+            if (pgf_spec_op_may_start(a, op, f) && (bf < 0 || !pgf_spec_op_may_start(b, bop, bf)))
+                diff_add(d, what, "start of %s from %s", on, pgf_spec_state_name(a, f));
+            if (pgf_spec_op_ends_in(a, op, f) && (bf < 0 || !pgf_spec_op_ends_in(b, bop, bf)))
+                diff_add(d, what, "end of %s in %s", on, pgf_spec_state_name(a, f));
+            if (pgf_spec_op_passes(a, op, f) && (bf < 0 || !pgf_spec_op_passes(b, bop, bf)))
+                diff_add(d, what, "%s passing through %s", on, pgf_spec_state_name(a, f));
+            for (int t = 0; t < ns; t++) {
+                if (!pgf_spec_transition_ok(a, op, f, t))
+                    continue;
+                int bt = pgf_spec_state_find(b, pgf_spec_state_name(a, t));
+                if (bf < 0 || bt < 0 || !pgf_spec_transition_ok(b, bop, bf, bt))
+                    diff_add(d, what, "transition %s -> %s by %s", pgf_spec_state_name(a, f),
+                             pgf_spec_state_name(a, t), on);
+            }
+        }
+    }
+}
+
+int pgf_spec_diff(const pgf_spec *pinned, const pgf_spec *compiled, char *buf, size_t len)
+{
+    diffbuf d = {buf, len, 0, 0};
+    if (len > 0)
+        buf[0] = '\0';
+    diff_one_way(compiled, pinned, "extra", &d);
+    diff_one_way(pinned, compiled, "missing", &d);
+    return d.n;
+}

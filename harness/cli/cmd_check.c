@@ -108,7 +108,15 @@ int pgf_cmd_check(int argc, char **argv)
 
     size_t n = 0;
     const pgf_rec *recs = pgf_history_records(h, &n);
-    pgf_check_opts opts = {witness};
+    pgf_check_opts opts = {witness, NULL};
+    pgf_check_deadlines dl; /* the run's declared deadlines, from the meta line */
+    if (meta->deadlines_json != NULL) {
+        if (pgf_check_deadlines_parse(meta->deadlines_json, &dl, err, sizeof err) != 0) {
+            fprintf(stderr, "pgfault check: %s:1: %s\n", path, err);
+            goto done;
+        }
+        opts.deadlines = &dl;
+    }
     rc = pgf_check(spec, recs, n, &opts, &res);
     if (rc < 0) {
         fprintf(stderr, "pgfault check: %s\n", pgf_strerror(rc));

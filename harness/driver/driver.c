@@ -30,6 +30,7 @@
 #include "pgfault/rng.h"
 #include "pgfault/session.h"
 #include "pgfault/timer.h"
+#include "watchdog.h"
 
 typedef struct worker worker;
 typedef struct run_ctx run_ctx;
@@ -116,6 +117,11 @@ struct run_ctx {
     const char *kw[16];
     const char *vals[16];
     char appname[64];
+    /* stuck runs: the watchdog (sim) and the switch that stops recording
+     * once the verdict is in, so teardown's own closes do not paper over
+     * the operations that never completed */
+    pgf_watchdog *wd;
+    atomic_bool mute;
 };
 
 static uint64_t run_now(run_ctx *rc)
@@ -586,8 +592,10 @@ static void racers_on_transition(slot *sl, pgf_session *s, pgf_sess_state to)
  * same seed gives the same history byte for byte. */
 static void record_event(run_ctx *rc, const pgf_session_event *ev)
 {
-    if (rc->o != NULL && rc->o->no_record)
+    if ((rc->o != NULL && rc->o->no_record) || atomic_load(&rc->mute))
         return;
+    if (rc->wd != NULL)
+        pgf_watchdog_event(rc->wd, ev);
     const char *at =
         rc->sockdir[0] != '\0' && ev->cause != NULL ? strstr(ev->cause, rc->sockdir) : NULL;
     if (at == NULL) {
@@ -651,7 +659,7 @@ static void on_fault(void *arg, const struct pgf_fault_ctx *ctx, int phase,
     int64_t session = -1;
     if (ctx->application_name != NULL && strncmp(ctx->application_name, "pgf-s", 5) == 0)
         session = strtoll(ctx->application_name + 5, NULL, 10);
-    if (rc->o == NULL || !rc->o->no_record)
+    if ((rc->o == NULL || !rc->o->no_record) && !atomic_load(&rc->mute))
         pgf_recorder_fault(rc->res->rec, ctx->conn_id, session, (pgf_phase)phase, a,
                            ctx->elapsed_ns);
 }
@@ -955,12 +963,20 @@ static void progress(run_ctx *rc, bool final)
 }
 
 /* Sim: run the single loop until every slot is done. Time moves only when
- * nothing else can happen. */
+ * nothing else can happen. A loop with nothing left to happen while slots
+ * still wait, an operation the watchdog finds overdue, or a loop that
+ * keeps itself busy without ever letting time move, ends the run as
+ * stuck (a verdict: res->stuck), not as a harness failure. */
+#define SIM_WATCHDOG_GRACE_MS  10000u  /* beyond an op's declared deadline */
+#define SIM_MAX_SPINS_PER_TICK 2000000 /* loop passes without time moving */
 static int sim_run(run_ctx *rc, char *err, size_t errlen)
 {
+    (void)err;
+    (void)errlen;
     worker *w = &rc->workers[0];
     start_slots(w);
-    uint64_t spins = 0;
+    uint64_t spins = 0, busy = 0;
+    uint64_t start = run_now(rc), next_scan = start;
     while (w->active > 0) {
         if (rc->o && rc->o->stop && *rc->o->stop) {
             atomic_store(&rc->stopping, true);
@@ -968,8 +984,18 @@ static int sim_run(run_ctx *rc, char *err, size_t errlen)
         }
         uint64_t a0 = pgf_sim_activity_count();
         event_base_loop(rc->sim_base, EVLOOP_NONBLOCK);
-        if (pgf_sim_activity_count() != a0)
+        if (pgf_sim_activity_count() != a0) {
+            if (++busy > SIM_MAX_SPINS_PER_TICK) {
+                char op[200] = "no operation outstanding";
+                pgf_watchdog_oldest(rc->wd, start, op, sizeof op);
+                snprintf(rc->res->stuck, sizeof rc->res->stuck,
+                         "livelock: the loop ran %d passes without letting virtual time move "
+                         "(oldest outstanding: %s)",
+                         SIM_MAX_SPINS_PER_TICK, op);
+                return 0;
+            }
             continue;
+        }
         pgf_session_counters cnt;
         pgf_session_counters_get(&cnt);
         if (cnt.cancel_threads > 0) {
@@ -982,11 +1008,30 @@ static int sim_run(run_ctx *rc, char *err, size_t errlen)
         event_base_loop(rc->sim_base, EVLOOP_NONBLOCK);
         if (pgf_sim_activity_count() != a0)
             continue;
+        busy = 0;
         if (!pgf_simclock_advance(rc->clock)) {
-            snprintf(err, errlen,
-                     "simulation stuck: %u sessions still running and nothing left to happen",
-                     w->active);
-            return PGF_EINTERNAL;
+            char op[200] = "";
+            size_t out = pgf_watchdog_outstanding(rc->wd);
+            if (pgf_watchdog_oldest(rc->wd, start, op, sizeof op))
+                snprintf(rc->res->stuck, sizeof rc->res->stuck,
+                         "nothing left to happen with %zu operation(s) outstanding; the first "
+                         "never completed: %s",
+                         out, op);
+            else
+                snprintf(rc->res->stuck, sizeof rc->res->stuck,
+                         "nothing left to happen with %u client(s) still waiting and no "
+                         "operation outstanding (a lost callback or pool hand-out)",
+                         w->active);
+            return 0;
+        }
+        uint64_t now = run_now(rc);
+        if (now >= next_scan) {
+            next_scan = now + PGF_MS_NS(1000);
+            char why[400];
+            if (pgf_watchdog_overdue(rc->wd, now, start, why, sizeof why)) {
+                snprintf(rc->res->stuck, sizeof rc->res->stuck, "watchdog: %s", why);
+                return 0;
+            }
         }
         if ((++spins & 0xffff) == 0)
             progress(rc, false);
@@ -1015,6 +1060,8 @@ static int sim_run(run_ctx *rc, char *err, size_t errlen)
     return 0;
 }
 
+#define STRESS_GRACE_MS 5000u
+
 static int stress_run(run_ctx *rc, char *err, size_t errlen)
 {
     if (rc->sc->nracers > 0) {
@@ -1035,9 +1082,36 @@ static int stress_run(run_ctx *rc, char *err, size_t errlen)
         rc->workers[i].thread_started = true;
     }
     uint64_t last = pgf_now_ns();
+    /* The end-of-run grace: past the end plus the longest deadline (or
+     * that long without a single recorded event), the run is stuck. */
+    uint64_t dl[PGF_OP_COUNT], grace = PGF_MS_NS(STRESS_GRACE_MS);
+    pgf_driver_op_deadlines_ms(rc->sc, dl);
+    for (int k = 0; k < PGF_OP_COUNT; k++)
+        if (PGF_MS_NS(dl[k]) + PGF_MS_NS(STRESS_GRACE_MS) > grace)
+            grace = PGF_MS_NS(dl[k]) + PGF_MS_NS(STRESS_GRACE_MS);
+    uint64_t last_count = pgf_recorder_count(rc->res->rec), last_change = last;
     while (atomic_load(&rc->workers_left) > 0) {
         struct timespec ts = {0, 20 * 1000000};
         nanosleep(&ts, NULL);
+        uint64_t now = pgf_now_ns(), count = pgf_recorder_count(rc->res->rec);
+        if (count != last_count) {
+            last_count = count;
+            last_change = now;
+        }
+        bool past_end = rc->end_ns > 0 && now > rc->end_ns + grace;
+        bool silent = (rc->o == NULL || !rc->o->no_record) && now - last_change > grace;
+        if ((past_end || silent) && rc->res->stuck[0] == '\0') {
+            snprintf(rc->res->stuck, sizeof rc->res->stuck,
+                     "%s: %d worker(s) still running %.1f s after %s",
+                     past_end ? "past the end plus the grace" : "no event recorded for the grace",
+                     atomic_load(&rc->workers_left), (double)grace / 1e9,
+                     past_end ? "the end" : "the last event");
+            atomic_store(&rc->mute, true);
+            atomic_store(&rc->stopping, true);
+            for (int i = 0; i < rc->nworkers; i++)
+                if (rc->workers[i].thread_started)
+                    event_base_loopbreak(rc->workers[i].base);
+        }
         if (rc->o && rc->o->stop && *rc->o->stop && !atomic_load(&rc->stopping)) {
             atomic_store(&rc->stopping, true);
             rc->res->interrupted = true;
@@ -1150,6 +1224,7 @@ static void teardown(run_ctx *rc)
         event_base_free(rc->sim_base);
     pthread_mutex_destroy(&rc->rq_lock);
     pthread_cond_destroy(&rc->rq_cond);
+    pgf_watchdog_free(rc->wd);
 }
 
 int pgf_driver_run(const pgf_scenario *sc, const pgf_driver_opts *o, pgf_run **out, char *err,
@@ -1171,10 +1246,24 @@ int pgf_driver_run(const pgf_scenario *sc, const pgf_driver_opts *o, pgf_run **o
     rc->res = res;
     res->sc = sc;
     rc->sim = sc->mode == PGF_MODE_SIM;
+    /* Each scenario numbers its events, op_ids and sessions from 1, so a
+     * scenario inside a suite replays with the digest it has alone. */
+    pgf_seq_reset();
+    pgf_session_ids_reset();
     res->start_wall_us = pgf_wall_us();
     rc->start_ns = pgf_now_ns();
     int e = 0;
     if (rc->sim) {
+        uint64_t dl[PGF_OP_COUNT];
+        pgf_driver_op_deadlines_ms(sc, dl);
+        for (int k = 0; k < PGF_OP_COUNT; k++)
+            dl[k] = PGF_MS_NS(dl[k] + SIM_WATCHDOG_GRACE_MS);
+        rc->wd = pgf_watchdog_new(dl);
+        if (rc->wd == NULL) {
+            snprintf(err, errlen, "out of memory");
+            e = PGF_ENOMEM;
+            goto done;
+        }
         rc->sim_base = pgf_session_base_new();
         /* Virtual time starts at an arbitrary but fixed point. */
         rc->clock = rc->sim_base ? pgf_simclock_attach(rc->sim_base, 1000000000ULL) : NULL;
@@ -1226,13 +1315,17 @@ int pgf_driver_run(const pgf_scenario *sc, const pgf_driver_opts *o, pgf_run **o
     }
     if (rc->server != NULL) {
         pgf_server_get_stats(rc->server, &res->server);
-        if (o == NULL || !o->no_record)
+        if ((o == NULL || !o->no_record) && !atomic_load(&rc->mute))
             pgf_recorder_server(res->rec, (int64_t)res->server.active,
                                 (int64_t)res->server.accepted, (int64_t)res->server.closed,
                                 cnt.pgconns);
     }
     progress(rc, true);
 done:
+    /* A stuck run's history ends where it got stuck: what teardown closes
+     * on the way out is not the session manager's doing. */
+    if (res->stuck[0] != '\0')
+        atomic_store(&rc->mute, true);
     res->wall_ns = pgf_now_ns() - rc->start_ns;
     teardown(rc);
     free(rc);
@@ -1242,6 +1335,21 @@ done:
     }
     *out = res;
     return 0;
+}
+
+void pgf_driver_op_deadlines_ms(const pgf_scenario *sc, uint64_t ms[PGF_OP_COUNT])
+{
+    /* the session manager's defaults (session.c) when the scenario gives 0 */
+    uint64_t connect = sc->connect_timeout_ms ? sc->connect_timeout_ms : 10000;
+    uint64_t query = sc->query_timeout_ms ? sc->query_timeout_ms : 10000;
+    uint64_t cancel = 5000, close = 5000;
+    for (int k = 0; k < PGF_OP_COUNT; k++)
+        ms[k] = 0;
+    ms[PGF_OP_open] = connect;
+    ms[PGF_OP_check] = query + cancel;
+    ms[PGF_OP_cancel] = cancel;
+    ms[PGF_OP_close] = close;
+    ms[PGF_OP_invalidate] = close;
 }
 
 void pgf_run_free(pgf_run *r)

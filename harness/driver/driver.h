@@ -51,7 +51,20 @@ typedef struct pgf_run {
     uint64_t start_wall_us;
     bool interrupted;
     char harness_error[256]; /* non-empty: the harness itself failed */
+    /* Non-empty: the run could not finish -- a simulation went quiescent
+     * with operations outstanding, an operation outlived its deadline by
+     * the watchdog's grace, or a stress run passed its end plus the grace.
+     * A verdict on the session manager (exit 1), not a harness failure:
+     * the history up to that point is kept and checked. Names the
+     * operation when one is known. */
+    char stuck[512];
 } pgf_run;
+
+/* The longest each operation may take in a run of sc, in ms: its declared
+ * deadline (scenario or session defaults) -- open: connect; check: query
+ * then cancel; cancel: cancel; close/invalidate: close; acquire/release:
+ * none (0). The checker's deadline property and the watchdog use it. */
+void pgf_driver_op_deadlines_ms(const pgf_scenario *sc, uint64_t ms[PGF_OP_COUNT]);
 
 /* Run sc. Returns 0 with *out filled (even when checks will fail), or a
  * PGF_E* code with err set when the harness could not run (cannot bind,

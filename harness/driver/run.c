@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,8 +30,60 @@
 #include "pgfault/report.h"
 #include "pgfault/rules.h"
 #include "pgfault/secret.h"
+#include "pgfault/session.h"
 #include "pgfault/spec.h"
 #include "pgfault/version.h"
+
+/* Tolerance on every declared deadline: virtual time is exact in sim mode
+ * (a deadline fires at its instant); real time carries scheduling noise. */
+#define DEADLINE_TOLERANCE_SIM_MS    50
+#define DEADLINE_TOLERANCE_STRESS_MS 2000
+
+static void scenario_deadlines(const pgf_scenario *sc, pgf_check_deadlines *d)
+{
+    uint64_t ms[PGF_OP_COUNT];
+    pgf_driver_op_deadlines_ms(sc, ms);
+    memset(d, 0, sizeof *d);
+    for (int k = 1; k < PGF_OP_COUNT; k++) {
+        if (ms[k] == 0)
+            continue;
+        snprintf(d->op[d->n], sizeof d->op[0], "%s", pgf_session_op_name((pgf_sess_op)k));
+        d->ns[d->n++] = PGF_MS_NS(ms[k]);
+    }
+    d->tolerance_ns = PGF_MS_NS(sc->mode == PGF_MODE_SIM ? DEADLINE_TOLERANCE_SIM_MS
+                                                         : DEADLINE_TOLERANCE_STRESS_MS);
+}
+
+/* spec_drift: the machine compiled into the session manager against the
+ * pinned spec. Added to the checker's result as one server-wide violation
+ * naming the extra and missing rows. */
+static int add_spec_drift(const pgf_spec *pinned, pgf_check_result *res, char *err, size_t errlen)
+{
+    const char *text = pgf_session_spec_json_text();
+    pgf_spec *compiled = NULL;
+    if (text == NULL)
+        return PGF_ENOMEM;
+    int e = pgf_spec_parse(text, strlen(text), "<compiled machine.h>", &compiled, err, errlen);
+    if (e != 0)
+        return e;
+    pgf_violation v;
+    memset(&v, 0, sizeof v);
+    int nd = pgf_spec_diff(pinned, compiled, v.message, sizeof v.message);
+    pgf_spec_free(compiled);
+    if (nd == 0)
+        return 0;
+    pgf_violation *nf = realloc(res->first, (res->nfirst + 1) * sizeof *nf);
+    if (nf == NULL)
+        return PGF_ENOMEM;
+    v.kind = PGF_VIOL_SPEC_DRIFT;
+    v.session = PGF_REC_NONE;
+    v.at = PGF_CHECK_NO_RECORD;
+    res->first = nf;
+    res->first[res->nfirst++] = v;
+    res->counts[PGF_VIOL_SPEC_DRIFT] += (uint64_t)nd;
+    res->total += (uint64_t)nd;
+    return 0;
+}
 
 /* Report building is best-effort per item: a failed allocation sets the
  * report's own failure flag and the writers refuse to write a partial file. */
@@ -49,14 +102,14 @@ typedef struct outcome {
     bool unchecked;              /* --no-check: no history was recorded */
     int64_t checks_to_violation; /* health checks completed before the first violation; -1 none */
     char digest[65];
-    bool lost_output; /* history.jsonl or faults.jsonl could not be written */
+    bool lost_output;          /* history.jsonl or faults.jsonl could not be written */
     pgf_target_result *target; /* an HTTP target's own checks (target_http.h) */
 } outcome;
 
 /* path NULL: only the digest. Otherwise written atomically (the exact
  * system error in err on failure). */
 static int write_history(const pgf_scenario *sc, const pgf_rec *recs, size_t n, const char *path,
-                         char hex[65], char *err, size_t errlen)
+                         const char *deadlines_json, char hex[65], char *err, size_t errlen)
 {
     pgf_atomic_file af = {0};
     if (path != NULL) {
@@ -80,6 +133,7 @@ static int write_history(const pgf_scenario *sc, const pgf_rec *recs, size_t n, 
     m.mode = pgf_run_mode_name(sc->mode);
     m.tool = "pgfault " PGF_VERSION;
     m.spec_json = NULL;
+    m.deadlines_json = deadlines_json;
     m.wall_us = PGF_REC_NONE;
     e = pgf_hist_writer_meta(w, &m);
     for (size_t i = 0; i < n && e == 0; i++)
@@ -294,6 +348,14 @@ static bool evaluate(const pgf_scenario *sc, outcome *oc, pgf_report_scenario *r
         if (rs)
             pgf_report_add_check(rs, name, ok, ok ? NULL : "expectation", msg);
     }
+    if (r->stuck[0] != '\0') {
+        /* A verdict, after the checker's own (which name the operations
+         * that never completed, with witnesses). */
+        FAIL_AS("run finished");
+        if (rs)
+            pgf_report_add_check(rs, "run finished: every operation completed", false, "stuck",
+                                 r->stuck);
+    }
     if (r->harness_error[0] != '\0') {
         FAIL_AS("harness error");
         if (rs)
@@ -376,13 +438,19 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
         oc->lost_output = true;
         return PGF_EIO;
     }
-    e = write_history(sc, oc->recs, oc->n, hist_path, oc->digest, err, errlen);
+    pgf_check_deadlines dl;
+    scenario_deadlines(sc, &dl);
+    char *dl_json = pgf_check_deadlines_json(&dl);
+    if (dl_json == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return PGF_ENOMEM;
+    }
+    e = write_history(sc, oc->recs, oc->n, hist_path, dl_json, oc->digest, err, errlen);
+    free(dl_json);
     if (e != 0) {
         oc->lost_output = hist_path != NULL;
         return e;
     }
-    /* The driver composes the layers: the checker gets the session
-     * manager's own table as its spec (the checker knows no session). */
     pgf_spec *spec = NULL;
     /* an adapter is judged against its own machine (--spec, target.spec) */
     const char *spec_path = sc->target.kind == PGF_TARGET_EXEC
@@ -391,16 +459,18 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
     if (spec_path != NULL) {
         e = pgf_spec_load(spec_path, &spec, err, errlen);
     } else {
-        const char *spec_text = pgf_session_spec_json_text();
-        if (spec_text == NULL) {
-            snprintf(err, errlen, "out of memory building the session spec");
-            return PGF_ENOMEM;
-        }
-        e = pgf_spec_parse(spec_text, strlen(spec_text), "<session spec>", &spec, err, errlen);
+        /* the pinned, reviewed spec (docs/spec.json), never the session
+         * manager's own table: a bug that adds a row to machine.h and uses
+         * it must not be legal by construction (add_spec_drift compares) */
+        const char *spec_text = pgf_spec_pinned_json();
+        e = pgf_spec_parse(spec_text, strlen(spec_text), "docs/spec.json", &spec, err, errlen);
     }
     if (e != 0)
         return e;
-    e = pgf_check(spec, oc->recs, oc->n, NULL, &oc->check);
+    pgf_check_opts copts = {0, &dl};
+    e = pgf_check(spec, oc->recs, oc->n, &copts, &oc->check);
+    if (e == 0 && spec_path == NULL) /* our session manager: its table vs the pinned one */
+        e = add_spec_drift(spec, oc->check, err, errlen);
     pgf_spec_free(spec);
     if (e != 0) {
         snprintf(err, errlen, "checker failed: %s", pgf_strerror(e));
@@ -567,16 +637,97 @@ static char *scenario_yaml(const pgf_scenario *sc)
     return buf;
 }
 
+/* The scenario as its source describes it, before any command-line
+ * override: a built-in, a file, or one scenario of a report
+ * ("OUT/report.json#NAME"). 0 and *base filled, or an error. */
+static int load_source(const pgf_scenario *sc, pgf_scenario *base)
+{
+    char err[512];
+    const char *src = sc->source != NULL ? sc->source : "";
+    if (strncmp(src, "builtin:", 8) == 0) {
+        int i = pgf_scenario_builtin_find(src + 8);
+        if (i < 0)
+            return PGF_ENOTFOUND;
+        const char *t = pgf_scenario_builtin_text((size_t)i);
+        return pgf_scenario_load_string(t, strlen(t), src, base, err, sizeof err);
+    }
+    const char *hash = strrchr(src, '#');
+    if (hash == NULL)
+        return pgf_scenario_load_file(src, base, err, sizeof err);
+    char path[1024];
+    snprintf(path, sizeof path, "%.*s", (int)(hash - src), src);
+    json_t *rep = json_load_file(path, 0, NULL);
+    json_t *arr = json_object_get(json_object_get(rep, "config"), "scenarios");
+    int e = PGF_ENOTFOUND;
+    for (size_t i = 0; e == PGF_ENOTFOUND && i < json_array_size(arr); i++) {
+        json_t *x = json_array_get(arr, i);
+        const char *name = json_string_value(json_object_get(x, "name"));
+        const char *yaml = json_string_value(json_object_get(x, "yaml"));
+        if (name != NULL && yaml != NULL && strcmp(name, hash + 1) == 0)
+            e = pgf_scenario_load_string(yaml, strlen(yaml), src, base, err, sizeof err);
+    }
+    json_decref(rep);
+    return e;
+}
+
+static void appendf(char *buf, size_t len, size_t *k, const char *fmt, ...) PGF_PRINTF(4, 5);
+static void appendf(char *buf, size_t len, size_t *k, const char *fmt, ...)
+{
+    if (len == 0 || *k + 1 >= len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + *k, len - *k, fmt, ap);
+    va_end(ap);
+    *k = w < 0 ? len - 1 : (*k + (size_t)w < len ? *k + (size_t)w : len - 1);
+}
+
+/* The exact command that replays sc: its source, then every setting that
+ * differs from what the source says (an override, or the suite's soak
+ * slice), so the printed command gives the same digest. When the source
+ * cannot be read back, every overridable setting is spelled out. */
 static void replay_command(const pgf_scenario *sc, const pgf_run_opts *o, const char *out_dir,
                            char *buf, size_t len)
 {
     const char *self = o->replay_base ? o->replay_base : "pgfault";
-    if (sc->source != NULL && strncmp(sc->source, "builtin:", 8) != 0)
-        snprintf(buf, len, "%s run %s --seed %" PRIu64 " --mode %s --out %s/replay", self,
-                 sc->source, sc->seed, pgf_run_mode_name(sc->mode), out_dir);
+    const char *src = sc->source != NULL ? sc->source : "";
+    const char *hash = strrchr(src, '#');
+    size_t k = 0;
+#define APPEND(...) appendf(buf, len, &k, __VA_ARGS__)
+    if (strncmp(src, "builtin:", 8) == 0 || src[0] == '\0')
+        APPEND("%s run --scenario %s", self, sc->name);
+    else if (hash != NULL)
+        APPEND("%s replay %.*s --scenario %s", self, (int)(hash - src), src, hash + 1);
     else
-        snprintf(buf, len, "%s run --scenario %s --seed %" PRIu64 " --mode %s --out %s/replay",
-                 self, sc->name, sc->seed, pgf_run_mode_name(sc->mode), out_dir);
+        APPEND("%s run %s", self, src);
+    APPEND(" --seed %" PRIu64 " --mode %s", sc->seed, pgf_run_mode_name(sc->mode));
+    pgf_scenario base;
+    bool have = load_source(sc, &base) == 0;
+    if (!have || base.sessions != sc->sessions)
+        APPEND(" --sessions %u", sc->sessions);
+    if (!have || base.iterations != sc->iterations)
+        APPEND(" --iterations %u", sc->iterations);
+    if (!have || base.duration_ms != sc->duration_ms)
+        APPEND(" --duration %" PRIu64, sc->duration_ms);
+    if ((!have && sc->mode == PGF_MODE_STRESS) || (have && base.threads != sc->threads))
+        APPEND(" --threads %u", sc->threads);
+    if ((!have && sc->bugs != 0) || (have && base.bugs != sc->bugs)) {
+        APPEND(" --bugs ");
+        bool first = true;
+#define BUG_NAME(name, bit, str, doc)          \
+    if (sc->bugs & (bit)) {                    \
+        APPEND("%s%s", first ? "" : ",", str); \
+        first = false;                         \
+    }
+        PGF_BUG_MAP(BUG_NAME)
+#undef BUG_NAME
+        if (first)
+            APPEND("none");
+    }
+    APPEND(" --out %s/replay", out_dir);
+#undef APPEND
+    if (have)
+        pgf_scenario_clear(&base);
 }
 
 /* One suite run: what run_scenario() accumulates for finish_suite(). */

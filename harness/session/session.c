@@ -146,6 +146,12 @@ int pgf_session_bugs_parse(const char *list, unsigned *mask)
     return 0;
 }
 
+void pgf_session_ids_reset(void)
+{
+    atomic_store(&g_op_id, 0);
+    atomic_store(&g_session_id, 0);
+}
+
 void pgf_session_counters_get(pgf_session_counters *c)
 {
     c->sessions = atomic_load(&g_live_sessions);

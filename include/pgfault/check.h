@@ -50,7 +50,13 @@
     X(SERVER_COUNT_MISMATCH, "server_count_mismatch",                                             \
       "server counts disagree (accepted - closed vs open vs sessions_open)")                      \
     X(MISCLASSIFIED_HEALTH, "misclassified_health",                                               \
-      "a health result's reason is not the one the injected fault predicts")
+      "a health result's reason is not the one the injected fault predicts")                      \
+    X(DEADLINE_EXCEEDED, "deadline_exceeded",                                                     \
+      "an accepted op completed later than its declared deadline plus the tolerance (a stall "    \
+      "past the deadline must end in timeout, at the deadline)")                                  \
+    X(SPEC_DRIFT, "spec_drift",                                                                   \
+      "the state machine compiled into the session manager differs from the pinned, reviewed "    \
+      "spec (docs/spec.json): extra or missing transitions")
 
 typedef enum pgf_violation_kind {
 #define PGF__VIOL_ENUM(name, str, doc) PGF_VIOL_##name,
@@ -62,9 +68,31 @@ typedef enum pgf_violation_kind {
 const char *pgf_violation_name(pgf_violation_kind k);
 const char *pgf_violation_doc(pgf_violation_kind k);
 
+#define PGF_CHECK_MAX_DEADLINES 16
+
+/* Deadlines are properties: every accepted op named here must complete
+ * within deadline_ns + tolerance_ns of its invoke (record times: virtual
+ * in sim mode). Ops not named (or with 0) have no deadline. */
+typedef struct pgf_check_deadlines {
+    unsigned n;
+    char op[PGF_CHECK_MAX_DEADLINES][32];
+    uint64_t ns[PGF_CHECK_MAX_DEADLINES];
+    uint64_t tolerance_ns;
+} pgf_check_deadlines;
+
 typedef struct pgf_check_opts {
-    unsigned witness_max; /* records per witness; 0 = default (32) */
+    unsigned witness_max;                 /* records per witness; 0 = default (32) */
+    const pgf_check_deadlines *deadlines; /* NULL = deadlines not checked */
 } pgf_check_opts;
+
+/* Parse a history meta line's "deadlines" object ({"open": ms, ...,
+ * "tolerance": ms}, docs/history-format.md). Returns 0, or PGF_EPARSE
+ * with the reason in err. */
+int pgf_check_deadlines_parse(const char *json, pgf_check_deadlines *d, char *err,
+                              size_t errlen) PGF_NODISCARD;
+/* The same object as compact JSON text; caller frees with free(). NULL on
+ * ENOMEM. */
+char *pgf_check_deadlines_json(const pgf_check_deadlines *d);
 
 #define PGF_CHECK_WITNESS_DEFAULT 32
 #define PGF_CHECK_NO_RECORD       SIZE_MAX

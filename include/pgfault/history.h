@@ -91,7 +91,10 @@ typedef struct pgf_hist_meta {
     const char *tool;        /* "pgfault 0.1.0"; may be NULL */
     const char *spec_digest; /* hex SHA-256 of the canonical spec; may be NULL */
     const char *spec_json;   /* embedded spec as compact JSON text; may be NULL */
-    int64_t wall_us;         /* run start, wall clock; PGF_REC_NONE if absent */
+    /* the deadlines the run declared, compact JSON {"open": ms, ...,
+     * "tolerance": ms} (pgf_check_deadlines_parse); may be NULL */
+    const char *deadlines_json;
+    int64_t wall_us; /* run start, wall clock; PGF_REC_NONE if absent */
 } pgf_hist_meta;
 
 /* ---- streaming reader ------------------------------------------------- */

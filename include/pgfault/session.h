@@ -134,6 +134,9 @@ typedef struct pgf_session_counters {
     long cancel_threads; /* cancel requests still being sent (loop or fallback thread) */
 } pgf_session_counters;
 void pgf_session_counters_get(pgf_session_counters *c);
+/* Number op_ids and unnamed session ids from 1 again. Only between runs
+ * (no session alive): each scenario of a suite then replays exactly. */
+void pgf_session_ids_reset(void);
 
 /* ---- deliberate bugs, for testing the harness and checker ----
  * Each bit turns on one small, clearly marked wrong branch; 0 (the

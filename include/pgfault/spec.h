@@ -61,4 +61,15 @@ bool pgf_spec_error_means(const pgf_spec *s, const char *error, int code);
 /* Is from -> to listed with "op": op? */
 bool pgf_spec_transition_ok(const pgf_spec *s, int op, int from, int to);
 
+/* The pinned, reviewed spec: docs/spec.json as compiled in (static,
+ * NUL-terminated JSON). What runs check histories against. */
+const char *pgf_spec_pinned_json(void);
+
+/* Compare two specs by name (states, ops, transitions, from/to/during
+ * sets, terminal states, preemption). Returns the number of differences
+ * and writes the first ones into buf ("extra transition READY -> BUSY by
+ * cancel; missing ..."): "extra" = in `compiled` only, "missing" = in
+ * `pinned` only. 0 = same machine. */
+int pgf_spec_diff(const pgf_spec *pinned, const pgf_spec *compiled, char *buf, size_t len);
+
 #endif
