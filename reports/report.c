@@ -365,6 +365,11 @@ static void scenario_free(pgf_report_scenario *s)
         free(s->cells.items[i].action);
     }
     free(s->cells.items);
+    for (size_t i = 0; i < s->opcells.len; i++) {
+        free(s->opcells.items[i].op);
+        free(s->opcells.items[i].state);
+    }
+    free(s->opcells.items);
     for (size_t i = 0; i < s->violations.len; i++)
         free(s->violations.items[i].key);
     free(s->violations.items);
@@ -843,6 +848,31 @@ fail:
     free(c.phase);
     free(c.action);
     return PGF_ENOMEM;
+}
+
+int pgf_report_add_op_coverage(pgf_report_scenario *s, const char *op, const char *state,
+                               uint64_t calls, uint64_t refused)
+{
+    if (s == NULL || op == NULL || state == NULL)
+        return PGF_EINVAL;
+    pgf_report *r = s->report;
+    for (size_t i = 0; i < s->opcells.len; i++) {
+        pgf__opcell *x = &s->opcells.items[i];
+        if (strcmp(x->op, op) == 0 && strcmp(x->state, state) == 0) {
+            x->calls += calls;
+            x->refused += refused;
+            return 0;
+        }
+    }
+    pgf__opcell c = {NULL, NULL, calls, refused};
+    if (dup_opt(r, op, &c.op) != 0 || dup_opt(r, state, &c.state) != 0 ||
+        !VEC_PUSH_ROOM(r, s->opcells)) {
+        free(c.op);
+        free(c.state);
+        return PGF_ENOMEM;
+    }
+    s->opcells.items[s->opcells.len++] = c;
+    return 0;
 }
 
 int pgf_report_add_rule(pgf_report_scenario *s, const char *rule, const char *phase,

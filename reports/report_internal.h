@@ -94,6 +94,13 @@ typedef struct pgf__cell {
     uint64_t fired;
 } pgf__cell;
 
+/* (operation x state) coverage: calls made in that state, and how many of
+ * them were refused (PGF_EILLEGAL_STATE) */
+typedef struct pgf__opcell {
+    char *op, *state;
+    uint64_t calls, refused;
+} pgf__opcell;
+
 typedef struct pgf__kv {
     char *key;
     uint64_t n;
@@ -121,6 +128,7 @@ struct pgf_report_scenario {
     PGF__VEC(pgf__sample) samples;
     PGF__VEC(pgf__rule) rules;
     PGF__VEC(pgf__cell) cells;
+    PGF__VEC(pgf__opcell) opcells;
     PGF__VEC(pgf__kv) violations;
 };
 

@@ -257,6 +257,24 @@ static json_t *scenario_json(const pgf_report *r, const pgf_report_scenario *s, 
     }
     set(j, "coverage", cov, ok);
 
+    json_t *ocov = json_object(), *ocells = json_array();
+    for (size_t i = 0; ocells != NULL && i < s->opcells.len; i++) {
+        const pgf__opcell *c = &s->opcells.items[i];
+        json_t *o = json_object();
+        if (o != NULL) {
+            set(o, "op", json_string(c->op), ok);
+            set(o, "state", json_string(c->state), ok);
+            set(o, "calls", u64(c->calls), ok);
+            set(o, "refused", u64(c->refused), ok);
+        }
+        push(ocells, o, ok);
+    }
+    if (ocov != NULL)
+        set(ocov, "cells", ocells, ok);
+    else
+        json_decref(ocells);
+    set(j, "op_coverage", ocov, ok);
+
     json_t *v = json_object();
     for (size_t i = 0; v != NULL && i < s->violations.len; i++)
         set(v, s->violations.items[i].key, u64(s->violations.items[i].n), ok);

@@ -80,6 +80,16 @@ static const cls_case cases[] = {
      "trusty", "", "server_error", "query"},
     {"error", "08P01", RULE("phase: query, action: error, preset: protocol-violation"), "trusty",
      "", "protocol_error", "query"},
+    {"error", "08P01", RULE("phase: startup, action: error, preset: protocol-violation"), "bob",
+     "bobpw", "protocol_error", "auth"},
+    {"error", "3D000",
+     RULE("phase: startup, action: error, severity: FATAL, sqlstate: 3D000, message: 'database "
+          "\"%d\" does not exist'"),
+     "bob", "bobpw", "server_error", "auth"},
+    {"error", "3D000",
+     RULE("phase: query, action: error, severity: FATAL, sqlstate: 3D000, message: 'database "
+          "\"%d\" does not exist'"),
+     "trusty", "", "server_error", "query"},
     {"error", "XX000", RULE("phase: startup, action: error, message: boom, severity: FATAL"), "bob",
      "bobpw", "server_error", "auth"},
     /* the connection goes away */

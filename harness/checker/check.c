@@ -164,6 +164,7 @@ typedef struct ck {
     opst *ops;
     size_t nops, capops;
     u64map sess_by_id, op_by_id, fault_by_conn;
+    u64map slowed_conn; /* conn -> 1: a delay/drip/bandwidth fault fired on it */
     size_t last_server;
     bool server_violated;
     int err;
@@ -427,13 +428,18 @@ static void on_transition(ck *c, sess *s, size_t i)
     bool preempts = opi >= 0 && pgf_spec_op_preempts(sp, opi);
     for (size_t oi = s->first_active; oi != NONE_IDX; oi = c->ops[oi].next_active) {
         opst *q = &c->ops[oi];
-        if (q == actor || q->preempted_by >= 0)
+        if (q == actor)
             continue;
         if (preempts) {
-            if (q->op != opi) /* same-name preempting ops (close, close) join */
+            /* same-name preempting ops (close, close) join; a later
+             * preempter takes over (check preempted by cancel, then by
+             * close: the check may complete in CLOSING) */
+            if (q->op != opi)
                 q->preempted_by = opi;
             continue;
         }
+        if (q->preempted_by >= 0)
+            continue;
         if (kind < 0) {
             kind = PGF_VIOL_CONCURRENT_TRANSITION;
             snprintf(msg, sizeof msg,
@@ -540,19 +546,54 @@ static const char *fault_prediction(const pgf_rec *f)
     return pgf_check_predict_reason(f->action, f->sqlstate);
 }
 
+/* A fault whose effect on the stream is arbitrary (garbage bytes) makes
+ * what a later fault on the same connection does unpredictable: libpq may
+ * already be out of sync when the connection is cut. Such a connection's
+ * next health result is not checked against any prediction. */
+#define AMBIGUOUS_IDX (SIZE_MAX - 1)
+
 static void on_fault(ck *c, sess *s, size_t i)
 {
     const pgf_rec *r = &c->recs[i];
-    if (fault_prediction(r) == NULL)
+    if (fault_prediction(r) == NULL) {
+        /* A slowing fault may push whatever comes next past a deadline:
+         * on that connection, timeout is a legitimate outcome too. */
+        bool slows = r->action != NULL &&
+                     (strcmp(r->action, "delay") == 0 || strcmp(r->action, "drip") == 0 ||
+                      strcmp(r->action, "bandwidth") == 0);
+        if (slows && r->conn != PGF_REC_NONE && map_put(&c->slowed_conn, (uint64_t)r->conn, 1) < 0)
+            c->err = PGF_ENOMEM;
+        if (r->action == NULL || strcmp(r->action, "garbage") != 0)
+            return;
+        if (r->conn != PGF_REC_NONE) {
+            uint64_t cur;
+            if (!map_get(&c->fault_by_conn, (uint64_t)r->conn, &cur) || cur == NONE_IDX)
+                if (map_put(&c->fault_by_conn, (uint64_t)r->conn, AMBIGUOUS_IDX) < 0)
+                    c->err = PGF_ENOMEM;
+        }
+        if (s != NULL && s->pending_fault == NONE_IDX)
+            s->pending_fault = AMBIGUOUS_IDX;
         return;
+    }
+    /* Two faults with different predictions on one connection (a stall,
+     * then a reset already queued behind it): either may decide the
+     * outcome, so neither is held against it. */
+    const char *want = fault_prediction(r);
     if (r->conn != PGF_REC_NONE) {
         uint64_t cur;
-        if (!map_get(&c->fault_by_conn, (uint64_t)r->conn, &cur) || cur == NONE_IDX)
+        if (!map_get(&c->fault_by_conn, (uint64_t)r->conn, &cur) || cur == NONE_IDX) {
             if (map_put(&c->fault_by_conn, (uint64_t)r->conn, i) < 0)
                 c->err = PGF_ENOMEM;
+        } else if (cur != AMBIGUOUS_IDX && strcmp(fault_prediction(&c->recs[cur]), want) != 0) {
+            if (map_put(&c->fault_by_conn, (uint64_t)r->conn, AMBIGUOUS_IDX) < 0)
+                c->err = PGF_ENOMEM;
+        }
     }
     if (s != NULL && s->pending_fault == NONE_IDX)
         s->pending_fault = i;
+    else if (s != NULL && s->pending_fault != AMBIGUOUS_IDX &&
+             strcmp(fault_prediction(&c->recs[s->pending_fault]), want) != 0)
+        s->pending_fault = AMBIGUOUS_IDX;
 }
 
 static void on_health(ck *c, sess *s, size_t i)
@@ -570,10 +611,14 @@ static void on_health(ck *c, sess *s, size_t i)
     if (fault == NONE_IDX)
         fault = s->pending_fault;
     s->pending_fault = NONE_IDX;
-    if (fault == NONE_IDX || strcmp(r->reason, "ok") == 0)
+    if (fault == NONE_IDX || fault == AMBIGUOUS_IDX || strcmp(r->reason, "ok") == 0)
         return;
     const pgf_rec *f = &c->recs[fault];
     const char *want = fault_prediction(f);
+    uint64_t slowed = 0;
+    if (strcmp(r->reason, "timeout") == 0 && f->conn != PGF_REC_NONE &&
+        map_get(&c->slowed_conn, (uint64_t)f->conn, &slowed) && slowed)
+        return;
     if (strcmp(want, r->reason) != 0)
         violate(c, PGF_VIOL_MISCLASSIFIED_HEALTH, s, i, fault,
                 "health reason \"%s\", but fault %s%s%s (rule %s, line %u) predicts \"%s\"",
@@ -725,6 +770,7 @@ done:
     map_free(&c.sess_by_id);
     map_free(&c.op_by_id);
     map_free(&c.fault_by_conn);
+    map_free(&c.slowed_conn);
     if (c.err != 0) {
         pgf_check_result_free(c.res);
         return c.err;

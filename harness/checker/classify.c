@@ -20,8 +20,12 @@ static const struct {
     {"auth-fail", NULL, "auth_failed"},
     {"error", "28", "auth_failed"}, /* 28P01 invalid_password, 28000 invalid_authorization */
     {"error", "53300", "too_many_connections"},
-    {"error", "57P01", "shutting_down"}, /* admin_shutdown */
-    {"error", "57P03", "shutting_down"}, /* cannot_connect_now */
+    {"error", "57P01", "shutting_down"},  /* admin_shutdown */
+    {"error", "57P02", "shutting_down"},  /* crash_shutdown (a WARNING, then EOF) */
+    {"error", "57P03", "shutting_down"},  /* cannot_connect_now */
+    {"error", "57014", "canceled"},       /* query_canceled */
+    {"error", "08P01", "protocol_error"}, /* protocol_violation */
+    {"error", "3D000", "server_error"},   /* invalid_catalog_name: a wrong database */
     {"close", NULL, "connection_lost"},
     {"reset", NULL, "connection_lost"},
     {"truncate", NULL, "connection_lost"},

@@ -49,7 +49,13 @@ typedef struct slot {
     unsigned trig_count[PGF_SCENARIO_MAX_RACERS];
     const char *vals[16]; /* per-session copy of the conninfo values */
     char appname[32];     /* "pgf-s<id>": links server-side faults to sessions */
+    /* exploration (sc->explore): the pause between steps and what follows it */
+    pgf_timer *step;
+    int step_next; /* STEP_CHECK or STEP_CLOSE */
+    unsigned explore_count;
 } slot;
+
+enum { STEP_CHECK = 1, STEP_CLOSE = 2 };
 
 struct worker {
     run_ctx *rc;
@@ -73,7 +79,8 @@ typedef struct racer_job {
     struct racer_job *next;
     slot *sl;
     pgf_session *s;
-    const pgf_racer *r;
+    const pgf_racer *r; /* NULL: an exploration call of `op`, once */
+    pgf_sess_op op;
     uint64_t due_ns;  /* stress: real time to fire */
     pgf_timer *timer; /* sim: delayed job */
 } racer_job;
@@ -255,6 +262,20 @@ static void slot_closed(slot *sl)
     slot_next(sl);
 }
 
+/* Exploration: a seeded pause of 0-4 ms before the slot's next step, so
+ * that exploration calls land on an idle READY session too. */
+static bool explore_pause(slot *sl, int next)
+{
+    run_ctx *rc = sl->w->rc;
+    if (!rc->sc->explore)
+        return false;
+    pgf_rng g;
+    pgf_rng_init(&g, rc->sc->seed, pgf_session_id(sl->s), 0xE2000000ULL | (uint64_t)next);
+    sl->step_next = next;
+    pgf_timer_arm(sl->step, PGF_MS_NS(pgf_rng_below(&g, 5)));
+    return true;
+}
+
 static void on_check_cb(pgf_session *s, pgf_sess_op op, int err, const pgf_health *h, void *arg)
 {
     (void)s;
@@ -262,6 +283,24 @@ static void on_check_cb(pgf_session *s, pgf_sess_op op, int err, const pgf_healt
     slot *sl = arg;
     pgf_sim_activity();
     add_outcome(sl->w, reason_of(err, h), run_now(sl->w->rc) - sl->t0);
+    if (err == 0 && explore_pause(sl, STEP_CLOSE))
+        return;
+    slot_close(sl);
+}
+
+static void on_step(void *arg)
+{
+    slot *sl = arg;
+    pgf_sim_activity();
+    if (sl->s == NULL || sl->closing)
+        return;
+    if (sl->step_next == STEP_CHECK && pgf_session_check(sl->s, on_check_cb, sl) == 0)
+        return;
+    if (sl->step_next == STEP_CHECK) {
+        /* an exploration call moved the session on during the pause */
+        atomic_fetch_add(&sl->w->rc->api_errors, 1);
+        add_outcome(sl->w, PGF_HEALTH_CANCELED, run_now(sl->w->rc) - sl->t0);
+    }
     slot_close(sl);
 }
 
@@ -270,6 +309,8 @@ static void on_open_cb(pgf_session *s, pgf_sess_op op, int err, const pgf_health
     (void)op;
     slot *sl = arg;
     pgf_sim_activity();
+    if (err == 0 && explore_pause(sl, STEP_CHECK))
+        return;
     if (err == 0) {
         int rc = pgf_session_check(s, on_check_cb, sl);
         if (rc == 0)
@@ -284,6 +325,7 @@ static void on_open_cb(pgf_session *s, pgf_sess_op op, int err, const pgf_health
 }
 
 static void recorder_hook(const pgf_session_event *ev, void *arg);
+static void explore_at_new(slot *sl);
 
 static void slot_begin(slot *sl)
 {
@@ -317,7 +359,16 @@ static void slot_begin(slot *sl)
         return;
     }
     sl->t0 = run_now(rc);
+    if (rc->sc->explore)
+        explore_at_new(sl);
     e = pgf_session_open(sl->s, on_open_cb, sl);
+    if (e != 0 && rc->sc->explore) {
+        /* an exploration call at NEW closed it first: refused, as it must be */
+        atomic_fetch_add(&rc->api_errors, 1);
+        add_outcome(w, PGF_HEALTH_CANCELED, 0);
+        slot_close(sl);
+        return;
+    }
     if (e != 0) {
         snprintf(rc->res->harness_error, sizeof rc->res->harness_error,
                  "open refused on a new session: %s", pgf_strerror(e));
@@ -438,16 +489,20 @@ static void racer_call(racer_job *j)
 {
     run_ctx *rc = j->sl->w->rc;
     atomic_fetch_add(&rc->racer_fired, 1);
-    for (unsigned k = 0; k < j->r->times; k++) {
+    pgf_sess_op op = j->r != NULL ? j->r->op : j->op;
+    unsigned times = j->r != NULL ? j->r->times : 1;
+    for (unsigned k = 0; k < times; k++) {
         int e;
-        switch (j->r->op) {
+        switch (op) {
         case PGF_OP_close:
         case PGF_OP_cancel:
+        case PGF_OP_invalidate:
             /* The callback keeps the slot from freeing the session until
              * this operation is over. */
             atomic_fetch_add(&j->sl->racer_pending, 1);
-            e = j->r->op == PGF_OP_close ? pgf_session_close(j->s, racer_op_cb, j->sl)
-                                         : pgf_session_cancel(j->s, racer_op_cb, j->sl);
+            e = op == PGF_OP_close    ? pgf_session_close(j->s, racer_op_cb, j->sl)
+                : op == PGF_OP_cancel ? pgf_session_cancel(j->s, racer_op_cb, j->sl)
+                                      : pgf__session_invalidate(j->s, racer_op_cb, j->sl);
             if (e != 0)
                 atomic_fetch_sub(&j->sl->racer_pending, 1);
             break;
@@ -456,6 +511,11 @@ static void racer_call(racer_job *j)
             break;
         case PGF_OP_open:
             e = pgf_session_open(j->s, NULL, NULL);
+            break;
+        case PGF_OP_acquire:
+        case PGF_OP_release:
+            /* the pool's bookkeeping calls, validated by the session */
+            e = pgf__session_mark(j->s, op, false);
             break;
         default:
             e = PGF_EINVAL;
@@ -531,6 +591,40 @@ static void *racer_thread_main(void *arg)
     return NULL;
 }
 
+/* Hand a job to whoever calls it: a deferred event (sim; a virtual timer
+ * when delayed) or the racer thread (stress). */
+static void enqueue_job(slot *sl, racer_job *j, unsigned delay_ms)
+{
+    run_ctx *rc = sl->w->rc;
+    atomic_fetch_add(&sl->racer_pending, 1);
+    if (rc->sim) {
+        if (delay_ms == 0) {
+            if (event_base_once(sl->w->base, -1, EV_TIMEOUT, sim_job_now, j, NULL) != 0) {
+                atomic_fetch_sub(&sl->racer_pending, 1);
+                free(j);
+            }
+        } else {
+            j->timer = pgf_timer_new(sl->w->base, sim_job_fire, j);
+            if (j->timer == NULL) {
+                atomic_fetch_sub(&sl->racer_pending, 1);
+                free(j);
+                return;
+            }
+            pgf_timer_arm(j->timer, PGF_MS_NS(delay_ms));
+        }
+    } else {
+        j->due_ns = pgf_now_ns() + PGF_MS_NS(delay_ms);
+        pthread_mutex_lock(&rc->rq_lock);
+        if (rc->rq_tail)
+            rc->rq_tail->next = j;
+        else
+            rc->rq_head = j;
+        rc->rq_tail = j;
+        pthread_cond_signal(&rc->rq_cond);
+        pthread_mutex_unlock(&rc->rq_lock);
+    }
+}
+
 /* Called from the recorder hook (session mutex held): decide and enqueue,
  * never call the session here. */
 static void racers_on_transition(slot *sl, pgf_session *s, pgf_sess_state to)
@@ -557,34 +651,48 @@ static void racers_on_transition(slot *sl, pgf_session *s, pgf_sess_state to)
         j->sl = sl;
         j->s = s;
         j->r = r;
-        atomic_fetch_add(&sl->racer_pending, 1);
-        if (rc->sim) {
-            if (r->delay_ms == 0) {
-                if (event_base_once(sl->w->base, -1, EV_TIMEOUT, sim_job_now, j, NULL) != 0) {
-                    atomic_fetch_sub(&sl->racer_pending, 1);
-                    free(j);
-                }
-            } else {
-                j->timer = pgf_timer_new(sl->w->base, sim_job_fire, j);
-                if (j->timer == NULL) {
-                    atomic_fetch_sub(&sl->racer_pending, 1);
-                    free(j);
-                    continue;
-                }
-                pgf_timer_arm(j->timer, PGF_MS_NS(r->delay_ms));
-            }
-        } else {
-            j->due_ns = pgf_now_ns() + PGF_MS_NS(r->delay_ms);
-            pthread_mutex_lock(&rc->rq_lock);
-            if (rc->rq_tail)
-                rc->rq_tail->next = j;
-            else
-                rc->rq_head = j;
-            rc->rq_tail = j;
-            pthread_cond_signal(&rc->rq_cond);
-            pthread_mutex_unlock(&rc->rq_lock);
-        }
+        enqueue_job(sl, j, r->delay_ms);
     }
+}
+
+/* Exploration, the generator half: on every transition of a slot's
+ * session, with a seeded chance, call a random operation 0-3 ms later in
+ * whatever state the session is then in (forbidden ones included: they
+ * must be refused with PGF_EILLEGAL_STATE and change nothing). Same
+ * (seed, session, count) -> same call, so sim runs replay exactly. */
+#define EXPLORE_CHANCE 0.35
+static void explore_on_transition(slot *sl, pgf_session *s)
+{
+    run_ctx *rc = sl->w->rc;
+    pgf_rng g;
+    pgf_rng_init(&g, rc->sc->seed, pgf_session_id(s), 0xE1000000ULL | ++sl->explore_count);
+    if (pgf_rng_unit(&g) >= EXPLORE_CHANCE)
+        return;
+    racer_job *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return;
+    j->sl = sl;
+    j->s = s;
+    j->op = (pgf_sess_op)(1 + pgf_rng_below(&g, PGF_OP_COUNT - 1));
+    enqueue_job(sl, j, (unsigned)pgf_rng_below(&g, 4));
+}
+
+/* Exploration at NEW (no transition leads there): before its open, a
+ * fresh session sometimes gets another call first, synchronously. */
+static void explore_at_new(slot *sl)
+{
+    run_ctx *rc = sl->w->rc;
+    pgf_rng g;
+    pgf_rng_init(&g, rc->sc->seed, pgf_session_id(sl->s), 0xE3000000ULL);
+    if (pgf_rng_unit(&g) >= EXPLORE_CHANCE)
+        return;
+    static const pgf_sess_op at_new[] = {PGF_OP_check,   PGF_OP_cancel, PGF_OP_acquire,
+                                         PGF_OP_release, PGF_OP_close,  PGF_OP_invalidate};
+    racer_job j = {0};
+    j.sl = sl;
+    j.s = sl->s;
+    j.op = at_new[pgf_rng_below(&g, sizeof at_new / sizeof at_new[0])];
+    racer_call(&j);
 }
 
 /* Record a session event with the run's temp socket directory (random,
@@ -628,6 +736,8 @@ static void recorder_hook(const pgf_session_event *ev, void *arg)
     record_event(rc, ev);
     if (ev->kind == PGF_SEV_TRANSITION && rc->sc->nracers > 0 && sl->s != NULL)
         racers_on_transition(sl, sl->s, ev->to);
+    if (ev->kind == PGF_SEV_TRANSITION && rc->sc->explore && sl->s != NULL && !rc->sc->pool)
+        explore_on_transition(sl, sl->s);
 }
 
 /* The pool's sessions: record; racers act only on a session a slot has
@@ -856,7 +966,8 @@ static int make_workers(run_ctx *rc, char *err, size_t errlen)
             sl->w = w;
             sl->index = (unsigned)i + k * (unsigned)nw;
             sl->think = pgf_timer_new(w->base, sc->pool ? on_pool_think : on_think, sl);
-            if (sl->think == NULL)
+            sl->step = pgf_timer_new(w->base, on_step, sl);
+            if (sl->think == NULL || sl->step == NULL)
                 goto oom;
         }
         if (sc->pool) {
@@ -1195,6 +1306,7 @@ static void teardown(run_ctx *rc)
             if (w->slots[k].s != NULL)
                 pgf_session_free(w->slots[k].s);
             pgf_timer_free(w->slots[k].think);
+            pgf_timer_free(w->slots[k].step);
         }
         free(w->slots);
         for (int r = 0; r < PGF_HEALTH_REASON_COUNT; r++) {

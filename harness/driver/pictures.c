@@ -136,9 +136,62 @@ static void add_windows(pgf_report_scenario *rs, const pgf_fault_rules *rules, u
     }
 }
 
+/* (operation x state) coverage from the history: the state a session was
+ * in when an operation was invoked is the `to` of its last transition
+ * (NEW before any), because a session's invoke and transitions are
+ * recorded under its one mutex, in order. Session and op ids are dense per
+ * run (they restart at 1), so plain arrays index them. */
+static void add_op_coverage(const pgf_rec *recs, size_t n, pgf_report_scenario *rs)
+{
+    uint64_t calls[PGF_OP_COUNT][PGF_SESS_STATE_COUNT] = {{0}};
+    uint64_t refused[PGF_OP_COUNT][PGF_SESS_STATE_COUNT] = {{0}};
+    int64_t maxs = 0, maxo = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (recs[i].session > maxs)
+            maxs = recs[i].session;
+        if (recs[i].op_id > maxo)
+            maxo = recs[i].op_id;
+    }
+    uint8_t *st = calloc((size_t)maxs + 1, 1);
+    uint16_t *cell = calloc((size_t)maxo + 1, sizeof *cell); /* op * STATES + state + 1 */
+    if (st == NULL || cell == NULL)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        const pgf_rec *r = &recs[i];
+        if (r->session < 0 || r->op == NULL)
+            continue;
+        if (r->type == PGF_REC_TRANSITION && r->to != NULL) {
+            int to = pgf_session_state_parse(r->to);
+            if (to >= 0)
+                st[r->session] = (uint8_t)to;
+        } else if (r->type == PGF_REC_INVOKE && r->op_id >= 0) {
+            int op = pgf_session_op_parse(r->op);
+            if (op <= 0 || op >= PGF_OP_COUNT)
+                continue;
+            calls[op][st[r->session]]++;
+            cell[r->op_id] = (uint16_t)(op * PGF_SESS_STATE_COUNT + st[r->session] + 1);
+        } else if (r->type == PGF_REC_FAIL && r->op_id >= 0 && cell[r->op_id] != 0 &&
+                   r->error != NULL && strcmp(r->error, "PGF_EILLEGAL_STATE") == 0) {
+            int c = cell[r->op_id] - 1;
+            refused[c / PGF_SESS_STATE_COUNT][c % PGF_SESS_STATE_COUNT]++;
+            cell[r->op_id] = 0;
+        }
+    }
+    for (int op = 1; op < PGF_OP_COUNT; op++)
+        for (int k = 0; k < PGF_SESS_STATE_COUNT; k++)
+            if (calls[op][k] > 0)
+                ignore_(pgf_report_add_op_coverage(rs, pgf_session_op_name((pgf_sess_op)op),
+                                                   pgf_session_state_name((pgf_sess_state)k),
+                                                   calls[op][k], refused[op][k]));
+done:
+    free(st);
+    free(cell);
+}
+
 void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_check_result *ck,
                         const pgf_rec *recs, size_t n, pgf_report_scenario *rs)
 {
+    add_op_coverage(recs, n, rs);
     for (int k = 0; k < PGF_HEALTH_REASON_COUNT; k++) {
         if (r->outcomes[k] == 0)
             continue;

@@ -70,6 +70,38 @@ static recbuf *my_buf(pgf_recorder *r)
     return b;
 }
 
+/* Replace every byte that is not part of a valid UTF-8 sequence with '?'.
+ * libpq quotes what the server sent in its messages, and a garbage fault
+ * sends arbitrary bytes: the history is JSON and must stay writable (the
+ * explore scenario found this). */
+static void utf8_sanitize(char *p)
+{
+    unsigned char *u = (unsigned char *)p;
+    while (*u != 0) {
+        size_t n = *u < 0x80           ? 1
+                   : (*u >> 5) == 0x6  ? 2
+                   : (*u >> 4) == 0xe  ? 3
+                   : (*u >> 3) == 0x1e ? 4
+                                       : 0;
+        bool ok = n > 0 && !(n == 2 && *u < 0xc2) && !(n == 4 && *u > 0xf4);
+        for (size_t k = 1; ok && k < n; k++)
+            ok = (u[k] & 0xc0) == 0x80;
+        if (ok && n == 3) {
+            unsigned cp = ((u[0] & 0x0fu) << 12) | ((u[1] & 0x3fu) << 6) | (u[2] & 0x3fu);
+            ok = cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff);
+        }
+        if (ok && n == 4) {
+            unsigned cp = ((u[0] & 0x07u) << 18) | ((u[1] & 0x3fu) << 12);
+            ok = cp >= 0x10000 && cp <= 0x10ffff;
+        }
+        if (!ok) {
+            *u++ = '?';
+            continue;
+        }
+        u += n;
+    }
+}
+
 static const char *intern(recbuf *b, const char *s)
 {
     if (s == NULL)
@@ -87,6 +119,7 @@ static const char *intern(recbuf *b, const char *s)
     }
     char *p = b->arena->data + b->arena->used;
     memcpy(p, s, len);
+    utf8_sanitize(p);
     b->arena->used += len;
     return p;
 }

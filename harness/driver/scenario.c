@@ -355,10 +355,12 @@ static bool parse_workload(vctx *v, const pgf_doc *n, pgf_scenario *sc)
 {
     static const char *const keys[] = {
         "sessions",           "threads",          "iterations", "duration_ms", "query", "think_ms",
-        "connect_timeout_ms", "query_timeout_ms", "pool"};
-    if (!only_keys(v, n, "'workload'", keys, 9))
+        "connect_timeout_ms", "query_timeout_ms", "pool",       "explore"};
+    if (!only_keys(v, n, "'workload'", keys, 10))
         return false;
     const pgf_doc *x;
+    if ((x = pgf_doc_get(n, "explore")) && !get_bool(v, x, "explore", &sc->explore))
+        return false;
     if ((x = pgf_doc_get(n, "sessions")) && !get_uns(v, x, "sessions", 1, 100000, &sc->sessions))
         return false;
     if ((x = pgf_doc_get(n, "threads")) && !get_uns(v, x, "threads", 0, 256, &sc->threads))
@@ -842,6 +844,8 @@ void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
     yq(f, sc->query);
     fprintf(f, "\n  think_ms: %u\n  connect_timeout_ms: %u\n  query_timeout_ms: %u\n", sc->think_ms,
             sc->connect_timeout_ms, sc->query_timeout_ms);
+    if (sc->explore)
+        fprintf(f, "  explore: true\n");
     if (sc->pool)
         fprintf(f, "  pool: {size: %u, overflow: %u, timeout_ms: %u, pre_ping: %s}\n",
                 sc->pool_size, sc->pool_overflow, sc->pool_timeout_ms,

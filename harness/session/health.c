@@ -96,6 +96,7 @@ static const struct text_rule {
     {"no connection to the server", PGF_HEALTH_CONNECTION_LOST, ""},
     {"connection freed by close", PGF_HEALTH_CONNECTION_LOST, ""},
     {"expected authentication request from server", PGF_HEALTH_PROTOCOL_ERROR, ""},
+    {"invalid frontend message type", PGF_HEALTH_PROTOCOL_ERROR, "08P01"},
     {"not supported", PGF_HEALTH_PROTOCOL_ERROR, ""},
     {"invalid message", PGF_HEALTH_PROTOCOL_ERROR, ""},
     {"unexpected message", PGF_HEALTH_PROTOCOL_ERROR, ""},

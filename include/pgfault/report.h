@@ -201,6 +201,12 @@ PGF_NODISCARD int pgf_report_add_sample(pgf_report_scenario *s, pgf_report_outco
  * Rules with count 0 at write time are listed as never fired. */
 PGF_NODISCARD int pgf_report_add_rule(pgf_report_scenario *s, const char *rule, const char *phase,
                                       const char *action, uint64_t fired);
+/* Operation coverage: add `calls` (of which `refused` were refused with
+ * PGF_EILLEGAL_STATE) to the operation x state cell -- the state the
+ * session was in when the operation was called. report.json:
+ * scenarios[].op_coverage.cells[] = {op, state, calls, refused}. */
+PGF_NODISCARD int pgf_report_add_op_coverage(pgf_report_scenario *s, const char *op,
+                                             const char *state, uint64_t calls, uint64_t refused);
 /* Fault-site coverage: add `fired` to the phase x action cell. Use count 0
  * to make a phase or action appear in the table even though nothing fired. */
 PGF_NODISCARD int pgf_report_add_coverage(pgf_report_scenario *s, const char *phase,

@@ -108,6 +108,11 @@ typedef struct pgf_scenario {
     bool pool;
     unsigned pool_size, pool_overflow, pool_timeout_ms;
     bool pre_ping;
+    /* systematic exploration (driver.c): every client pauses between its
+     * steps and, at seeded random moments, calls a random operation
+     * (open, check, cancel, close, acquire, release, invalidate) in
+     * whatever state the session is in, forbidden ones included */
+    bool explore;
 
     int nracers;
     pgf_racer racers[PGF_SCENARIO_MAX_RACERS];

@@ -28,7 +28,7 @@ check_invalid() { # FILE MESSAGE
     [ ! -e "$TMP/inv-out" ] || fail "$f: a run started (output directory exists)"
     rm -rf "$TMP/inv-out"
 }
-check_invalid invalid-unknown-key.yaml "4:3: unknown key 'sesions' in 'workload' (expected one of: sessions, threads, iterations, duration_ms, query, think_ms, connect_timeout_ms, query_timeout_ms, pool)"
+check_invalid invalid-unknown-key.yaml "4:3: unknown key 'sesions' in 'workload' (expected one of: sessions, threads, iterations, duration_ms, query, think_ms, connect_timeout_ms, query_timeout_ms, pool, explore)"
 check_invalid invalid-wrong-type.yaml "4:13: 'sessions' must be an integer in [1, 100000], got 'many'"
 check_invalid invalid-out-of-range.yaml "5:49: 'probability' out of range: 1.5 (expected 0..1)"
 check_invalid invalid-missing-required.yaml "2:1: a scenario needs 'name'"
