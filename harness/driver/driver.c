@@ -177,6 +177,7 @@ static pgf_health_reason reason_of(int err, const pgf_health *h)
 
 static void slot_begin(slot *sl);
 static void slot_closed(slot *sl);
+static void explore_in_callback(slot *sl, pgf_session *s);
 
 static bool slot_should_stop(slot *sl)
 {
@@ -283,6 +284,7 @@ static void on_check_cb(pgf_session *s, pgf_sess_op op, int err, const pgf_healt
     slot *sl = arg;
     pgf_sim_activity();
     add_outcome(sl->w, reason_of(err, h), run_now(sl->w->rc) - sl->t0);
+    explore_in_callback(sl, s);
     if (err == 0 && explore_pause(sl, STEP_CLOSE))
         return;
     slot_close(sl);
@@ -309,6 +311,7 @@ static void on_open_cb(pgf_session *s, pgf_sess_op op, int err, const pgf_health
     (void)op;
     slot *sl = arg;
     pgf_sim_activity();
+    explore_in_callback(sl, s);
     if (err == 0 && explore_pause(sl, STEP_CHECK))
         return;
     if (err == 0) {
@@ -661,12 +664,14 @@ static void racers_on_transition(slot *sl, pgf_session *s, pgf_sess_state to)
  * must be refused with PGF_EILLEGAL_STATE and change nothing). Same
  * (seed, session, count) -> same call, so sim runs replay exactly. */
 #define EXPLORE_CHANCE 0.35
-static void explore_on_transition(slot *sl, pgf_session *s)
+static void explore_on_transition(slot *sl, pgf_session *s, pgf_sess_state to)
 {
     run_ctx *rc = sl->w->rc;
     pgf_rng g;
     pgf_rng_init(&g, rc->sc->seed, pgf_session_id(s), 0xE1000000ULL | ++sl->explore_count);
-    if (pgf_rng_unit(&g) >= EXPLORE_CHANCE)
+    /* the short-lived states get a call every time, or they go unexplored */
+    bool rare = to == PGF_SESS_CANCELING || to == PGF_SESS_CONNECTING_PARAMS;
+    if (pgf_rng_unit(&g) >= (rare ? 1.0 : EXPLORE_CHANCE))
         return;
     racer_job *j = calloc(1, sizeof *j);
     if (j == NULL)
@@ -674,7 +679,30 @@ static void explore_on_transition(slot *sl, pgf_session *s)
     j->sl = sl;
     j->s = s;
     j->op = (pgf_sess_op)(1 + pgf_rng_below(&g, PGF_OP_COUNT - 1));
-    enqueue_job(sl, j, (unsigned)pgf_rng_below(&g, 4));
+    /* half at once (the next loop pass: short-lived states such as
+     * CANCELING), half 1-3 ms later */
+    unsigned delay = pgf_rng_below(&g, 2) == 0 ? 0 : 1 + (unsigned)pgf_rng_below(&g, 3);
+    enqueue_job(sl, j, delay);
+}
+
+/* Exploration from inside a completion callback, as application code
+ * reacting to a result does: the session may be mid-close (CLOSING: close
+ * completes the operations it aborts before it finishes), FAILED or
+ * READY. The call is made synchronously, on the loop. */
+static void explore_in_callback(slot *sl, pgf_session *s)
+{
+    run_ctx *rc = sl->w->rc;
+    if (!rc->sc->explore || rc->sc->pool)
+        return;
+    pgf_rng g;
+    pgf_rng_init(&g, rc->sc->seed, pgf_session_id(s), 0xE4000000ULL | ++sl->explore_count);
+    if (pgf_rng_unit(&g) >= EXPLORE_CHANCE)
+        return;
+    racer_job j = {0};
+    j.sl = sl;
+    j.s = s;
+    j.op = (pgf_sess_op)(1 + pgf_rng_below(&g, PGF_OP_COUNT - 1));
+    racer_call(&j);
 }
 
 /* Exploration at NEW (no transition leads there): before its open, a
@@ -737,7 +765,7 @@ static void recorder_hook(const pgf_session_event *ev, void *arg)
     if (ev->kind == PGF_SEV_TRANSITION && rc->sc->nracers > 0 && sl->s != NULL)
         racers_on_transition(sl, sl->s, ev->to);
     if (ev->kind == PGF_SEV_TRANSITION && rc->sc->explore && sl->s != NULL && !rc->sc->pool)
-        explore_on_transition(sl, sl->s);
+        explore_on_transition(sl, sl->s, ev->to);
 }
 
 /* The pool's sessions: record; racers act only on a session a slot has
@@ -937,6 +965,12 @@ static void build_conninfo(run_ctx *rc)
     rc->vals[n] = NULL;
 }
 
+static uint64_t next_session_id(void *arg)
+{
+    run_ctx *rc = arg;
+    return atomic_fetch_add(&rc->next_session_id, 1) + 1;
+}
+
 static int make_workers(run_ctx *rc, char *err, size_t errlen)
 {
     const pgf_scenario *sc = rc->sc;
@@ -985,6 +1019,9 @@ static int make_workers(run_ctx *rc, char *err, size_t errlen)
             po.acquire_timeout_ms = sc->pool_timeout_ms;
             po.pre_ping = sc->pre_ping;
             po.seed = sc->seed + (uint64_t)i;
+            po.app_prefix = "pgf-s"; /* links the server's faults to pooled sessions */
+            po.next_id = next_session_id;
+            po.next_id_arg = rc;
             if (pgf_pool_new(w->base, &po, &w->pool) != 0)
                 goto oom;
         }

@@ -5,6 +5,7 @@
 #include "pgfault/timer.h"
 
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -211,6 +212,26 @@ static void dispatch(pgf_pool *p)
             return;
         pgf_session_opts so = p->o.session;
         so.id = 0;
+        const char *vals[32];
+        char app[64];
+        if (p->o.app_prefix != NULL && p->o.next_id != NULL) {
+            /* the session copies its conninfo: a stack copy will do */
+            size_t n = 0;
+            while (n + 1 < sizeof vals / sizeof vals[0] && so.keywords[n] != NULL) {
+                vals[n] = so.values[n];
+                if (strcmp(so.keywords[n], "application_name") == 0) {
+                    so.id = p->o.next_id(p->o.next_id_arg);
+                    snprintf(app, sizeof app, "%s%llu", p->o.app_prefix, (unsigned long long)so.id);
+                    vals[n] = app;
+                }
+                n++;
+            }
+            vals[n] = NULL;
+            if (so.keywords[n] == NULL)
+                so.values = vals;
+            else
+                so.id = 0; /* too many keywords to copy: keep the template */
+        }
         if (pgf_session_new(p->base, &so, &slot->s) != 0) {
             struct waiter *w = pop_waiter(p);
             pgf_health h;

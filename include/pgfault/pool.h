@@ -38,6 +38,15 @@ typedef struct pgf_pool_opts {
     unsigned auth_backoff_base_ms; /* 0 = 500 */
     unsigned auth_backoff_cap_ms;  /* 0 = 30000 */
     uint64_t seed;                 /* backoff jitter stream */
+    /* Per-connection application_name: when app_prefix is set, every new
+     * connection takes its session id from next_id(next_id_arg) and the
+     * application_name "<app_prefix><id>" (in place of the template's),
+     * so a fault the server injects names the pooled session it hit and
+     * its health result can be checked against it. NULL = the template's
+     * name and ids. */
+    const char *app_prefix;
+    uint64_t (*next_id)(void *arg);
+    void *next_id_arg;
 } pgf_pool_opts;
 
 /* Acquire result: s is checked out to the caller (err 0), or NULL with err
