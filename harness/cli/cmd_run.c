@@ -113,7 +113,7 @@ static int run_main(int argc, char **argv, bool replay)
     const char *names[MAX_SCENARIOS];
     int nnames = 0;
     bool list = false, list_json = false, explain = false, quiet = false, shrink = false,
-         no_check = false;
+         no_check = false, fail_fast = false;
     bool have_seed = false, have_mode = false, have_sessions = false, have_iter = false,
          have_dur = false, have_threads = false, have_bugs = false;
     uint64_t seed = 0, sessions = 0, iterations = 0, duration = 0, threads = 0;
@@ -201,6 +201,9 @@ static int run_main(int argc, char **argv, bool replay)
         }
         case 'k':
             shrink = true;
+            break;
+        case 'F':
+            fail_fast = true;
             break;
         case 'N':
             no_check = true;
@@ -460,6 +463,7 @@ static int run_main(int argc, char **argv, bool replay)
     ro.out_dir = out ? out : (replay ? "out/replay" : "out");
     ro.quiet = quiet;
     ro.shrink = shrink;
+    ro.fail_fast = fail_fast;
     ro.no_check = no_check;
     ro.spec_path = spec_path;
     ro.console = stdout;

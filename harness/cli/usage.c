@@ -89,6 +89,7 @@ static const pgf__cli_row run_opts[] = {
     {"bugs", "LIST", 'b', "turn on deliberate session-manager bugs (comma list)"},
     {"out", "DIR", 'o', "where reports go (default out/)"},
     {"shrink", NULL, 'k', "on failure, search a smaller reproduction (sim mode)"},
+    {"fail-fast", NULL, 'F', "stop after the first scenario that fails"},
     {"no-check", NULL, 'N', "record and check nothing (to measure their overhead)"},
     {"spec", "FILE", 'P', "an adapter target's state machine (docs/adapter-protocol.md)"},
     {"explain", NULL, 'e', "print the resolved scenarios, defaults included, and exit"},

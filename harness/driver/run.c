@@ -986,6 +986,11 @@ int pgf_run_suite(pgf_scenario *const *scs, int n, const pgf_run_opts *o)
         }
         if (!run_scenario(&st, scs[i], n))
             break;
+        if (o->fail_fast && st.exit_code != 0) {
+            if (st.con && i + 1 < n)
+                fprintf(st.con, "--fail-fast: %d scenario(s) not run\n", n - i - 1);
+            break;
+        }
     }
     finish_suite(&st, scs, n);
     pgf_outdir_free(st.od);

@@ -780,6 +780,13 @@ static void do_close(pgf_session *s)
     pgf_health h;
     canceled_health(s, &h, op == PGF_OP_close ? "closed" : "invalidated");
     snprintf(h.phase, sizeof h.phase, "closing");
+    /* BUG (PGF_BUG_LOST_COMPLETION): the aborted open is forgotten, its
+     * slot cleared without a completion or a callback. */
+    if (bug(s, PGF_BUG_LOST_COMPLETION) && op_active(s, PGF_OP_open)) {
+        pthread_mutex_lock(&s->mu);
+        memset(&s->main, 0, sizeof s->main);
+        pthread_mutex_unlock(&s->mu);
+    }
     complete(s, PGF_OP_open, PGF_ECANCELED, &h);
     complete(s, PGF_OP_check, PGF_ECANCELED, &h);
     complete(s, PGF_OP_cancel, PGF_ECANCELED, &h);

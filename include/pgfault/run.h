@@ -24,6 +24,7 @@ typedef struct pgf_run_opts {
     const char *const *argv_echo; /* the command line, for the report */
     const char *spec_path;        /* --spec: an adapter target's state machine (overrides
                                      target.spec) */
+    bool fail_fast;               /* stop after the first scenario that fails */
 } pgf_run_opts;
 
 /* Run n scenarios (borrowed) as one suite; writes the reports and returns
