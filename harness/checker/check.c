@@ -589,9 +589,19 @@ static void on_fault(ck *c, sess *s, size_t i)
                 c->err = PGF_ENOMEM;
         }
     }
-    if (s != NULL && s->pending_fault == NONE_IDX)
+    /* the connection's earlier faults (at accept, before the session was
+     * known) count for the session too: health records name no conn */
+    uint64_t conn_now = NONE_IDX;
+    bool conn_ambiguous = r->conn != PGF_REC_NONE &&
+                          map_get(&c->fault_by_conn, (uint64_t)r->conn, &conn_now) &&
+                          conn_now == AMBIGUOUS_IDX;
+    if (s == NULL)
+        return;
+    if (conn_ambiguous)
+        s->pending_fault = AMBIGUOUS_IDX;
+    else if (s->pending_fault == NONE_IDX)
         s->pending_fault = i;
-    else if (s != NULL && s->pending_fault != AMBIGUOUS_IDX &&
+    else if (s->pending_fault != AMBIGUOUS_IDX &&
              strcmp(fault_prediction(&c->recs[s->pending_fault]), want) != 0)
         s->pending_fault = AMBIGUOUS_IDX;
 }
