@@ -34,7 +34,8 @@ set(_pgf_bugs
   "callback-twice|incident|double_completion|--iterations 3"
   "auth-as-connection-lost|rotated-password|misclassified_health|--iterations 15"
   "failed-returned-to-pool|pool-exhaustion|illegal_start|--iterations 5"
-  "release-after-close|pool-exhaustion|use_after_close|--iterations 10")
+  "release-after-close|pool-exhaustion|use_after_close|--iterations 10"
+  "lost-completion|incident|missing_completion|--iterations 3")
 foreach(row ${_pgf_bugs})
   string(REPLACE "|" ";" _r "${row}")
   list(GET _r 0 _bug)
