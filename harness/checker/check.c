@@ -149,6 +149,8 @@ typedef struct opst {
     uint8_t status;
     bool done;
     bool moved;
+    bool ended; /* its own transition entered one of its `to` states */
+    int end_state;
     bool flagged; /* a violation was already charged to this op */
 } opst;
 
@@ -424,6 +426,25 @@ static void on_transition(ck *c, sess *s, size_t i)
                  who, pgf_spec_op_name(sp, actor->preempted_by));
     }
 
+    /* An op that already entered one of its end states by its own
+     * transition has nothing left to do but complete: another op moving
+     * the session first means its completion was lost (or held back until
+     * a close came to abort it). */
+    bool mover_preempts = opi >= 0 && pgf_spec_op_preempts(sp, opi); /* else: the incident */
+    for (size_t oi = s->first_active; oi != NONE_IDX && kind < 0 && mover_preempts;
+         oi = c->ops[oi].next_active) {
+        opst *q = &c->ops[oi];
+        if (q == actor || !q->ended || q->flagged)
+            continue;
+        kind = PGF_VIOL_LATE_COMPLETION;
+        snprintf(msg, sizeof msg,
+                 "%s -> %s by %s while %s#%" PRId64 " had reached its end state %s but not "
+                 "completed",
+                 r->from, r->to, who, pgf_spec_op_name(sp, q->op), q->op_id,
+                 state_str(c, q->end_state));
+        q->flagged = true;
+    }
+
     /* Every other op in progress: preempted, joined, or the incident. */
     bool preempts = opi >= 0 && pgf_spec_op_preempts(sp, opi);
     for (size_t oi = s->first_active; oi != NONE_IDX; oi = c->ops[oi].next_active) {
@@ -447,8 +468,14 @@ static void on_transition(ck *c, sess *s, size_t i)
                      r->from, r->to, who, pgf_spec_op_name(sp, q->op), q->op_id, r->op);
         }
     }
-    if (actor != NULL)
+    if (actor != NULL) {
         actor->moved = true;
+        if (to >= 0 && actor->op >= 0 && actor->status == OP_LEGAL &&
+            pgf_spec_op_ends_in(sp, actor->op, to) && !pgf_spec_op_passes(sp, actor->op, to)) {
+            actor->ended = true;
+            actor->end_state = to;
+        }
+    }
     s->state = to; /* STATE_UNKNOWN (-1) when the name is unknown: resync later */
     if (kind >= 0)
         violate(c, (pgf_violation_kind)kind, s, i, NONE_IDX, "%s", msg);

@@ -39,6 +39,9 @@
       "a transition attributed to an op_id that is not in progress")                              \
     X(NOT_CLOSED, "not_closed", "a session did not end in a terminal state")                      \
     X(MISSING_COMPLETION, "missing_completion", "an invoked op never completed")                  \
+    X(LATE_COMPLETION, "late_completion",                                                         \
+      "an op reached its end state by its own transition, but another op changed the state "      \
+      "before it completed (its completion lost, or held back until a close aborted it)")         \
     X(DOUBLE_COMPLETION, "double_completion", "an op completed more than once")                   \
     X(UNMATCHED_COMPLETION, "unmatched_completion",                                               \
       "a completion with no matching invoke (unknown op_id, other session or op)")                \
