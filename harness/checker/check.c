@@ -149,7 +149,8 @@ typedef struct opst {
     uint8_t status;
     bool done;
     bool moved;
-    bool ended; /* its own transition entered one of its `to` states */
+    bool busy_start; /* illegal start: another op was in progress */
+    bool ended;      /* its own transition entered one of its `to` states */
     int end_state;
     bool flagged; /* a violation was already charged to this op */
 } opst;
@@ -345,6 +346,12 @@ static void on_invoke(ck *c, sess *s, size_t i)
     } else if (!pgf_spec_op_may_start(c->spec, o->op, s->state)) {
         o->status = OP_ILLEGAL_START;
         return;
+    } else if (!pgf_spec_op_preempts(c->spec, o->op) && s->first_active != NONE_IDX) {
+        /* a non-preempting op may start only while nothing else is in
+         * progress (a release in the middle of a check) */
+        o->status = OP_ILLEGAL_START;
+        o->busy_start = true;
+        return;
     } else {
         o->status = OP_LEGAL;
     }
@@ -534,9 +541,12 @@ static void on_completion(ck *c, sess *s, size_t i)
     case OP_ILLEGAL_START:
         if (!illegal_err && !o->flagged)
             violate(c, PGF_VIOL_ILLEGAL_START, s, i, NONE_IDX,
-                    "%s#%" PRId64 " started outside its `from` states completed %s (error %s); "
-                    "it must fail with PGF_EILLEGAL_STATE",
-                    name, o->op_id, type, err);
+                    "%s#%" PRId64 " started %s completed %s (error %s); it must fail with "
+                    "PGF_EILLEGAL_STATE",
+                    name, o->op_id,
+                    o->busy_start ? "while another op was in progress"
+                                  : "outside its `from` states",
+                    type, err);
         return;
     case OP_LEGAL:
         break;
