@@ -37,7 +37,7 @@
 /* Tolerance on every declared deadline: virtual time is exact in sim mode
  * (a deadline fires at its instant); real time carries scheduling noise. */
 #define DEADLINE_TOLERANCE_SIM_MS    50
-#define DEADLINE_TOLERANCE_STRESS_MS 2000
+#define DEADLINE_TOLERANCE_STRESS_MS 5000
 
 static void scenario_deadlines(const pgf_scenario *sc, pgf_check_deadlines *d)
 {
