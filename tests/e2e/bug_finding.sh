@@ -60,7 +60,7 @@ grep -q "never completed: open#" "$TMP/stuck.log" || fail "lost completion: the 
     fail "pgfault check on the stuck history does not find missing_completion"
 
 # ---- 2. exact replays ----
-common=(--seed 3 --iterations 2 --bugs callback-twice)
+common=(--seed 3 --iterations 2 --sessions 4 --bugs callback-twice)
 rc=$(run "$TMP/suite.log" run --scenario incident --scenario cancel-race "${common[@]}" --out "$TMP/suite")
 [ "$rc" = 1 ] || fail "suite with --bugs callback-twice: exit $rc, want 1"
 d_suite=$(field "$TMP/suite/report.json" cancel-race digest)
@@ -71,7 +71,9 @@ d_alone=$(field "$TMP/alone/report.json" cancel-race digest)
 cmd=$(field "$TMP/suite/report.json" incident replay_command)
 case "$cmd" in *"--bugs callback-twice"*"--out $TMP/suite/replay"*) ;;
 *) fail "printed command lacks --bugs or --out: $cmd" ;; esac
-case "$cmd" in *"--iterations 2"*) ;; *) fail "printed command lacks --iterations: $cmd" ;; esac
+for o in "--iterations 2" "--sessions 4" "--seed 3" "--mode sim"; do
+    case "$cmd" in *"$o"*) ;; *) fail "printed command lacks $o: $cmd" ;; esac
+done
 eval "\"\$PGFAULT\" ${cmd#pgfault }" >"$TMP/r1.log" 2>&1
 rc=$?
 [ "$rc" = 1 ] || fail "the printed command '$cmd': exit $rc, want 1"
