@@ -296,8 +296,12 @@ static void on_step(void *arg)
     pgf_sim_activity();
     if (sl->s == NULL || sl->closing)
         return;
-    if (sl->step_next == STEP_CHECK && pgf_session_check(sl->s, on_check_cb, sl) == 0)
+    if (sl->step_next == STEP_CHECK && pgf_session_check(sl->s, on_check_cb, sl) == 0) {
+        /* a second caller right behind the first: the check is in
+         * progress but not started (the session is still READY) */
+        explore_in_callback(sl, sl->s);
         return;
+    }
     if (sl->step_next == STEP_CHECK) {
         /* an exploration call moved the session on during the pause */
         atomic_fetch_add(&sl->w->rc->api_errors, 1);
@@ -688,7 +692,9 @@ static void explore_on_transition(slot *sl, pgf_session *s, pgf_sess_state to)
 /* Exploration from inside a completion callback, as application code
  * reacting to a result does: the session may be mid-close (CLOSING: close
  * completes the operations it aborts before it finishes), FAILED or
- * READY. The call is made synchronously, on the loop. */
+ * READY; and right after the slot's own check call, while that check is
+ * in progress but not started. The call is made synchronously, on the
+ * loop. */
 static void explore_in_callback(slot *sl, pgf_session *s)
 {
     run_ctx *rc = sl->w->rc;
