@@ -515,7 +515,11 @@ static void on_completion(ck *c, sess *s, size_t i)
     if (o->status == OP_LEGAL)
         active_remove(c, s, oi);
     const char *err = r->error != NULL ? r->error : "-";
-    if (o->status == OP_LEGAL && o->op >= 0 && o->op < 64 && c->dl_ns[o->op] >= 0) {
+    /* A preempted op ends when its preempter gets to it (a check canceled
+     * near its deadline waits for the cancel): the preempter's own
+     * deadline bounds that. */
+    if (o->status == OP_LEGAL && o->preempted_by < 0 && o->op >= 0 && o->op < 64 &&
+        c->dl_ns[o->op] >= 0) {
         uint64_t t0 = c->recs[o->invoke_rec].time_ns, limit = (uint64_t)c->dl_ns[o->op];
         uint64_t took = r->time_ns > t0 ? r->time_ns - t0 : 0;
         if (took > limit + c->dl->tolerance_ns) {

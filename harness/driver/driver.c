@@ -1501,7 +1501,7 @@ void pgf_driver_op_deadlines_ms(const pgf_scenario *sc, uint64_t ms[PGF_OP_COUNT
     for (int k = 0; k < PGF_OP_COUNT; k++)
         ms[k] = 0;
     ms[PGF_OP_open] = connect;
-    ms[PGF_OP_check] = query + cancel;
+    ms[PGF_OP_check] = query; /* a canceled check: preempted, see check.c */
     ms[PGF_OP_cancel] = cancel;
     ms[PGF_OP_close] = close;
     ms[PGF_OP_invalidate] = close;

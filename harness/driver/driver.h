@@ -61,9 +61,11 @@ typedef struct pgf_run {
 } pgf_run;
 
 /* The longest each operation may take in a run of sc, in ms: its declared
- * deadline (scenario or session defaults) -- open: connect; check: query
- * then cancel; cancel: cancel; close/invalidate: close; acquire/release:
- * none (0). The checker's deadline property and the watchdog use it. */
+ * deadline (scenario or session defaults) -- open: connect; check: query;
+ * cancel: cancel; close/invalidate: close; acquire/release: none (0). A
+ * preempted operation ends at its preempter's pace (the checker does not
+ * hold it to its own deadline). The checker's deadline property and the
+ * watchdog use it. */
 void pgf_driver_op_deadlines_ms(const pgf_scenario *sc, uint64_t ms[PGF_OP_COUNT]);
 
 /* Run sc. Returns 0 with *out filled (even when checks will fail), or a
