@@ -1210,6 +1210,11 @@ static int sim_run(run_ctx *rc, char *err, size_t errlen)
          * does the fake. Let simulated time reach its end. */
         if (!pgf_simclock_advance(rc->clock))
             break;
+        /* quiescent with connections still open at the server: let its
+         * own timers run (output a delay fault holds back, then the close
+         * the client's EOF asked for) */
+        if (pgf_sim_activity_count() == a0 && !pgf_simclock_advance(rc->clock))
+            break;
     }
     return 0;
 }
