@@ -150,6 +150,8 @@ static bool load_entry(json_t *doc, cat_entry *e)
     for (int i = 0; i < e->nptypes; i++)
         e->ptypes[i] = (uint32_t)json_integer_value(json_array_get(pt, (size_t)i));
     e->ncols = (int)json_array_size(cols);
+    if (e->ncols > PGF_SQL_MAX_TABLE_COLS)
+        return false;
     e->cols = alloc_or_die((size_t)e->ncols, sizeof *e->cols);
     e->order_col = -1;
     const char *order = json_string_value(json_object_get(doc, "merge_order_desc"));

@@ -105,6 +105,9 @@ static void fill_ctx(pgf__conn *c, pgf_fault_ctx *ctx, uint8_t msg_type)
     ctx->query = c->cur_query;
     ctx->msg_type = msg_type;
     ctx->elapsed_ns = pgf__server_elapsed_ns(c->srv);
+    ctx->backend_pid = c->key_sent ? c->pid : 0;
+    ctx->client_socket = c->is_unix ? c->srv->unix_path : NULL;
+    ctx->wall_us = pgf_wall_us();
 }
 
 void pgf__conn_note(pgf__conn *c, pgf_server_conn_note note, bool auth_ok, const char *why)

@@ -75,6 +75,7 @@ struct pgf__conn {
     uint64_t id;
     int fd;
     bool is_unix;
+    bool key_sent; /* BackendKeyData queued: fault records carry the pid */
     char peer[64];
     enum conn_state state;
     bool ssl_answered;

@@ -1040,8 +1040,9 @@ static void run(pgf_sql_session *s, const char *stmt, size_t len, const char *co
     }
     /* What the hand-written answers refuse may be a statement an
      * application stack sends on connect: PostgreSQL's recorded answer. */
-    if (r->kind == PGF_SQL_ERROR && strcmp(r->error.sqlstate, "0A000") == 0 &&
-        (is_word(t, "select") || is_word(t, "with"))) {
+    bool refused = r->kind == PGF_SQL_ERROR && strcmp(r->error.sqlstate, "0A000") == 0;
+    bool described_blind = describe_only && r->kind == PGF_SQL_COMMAND && is_word(t, "with");
+    if ((refused || described_blind) && (is_word(t, "select") || is_word(t, "with"))) {
         if (norm == NULL)
             norm = pgf_sql_normalize(stmt, len);
         pgf_sql_result rec;

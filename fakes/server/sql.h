@@ -18,9 +18,10 @@
 #include "pgfault/answers.h"
 #include "pgfault/proto.h"
 
-#define PGF_SQL_MAX_GUCS    48
-#define PGF_SQL_MAX_COLS    4
-#define PGF_SQL_MAX_REPORTS 13 /* GUCs PostgreSQL reports with ParameterStatus */
+#define PGF_SQL_MAX_GUCS       48
+#define PGF_SQL_MAX_COLS       4
+#define PGF_SQL_MAX_TABLE_COLS 64 /* columns of a table answer (catalog, canned) */
+#define PGF_SQL_MAX_REPORTS    13 /* GUCs PostgreSQL reports with ParameterStatus */
 
 /* One value of a result row too wide or too long for the fixed slots of
  * pgf_sql_result (recorded introspection answers, canned answers). */

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "pgfault/answers.h"
 #include "usage.h"
 #include "pgfault/control.h"
 #include "pgfault/fault.h"
@@ -223,7 +224,7 @@ static int serve_main(int argc, char **argv, user_specs *specs)
     int nlisten = 0, ndbs = 0, nusers = 0;
     bool warned_user = false;
     bool no_tcp = false, quiet = false, seed_random = false, remote_control = false;
-    const char *faults_path = NULL, *fault_log = NULL, *control_addr = NULL;
+    const char *faults_path = NULL, *fault_log = NULL, *control_addr = NULL, *answers_path = NULL;
     pgf_server_config cfg = {0};
     cfg.seed = 1;
     optind = 1;
@@ -318,6 +319,9 @@ static int serve_main(int argc, char **argv, user_specs *specs)
         case 'O':
             fault_log = optarg;
             break;
+        case 'A':
+            answers_path = optarg;
+            break;
         case 'C':
             control_addr = optarg;
             break;
@@ -377,12 +381,19 @@ static int serve_main(int argc, char **argv, user_specs *specs)
                     control_addr);
     }
     char err[512];
-    /* Faults first: a bad rule file must stop us before we listen. */
+    /* Canned answers and faults first: a bad file must stop us before we listen. */
+    pgf_answers *answers = NULL;
+    if (answers_path != NULL && pgf_answers_load(answers_path, &answers, err, sizeof err) != 0) {
+        fprintf(stderr, "pgfault serve: %s\n", err);
+        return PGF_EXIT_USAGE;
+    }
+    cfg.answers = answers;
     pgf_fault_rules *rules = NULL;
     if (faults_path != NULL) {
         rules = pgf_fault_rules_parse_file(faults_path, err, sizeof err);
         if (rules == NULL) {
             fprintf(stderr, "pgfault serve: %s\n", err);
+            pgf_answers_free(answers);
             return PGF_EXIT_USAGE;
         }
     }
@@ -393,6 +404,7 @@ static int serve_main(int argc, char **argv, user_specs *specs)
         if (engine == NULL) {
             fprintf(stderr, "pgfault serve: out of memory\n");
             pgf_fault_rules_free(rules);
+            pgf_answers_free(answers);
             return PGF_EXIT_INTERNAL;
         }
         nrules = rules != NULL ? pgf_fault_rules_count(rules) : 0;
@@ -401,6 +413,7 @@ static int serve_main(int argc, char **argv, user_specs *specs)
             pgf_fault_log_open(engine, fault_log, PGF_FAULT_LOG_APPEND, err, sizeof err) != 0) {
             fprintf(stderr, "pgfault serve: %s\n", err);
             pgf_fault_engine_free(engine);
+            pgf_answers_free(answers);
             return PGF_EXIT_USAGE;
         }
     }
@@ -409,6 +422,7 @@ static int serve_main(int argc, char **argv, user_specs *specs)
     if (base == NULL) {
         fprintf(stderr, "pgfault serve: cannot create an event loop\n");
         pgf_fault_engine_free(engine);
+        pgf_answers_free(answers);
         return PGF_EXIT_INTERNAL;
     }
     pgf_server *srv = NULL;
@@ -431,6 +445,7 @@ static int serve_main(int argc, char **argv, user_specs *specs)
         pgf_server_free(srv);
         event_base_free(base);
         pgf_fault_engine_free(engine);
+        pgf_answers_free(answers);
         return rc == PGF_EINVAL ? PGF_EXIT_USAGE : PGF_EXIT_INTERNAL;
     }
     struct serve_ctx ctx = {srv, base};
@@ -474,6 +489,7 @@ static int serve_main(int argc, char **argv, user_specs *specs)
     pgf_server_free(srv);
     event_base_free(base);
     pgf_fault_engine_free(engine);
+    pgf_answers_free(answers);
     return PGF_EXIT_OK;
 }
 

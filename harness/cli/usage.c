@@ -51,6 +51,9 @@ static const pgf__cli_row serve_opts[] = {
     {"allow-remote-control", NULL, 'R', "let --control listen on a non-loopback address"},
     {"log-level", "LEVEL", 'L', "error, warn, info, debug, trace (default warn)"},
     {"quiet", NULL, 'q', "do not print the listening lines"},
+    {"answers", "FILE", 'A',
+     "canned answers (YAML) for the application's own\n"
+     "statements (docs/introspection.md)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -96,6 +96,7 @@ typedef struct pgf_server_config {
     void *on_fault_arg;
     pgf_server_conn_fn on_conn; /* optional observer of what clients do (wire-side checks) */
     void *on_conn_arg;
+    const struct pgf_answers *answers; /* borrowed, outlives the server; NULL = none */
 } pgf_server_config;
 
 typedef struct pgf_server pgf_server;
