@@ -10,6 +10,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <jansson.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -22,7 +23,9 @@
 #include "sql.h"
 
 typedef struct answer {
-    char *norm; /* exact statement, normalized; NULL when regex */
+    char *source; /* the statement or the regex as written */
+    int *types;   /* index into types[] per column */
+    char *norm;   /* exact statement, normalized; NULL when regex */
     regex_t re;
     bool has_re;
     char sqlstate[6];
@@ -301,6 +304,7 @@ static int item(vctx *v, const pgf_doc *m, answer *a)
         const char *s = scalar(v, st, "statement", &rc);
         if (s == NULL)
             return rc;
+        a->source = strdup(s);
         a->norm = pgf_sql_normalize(s, strlen(s));
         if (a->norm == NULL)
             return verr(v, st, "out of memory");
@@ -310,6 +314,7 @@ static int item(vctx *v, const pgf_doc *m, answer *a)
         const char *s = scalar(v, re, "regex", &rc);
         if (s == NULL)
             return rc;
+        a->source = strdup(s);
         int e = regcomp(&a->re, s, REG_EXTENDED | REG_ICASE | REG_NOSUB);
         if (e != 0) {
             char msg[128];
@@ -339,6 +344,10 @@ static int item(vctx *v, const pgf_doc *m, answer *a)
     rc = columns(v, cols, a, tix);
     if (rc != 0)
         return rc;
+    a->types = malloc((size_t)a->ncols * sizeof *a->types);
+    if (a->types == NULL)
+        return verr(v, cols, "out of memory");
+    memcpy(a->types, tix, (size_t)a->ncols * sizeof *a->types);
     if (rs == NULL) {
         snprintf(a->tag, sizeof a->tag, "SELECT 0");
         return 0;
@@ -416,6 +425,46 @@ done:
     return rc;
 }
 
+char *pgf_answers_to_json(const pgf_answers *a)
+{
+    json_t *list = json_array();
+    for (int i = 0; list != NULL && i < a->n; i++) {
+        const answer *x = &a->v[i];
+        json_t *o = json_object();
+        json_object_set_new(o, x->has_re ? "regex" : "statement", json_string(x->source));
+        if (x->message != NULL) {
+            json_t *e = json_object();
+            json_object_set_new(e, "sqlstate", json_string(x->sqlstate));
+            json_object_set_new(e, "message", json_string(x->message));
+            json_object_set_new(o, "error", e);
+        } else {
+            json_t *cols = json_array(), *rows = json_array();
+            for (int c = 0; c < x->ncols; c++) {
+                json_t *col = json_object();
+                json_object_set_new(col, "name", json_string(x->cols[c].name));
+                json_object_set_new(col, "type", json_string(types[x->types[c]].name));
+                json_array_append_new(cols, col);
+            }
+            for (int r = 0; r < x->nrows; r++) {
+                json_t *row = json_array();
+                for (int c = 0; c < x->ncols; c++)
+                    json_array_append_new(row, x->rows[r][c].text != NULL
+                                                   ? json_string(x->rows[r][c].text)
+                                                   : json_null());
+                json_array_append_new(rows, row);
+            }
+            json_object_set_new(o, "columns", cols);
+            json_object_set_new(o, "rows", rows);
+            if (x->delay_ms > 0)
+                json_object_set_new(o, "delay_ms", json_integer((json_int_t)x->delay_ms));
+        }
+        json_array_append_new(list, o);
+    }
+    char *s = list != NULL ? json_dumps(list, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(list);
+    return s;
+}
+
 int pgf_answers_count(const pgf_answers *a)
 {
     return a != NULL ? a->n : 0;
@@ -428,6 +477,8 @@ void pgf_answers_free(pgf_answers *a)
     for (int i = 0; i < a->n; i++) {
         answer *x = &a->v[i];
         free(x->norm);
+        free(x->source);
+        free(x->types);
         if (x->has_re)
             regfree(&x->re);
         free(x->message);

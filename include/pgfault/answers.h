@@ -25,6 +25,9 @@ int pgf_answers_load(const char *path, pgf_answers **out, char *err, size_t errl
 /* From a document tree (a sequence node); source names the file in errors. */
 int pgf_answers_from_doc(const pgf_doc *seq, const char *source, pgf_answers **out, char *err,
                          size_t errlen) PGF_NODISCARD;
+/* The answers as a JSON list that pgf_answers_from_doc() reads back (the
+ * scenario writer: --explain, replay, shrink). Caller frees; NULL on ENOMEM. */
+char *pgf_answers_to_json(const pgf_answers *a);
 /* Number of answers. */
 int pgf_answers_count(const pgf_answers *a);
 /* NULL is a no-op. */
