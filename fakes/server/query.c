@@ -277,6 +277,7 @@ static void handle_query(pgf__conn *c, const pgf_fe_msg *m)
         return;
     }
     c->cur_query = c->q_text;
+    pgf__conn_event(c, "query", NULL);
     if (pgf__conn_fault_point(c, PGF_PHASE_QUERY, m->type, NULL, 0) == STOP) {
         if (stopped(c) == Q_ERROR)
             send_ready(c);
@@ -741,6 +742,7 @@ static void handle_execute(pgf__conn *c, const pgf_fe_msg *m)
         memcpy(c->cur_formats, p->formats, p->nformats * sizeof *c->cur_formats);
     c->cur_nformats = p->nformats;
     c->cur_query = c->exec_query;
+    pgf__conn_event(c, "query", NULL);
     if (pgf__conn_fault_point(c, PGF_PHASE_QUERY, m->type, NULL, 0) == STOP) {
         if (stopped(c) == Q_ERROR)
             c->skip_to_sync = true;
@@ -794,6 +796,7 @@ void pgf__conn_handle_ready(pgf__conn *c, const pgf_fe_msg *m)
 {
     if (m->type == PGF_FE_TERMINATE) {
         c->terminated = true;
+        pgf__conn_event(c, "terminated", NULL);
         if (pgf__conn_fault_point(c, PGF_PHASE_TERMINATE, m->type, NULL, 0) == GO)
             pgf__conn_queue_close(c, CK_FIN);
         return;

@@ -140,6 +140,8 @@ int pgf_server_new(const pgf_server_config *cfg, struct event_base *base, pgf_se
     s->faults = cfg->faults;
     s->on_fault = cfg->on_fault;
     s->answers = cfg->answers;
+    s->on_event = cfg->on_event;
+    s->on_event_arg = cfg->on_event_arg;
     s->on_fault_arg = cfg->on_fault_arg;
     s->on_conn = cfg->on_conn;
     s->on_conn_arg = cfg->on_conn_arg;

@@ -87,6 +87,7 @@ static void finish_startup(pgf__conn *c)
     pgf_msg_backend_key(&b, c->pid, c->key);
     pgf__conn_queue_buf(c, &b);
     c->key_sent = true; /* from now on fault records name the backend pid */
+    pgf__conn_event(c, "authenticated", NULL);
     pgf_buf_reset(&b);
     pgf_msg_ready(&b, 'I');
     c->ready_once = true;

@@ -26,6 +26,7 @@
 #include "pgfault/rules.h"
 #include "pgfault/secret.h"
 #include "pgfault/server.h"
+#include "serve_history.h"
 
 #define MAX_ITEMS 64
 
@@ -224,7 +225,8 @@ static int serve_main(int argc, char **argv, user_specs *specs)
     int nlisten = 0, ndbs = 0, nusers = 0;
     bool warned_user = false;
     bool no_tcp = false, quiet = false, seed_random = false, remote_control = false;
-    const char *faults_path = NULL, *fault_log = NULL, *control_addr = NULL, *answers_path = NULL;
+    const char *faults_path = NULL, *fault_log = NULL, *control_addr = NULL, *answers_path = NULL,
+               *history_path = NULL;
     pgf_server_config cfg = {0};
     cfg.seed = 1;
     optind = 1;
@@ -322,6 +324,9 @@ static int serve_main(int argc, char **argv, user_specs *specs)
         case 'A':
             answers_path = optarg;
             break;
+        case 'H':
+            history_path = optarg;
+            break;
         case 'C':
             control_addr = optarg;
             break;
@@ -418,9 +423,24 @@ static int serve_main(int argc, char **argv, user_specs *specs)
         }
     }
     cfg.faults = engine;
+    pgf_serve_history *hist = NULL;
+    if (history_path != NULL) {
+        hist = pgf_serve_history_open(history_path, cfg.seed, err, sizeof err);
+        if (hist == NULL) {
+            fprintf(stderr, "pgfault serve: %s\n", err);
+            pgf_fault_engine_free(engine);
+            pgf_answers_free(answers);
+            return PGF_EXIT_USAGE;
+        }
+        cfg.on_fault = pgf_serve_history_on_fault;
+        cfg.on_fault_arg = hist;
+        cfg.on_event = pgf_serve_history_on_event;
+        cfg.on_event_arg = hist;
+    }
     struct event_base *base = event_base_new();
     if (base == NULL) {
         fprintf(stderr, "pgfault serve: cannot create an event loop\n");
+        pgf_serve_history_close(hist);
         pgf_fault_engine_free(engine);
         pgf_answers_free(answers);
         return PGF_EXIT_INTERNAL;
@@ -443,6 +463,7 @@ static int serve_main(int argc, char **argv, user_specs *specs)
         fprintf(stderr, "pgfault serve: %s\n", err);
         pgf_fault_control_free(ctl);
         pgf_server_free(srv);
+        pgf_serve_history_close(hist);
         event_base_free(base);
         pgf_fault_engine_free(engine);
         pgf_answers_free(answers);
@@ -487,6 +508,7 @@ static int serve_main(int argc, char **argv, user_specs *specs)
     event_free(sigterm);
     pgf_fault_control_free(ctl);
     pgf_server_free(srv);
+    pgf_serve_history_close(hist);
     event_base_free(base);
     pgf_fault_engine_free(engine);
     pgf_answers_free(answers);
