@@ -193,6 +193,8 @@ void pgf__conn_free(pgf__conn *c)
     free(c->database);
     free(c->app);
     free(c->scram);
+    if (c->sleep_res != NULL)
+        pgf_sql_result_release(c->sleep_res);
     free(c->sleep_res);
     pgf_sql_session_free(&c->sql);
     if (c->fc)

@@ -133,7 +133,7 @@ static int emit_result(pgf__conn *c, pgf_sql_result *r, bool send_rowdesc)
                 ret = Q_GONE;
                 break;
             }
-            *c->sleep_res = *r;
+            *c->sleep_res = *r; /* owns r's xalloc now */
             c->busy = true;
             pgf_timer_arm(c->sleep_timer, PGF_MS_NS(r->sleep_ms));
             ret = Q_SLEEP;

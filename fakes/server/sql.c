@@ -1158,13 +1158,6 @@ int pgf_sql_result_ncols(const pgf_sql_result *r)
     return r->xcols != NULL ? r->nxcols : r->ncols;
 }
 
-pgf_col *pgf_sql_result_col(pgf_sql_result *r, int i)
-{
-    /* Table columns are immutable shared data: the format is per portal,
-     * so callers building a RowDescription copy them (see conn.c). */
-    return r->xcols != NULL ? NULL : &r->cols[i];
-}
-
 int pgf_sql_result_nrows(const pgf_sql_result *r)
 {
     return r->xcols != NULL ? r->nxrows : r->nrows;

@@ -94,9 +94,8 @@ typedef struct pgf_sql_result {
 
 /* Free what a result owns (a merged table answer). Idempotent. */
 void pgf_sql_result_release(pgf_sql_result *r);
-/* The columns of a result (the fixed slots or the table's). */
+/* Column and row counts of a result (the fixed slots or the table). */
 int pgf_sql_result_ncols(const pgf_sql_result *r);
-pgf_col *pgf_sql_result_col(pgf_sql_result *r, int i);
 int pgf_sql_result_nrows(const pgf_sql_result *r);
 /* Value of column `col` of row `row` in `format` (0 text, 1 binary).
  * Returns the length and points *out at the bytes (scratch may be used,
