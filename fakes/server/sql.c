@@ -560,7 +560,9 @@ static void unsupported(pgf_sql_result *r, const char *what)
 {
     set_error(r, "0A000", NULL, "pgfault fake server does not implement this statement: %s", what);
     r->error.hint = "It answers SELECT 1, SELECT <integer>, version(), current_database(), "
-                    "pg_sleep(n), SHOW, SET, RESET, DISCARD ALL and transaction control.";
+                    "pg_sleep(n), SHOW, SET, RESET, DISCARD ALL, transaction control and what "
+                    "application stacks send on connect; give it canned answers with "
+                    "--answers (docs/introspection.md).";
 }
 
 /* ---- SELECT <one expression> [AS alias] ---- */
