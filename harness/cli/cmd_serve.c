@@ -480,6 +480,8 @@ static int serve_main(int argc, char **argv, user_specs *specs)
         printf("seed %" PRIu64 "\n", cfg.seed);
         if (faults_path != NULL)
             printf("faults %s (%zu rules)\n", faults_path, nrules);
+        if (answers_path != NULL)
+            printf("answers %s (%d answers)\n", answers_path, pgf_answers_count(answers));
         for (int i = 0; i < n && i < 16; i++)
             printf("listening %s\n", addrs[i]);
         if (ctl != NULL) {

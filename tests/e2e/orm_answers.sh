@@ -48,6 +48,8 @@ cat >"$tmp/answers.yaml" <<'YAML'
   delay_ms: 60000
 YAML
 start_serve "$tmp" --user app:app-pw:scram-sha-256 --database appdb --answers "$tmp/answers.yaml"
+grep -qxF "answers $tmp/answers.yaml (4 answers)" "$tmp/serve.out" ||
+    fail "serve did not announce the answers: $(cat "$tmp/serve.out")"
 export PGPASSWORD=app-pw PGSSLMODE=disable PGGSSENCMODE=disable PGCONNECT_TIMEOUT=10
 psql_q() { timeout 20 psql -X -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$SERVE_PORT" -U app -d appdb -c "$1"; }
 [ "$(psql_q 'select COUNT(*)  from users')" = 42 ] || fail "psql: count(*) FROM users"
