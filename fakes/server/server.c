@@ -126,6 +126,9 @@ int pgf_server_new(const pgf_server_config *cfg, struct event_base *base, pgf_se
                    char *err, size_t errlen)
 {
     *out = NULL;
+    /* Parse the recorded introspection answers now (once per process), not
+     * on the first connection that needs them: no client pays for it. */
+    (void)pgf__catalog_count();
     if (pgf_loop_threads_init() != 0) {
         snprintf(err, errlen, "cannot turn on libevent's thread support");
         return PGF_EINTERNAL;

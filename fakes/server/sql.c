@@ -1099,11 +1099,6 @@ void pgf_sql_describe(const pgf_sql_session *s, const char *stmt, size_t len, pg
 
 uint32_t pgf_sql_param_type(const char *query, int n)
 {
-    char *norm = pgf_sql_normalize(query, strlen(query));
-    uint32_t rec = norm != NULL ? pgf__catalog_param_type(norm, n) : 0;
-    free(norm);
-    if (rec != 0)
-        return rec;
     char needle[16];
     int nl = snprintf(needle, sizeof needle, "$%d", n);
     for (const char *p = query; (p = strstr(p, needle)) != NULL; p += nl) {
@@ -1118,7 +1113,11 @@ uint32_t pgf_sql_param_type(const char *query, int n)
         if (p - query >= 9 && strncasecmp(p - 9, "pg_sleep(", 9) == 0)
             return 701;
     }
-    return OID_TEXT;
+    /* A recorded connect-time statement: the type PostgreSQL described. */
+    char *norm = pgf_sql_normalize(query, strlen(query));
+    uint32_t rec = norm != NULL ? pgf__catalog_param_type(norm, n) : 0;
+    free(norm);
+    return rec != 0 ? rec : OID_TEXT;
 }
 
 /* ---- normalization and table results ---- */
