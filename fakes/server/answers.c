@@ -306,7 +306,7 @@ static int item(vctx *v, const pgf_doc *m, answer *a)
             return rc;
         a->source = strdup(s);
         a->norm = pgf_sql_normalize(s, strlen(s));
-        if (a->norm == NULL)
+        if (a->norm == NULL || a->source == NULL)
             return verr(v, st, "out of memory");
         if (a->norm[0] == '\0')
             return verr(v, st, "statement is empty");
@@ -315,6 +315,8 @@ static int item(vctx *v, const pgf_doc *m, answer *a)
         if (s == NULL)
             return rc;
         a->source = strdup(s);
+        if (a->source == NULL)
+            return verr(v, re, "out of memory");
         int e = regcomp(&a->re, s, REG_EXTENDED | REG_ICASE | REG_NOSUB);
         if (e != 0) {
             char msg[128];

@@ -56,24 +56,16 @@ static cat_entry *entries;
 static int nentries;
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 
-static char *dup_or_die(const char *s)
+/* Out of memory while loading: the entry is skipped (and what it had
+ * allocated stays: the catalog lives as long as the process). */
+static char *dup(const char *s)
 {
-    char *d = strdup(s != NULL ? s : "");
-    if (d == NULL) {
-        pgf_log_error("introspection catalog: out of memory");
-        abort(); /* once, at first use, for compiled-in data: no partial catalog */
-    }
-    return d;
+    return strdup(s != NULL ? s : "");
 }
 
-static void *alloc_or_die(size_t n, size_t size)
+static void *alloc(size_t n, size_t size)
 {
-    void *p = calloc(n ? n : 1, size);
-    if (p == NULL) {
-        pgf_log_error("introspection catalog: out of memory");
-        abort();
-    }
-    return p;
+    return calloc(n ? n : 1, size);
 }
 
 static int hexval(char c)
@@ -90,10 +82,14 @@ static bool load_value(json_t *cell, pgf_sql_value *v)
     if (!json_is_string(t) || !json_is_string(b))
         return false;
     v->tlen = (int32_t)json_string_length(t);
-    v->text = dup_or_die(json_string_value(t));
+    v->text = dup(json_string_value(t));
+    if (v->text == NULL)
+        return false;
     const char *hex = json_string_value(b);
     size_t hl = strlen(hex);
-    uint8_t *bin = alloc_or_die(hl / 2 + 1, 1);
+    uint8_t *bin = alloc(hl / 2 + 1, 1);
+    if (bin == NULL)
+        return false;
     for (size_t i = 0; i + 1 < hl; i += 2)
         bin[i / 2] = (uint8_t)(hexval(hex[i]) << 4 | hexval(hex[i + 1]));
     v->bin = bin;
@@ -105,16 +101,20 @@ static bool load_answer(json_t *a, int ncols, cat_answer *out)
 {
     json_t *params = json_object_get(a, "params");
     out->nparams = (int)json_array_size(params);
-    out->params = alloc_or_die((size_t)out->nparams, sizeof *out->params);
+    out->params = alloc((size_t)out->nparams, sizeof *out->params);
+    if (out->params == NULL)
+        return false;
     for (int i = 0; i < out->nparams; i++) {
         json_t *p = json_array_get(params, (size_t)i);
-        out->params[i] = json_is_string(p) ? dup_or_die(json_string_value(p)) : NULL;
+        out->params[i] = json_is_string(p) ? dup(json_string_value(p)) : NULL;
+        if (json_is_string(p) && out->params[i] == NULL)
+            return false;
     }
     json_t *err = json_object_get(a, "error");
     if (err != NULL) {
-        out->sqlstate = dup_or_die(json_string_value(json_object_get(err, "sqlstate")));
-        out->message = dup_or_die(json_string_value(json_object_get(err, "message")));
-        return true;
+        out->sqlstate = dup(json_string_value(json_object_get(err, "sqlstate")));
+        out->message = dup(json_string_value(json_object_get(err, "message")));
+        return out->sqlstate != NULL && out->message != NULL;
     }
     snprintf(out->tag, sizeof out->tag, "%s",
              json_string_value(json_object_get(a, "tag"))
@@ -122,12 +122,16 @@ static bool load_answer(json_t *a, int ncols, cat_answer *out)
                  : "SELECT 0");
     json_t *rows = json_object_get(a, "rows");
     out->nrows = (int)json_array_size(rows);
-    out->rows = alloc_or_die((size_t)out->nrows, sizeof *out->rows);
+    out->rows = alloc((size_t)out->nrows, sizeof *out->rows);
+    if (out->rows == NULL)
+        return false;
     for (int i = 0; i < out->nrows; i++) {
         json_t *row = json_array_get(rows, (size_t)i);
         if ((int)json_array_size(row) != ncols)
             return false;
-        out->rows[i] = alloc_or_die((size_t)ncols, sizeof *out->rows[i]);
+        out->rows[i] = alloc((size_t)ncols, sizeof *out->rows[i]);
+        if (out->rows[i] == NULL)
+            return false;
         for (int j = 0; j < ncols; j++)
             if (!load_value(json_array_get(row, (size_t)j), &out->rows[i][j]))
                 return false;
@@ -146,19 +150,25 @@ static bool load_entry(json_t *doc, cat_entry *e)
     if (e->norm == NULL)
         return false;
     e->nptypes = (int)json_array_size(pt);
-    e->ptypes = alloc_or_die((size_t)e->nptypes, sizeof *e->ptypes);
+    e->ptypes = alloc((size_t)e->nptypes, sizeof *e->ptypes);
+    if (e->ptypes == NULL)
+        return false;
     for (int i = 0; i < e->nptypes; i++)
         e->ptypes[i] = (uint32_t)json_integer_value(json_array_get(pt, (size_t)i));
     e->ncols = (int)json_array_size(cols);
     if (e->ncols > PGF_SQL_MAX_TABLE_COLS)
         return false;
-    e->cols = alloc_or_die((size_t)e->ncols, sizeof *e->cols);
+    e->cols = alloc((size_t)e->ncols, sizeof *e->cols);
+    if (e->cols == NULL)
+        return false;
     e->order_col = -1;
     const char *order = json_string_value(json_object_get(doc, "merge_order_desc"));
     for (int i = 0; i < e->ncols; i++) {
         json_t *c = json_array_get(cols, (size_t)i);
         pgf_col *col = &e->cols[i];
-        col->name = dup_or_die(json_string_value(json_object_get(c, "name")));
+        col->name = dup(json_string_value(json_object_get(c, "name")));
+        if (col->name == NULL)
+            return false;
         col->table_oid = (uint32_t)json_integer_value(json_object_get(c, "table_oid"));
         col->attnum = (int16_t)json_integer_value(json_object_get(c, "attnum"));
         col->type_oid = (uint32_t)json_integer_value(json_object_get(c, "type_oid"));
@@ -169,7 +179,9 @@ static bool load_entry(json_t *doc, cat_entry *e)
     }
     e->per_element = (int)json_integer_value(json_object_get(doc, "per_element"));
     e->nanswers = (int)json_array_size(answers);
-    e->answers = alloc_or_die((size_t)e->nanswers, sizeof *e->answers);
+    e->answers = alloc((size_t)e->nanswers, sizeof *e->answers);
+    if (e->answers == NULL)
+        return false;
     for (int i = 0; i < e->nanswers; i++)
         if (!load_answer(json_array_get(answers, (size_t)i), e->ncols, &e->answers[i]))
             return false;
@@ -181,7 +193,11 @@ static void load(void)
     int n = 0;
     while (pgf__introspection_files[n].name != NULL)
         n++;
-    entries = alloc_or_die((size_t)n, sizeof *entries);
+    entries = alloc((size_t)n, sizeof *entries);
+    if (entries == NULL) {
+        pgf_log_error("introspection catalog: out of memory; no recorded answers");
+        return;
+    }
     for (int i = 0; i < n; i++) {
         json_error_t jerr;
         json_t *doc = json_loads(pgf__introspection_files[i].text, 0, &jerr);
@@ -189,7 +205,7 @@ static void load(void)
             /* Compiled-in data the build produced: a bad file is a bug. */
             pgf_log_error("introspection catalog: tests/data/introspection/%s.json:%d: %s",
                           pgf__introspection_files[i].name, doc == NULL ? jerr.line : 0,
-                          doc == NULL ? jerr.text : "unexpected layout");
+                          doc == NULL ? jerr.text : "out of memory or unexpected layout");
             json_decref(doc);
             continue;
         }
