@@ -125,11 +125,10 @@ FL_FN char *fl_log_untimed(pgf_fault_engine *e)
     char *w = s;
     for (const char *r = s; *r;) {
         if (strncmp(r, "\"elapsed_ns\":", 13) == 0) {
-            r += 13;
-            while (*r >= '0' && *r <= '9')
-                r++;
-            if (*r == ',')
-                r++;
+            /* and what follows it up to "conn": wall_time and the client
+             * address, which the untimed stream leaves out too */
+            const char *conn = strstr(r, "\"conn\":");
+            r = conn != NULL ? conn : r + 13;
             continue;
         }
         *w++ = *r++;

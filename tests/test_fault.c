@@ -736,9 +736,11 @@ static void log_stream_and_since(void)
     CU_ASSERT_EQUAL(act.event_seq, 2);
     char *s = pgf_fault_log_lines(a, 1);
     CU_ASSERT_STRING_EQUAL(s,
-                           "{\"seq\":2,\"elapsed_ns\":1500000,\"conn\":17,\"phase\":\"data-row\","
+                           "{\"seq\":2,\"elapsed_ns\":1500000,\"client_addr\":\"127.0.0.1\","
+                           "\"client_port\":40000,\"conn\":17,\"phase\":\"data-row\","
                            "\"rule\":\"r\",\"action\":\"truncate\",\"params\":{\"bytes\":3,"
-                           "\"then\":\"close\"},\"msg_type\":\"D\"}\n");
+                           "\"then\":\"close\"},\"msg_type\":\"D\",\"application_name\":\"psql\","
+                           "\"user\":\"alice\",\"database\":\"app\"}\n");
     free(s);
     pgf_fault_log_set_limit(a, 2);
     CU_ASSERT_TRUE(pgf_fault_decide(a, c, PGF_PHASE_DATA_ROW, &ctx, &act));

@@ -218,7 +218,7 @@ static void control_log_stats_coverage_listener(void)
              "{\"events\":[{\"seq\":%llu,\"elapsed_ns\":5000000,\"conn\":7,\"phase\":\"query\","
              "\"rule\":\"kill\",\"action\":\"error\",\"params\":{\"severity\":\"FATAL\","
              "\"sqlstate\":\"57P01\",\"message\":\"terminating connection due to administrator "
-             "command\"},\"msg_type\":\"Q\"}],\"dropped\":0}\n",
+             "command\"},\"msg_type\":\"Q\",\"user\":\"u\"}],\"dropped\":0}\n",
              (unsigned long long)seq);
     char path[64];
     snprintf(path, sizeof path, "/log?since=%llu", (unsigned long long)(seq - 1));

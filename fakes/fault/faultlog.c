@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "engine_int.h"
+#include "pgfault/clock.h"
 #include "pgfault/faultlog.h"
 #include "pgfault/rules.h"
 
@@ -76,6 +77,27 @@ static char *render(uint64_t seq, uint64_t conn_id, pgf_phase phase, const pgf__
     json_object_set_new(o, "seq", json_integer((json_int_t)seq));
     if (with_time)
         json_object_set_new(o, "elapsed_ns", json_integer((json_int_t)ctx->elapsed_ns));
+    /* Who: the fields a service's own log or history is joined on. The
+     * client address and the wall time vary between identical runs, so the
+     * deterministic (NO_TIME) lines leave them out. */
+    if (with_time && ctx->wall_us != 0) {
+        char ts[40];
+        pgf_wall_iso8601(ctx->wall_us, ts, sizeof ts);
+        json_object_set_new(o, "wall_time", json_string(ts));
+    }
+    if (with_time && ctx->client_socket != NULL) {
+        json_object_set_new(o, "client_socket", json_string(ctx->client_socket));
+    } else if (with_time && ctx->client_addr != NULL) {
+        const char *colon = strrchr(ctx->client_addr, ':');
+        if (colon != NULL) {
+            const char *h = ctx->client_addr;
+            size_t hl = (size_t)(colon - h);
+            if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') /* IPv6 "[::1]:port" */
+                h++, hl -= 2;
+            json_object_set_new(o, "client_addr", json_stringn(h, hl));
+            json_object_set_new(o, "client_port", json_integer(strtol(colon + 1, NULL, 10)));
+        }
+    }
     json_object_set_new(o, "conn", json_integer((json_int_t)conn_id));
     json_object_set_new(o, "phase", json_string(pgf_phase_name(phase)));
     json_object_set_new(o, "rule", json_string(r->name));
@@ -87,6 +109,14 @@ static char *render(uint64_t seq, uint64_t conn_id, pgf_phase phase, const pgf__
     } else if (ctx->msg_type != 0) {
         json_object_set_new(o, "msg_type", json_integer(ctx->msg_type));
     }
+    if (ctx->backend_pid != 0)
+        json_object_set_new(o, "backend_pid", json_integer(ctx->backend_pid));
+    if (ctx->application_name != NULL)
+        json_object_set_new(o, "application_name", json_string(ctx->application_name));
+    if (ctx->user != NULL)
+        json_object_set_new(o, "user", json_string(ctx->user));
+    if (ctx->database != NULL)
+        json_object_set_new(o, "database", json_string(ctx->database));
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return s;

@@ -105,6 +105,9 @@ static void fill_ctx(pgf__conn *c, pgf_fault_ctx *ctx, uint8_t msg_type)
     ctx->query = c->cur_query;
     ctx->msg_type = msg_type;
     ctx->elapsed_ns = pgf__server_elapsed_ns(c->srv);
+    ctx->backend_pid = c->key_sent ? c->pid : 0;
+    ctx->client_socket = c->is_unix ? c->srv->unix_path : NULL;
+    ctx->wall_us = pgf_wall_us();
 }
 
 void pgf__conn_note(pgf__conn *c, pgf_server_conn_note note, bool auth_ok, const char *why)
@@ -243,6 +246,17 @@ static int apply(pgf__conn *c, pgf_phase ph, const pgf_fault_action *a, const ui
     return GO;
 }
 
+void pgf__conn_event(pgf__conn *c, const char *event, const char *cause)
+{
+    if (c->srv->on_event == NULL)
+        return;
+    pgf_fault_ctx ctx;
+    fill_ctx(c, &ctx, 0);
+    bool closed = strcmp(event, "closed") == 0;
+    c->srv->on_event(c->srv->on_event_arg, event, &ctx, cause,
+                     closed && c->last_fault[0] != '\0' ? c->last_fault : NULL);
+}
+
 /* Ask the engine at phase ph; see apply() for the return value. */
 int pgf__conn_fault_point(pgf__conn *c, pgf_phase ph, uint8_t type, const uint8_t *msg, size_t len)
 {
@@ -253,6 +267,7 @@ int pgf__conn_fault_point(pgf__conn *c, pgf_phase ph, uint8_t type, const uint8_
         if (pgf_fault_decide(c->srv->faults, c->fc, ph, &ctx, &a)) {
             if (c->srv->on_fault != NULL)
                 c->srv->on_fault(c->srv->on_fault_arg, &ctx, ph, &a);
+            snprintf(c->last_fault, sizeof c->last_fault, "%s", a.rule ? a.rule : "");
             return apply(c, ph, &a, msg, len);
         }
     }
@@ -484,6 +499,7 @@ void pgf__conn_accept(pgf_server *s, int fd, const struct sockaddr *addr, int ad
     pgf_timer_arm(c->deadline, PGF_MS_NS(60000));
     pgf_log_debug("[conn %llu accept] from %s", (unsigned long long)c->id, c->peer);
     pgf__conn_note(c, PGF_CONN_NOTE_OPEN, false, NULL);
+    pgf__conn_event(c, "accepted", NULL);
     pgf__conn_fault_point(c, PGF_PHASE_ACCEPT, 0, NULL, 0);
     if (c->state != ST_CLOSED)
         pgf__conn_flush(c);

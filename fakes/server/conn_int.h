@@ -75,7 +75,9 @@ struct pgf__conn {
     uint64_t id;
     int fd;
     bool is_unix;
+    bool key_sent; /* BackendKeyData queued: fault records carry the pid */
     char peer[64];
+    char last_fault[64]; /* rule name of the last fault fired here ("" none) */
     enum conn_state state;
     bool ssl_answered;
     bool counted_backend;
@@ -188,6 +190,8 @@ void pgf__conn_queue_msg(pgf__conn *c, const uint8_t *p, size_t n);
 void pgf__conn_queue_buf(pgf__conn *c, pgf_buf *b);
 void pgf__conn_flush(pgf__conn *c);
 void pgf__conn_close(pgf__conn *c, enum close_kind how, const char *why);
+/* Report a connection event to the server's observer, if any. */
+void pgf__conn_event(pgf__conn *c, const char *event, const char *cause);
 void pgf__conn_on_read(evutil_socket_t fd, short what, void *arg);
 void pgf__conn_on_write(evutil_socket_t fd, short what, void *arg);
 void pgf__conn_on_wtimer(void *arg);

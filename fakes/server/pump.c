@@ -123,6 +123,7 @@ void pgf__conn_close(pgf__conn *c, enum close_kind how, const char *why)
     pgf_log_debug("[conn %llu %s] close (%s): %s", (unsigned long long)c->id,
                   pgf__conn_state_name(c->state), how == CK_RST ? "reset" : "fin", why);
     pgf__conn_note(c, PGF_CONN_NOTE_CLOSED, false, why);
+    pgf__conn_event(c, "closed", why);
     free_events(c);
     if (c->fd >= 0) {
         if (how == CK_RST) {
@@ -192,6 +193,8 @@ void pgf__conn_free(pgf__conn *c)
     free(c->database);
     free(c->app);
     free(c->scram);
+    if (c->sleep_res != NULL)
+        pgf_sql_result_release(c->sleep_res);
     free(c->sleep_res);
     pgf_sql_session_free(&c->sql);
     if (c->fc)

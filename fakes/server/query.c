@@ -29,55 +29,31 @@ static int16_t col_format(const int16_t *formats, uint16_t n, int i)
 static void build_row_description(pgf_buf *b, pgf_sql_result *r, const int16_t *formats,
                                   uint16_t nformats)
 {
-    for (int i = 0; i < r->ncols; i++)
-        r->cols[i].format = col_format(formats, nformats, i);
-    pgf_msg_row_description(b, r->cols, (uint16_t)r->ncols);
+    int n = pgf_sql_result_ncols(r);
+    pgf_col cols[PGF_SQL_MAX_TABLE_COLS];
+    for (int i = 0; i < n; i++) {
+        /* table answers share their columns: the format is this portal's */
+        cols[i] = r->xcols != NULL ? r->xcols[i] : r->cols[i];
+        cols[i].format = col_format(formats, nformats, i);
+    }
+    pgf_msg_row_description(b, cols, (uint16_t)n);
 }
 
-static void build_data_row(pgf_buf *b, const pgf_sql_result *r, const int16_t *formats,
+static void build_data_row(pgf_buf *b, const pgf_sql_result *r, int row, const int16_t *formats,
                            uint16_t nformats)
 {
-    const char *vals[PGF_SQL_MAX_COLS];
-    int32_t lens[PGF_SQL_MAX_COLS];
-    uint8_t bin[PGF_SQL_MAX_COLS][8];
-    for (int i = 0; i < r->ncols; i++) {
-        if (r->nulls[i]) {
+    int n = pgf_sql_result_ncols(r);
+    const char *vals[PGF_SQL_MAX_TABLE_COLS];
+    int32_t lens[PGF_SQL_MAX_TABLE_COLS];
+    uint8_t bin[PGF_SQL_MAX_TABLE_COLS][16];
+    for (int i = 0; i < n; i++) {
+        /* Binary output (asyncpg and pgjdbc ask for it) as sql.c encodes it. */
+        lens[i] =
+            pgf_sql_result_value(r, row, i, col_format(formats, nformats, i), bin[i], &vals[i]);
+        if (lens[i] < 0)
             vals[i] = NULL;
-            lens[i] = -1;
-            continue;
-        }
-        vals[i] = r->values[i];
-        lens[i] = (int32_t)strlen(r->values[i]);
-        if (col_format(formats, nformats, i) != 1)
-            continue;
-        /* Binary output, as asyncpg and pgjdbc ask for it. */
-        long long v = strtoll(r->values[i], NULL, 10);
-        switch (r->cols[i].type_oid) {
-        case 23:
-            for (int k = 0; k < 4; k++)
-                bin[i][k] = (uint8_t)((uint32_t)v >> (24 - 8 * k));
-            vals[i] = (const char *)bin[i];
-            lens[i] = 4;
-            break;
-        case 20:
-            for (int k = 0; k < 8; k++)
-                bin[i][k] = (uint8_t)((uint64_t)v >> (56 - 8 * k));
-            vals[i] = (const char *)bin[i];
-            lens[i] = 8;
-            break;
-        case 16:
-            bin[i][0] = r->values[i][0] == 't';
-            vals[i] = (const char *)bin[i];
-            lens[i] = 1;
-            break;
-        case 2278:
-            lens[i] = 0;
-            break;
-        default:
-            break; /* text and name: the bytes are the binary form */
-        }
     }
-    pgf_msg_data_row(b, vals, lens, (uint16_t)r->ncols);
+    pgf_msg_data_row(b, vals, lens, (uint16_t)n);
 }
 
 /* An injected ERROR ended the statement: mirror PostgreSQL's state. */
@@ -96,9 +72,9 @@ static int emit_tail(pgf__conn *c, pgf_sql_result *r)
     pgf_buf b = PGF_BUF_INIT;
     int ret = Q_OK;
     if (r->kind == PGF_SQL_ROWS || r->kind == PGF_SQL_SLEEP) {
-        for (int i = 0; i < r->nrows && ret == Q_OK; i++) {
+        for (int i = 0; i < pgf_sql_result_nrows(r) && ret == Q_OK; i++) {
             pgf_buf_reset(&b);
-            build_data_row(&b, r, c->cur_formats, c->cur_nformats);
+            build_data_row(&b, r, i, c->cur_formats, c->cur_nformats);
             if (pgf__conn_send_at(c, PGF_PHASE_DATA_ROW, &b) == STOP)
                 ret = stopped(c);
         }
@@ -157,7 +133,7 @@ static int emit_result(pgf__conn *c, pgf_sql_result *r, bool send_rowdesc)
                 ret = Q_GONE;
                 break;
             }
-            *c->sleep_res = *r;
+            *c->sleep_res = *r; /* owns r's xalloc now */
             c->busy = true;
             pgf_timer_arm(c->sleep_timer, PGF_MS_NS(r->sleep_ms));
             ret = Q_SLEEP;
@@ -232,6 +208,8 @@ static void run_simple(pgf__conn *c)
             r.error.position = r.err_position;
         }
         int ret = emit_result(c, &r, true);
+        if (ret != Q_SLEEP) /* a sleeping result moved to c->sleep_res */
+            pgf_sql_result_release(&r);
         if (ret == Q_SLEEP || ret == Q_GONE)
             return;
         c->q_next++;
@@ -299,6 +277,7 @@ static void handle_query(pgf__conn *c, const pgf_fe_msg *m)
         return;
     }
     c->cur_query = c->q_text;
+    pgf__conn_event(c, "query", NULL);
     if (pgf__conn_fault_point(c, PGF_PHASE_QUERY, m->type, NULL, 0) == STOP) {
         if (stopped(c) == Q_ERROR)
             send_ready(c);
@@ -328,6 +307,8 @@ void pgf__conn_on_sleep_done(void *arg)
     pgf_sql_result *res = c->sleep_res;
     c->sleep_res = NULL;
     int ret = res != NULL ? emit_tail(c, res) : Q_ERROR;
+    if (res != NULL)
+        pgf_sql_result_release(res);
     free(res);
     if (ret == Q_GONE) {
         /* A fault cut the result: what it queued (a truncated message, a
@@ -379,6 +360,8 @@ void pgf__conn_cancel(pgf__conn *c)
     if (!c->busy)
         return; /* cancel while idle: nothing happens */
     pgf_timer_cancel(c->sleep_timer);
+    if (c->sleep_res != NULL)
+        pgf_sql_result_release(c->sleep_res);
     free(c->sleep_res);
     c->sleep_res = NULL;
     c->busy = false;
@@ -518,12 +501,60 @@ static void handle_parse(pgf__conn *c, const pgf_fe_msg *m)
     pgf_buf_free(&b);
 }
 
-/* Text form of a bound parameter (binary int2/int4/int8/float8 decoded). */
+/* "{1,2,3}" from a one-dimensional binary array of int4/oid/int8 (what
+ * asyncpg sends for its type introspection's oid[]); NULL if malformed. */
+static char *array_text(const uint8_t *v, int32_t len)
+{
+    if (len < 12)
+        return NULL;
+    int32_t ndim = (int32_t)pgf_rd_be32(v);
+    if (ndim == 0)
+        return strdup("{}");
+    if (ndim != 1 || len < 20)
+        return NULL;
+    int32_t n = (int32_t)pgf_rd_be32(v + 12);
+    if (n < 0 || n > 100000)
+        return NULL;
+    pgf_buf b = PGF_BUF_INIT;
+    pgf_buf_put(&b, "{", 1);
+    const uint8_t *p = v + 20, *end = v + len;
+    for (int32_t i = 0; i < n; i++) {
+        if (end - p < 4)
+            goto bad;
+        int32_t el = (int32_t)pgf_rd_be32(p);
+        p += 4;
+        if (el != 4 && el != 8)
+            goto bad; /* NULL elements and other widths: not an int array */
+        if (end - p < el)
+            goto bad;
+        if (el == 4)
+            pgf_buf_printf(&b, "%s%u", i ? "," : "", pgf_rd_be32(p));
+        else
+            pgf_buf_printf(&b, "%s%lld", i ? "," : "",
+                           (long long)((uint64_t)pgf_rd_be32(p) << 32 | pgf_rd_be32(p + 4)));
+        p += el;
+    }
+    pgf_buf_put(&b, "}", 2);
+    if (b.failed)
+        goto bad;
+    return (char *)b.data;
+bad:
+    pgf_buf_free(&b);
+    return NULL;
+}
+
+/* Text form of a bound parameter (binary int2/int4/int8/float8 and int
+ * arrays decoded). */
 static char *param_text(const uint8_t *v, int32_t len, bool binary, uint32_t type)
 {
     char tmp[64];
     if (!binary)
         return strndup((const char *)v, (size_t)len);
+    if (type == 1028 || type == 1007 || type == 1016) { /* oid[], int4[], int8[] */
+        char *t = array_text(v, len);
+        if (t != NULL)
+            return t;
+    }
     if (len == 2) {
         snprintf(tmp, sizeof tmp, "%d", (int16_t)pgf_rd_be16(v));
     } else if (len == 4 && type != 700) {
@@ -711,6 +742,7 @@ static void handle_execute(pgf__conn *c, const pgf_fe_msg *m)
         memcpy(c->cur_formats, p->formats, p->nformats * sizeof *c->cur_formats);
     c->cur_nformats = p->nformats;
     c->cur_query = c->exec_query;
+    pgf__conn_event(c, "query", NULL);
     if (pgf__conn_fault_point(c, PGF_PHASE_QUERY, m->type, NULL, 0) == STOP) {
         if (stopped(c) == Q_ERROR)
             c->skip_to_sync = true;
@@ -724,6 +756,8 @@ static void handle_execute(pgf__conn *c, const pgf_fe_msg *m)
         len--;
     pgf_sql_exec(&c->sql, p->query, len, (const char *const *)p->params, p->nparams, &r);
     int ret = emit_result(c, &r, false);
+    if (ret != Q_SLEEP) /* a sleeping result moved to c->sleep_res */
+        pgf_sql_result_release(&r);
     if (ret == Q_SLEEP) {
         c->extended_sleep = true;
         /* the result's formats are kept in cur_formats (a copy) */
@@ -762,6 +796,7 @@ void pgf__conn_handle_ready(pgf__conn *c, const pgf_fe_msg *m)
 {
     if (m->type == PGF_FE_TERMINATE) {
         c->terminated = true;
+        pgf__conn_event(c, "terminated", NULL);
         if (pgf__conn_fault_point(c, PGF_PHASE_TERMINATE, m->type, NULL, 0) == GO)
             pgf__conn_queue_close(c, CK_FIN);
         return;

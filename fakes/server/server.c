@@ -126,6 +126,9 @@ int pgf_server_new(const pgf_server_config *cfg, struct event_base *base, pgf_se
                    char *err, size_t errlen)
 {
     *out = NULL;
+    /* Parse the recorded introspection answers now (once per process), not
+     * on the first connection that needs them: no client pays for it. */
+    (void)pgf__catalog_count();
     if (pgf_loop_threads_init() != 0) {
         snprintf(err, errlen, "cannot turn on libevent's thread support");
         return PGF_EINTERNAL;
@@ -139,6 +142,9 @@ int pgf_server_new(const pgf_server_config *cfg, struct event_base *base, pgf_se
     s->seed = cfg->seed;
     s->faults = cfg->faults;
     s->on_fault = cfg->on_fault;
+    s->answers = cfg->answers;
+    s->on_event = cfg->on_event;
+    s->on_event_arg = cfg->on_event_arg;
     s->on_fault_arg = cfg->on_fault_arg;
     s->on_conn = cfg->on_conn;
     s->on_conn_arg = cfg->on_conn_arg;

@@ -62,6 +62,9 @@ struct pgf_server {
     int max_connections;
     uint64_t seed;
     pgf_fault_engine *faults;
+    const pgf_answers *answers; /* borrowed canned answers */
+    pgf_server_event_fn on_event;
+    void *on_event_arg;
     pgf_server_fault_fn on_fault;
     void *on_fault_arg;
     pgf_server_conn_fn on_conn;

@@ -15,15 +15,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pgfault/answers.h"
 #include "pgfault/proto.h"
 
-#define PGF_SQL_MAX_GUCS    48
-#define PGF_SQL_MAX_COLS    4
-#define PGF_SQL_MAX_REPORTS 13 /* GUCs PostgreSQL reports with ParameterStatus */
+#define PGF_SQL_MAX_GUCS       48
+#define PGF_SQL_MAX_COLS       4
+#define PGF_SQL_MAX_TABLE_COLS 64 /* columns of a table answer (catalog, canned) */
+#define PGF_SQL_MAX_REPORTS    13 /* GUCs PostgreSQL reports with ParameterStatus */
+
+/* One value of a result row too wide or too long for the fixed slots of
+ * pgf_sql_result (recorded introspection answers, canned answers). */
+typedef struct pgf_sql_value {
+    const char *text;   /* NULL: SQL NULL */
+    const uint8_t *bin; /* the binary form as PostgreSQL sent it; NULL: derived from text */
+    int32_t tlen, blen;
+} pgf_sql_value;
 
 /* Per-connection SQL state. */
 typedef struct pgf_sql_session {
-    char txn; /* 'I' idle, 'T' in transaction, 'E' failed transaction */
+    char txn;                   /* 'I' idle, 'T' in transaction, 'E' failed transaction */
+    const pgf_answers *answers; /* borrowed: canned answers, consulted first; NULL = none */
     const char *user;
     const char *database;
     bool superuser;
@@ -70,7 +81,56 @@ typedef struct pgf_sql_result {
     int nreports;
     const char *report_names[PGF_SQL_MAX_REPORTS];
     char report_values[PGF_SQL_MAX_REPORTS][128];
+    /* A table answer (catalog.c, answers.c): when xcols != NULL, the
+     * columns and rows are these, not cols/values above. The pointers are
+     * borrowed from immutable data, except xalloc, which the result owns:
+     * call pgf_sql_result_release() when done with it. */
+    const pgf_col *xcols;
+    int nxcols;
+    const pgf_sql_value *const *xrows;
+    int nxrows;
+    void *xalloc;
 } pgf_sql_result;
+
+/* Free what a result owns (a merged table answer). Idempotent. */
+void pgf_sql_result_release(pgf_sql_result *r);
+/* Column and row counts of a result (the fixed slots or the table). */
+int pgf_sql_result_ncols(const pgf_sql_result *r);
+int pgf_sql_result_nrows(const pgf_sql_result *r);
+/* Value of column `col` of row `row` in `format` (0 text, 1 binary).
+ * Returns the length and points *out at the bytes (scratch may be used,
+ * 16 bytes), or -1 for SQL NULL. */
+int32_t pgf_sql_result_value(const pgf_sql_result *r, int row, int col, int16_t format,
+                             uint8_t scratch[16], const char **out);
+
+/* Binary form of a text value of a simple type (bool, int2/4/8, oid,
+ * float4/8; text-like types are their own bytes; jsonb gets its version
+ * byte). Returns the length, -2 if the type has no binary form here. */
+int32_t pgf_sql_binary(uint32_t type_oid, const char *text, int32_t tlen, uint8_t scratch[16],
+                       const char **out);
+
+/* The normalized form statements are matched by (docs/introspection.md):
+ * comments dropped, tokens joined by one space, unquoted words
+ * lower-cased, trailing ';' dropped. Caller frees; NULL on out of memory. */
+char *pgf_sql_normalize(const char *stmt, size_t len);
+
+/* ---- catalog.c: recorded answers of PostgreSQL 15 (tests/data/introspection) ---- */
+
+/* Fill r with PostgreSQL's recorded answer to this statement and these
+ * parameters; false if the statement was not recorded. describe_only:
+ * columns only. Thread-safe (the catalog is loaded once, immutable). */
+bool pgf__catalog_answer(const char *norm, const char *const *params, int nparams,
+                         bool describe_only, pgf_sql_result *r);
+/* Recorded type of parameter n (1-based) of a recorded statement, or 0. */
+uint32_t pgf__catalog_param_type(const char *norm, int n);
+/* Number of recorded statements (tests). */
+int pgf__catalog_count(void);
+
+/* ---- answers.c: canned answers ---- */
+
+/* Fill r from the first canned answer that matches; false if none does. */
+bool pgf__answers_match(const pgf_answers *a, const char *stmt, size_t len, const char *norm,
+                        bool describe_only, pgf_sql_result *r);
 
 void pgf_sql_session_init(pgf_sql_session *s, const char *user, const char *database,
                           bool superuser);

@@ -86,6 +86,8 @@ static void finish_startup(pgf__conn *c)
     pgf_buf_reset(&b);
     pgf_msg_backend_key(&b, c->pid, c->key);
     pgf__conn_queue_buf(c, &b);
+    c->key_sent = true; /* from now on fault records name the backend pid */
+    pgf__conn_event(c, "authenticated", NULL);
     pgf_buf_reset(&b);
     pgf_msg_ready(&b, 'I');
     c->ready_once = true;
@@ -213,6 +215,7 @@ void pgf__conn_handle_startup(pgf__conn *c, const pgf_fe_msg *m)
     c->counted_backend = true;
     c->u = find_user(s, c->user);
     pgf_sql_session_init(&c->sql, c->user, c->database, c->u ? c->u->superuser : false);
+    c->sql.answers = c->srv->answers;
 
     /* _pq_. options and minor versions > 0: NegotiateProtocolVersion first. */
     const char *unknown_opts[PGF_PROTO_MAX_PARAMS];

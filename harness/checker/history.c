@@ -35,6 +35,7 @@ void pgf_rec_init(pgf_rec *r, pgf_rec_type type)
     r->session = r->op_id = r->conn = r->thread = PGF_REC_NONE;
     r->conns_open = r->conns_accepted = r->conns_closed = r->sessions_open = PGF_REC_NONE;
     r->wall_us = PGF_REC_NONE;
+    r->backend_pid = r->client_port = PGF_REC_NONE;
 }
 
 /* ---- canonical JSON ---------------------------------------------------- */
@@ -716,6 +717,8 @@ int pgf_hist_reader_next(pgf_hist_reader *r, pgf_rec *rec, char *err, size_t err
         get_int(r, o, "conns_accepted", &rec->conns_accepted, err, errlen) < 0 ||
         get_int(r, o, "conns_closed", &rec->conns_closed, err, errlen) < 0 ||
         get_int(r, o, "sessions_open", &rec->sessions_open, err, errlen) < 0 ||
+        get_int(r, o, "backend_pid", &rec->backend_pid, err, errlen) < 0 ||
+        get_int(r, o, "client_port", &rec->client_port, err, errlen) < 0 ||
         get_str(r, o, "op", &rec->op, err, errlen) < 0 ||
         get_str(r, o, "from", &rec->from, err, errlen) < 0 ||
         get_str(r, o, "to", &rec->to, err, errlen) < 0 ||

@@ -19,6 +19,7 @@
 #include "usage.h"
 #include "pgfault/history.h"
 #include "pgfault/machine.h"
+#include "pgfault/join.h"
 #include "pgfault/spec.h"
 
 static void check_usage(FILE *f)
@@ -26,9 +27,35 @@ static void check_usage(FILE *f)
     pgf__cli_usage_print(f, "check");
 }
 
+/* --server-history: the join (include/pgfault/join.h). */
+static int join_server(const char *path, const pgf_rec *recs, size_t n, const char *server_path,
+                       FILE *out)
+{
+    char err[512];
+    pgf_history *sh = NULL;
+    int rc = pgf_history_load(server_path, &sh, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "pgfault check: %s\n", err);
+        return rc == PGF_ENOMEM ? PGF_EXIT_INTERNAL : PGF_EXIT_USAGE;
+    }
+    size_t ns = 0;
+    const pgf_rec *srecs = pgf_history_records(sh, &ns);
+    pgf_join_result *j = NULL;
+    if (pgf_join(recs, n, srecs, ns, &j) < 0) {
+        pgf_history_free(sh);
+        fprintf(stderr, "pgfault check: out of memory\n");
+        return PGF_EXIT_INTERNAL;
+    }
+    pgf_join_print(out, j, path, server_path);
+    int code = j->misclassified > 0 ? PGF_EXIT_VIOLATIONS : PGF_EXIT_OK;
+    pgf_join_result_free(j);
+    pgf_history_free(sh);
+    return code;
+}
+
 int pgf_cmd_check(int argc, char **argv)
 {
-    const char *path = NULL, *spec_path = NULL, *text = NULL;
+    const char *path = NULL, *spec_path = NULL, *text = NULL, *server_path = NULL;
     bool json = false, digest = false;
     unsigned witness = 0;
     for (int i = 1; i < argc; i++) {
@@ -38,6 +65,8 @@ int pgf_cmd_check(int argc, char **argv)
             return PGF_EXIT_OK;
         } else if (strcmp(a, "--spec") == 0 && i + 1 < argc) {
             spec_path = argv[++i];
+        } else if (strcmp(a, "--server-history") == 0 && i + 1 < argc) {
+            server_path = argv[++i];
         } else if (strcmp(a, "--json") == 0) {
             json = true;
         } else if (strcmp(a, "--digest") == 0) {
@@ -144,6 +173,13 @@ int pgf_cmd_check(int argc, char **argv)
         fprintf(json ? stderr : stdout, "digest %s\n", hex);
     }
     exit_code = res->total == 0 ? PGF_EXIT_OK : PGF_EXIT_VIOLATIONS;
+    if (server_path != NULL) {
+        int jrc = join_server(path, recs, n, server_path, json ? stderr : stdout);
+        if (jrc != PGF_EXIT_OK && exit_code == PGF_EXIT_OK)
+            exit_code = jrc;
+        if (jrc == PGF_EXIT_USAGE || jrc == PGF_EXIT_INTERNAL)
+            exit_code = jrc;
+    }
 done:
     pgf_check_result_free(res);
     pgf_spec_free(spec);

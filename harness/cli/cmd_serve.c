@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "pgfault/answers.h"
 #include "usage.h"
 #include "pgfault/control.h"
 #include "pgfault/fault.h"
@@ -25,6 +26,7 @@
 #include "pgfault/rules.h"
 #include "pgfault/secret.h"
 #include "pgfault/server.h"
+#include "serve_history.h"
 
 #define MAX_ITEMS 64
 
@@ -223,7 +225,8 @@ static int serve_main(int argc, char **argv, user_specs *specs)
     int nlisten = 0, ndbs = 0, nusers = 0;
     bool warned_user = false;
     bool no_tcp = false, quiet = false, seed_random = false, remote_control = false;
-    const char *faults_path = NULL, *fault_log = NULL, *control_addr = NULL;
+    const char *faults_path = NULL, *fault_log = NULL, *control_addr = NULL, *answers_path = NULL,
+               *history_path = NULL;
     pgf_server_config cfg = {0};
     cfg.seed = 1;
     optind = 1;
@@ -318,6 +321,12 @@ static int serve_main(int argc, char **argv, user_specs *specs)
         case 'O':
             fault_log = optarg;
             break;
+        case 'A':
+            answers_path = optarg;
+            break;
+        case 'H':
+            history_path = optarg;
+            break;
         case 'C':
             control_addr = optarg;
             break;
@@ -377,12 +386,19 @@ static int serve_main(int argc, char **argv, user_specs *specs)
                     control_addr);
     }
     char err[512];
-    /* Faults first: a bad rule file must stop us before we listen. */
+    /* Canned answers and faults first: a bad file must stop us before we listen. */
+    pgf_answers *answers = NULL;
+    if (answers_path != NULL && pgf_answers_load(answers_path, &answers, err, sizeof err) != 0) {
+        fprintf(stderr, "pgfault serve: %s\n", err);
+        return PGF_EXIT_USAGE;
+    }
+    cfg.answers = answers;
     pgf_fault_rules *rules = NULL;
     if (faults_path != NULL) {
         rules = pgf_fault_rules_parse_file(faults_path, err, sizeof err);
         if (rules == NULL) {
             fprintf(stderr, "pgfault serve: %s\n", err);
+            pgf_answers_free(answers);
             return PGF_EXIT_USAGE;
         }
     }
@@ -393,6 +409,7 @@ static int serve_main(int argc, char **argv, user_specs *specs)
         if (engine == NULL) {
             fprintf(stderr, "pgfault serve: out of memory\n");
             pgf_fault_rules_free(rules);
+            pgf_answers_free(answers);
             return PGF_EXIT_INTERNAL;
         }
         nrules = rules != NULL ? pgf_fault_rules_count(rules) : 0;
@@ -401,14 +418,31 @@ static int serve_main(int argc, char **argv, user_specs *specs)
             pgf_fault_log_open(engine, fault_log, PGF_FAULT_LOG_APPEND, err, sizeof err) != 0) {
             fprintf(stderr, "pgfault serve: %s\n", err);
             pgf_fault_engine_free(engine);
+            pgf_answers_free(answers);
             return PGF_EXIT_USAGE;
         }
     }
     cfg.faults = engine;
+    pgf_serve_history *hist = NULL;
+    if (history_path != NULL) {
+        hist = pgf_serve_history_open(history_path, cfg.seed, err, sizeof err);
+        if (hist == NULL) {
+            fprintf(stderr, "pgfault serve: %s\n", err);
+            pgf_fault_engine_free(engine);
+            pgf_answers_free(answers);
+            return PGF_EXIT_USAGE;
+        }
+        cfg.on_fault = pgf_serve_history_on_fault;
+        cfg.on_fault_arg = hist;
+        cfg.on_event = pgf_serve_history_on_event;
+        cfg.on_event_arg = hist;
+    }
     struct event_base *base = event_base_new();
     if (base == NULL) {
         fprintf(stderr, "pgfault serve: cannot create an event loop\n");
+        pgf_serve_history_close(hist);
         pgf_fault_engine_free(engine);
+        pgf_answers_free(answers);
         return PGF_EXIT_INTERNAL;
     }
     pgf_server *srv = NULL;
@@ -429,8 +463,10 @@ static int serve_main(int argc, char **argv, user_specs *specs)
         fprintf(stderr, "pgfault serve: %s\n", err);
         pgf_fault_control_free(ctl);
         pgf_server_free(srv);
+        pgf_serve_history_close(hist);
         event_base_free(base);
         pgf_fault_engine_free(engine);
+        pgf_answers_free(answers);
         return rc == PGF_EINVAL ? PGF_EXIT_USAGE : PGF_EXIT_INTERNAL;
     }
     struct serve_ctx ctx = {srv, base};
@@ -444,6 +480,8 @@ static int serve_main(int argc, char **argv, user_specs *specs)
         printf("seed %" PRIu64 "\n", cfg.seed);
         if (faults_path != NULL)
             printf("faults %s (%zu rules)\n", faults_path, nrules);
+        if (answers_path != NULL)
+            printf("answers %s (%d answers)\n", answers_path, pgf_answers_count(answers));
         for (int i = 0; i < n && i < 16; i++)
             printf("listening %s\n", addrs[i]);
         if (ctl != NULL) {
@@ -472,8 +510,10 @@ static int serve_main(int argc, char **argv, user_specs *specs)
     event_free(sigterm);
     pgf_fault_control_free(ctl);
     pgf_server_free(srv);
+    pgf_serve_history_close(hist);
     event_base_free(base);
     pgf_fault_engine_free(engine);
+    pgf_answers_free(answers);
     return PGF_EXIT_OK;
 }
 

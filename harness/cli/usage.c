@@ -51,6 +51,13 @@ static const pgf__cli_row serve_opts[] = {
     {"allow-remote-control", NULL, 'R', "let --control listen on a non-loopback address"},
     {"log-level", "LEVEL", 'L', "error, warn, info, debug, trace (default warn)"},
     {"quiet", NULL, 'q', "do not print the listening lines"},
+    {"history", "FILE", 'H',
+     "write the server's view (connections, queries, faults,\n"
+     "with client address, pid, application_name) as a\n"
+     "history for `pgfault check --server-history`"},
+    {"answers", "FILE", 'A',
+     "canned answers (YAML) for the application's own\n"
+     "statements (docs/introspection.md)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -109,6 +116,10 @@ static const pgf__cli_row check_opts[] = {
     {"digest", NULL, 0,
      "also print the history's determinism digest (SHA-256, wall\n"
      "times excluded)"},
+    {"server-history", "SERVER.jsonl", 0,
+     "the history of `pgfault serve --history`: link HISTORY's health\n"
+     "results that name a backend_pid (or client_port) to the faults on\n"
+     "that connection; a misclassified one counts as a violation"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -195,7 +206,8 @@ const pgf__cli_usage pgf__cli_usages[] = {
      NULL, run_opts,
      "0 all checks passed, 1 violations or failed expectations, 2 invalid\n"
      "report or usage, 3 the harness itself failed"},
-    {"check", "HISTORY.jsonl [--spec FILE] [--json] [--witness N] [--digest]",
+    {"check",
+     "HISTORY.jsonl [--spec FILE] [--json] [--witness N] [--digest] [--server-history FILE]",
      "Check a recorded history (docs/history-format.md; '-' reads stdin) against the\n"
      "session state-machine spec and report every violation, with the first one of each\n"
      "session and the records that led to it.",

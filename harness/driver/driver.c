@@ -913,6 +913,7 @@ static int start_server(run_ctx *rc, char *err, size_t errlen)
     cfg.ndatabases = sc->ndatabases;
     cfg.max_connections = sc->max_connections;
     cfg.seed = sc->seed;
+    cfg.answers = sc->answers;
     cfg.faults = rc->res->engine;
     cfg.quiet = true;
     cfg.on_fault = on_fault;

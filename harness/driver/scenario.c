@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "pgfault/answers.h"
 #include "pgfault/config.h"
 #include "pgfault/doc.h"
 #include "pgfault/file.h"
@@ -60,6 +61,7 @@ void pgf_scenario_clear(pgf_scenario *sc)
     free(sc->external);
     free(sc->proxy_upstream);
     free(sc->socket_subdir);
+    pgf_answers_free(sc->answers);
     free(sc->user);
     free(sc->password);
     free(sc->database);
@@ -286,11 +288,18 @@ static bool parse_proxy(vctx *v, const pgf_doc *n, pgf_scenario *sc)
 
 static bool parse_server(vctx *v, const pgf_doc *n, pgf_scenario *sc)
 {
-    static const char *const keys[] = {"users",    "databases", "transport",    "max_connections",
-                                       "external", "proxy",     "socket_subdir"};
-    if (!only_keys(v, n, "'server'", keys, 7))
+    static const char *const keys[] = {"users",    "databases", "transport",     "max_connections",
+                                       "external", "proxy",     "socket_subdir", "answers"};
+    if (!only_keys(v, n, "'server'", keys, 8))
         return false;
     const pgf_doc *x;
+    if ((x = pgf_doc_get(n, "answers")) != NULL && !is_null(x)) {
+        /* canned answers: the same validator as `pgfault serve --answers` */
+        if (pgf_answers_from_doc(x, v->source, &sc->answers, v->err, v->errlen) != 0) {
+            v->failed = true;
+            return false;
+        }
+    }
     if ((x = pgf_doc_get(n, "users")) != NULL && !parse_users(v, x, sc))
         return false;
     if ((x = pgf_doc_get(n, "databases")) != NULL) {
@@ -801,6 +810,11 @@ void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
         fprintf(f, "  socket_subdir: ");
         yq(f, sc->socket_subdir);
         fprintf(f, "\n");
+    }
+    if (sc->answers != NULL) {
+        char *a = pgf_answers_to_json(sc->answers);
+        fprintf(f, "  answers: %s\n", a ? a : "[]");
+        free(a);
     }
     if (sc->external) {
         /* never write a real server's password: mask it */

@@ -116,6 +116,11 @@ typedef struct pgf_fault_ctx {
     const char *query;       /* current query text in query phases, else NULL */
     uint8_t msg_type; /* backend message about to be sent / frontend message received, 0 if none */
     uint64_t elapsed_ns; /* since server start (virtual time in sim mode) */
+    /* Who the connection is, so faults join a service's own logs (the
+     * fault log writes them; docs/introspection.md). */
+    int32_t backend_pid;       /* the pid sent in BackendKeyData; 0 before it */
+    const char *client_socket; /* unix-socket path the client came through; NULL for TCP */
+    uint64_t wall_us;          /* wall clock (pgf_wall_us) at the decision; 0 unknown */
 } pgf_fault_ctx;
 
 typedef struct pgf_fault_engine pgf_fault_engine;

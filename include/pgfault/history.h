@@ -74,6 +74,10 @@ typedef struct pgf_rec {
     int64_t conns_accepted;
     int64_t conns_closed;
     int64_t sessions_open;
+    /* who (records of `pgfault serve --history` and foreign histories):
+     * the backend pid the client was given, the client's TCP port */
+    int64_t backend_pid;
+    int64_t client_port;
     /* wall-clock microseconds since the epoch; never part of the digest.
      * The reader does not keep it (it may be any JSON value in a file). */
     int64_t wall_us;

@@ -79,6 +79,14 @@ typedef struct pgf_server_conn_info {
 typedef void (*pgf_server_conn_fn)(void *arg, pgf_server_conn_note note,
                                    const pgf_server_conn_info *info);
 
+/* Called on the server's loop for each connection event, the server's view
+ * of its clients (`pgfault serve --history`): event is "accepted",
+ * "authenticated" (BackendKeyData sent), "query" (ctx->query is the text),
+ * "terminated" (the client sent Terminate) or "closed" (cause: why;
+ * fault_rule: the last fault that fired on the connection, or NULL). */
+typedef void (*pgf_server_event_fn)(void *arg, const char *event, const struct pgf_fault_ctx *ctx,
+                                    const char *cause, const char *fault_rule);
+
 typedef struct pgf_server_config {
     const char *const *listen; /* "HOST:PORT" (IPv6 as "[::1]:PORT"); port 0 = any free */
     int nlisten;
@@ -96,6 +104,9 @@ typedef struct pgf_server_config {
     void *on_fault_arg;
     pgf_server_conn_fn on_conn; /* optional observer of what clients do (wire-side checks) */
     void *on_conn_arg;
+    const struct pgf_answers *answers; /* borrowed, outlives the server; NULL = none */
+    pgf_server_event_fn on_event;      /* optional observer of connection events */
+    void *on_event_arg;
 } pgf_server_config;
 
 typedef struct pgf_server pgf_server;

@@ -4,7 +4,8 @@
 # the end) and against `pgfault serve`, then diff what the client observed:
 # connection status and error texts, transaction status after every step,
 # result status, SQLSTATE, message, position, columns (name:type:format),
-# values, notices, ParameterStatus values.
+# values, notices, ParameterStatus values. Then every recorded connect-time
+# statement of tests/data/introspection (tests/clients/python/golden_diff.py).
 #
 # Excluded by design (they legitimately differ): backend PID and cancel key
 # (printed as "nonzero"), server_version and version() (never printed), the
@@ -58,5 +59,20 @@ if ! diff -u --label postgresql "$tmp/real.txt" --label pgfault "$tmp/fake.txt";
     fail "the fake differs from PostgreSQL (- postgresql, + pgfault) above"
 fi
 echo "differential: $steps client steps identical on PostgreSQL and pgfault"
+
+# The statements application stacks send on connect (tests/data/introspection,
+# answered from PostgreSQL's recorded rows): parameter types, row descriptions,
+# text and binary rows, errors, in the extended and the simple protocol.
+/usr/bin/python3 -c 'import psycopg' 2>/dev/null || fail "psycopg (3) missing (scripts/install-deps)"
+golden() {
+    timeout 120 /usr/bin/python3 "$PGF_SRC/tests/clients/python/golden_diff.py" \
+        "$PGF_SRC/tests/data/introspection" 127.0.0.1 "$1" pgf_scram pgf_scram_pw pgf
+}
+golden "$ref_port" >"$tmp/golden.real" || fail "golden_diff against PostgreSQL: $(tail -n 5 "$tmp/golden.real")"
+golden "$SERVE_PORT" >"$tmp/golden.fake" || fail "golden_diff against the fake: $(tail -n 5 "$tmp/golden.fake")"
+if ! diff -u --label postgresql "$tmp/golden.real" --label pgfault "$tmp/golden.fake"; then
+    fail "recorded connect-time statements: the fake differs from PostgreSQL (above)"
+fi
+echo "differential: $(tail -n 1 "$tmp/golden.fake" | awk '{print $2}') executions of recorded connect-time statements identical"
 stop_serve "$tmp/fake"
 echo PASS

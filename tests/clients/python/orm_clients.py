@@ -1,0 +1,139 @@
+"""orm_clients.py - Python application stacks connecting the way a new user
+would (default options) and running SELECT 1 through an engine, a
+transaction and an ORM session (AsyncSession for the async drivers).
+
+    python orm_clients.py HOST PORT USER PASSWORD DBNAME STACK...
+
+STACK is one of: sa-asyncpg sa-psycopg2 sa-psycopg sa-psycopg-async
+(whichever SQLAlchemy this interpreter imports: 2.0 in scripts/python-env's
+venv, Debian's 1.4 in /usr/bin/python3), asyncpg-introspection (asyncpg's
+own type introspection, what it runs on meeting a type without a built-in
+codec), psycopg-typeinfo (psycopg 3's TypeInfo.fetch), or all-2.0 / all-1.4.
+
+The same script runs against a real PostgreSQL 15 (scripts/capture-introspection
+records what it sends there) and against `pgfault serve` (tests/e2e/orm_python.sh).
+Prints one "ok STACK what" line per check; any failure raises (exit 1).
+The password is never printed.
+"""
+import asyncio
+import sys
+
+import sqlalchemy
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+SA2 = sqlalchemy.__version__.startswith("2.")
+ALL = {
+    "all-2.0": ["sa-asyncpg", "sa-psycopg2", "sa-psycopg", "sa-psycopg-async",
+                "asyncpg-introspection", "psycopg-typeinfo"],
+    "all-1.4": ["sa-psycopg2"],
+}
+
+
+def url(driver, a):
+    host, port, user, password, db = a
+    return sqlalchemy.engine.URL.create("postgresql+" + driver, username=user, password=password,
+                                        host=host, port=int(port), database=db)
+
+
+def ok(stack, what):
+    print("ok", stack, what, flush=True)
+
+
+def check_one(value, stack, what):
+    if value != 1:
+        raise AssertionError("%s %s: SELECT 1 gave %r" % (stack, what, value))
+    ok(stack, what)
+
+
+def sync_stack(stack, driver, a):
+    eng = create_engine(url(driver, a))
+    try:
+        with eng.connect() as conn:
+            check_one(conn.execute(text("SELECT 1")).scalar(), stack, "engine")
+        with eng.begin() as conn:
+            check_one(conn.execute(text("SELECT 1")).scalar(), stack, "transaction")
+        with Session(eng) as s:
+            check_one(s.execute(text("SELECT 1")).scalar(), stack, "session")
+    finally:
+        eng.dispose()
+
+
+async def async_stack(stack, driver, a):
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+    eng = create_async_engine(url(driver, a))
+    try:
+        async with eng.connect() as conn:
+            check_one((await conn.execute(text("SELECT 1"))).scalar(), stack, "engine")
+        async with eng.begin() as conn:
+            check_one((await conn.execute(text("SELECT 1"))).scalar(), stack, "transaction")
+        async with AsyncSession(eng) as s:
+            check_one((await s.execute(text("SELECT 1"))).scalar(), stack, "asyncsession")
+        async with AsyncSession(eng) as s:
+            async with s.begin():
+                check_one((await s.execute(text("SELECT 1"))).scalar(), stack,
+                          "asyncsession-transaction")
+    finally:
+        await eng.dispose()
+
+
+async def asyncpg_introspection(a):
+    import asyncpg
+    host, port, user, password, db = a
+    conn = await asyncpg.connect(host=host, port=int(port), user=user, password=password,
+                                 database=db)
+    try:
+        # int4[] (1007) and int4range (3904) have no built-in asyncpg codec
+        # entry: this is the query asyncpg sends the first time it meets them.
+        for oids, want in (([1007], {"_int4", "int4"}), ([3904], {"int4range", "int4"})):
+            rows, _ = await conn._introspect_types(oids, 10)
+            names = {r["name"] for r in rows}
+            if names != want:
+                raise AssertionError("asyncpg introspection of %s gave %s" % (oids, names))
+        ok("asyncpg-introspection", "types")
+        if await conn.fetchval("SELECT 1") != 1:
+            raise AssertionError("asyncpg SELECT 1")
+        ok("asyncpg-introspection", "select1")
+    finally:
+        await conn.close()
+
+
+def psycopg_typeinfo(a):
+    import psycopg
+    from psycopg.types import TypeInfo
+    host, port, user, password, db = a
+    with psycopg.connect(host=host, port=port, user=user, password=password, dbname=db) as conn:
+        for name, oid in (("json", 114), ("jsonb", 3802), ("int4range", 3904)):
+            ti = TypeInfo.fetch(conn, name)
+            if ti is None or ti.oid != oid:
+                raise AssertionError("TypeInfo.fetch(%s) gave %r" % (name, ti))
+        if TypeInfo.fetch(conn, "hstore") is not None:
+            raise AssertionError("TypeInfo.fetch(hstore) found hstore, which is not installed")
+        ok("psycopg-typeinfo", "fetch")
+
+
+def main():
+    a = sys.argv[1:6]
+    stacks = []
+    for s in sys.argv[6:]:
+        stacks += ALL.get(s, [s])
+    for stack in stacks:
+        if stack == "sa-psycopg2":
+            sync_stack(stack, "psycopg2", a)
+        elif stack == "sa-psycopg":
+            sync_stack(stack, "psycopg", a)
+        elif stack == "sa-asyncpg":
+            asyncio.run(async_stack(stack, "asyncpg", a))
+        elif stack == "sa-psycopg-async":
+            asyncio.run(async_stack(stack, "psycopg_async", a))
+        elif stack == "asyncpg-introspection":
+            asyncio.run(asyncpg_introspection(a))
+        elif stack == "psycopg-typeinfo":
+            psycopg_typeinfo(a)
+        else:
+            raise SystemExit("orm_clients.py: unknown stack %r" % stack)
+    print("done", len(stacks), "stacks with SQLAlchemy", sqlalchemy.__version__)
+
+
+if __name__ == "__main__":
+    main()
