@@ -90,6 +90,8 @@ static const pgf__cli_row run_opts[] = {
     {"out", "DIR", 'o', "where reports go (default out/)"},
     {"shrink", NULL, 'k', "on failure, search a smaller reproduction (sim mode)"},
     {"no-check", NULL, 'N', "record and check nothing (to measure their overhead)"},
+    {"history-zstd", NULL, 'Z', "write history.jsonl.zst (zstd) instead of history.jsonl"},
+    {"shard", "K/N", 'K', "run only shard K of N (1-based) of the scenarios (docs/soak.md)"},
     {"spec", "FILE", 'P', "an adapter target's state machine (docs/adapter-protocol.md)"},
     {"explain", NULL, 'e', "print the resolved scenarios, defaults included, and exit"},
     {"quiet", NULL, 'q', "nothing on stdout"},
