@@ -138,6 +138,11 @@ static const pgf__cli_row proxy_opts[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static const pgf__cli_row merge_opts[] = {
+    {"out", "DIR", 0, "where the merged report.json, junit.xml and report.html go"},
+    {NULL, NULL, 0, NULL},
+};
+
 static const pgf__cli_row spec_opts[] = {
     {"format", "json|yaml|dot", 0, "output format (default json)"},
     {"output", "FILE", 0, "write to FILE instead of stdout"},
@@ -203,6 +208,15 @@ const pgf__cli_usage pgf__cli_usages[] = {
      NULL, check_opts,
      "0 no violations, 1 violations, 2 bad usage or malformed input,\n"
      "3 internal failure"},
+    {"merge", "SHARD_DIR... --out DIR",
+     "Combine the output directories of `pgfault run --shard K/N` (one per shard, all N of\n"
+     "them) into one report.json, junit.xml and report.html; every scenario keeps its\n"
+     "shard and replay command (docs/soak.md). Refused, with the file named and nothing\n"
+     "written: a truncated, changed or reordered history or report, a shard of another\n"
+     "pgfault version, spec or split, an index given twice or missing.",
+     NULL, merge_opts,
+     "0 every check passed, 1 violations or failed expectations, 2 bad usage or\n"
+     "bad input, 3 internal failure"},
     {"spec", "[--format json|yaml|dot] [--output FILE]",
      "Print the session manager's declared state machine: states, operations\n"
      "(from/to/during/preempts) and every legal transition. json and yaml follow\n"
