@@ -219,7 +219,10 @@ static json_t *merge_json(shard *sh, int n, const char *out)
     json_object_set_new(run, "name", json_string(name));
     json_object_set_new(run, "interrupted", json_boolean(interrupted));
     json_object_set_new(run, "out_dir", json_string(out));
-    json_object_del(run, "replay_command"); /* each scenario keeps its own */
+    /* every scenario keeps its own; this re-runs them all (config.scenarios) */
+    char replay[4200];
+    snprintf(replay, sizeof replay, "pgfault replay %s/report.json", out);
+    json_object_set_new(run, "replay_command", json_string(replay));
     if (start != UINT64_MAX && end >= start) {
         json_object_set_new(run, "started_at_us", json_integer((json_int_t)start));
         json_object_set_new(run, "ended_at_us", json_integer((json_int_t)end));
@@ -260,6 +263,7 @@ static pgf_report *merge_report(json_t *m)
     meta.duration_ns = u64(run, "duration_ns");
     meta.interrupted = json_is_true(json_object_get(run, "interrupted"));
     meta.out_dir = json_string_value(json_object_get(run, "out_dir"));
+    meta.replay_command = json_string_value(json_object_get(run, "replay_command"));
     bool ok = pgf_report_set_meta(r, &meta) == 0 &&
               pgf_report_set_config(r, json_object_get(m, "config")) == 0;
     json_t *cfg_scs = json_object_get(json_object_get(m, "config"), "scenarios");

@@ -3,7 +3,8 @@
 # as separate processes cover the scenarios exactly once, each with the same
 # verdict and figures as in one unsharded run of the same seeds (sim mode),
 # and merged they give the unsharded verdict and counts in report.json and
-# junit.xml, every scenario keeping its shard and replay command. Bad
+# junit.xml, every scenario keeping its shard and replay command, and the
+# merged report replays as one run to the same figures. Bad
 # --shard values and bad merge input (truncated or reordered history, other
 # version or spec, an index twice or missing, not a shard) are exit 2 with
 # the file named and nothing written.
@@ -101,6 +102,19 @@ assert (a.get("tests"), a.get("failures")) == (b.get("tests"), b.get("failures")
 assert sorted(x.get("name") for x in a) == sorted(x.get("name") for x in b)
 html = open(f"{t}/merged/report.html").read()
 assert "auth-storm" in html and "shard" in html
+PYEOF
+
+# the merged report replays as one run, to the same figures
+timeout 120 "$PGFAULT" replay "$TMP/merged/report.json" --quiet --out "$TMP/replayed" >/dev/null 2>&1
+rc=$?
+[ "$rc" -eq "$all_rc" ] || fail "replay of the merged report exited $rc, want $all_rc"
+$PY - "$TMP" <<'PYEOF' || fails=$((fails + 1))
+import json, sys
+t = sys.argv[1]
+a = json.load(open(f"{t}/all/report.json"))["summary"]
+b = json.load(open(f"{t}/replayed/report.json"))["summary"]
+keys = ("verdict", "scenarios", "checks", "checks_failed", "health_checks", "violations")
+assert {k: a[k] for k in keys} == {k: b[k] for k in keys}, (a, b)
 PYEOF
 
 # bad input: each case is a copy of the shards with one thing wrong
