@@ -10,6 +10,7 @@
  * about states or operations: that is the checker's business.
  */
 #include "pgfault/history.h"
+#include "pgfault/zio.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -385,7 +386,9 @@ static int read_line(pgf_hist_reader *r, size_t *len, char *err, size_t errlen)
         if (n < 0) {
             if (ferror(r->f)) {
                 r->lineno++;
-                rerr(r, err, errlen, "read error: %s", strerror(errno ? errno : EIO));
+                int e = errno ? errno : EIO;
+                rerr(r, err, errlen, "read error: %s%s", strerror(e),
+                     e == EBADMSG ? " (a corrupt or truncated zstd stream)" : "");
                 return PGF_EIO;
             }
             return 0;
@@ -549,7 +552,7 @@ int pgf_hist_reader_open(const char *path, pgf_hist_reader **out, char *err, siz
 {
     *out = NULL;
     bool is_stdin = strcmp(path, "-") == 0;
-    FILE *f = is_stdin ? stdin : fopen(path, "r");
+    FILE *f = is_stdin ? stdin : pgf_zio_open_read(path); /* plain or .zst */
     if (f == NULL) {
         if (err != NULL && errlen > 0)
             snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -870,7 +873,7 @@ int pgf_history_load(const char *path, pgf_history **out, char *err, size_t errl
 {
     *out = NULL;
     bool is_stdin = strcmp(path, "-") == 0;
-    FILE *f = is_stdin ? stdin : fopen(path, "r");
+    FILE *f = is_stdin ? stdin : pgf_zio_open_read(path); /* plain or .zst */
     if (f == NULL) {
         if (err != NULL && errlen > 0)
             snprintf(err, errlen, "%s: %s", path, strerror(errno));

@@ -28,6 +28,7 @@ enum {
     X(run, "run a scenario (or the built-in suite) and check it")      \
     X(check, "check a recorded history offline")                       \
     X(replay, "replay a failed run from its report.json")              \
+    X(merge, "merge the outputs of `run --shard K/N` into one report") \
     X(spec, "print the session state machine (json|yaml|dot)")         \
     X(url, "resolve connection settings from the environment and print URLs")
 

@@ -113,7 +113,8 @@ static int run_main(int argc, char **argv, bool replay)
     const char *names[MAX_SCENARIOS];
     int nnames = 0;
     bool list = false, list_json = false, explain = false, quiet = false, shrink = false,
-         no_check = false, fail_fast = false;
+         no_check = false, fail_fast = false, history_zstd = false;
+    unsigned shard_k = 0, shard_n = 0; /* --shard K/N; 0 = all */
     bool have_seed = false, have_mode = false, have_sessions = false, have_iter = false,
          have_dur = false, have_threads = false, have_bugs = false;
     uint64_t seed = 0, sessions = 0, iterations = 0, duration = 0, threads = 0;
@@ -208,6 +209,23 @@ static int run_main(int argc, char **argv, bool replay)
         case 'N':
             no_check = true;
             break;
+        case 'Z':
+            history_zstd = true;
+            break;
+        case 'K': {
+            char *end = NULL;
+            errno = 0;
+            unsigned long k = strtoul(optarg, &end, 10);
+            unsigned long nn = end && *end == '/' ? strtoul(end + 1, &end, 10) : 0;
+            if (errno != 0 || end == NULL || *end != '\0' || k < 1 || nn < 1 || k > nn ||
+                nn > 100000 || optarg[0] == '-') {
+                fprintf(stderr, "pgfault %s: --shard '%s': expected K/N with 1 <= K <= N\n", cmd,
+                        optarg);
+                return PGF_EXIT_USAGE;
+            }
+            shard_k = (unsigned)k, shard_n = (unsigned)nn;
+            break;
+        }
         case 'e':
             explain = true;
             break;
@@ -404,6 +422,25 @@ static int run_main(int argc, char **argv, bool replay)
         rc = PGF_EXIT_USAGE;
         goto done;
     }
+    if (shard_n > 0) {
+        /* Deterministic split: the i-th scenario (command-line order, then
+         * the built-in order) belongs to shard i mod N + 1. */
+        int total = n, kept = 0;
+        for (int i = 0; i < total; i++) {
+            if ((unsigned)i % shard_n == shard_k - 1)
+                scs[kept++] = scs[i];
+            else
+                pgf_scenario_clear(scs[i]);
+        }
+        n = kept;
+        if (n == 0) {
+            fprintf(stderr,
+                    "pgfault %s: --shard %u/%u: no scenario falls in this shard (%d in all)\n", cmd,
+                    shard_k, shard_n, total);
+            rc = PGF_EXIT_USAGE;
+            goto done;
+        }
+    }
     if (n == 0) {
         fprintf(stderr, "pgfault %s: no scenario to run\n", cmd);
         rc = PGF_EXIT_USAGE;
@@ -465,6 +502,9 @@ static int run_main(int argc, char **argv, bool replay)
     ro.shrink = shrink;
     ro.fail_fast = fail_fast;
     ro.no_check = no_check;
+    ro.history_zstd = history_zstd;
+    ro.shard_index = shard_k;
+    ro.shard_count = shard_n;
     ro.spec_path = spec_path;
     ro.console = stdout;
     ro.stop = &stop_flag;

@@ -98,6 +98,8 @@ static const pgf__cli_row run_opts[] = {
     {"shrink", NULL, 'k', "on failure, search a smaller reproduction (sim mode)"},
     {"fail-fast", NULL, 'F', "stop after the first scenario that fails"},
     {"no-check", NULL, 'N', "record and check nothing (to measure their overhead)"},
+    {"history-zstd", NULL, 'Z', "write history.jsonl.zst (zstd) instead of history.jsonl"},
+    {"shard", "K/N", 'K', "run only shard K of N (1-based) of the scenarios (docs/soak.md)"},
     {"spec", "FILE", 'P', "an adapter target's state machine (docs/adapter-protocol.md)"},
     {"explain", NULL, 'e', "print the resolved scenarios, defaults included, and exit"},
     {"quiet", NULL, 'q', "nothing on stdout"},
@@ -145,6 +147,11 @@ static const pgf__cli_row proxy_opts[] = {
     {"seed", "N", 's', "seed for fault decisions (default 1)"},
     {"log-level", "LEVEL", 'L', "error, warn, info, debug, trace (default warn)"},
     {"quiet", NULL, 'q', "do not print the listening lines"},
+    {NULL, NULL, 0, NULL},
+};
+
+static const pgf__cli_row merge_opts[] = {
+    {"out", "DIR", 0, "where the merged report.json, junit.xml and report.html go"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -214,6 +221,15 @@ const pgf__cli_usage pgf__cli_usages[] = {
      NULL, check_opts,
      "0 no violations, 1 violations, 2 bad usage or malformed input,\n"
      "3 internal failure"},
+    {"merge", "SHARD_DIR... --out DIR",
+     "Combine the output directories of `pgfault run --shard K/N` (one per shard, all N of\n"
+     "them) into one report.json, junit.xml and report.html; every scenario keeps its\n"
+     "shard and replay command (docs/soak.md). Refused, with the file named and nothing\n"
+     "written: a truncated, changed or reordered history or report, a shard of another\n"
+     "pgfault version, spec or split, an index given twice or missing.",
+     NULL, merge_opts,
+     "0 every check passed, 1 violations or failed expectations, 2 bad usage or\n"
+     "bad input, 3 internal failure"},
     {"spec", "[--format json|yaml|dot] [--output FILE]",
      "Print the session manager's declared state machine: states, operations\n"
      "(from/to/during/preempts) and every legal transition. json and yaml follow\n"

@@ -24,6 +24,7 @@
 #include "target_http.h"
 #include "pgfault/faultlog.h"
 #include "pgfault/history.h"
+#include "pgfault/zio.h"
 #include "pgfault/log.h"
 #include "pgfault/machine.h"
 #include "pgfault/health.h"
@@ -120,9 +121,14 @@ static int write_history(const pgf_scenario *sc, const pgf_rec *recs, size_t n, 
         if (oe != 0)
             return oe;
     }
-    pgf_hist_writer *w = pgf_hist_writer_new_fp(af.fp);
-    int e = w == NULL ? PGF_ENOMEM : 0;
+    /* history.jsonl.zst (--history-zstd): compressed as it is written */
+    FILE *zf = path != NULL && pgf_zio_is_zst_name(path) ? pgf_zio_wrap_write(af.fp) : NULL;
+    pgf_hist_writer *w = pgf_hist_writer_new_fp(zf != NULL ? zf : af.fp);
+    int e = w == NULL || (zf == NULL && path != NULL && pgf_zio_is_zst_name(path)) ? PGF_ENOMEM : 0;
     if (e != 0) {
+        (void)pgf_hist_writer_close(w);
+        if (zf != NULL)
+            fclose(zf);
         pgf_atomic_file_abort(&af);
         return e;
     }
@@ -142,6 +148,8 @@ static int write_history(const pgf_scenario *sc, const pgf_rec *recs, size_t n, 
         e = pgf_hist_writer_flush(w);
     pgf_hist_writer_digest(w, hex);
     int ce = pgf_hist_writer_close(w);
+    if (zf != NULL && fclose(zf) != 0)
+        ce = PGF_EIO;
     if (path == NULL)
         return e != 0 ? e : ce;
     if (e != 0 || ce != 0)
@@ -839,7 +847,7 @@ static bool run_scenario(suite *st, pgf_scenario *sc, int n)
         st->exit_code = 3;
         return false;
     }
-    snprintf(hist, sizeof hist, "%s/history.jsonl", dir);
+    snprintf(hist, sizeof hist, "%s/history.jsonl%s", dir, st->o->history_zstd ? ".zst" : "");
     snprintf(faults, sizeof faults, "%s/faults.jsonl", dir);
     if (st->con)
         fprintf(st->con, "== %s (%s, seed %" PRIu64 ", %u sessions)\n", sc->name,
@@ -950,6 +958,23 @@ static void finish_suite(suite *st, pgf_scenario *const *scs, int n)
         st->exit_code = 1; /* partial results are not a pass */
 }
 
+/* config.shard: which shard this is and of what (the spec's digest too),
+ * so `pgfault merge` refuses shards of another version, spec or split. */
+static json_t *shard_entry(const pgf_run_opts *o)
+{
+    const char *text = pgf_session_spec_json_text();
+    pgf_spec *spec = NULL;
+    char err[256];
+    if (text == NULL ||
+        pgf_spec_parse(text, strlen(text), "<session spec>", &spec, err, sizeof err) != 0)
+        return NULL;
+    json_t *sh = json_pack("{s:I,s:I,s:s,s:s}", "index", (json_int_t)o->shard_index, "count",
+                           (json_int_t)o->shard_count, "spec_digest", pgf_spec_digest(spec), "tool",
+                           "pgfault " PGF_VERSION);
+    pgf_spec_free(spec);
+    return sh;
+}
+
 int pgf_run_suite(pgf_scenario *const *scs, int n, const pgf_run_opts *o)
 {
     suite st = {.o = o, .out = o->out_dir ? o->out_dir : "out"};
@@ -977,6 +1002,14 @@ int pgf_run_suite(pgf_scenario *const *scs, int n, const pgf_run_opts *o)
         return 3;
     }
     json_object_set_new(st.config, "scenarios", st.jscs);
+    if (o->shard_count > 0) {
+        json_t *sh = shard_entry(o);
+        if (sh == NULL) {
+            fprintf(stderr, "pgfault run: out of memory\n");
+            st.exit_code = 3;
+        }
+        json_object_set_new(st.config, "shard", sh);
+    }
     st.start_wall = pgf_wall_us();
     st.t0 = pgf_now_ns();
     for (int i = 0; i < n; i++) {

@@ -14,17 +14,20 @@
 #include "pgfault/scenario.h"
 
 typedef struct pgf_run_opts {
-    const char *out_dir;          /* default "out" */
-    bool quiet;                   /* nothing on stdout */
-    bool shrink;                  /* on failure, search a smaller reproduction */
-    bool no_check;                /* record and check nothing (measures their overhead) */
-    FILE *console;                /* summary and progress (stdout unless quiet) */
-    volatile sig_atomic_t *stop;  /* SIGINT/SIGTERM flag */
-    const char *replay_base;      /* how to call us in replay commands ("pgfault") */
-    const char *const *argv_echo; /* the command line, for the report */
-    const char *spec_path;        /* --spec: an adapter target's state machine (overrides
-                                     target.spec) */
-    bool fail_fast;               /* stop after the first scenario that fails */
+    const char *out_dir;               /* default "out" */
+    bool quiet;                        /* nothing on stdout */
+    bool shrink;                       /* on failure, search a smaller reproduction */
+    bool no_check;                     /* record and check nothing (measures their overhead) */
+    FILE *console;                     /* summary and progress (stdout unless quiet) */
+    volatile sig_atomic_t *stop;       /* SIGINT/SIGTERM flag */
+    const char *replay_base;           /* how to call us in replay commands ("pgfault") */
+    const char *const *argv_echo;      /* the command line, for the report */
+    const char *spec_path;             /* --spec: an adapter target's state machine (overrides
+                                          target.spec) */
+    bool fail_fast;                    /* stop after the first scenario that fails */
+    unsigned shard_index, shard_count; /* --shard K/N (1-based K; 0 = not sharded): recorded
+                                          in report.json's config for `pgfault merge` */
+    bool history_zstd; /* write history.jsonl.zst (libzstd) instead of history.jsonl */
 } pgf_run_opts;
 
 /* Run n scenarios (borrowed) as one suite; writes the reports and returns
