@@ -1260,6 +1260,70 @@ static void latency(pgf_buf *b, const pgf_report_scenario *s)
 }
 
 /* ---- coverage ------------------------------------------------------------------------------- */
+/* (operation x state) coverage: how often the harness called each operation
+ * in each state, and how many of those calls were refused (the forbidden
+ * ones must be). Rows are operations, columns states, in first-seen order. */
+static void op_coverage(pgf_buf *b, const pgf_report_scenario *s)
+{
+    if (s->opcells.len == 0)
+        return;
+    const char **op = calloc(s->opcells.len + 1, sizeof *op),
+               **st = calloc(s->opcells.len + 1, sizeof *st);
+    if (op == NULL || st == NULL) {
+        free(op);
+        free(st);
+        b->failed = true;
+        return;
+    }
+    size_t nop = 0, nst = 0;
+    for (size_t i = 0; i < s->opcells.len; i++) {
+        const pgf__opcell *c = &s->opcells.items[i];
+        size_t j;
+        for (j = 0; j < nop && strcmp(op[j], c->op) != 0; j++)
+            ;
+        if (j == nop)
+            op[nop++] = c->op;
+        for (j = 0; j < nst && strcmp(st[j], c->state) != 0; j++)
+            ;
+        if (j == nst)
+            st[nst++] = c->state;
+    }
+    H(b, "<p class=\"note\">Operations called in each session state: calls, and in brackets "
+         "how many were refused. Empty cells were never tried.</p>\n");
+    H(b, "<div class=\"tlwrap\"><table class=\"heat opcov\"><tr><th>operation \\ state</th>");
+    for (size_t j = 0; j < nst; j++) {
+        H(b, "<th>");
+        T(b, st[j]);
+        H(b, "</th>");
+    }
+    H(b, "</tr>\n");
+    for (size_t i = 0; i < nop; i++) {
+        H(b, "<tr><th>");
+        T(b, op[i]);
+        H(b, "</th>");
+        for (size_t j = 0; j < nst; j++) {
+            const pgf__opcell *c = NULL;
+            for (size_t k = 0; k < s->opcells.len && c == NULL; k++)
+                if (strcmp(s->opcells.items[k].op, op[i]) == 0 &&
+                    strcmp(s->opcells.items[k].state, st[j]) == 0)
+                    c = &s->opcells.items[k];
+            if (c == NULL)
+                H(b, "<td class=\"heat\"></td>");
+            else if (c->refused > 0)
+                pgf_buf_printf(
+                    b, "<td class=\"heat\" title=\"called %llu, refused %llu\">%llu (%llu)</td>",
+                    (unsigned long long)c->calls, (unsigned long long)c->refused,
+                    (unsigned long long)c->calls, (unsigned long long)c->refused);
+            else
+                pgf_buf_printf(b, "<td class=\"heat\" title=\"called %llu\">%llu</td>",
+                               (unsigned long long)c->calls, (unsigned long long)c->calls);
+        }
+        H(b, "</tr>\n");
+    }
+    H(b, "</table></div>\n");
+    free(op);
+    free(st);
+}
 
 static void coverage(pgf_buf *b, const pgf_report_scenario *s)
 {
@@ -1698,11 +1762,13 @@ int pgf_report_write_html(const pgf_report *r, const char *dir, char *err, size_
     }
     H(&b, "</section>\n<section id=\"coverage\"><h2>Fault-site coverage</h2><p "
           "class=\"note\">How often a fault fired at each protocol phase, by action. Yellow "
-          "cells were targeted by a rule that never fired.</p>\n");
+          "cells were targeted by a rule that never fired. Below it, where the run recorded "
+          "it, which operations were called in which session states.</p>\n");
     for (size_t i = 0; i < r->scenarios.len; i++) {
         H(&b, "<div class=\"card\">");
         scenario_heading(&b, r->scenarios.items[i], "cov", i);
         coverage(&b, r->scenarios.items[i]);
+        op_coverage(&b, r->scenarios.items[i]);
         H(&b, "</div>\n");
     }
     pgf_buf_printf(&b, "</section>\n<section id=\"violations\"><h2>Violations (%llu)</h2>\n",

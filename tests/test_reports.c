@@ -166,6 +166,8 @@ static pgf_report *build_fixture(bool failing, bool interrupted)
         CU_ASSERT_EQUAL(pgf_report_add_rule(s, "storm", "auth-response", "auth-fail", 180), 0);
         CU_ASSERT_EQUAL(pgf_report_add_rule(s, "rst-mid-query", "data-row", "reset", 90), 0);
         CU_ASSERT_EQUAL(pgf_report_add_rule(s, "never-fires", "sasl-final", "stall", 0), 0);
+        CU_ASSERT_EQUAL(pgf_report_add_op_coverage(s, "check", "CONNECTING_AUTH", 7, 7), 0);
+        CU_ASSERT_EQUAL(pgf_report_add_op_coverage(s, "close", "CONNECTING_AUTH", 5, 0), 0);
         CU_ASSERT_EQUAL(pgf_report_add_coverage(s, "auth-response", "auth-fail", 180), 0);
         CU_ASSERT_EQUAL(pgf_report_add_coverage(s, "data-row", "reset", 90), 0);
         CU_ASSERT_EQUAL(pgf_report_add_coverage(s, "accept", "refuse", 1), 0);
@@ -612,6 +614,10 @@ static void html_is_self_contained(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(h, "INTERRUPTED"));
     /* 300 sessions in the run; 60 recorded: the failing ones (14, 28, 57)
      * first, then 40 others */
+    /* (operation x state) coverage: calls, refused in brackets */
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "class=\"heat opcov\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "title=\"called 7, refused 7\">7 (7)</td>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "title=\"called 5\">5</td>"));
     CU_ASSERT_PTR_NOT_NULL(strstr(h, "showing 43 of 300 sessions"));
     CU_ASSERT_PTR_NOT_NULL(strstr(h, "data-session=\"57\""));
     CU_ASSERT(strstr(h, "data-session=\"57\"") < strstr(h, "data-session=\"1\""));
