@@ -273,11 +273,26 @@ static void free_bev(struct bufferevent *bev, void *arg)
     (void)arg;
 }
 
+/* Runs on the fixture's own thread, inside its loop. */
+static void stop_in_loop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
 void fx_stop(fx_server *f)
 {
     if (f == NULL)
         return;
-    event_base_loopbreak(f->base);
+    /* Not event_base_loopbreak() from here: event_base_loop() clears the
+     * break flag when it starts, so a stop that comes before the thread has
+     * entered its loop (a test that never needed the server, on a loaded
+     * machine) was lost and the join below hung (session_live timed out in
+     * CI). A zero timeout queued on the base runs once the loop runs. */
+    struct timeval now = {0, 0};
+    if (event_base_once(f->base, -1, EV_TIMEOUT, stop_in_loop, f->base, &now) != 0)
+        event_base_loopbreak(f->base);
     pthread_join(f->thread, NULL);
     evconnlistener_free(f->lis);
     (void)free_bev;
