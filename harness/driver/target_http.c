@@ -114,13 +114,12 @@ static uint64_t now_rel(tgt *t)
     return pgf_now_ns() - t->start_ns;
 }
 
-static pgf_target_check *add_check(tgt *t, const char *name, bool passed, const char *kind,
-                                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* A witness line on a check: at most 64, of up to 1023 characters. */
+#define witness(c, ...) pgf__target_witness((c), 64, 1024, __VA_ARGS__)
 
-static pgf_target_check *add_check(tgt *t, const char *name, bool passed, const char *kind,
-                                   const char *fmt, ...)
+pgf_target_check *pgf__target_check_add(pgf_target_result *r, const char *name, bool passed,
+                                        const char *kind, const char *fmt, ...)
 {
-    pgf_target_result *r = t->out;
     pgf_target_check *p = realloc(r->checks, (r->n + 1) * sizeof *p);
     if (p == NULL)
         return NULL;
@@ -137,17 +136,14 @@ static pgf_target_check *add_check(tgt *t, const char *name, bool passed, const 
     return c;
 }
 
-static void witness(pgf_target_check *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void witness(pgf_target_check *c, const char *fmt, ...)
+void pgf__target_witness(pgf_target_check *c, size_t max, size_t linelen, const char *fmt, ...)
 {
-    if (c == NULL || c->nwitness >= 64)
+    if (c == NULL || c->nwitness >= max)
         return;
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    vsnprintf(line, linelen < sizeof line ? linelen : sizeof line, fmt, ap);
     va_end(ap);
     char **p = realloc(c->witness, (c->nwitness + 1) * sizeof *p);
     if (p == NULL)
@@ -856,8 +852,9 @@ static void check_statuses(tgt *t)
                  tg->unhealthy_status[i]);
     char name[160];
     snprintf(name, sizeof name, "no 5xx other than the declared unhealthy status (%s)", unh);
-    pgf_target_check *c = add_check(t, name, bad5 == 0, "http_5xx",
-                                    "%zu of %zu responses were an undeclared 5xx", bad5, t->nresps);
+    pgf_target_check *c =
+        pgf__target_check_add(t->out, name, bad5 == 0, "http_5xx",
+                              "%zu of %zu responses were an undeclared 5xx", bad5, t->nresps);
     for (size_t i = 0; i < t->nresps && c && !c->passed; i++) {
         const resp *r = &t->resps[i];
         if (r->status >= 500 && !in_list(tg->unhealthy_status, tg->nunhealthy, r->status)) {
@@ -866,9 +863,9 @@ static void check_statuses(tgt *t)
             witness(c, "%s", line);
         }
     }
-    c = add_check(t, "every response carries a declared healthy or unhealthy status", other == 0,
-                  "http_status", "%zu of %zu responses had an undeclared status below 500", other,
-                  t->nresps);
+    c = pgf__target_check_add(
+        t->out, "every response carries a declared healthy or unhealthy status", other == 0,
+        "http_status", "%zu of %zu responses had an undeclared status below 500", other, t->nresps);
     for (size_t i = 0; i < t->nresps && c && !c->passed; i++) {
         const resp *r = &t->resps[i];
         if (r->status > 0 && r->status < 500 &&
@@ -889,8 +886,9 @@ static void check_deadline(tgt *t)
         late += t->resps[i].status == 0 || t->resps[i].t1 - t->resps[i].t0 > limit;
     char name[160];
     snprintf(name, sizeof name, "every response within its deadline (%u ms)", t->tg->timeout_ms);
-    pgf_target_check *c = add_check(t, name, late == 0, "deadline",
-                                    "%zu of %zu requests got no response in time", late, t->nresps);
+    pgf_target_check *c =
+        pgf__target_check_add(t->out, name, late == 0, "deadline",
+                              "%zu of %zu requests got no response in time", late, t->nresps);
     for (size_t i = 0; i < t->nresps && c && !c->passed; i++)
         if (t->resps[i].status == 0 || t->resps[i].t1 - t->resps[i].t0 > limit) {
             char line[600];
@@ -911,11 +909,11 @@ static void check_traces(tgt *t, const char *out_dir)
     size_t bodies = 0;
     for (size_t i = 0; i < t->nresps; i++)
         bodies += t->resps[i].status > 0 && body_has_trace(t->resps[i].body);
-    pgf_target_check *c =
-        add_check(t, "no exception trace in a response body or the service's output",
-                  total == 0 && bodies == 0, "exception_trace",
-                  "%zu trace line(s) in the service's output, %zu response bodies with a trace%s%s",
-                  total, bodies, n > 0 ? "; first: " : "", n > 0 ? hits[n > 1 ? 1 : 0].text : "");
+    pgf_target_check *c = pgf__target_check_add(
+        t->out, "no exception trace in a response body or the service's output",
+        total == 0 && bodies == 0, "exception_trace",
+        "%zu trace line(s) in the service's output, %zu response bodies with a trace%s%s", total,
+        bodies, n > 0 ? "; first: " : "", n > 0 ? hits[n > 1 ? 1 : 0].text : "");
     for (size_t i = 0; i < n && c; i++)
         witness(c, "%s:%d: %s", hits[i].file, hits[i].line, hits[i].text);
     for (size_t i = 0; i < t->nresps && c && bodies > 0; i++)
@@ -936,7 +934,7 @@ static void check_recovery(tgt *t, uint64_t last_fault)
     else
         snprintf(name, sizeof name, "health green again after the last fault (time reported)");
     if (last_fault == 0) {
-        add_check(t, name, true, "", "no fault fired: nothing to recover from");
+        pgf__target_check_add(t->out, name, true, "", "no fault fired: nothing to recover from");
         return;
     }
     uint64_t lf = last_fault - 1;
@@ -948,9 +946,9 @@ static void check_recovery(tgt *t, uint64_t last_fault)
             green = r;
     }
     if (green == NULL) {
-        pgf_target_check *c =
-            add_check(t, name, false, "no_recovery",
-                      "never healthy again after the last fault at t=%.3fs", (double)lf / 1e9);
+        pgf_target_check *c = pgf__target_check_add(
+            t->out, name, false, "no_recovery",
+            "never healthy again after the last fault at t=%.3fs", (double)lf / 1e9);
         for (size_t i = t->nresps > 5 ? t->nresps - 5 : 0; i < t->nresps && c; i++) {
             char line[600];
             fmt_resp(t, &t->resps[i], line, sizeof line);
@@ -960,9 +958,9 @@ static void check_recovery(tgt *t, uint64_t last_fault)
     }
     uint64_t rec = green->t1 - lf;
     bool ok = tg->recovery_ms == 0 || rec <= tg->recovery_ms * 1000000ULL;
-    pgf_target_check *c = add_check(t, name, ok, "slow_recovery",
-                                    "recovered %.0f ms after the last fault (at t=%.3fs)",
-                                    (double)rec / 1e6, (double)lf / 1e9);
+    pgf_target_check *c = pgf__target_check_add(
+        t->out, name, ok, "slow_recovery", "recovered %.0f ms after the last fault (at t=%.3fs)",
+        (double)rec / 1e6, (double)lf / 1e9);
     char line[600];
     fmt_resp(t, green, line, sizeof line);
     witness(c, "first healthy response after the last fault: %s", line);
@@ -984,7 +982,8 @@ static void check_storm(tgt *t, double limit)
     snprintf(name, sizeof name, "no login storm after 28P01 (at most %.0f logins/s at the server)",
              limit);
     if (first == 0) {
-        add_check(t, name, true, "", "no 28P01 was injected or answered: nothing to check");
+        pgf__target_check_add(t->out, name, true, "",
+                              "no 28P01 was injected or answered: nothing to check");
         return;
     }
     uint64_t f = first - 1;
@@ -1002,11 +1001,11 @@ static void check_storm(tgt *t, double limit)
         }
     }
     bool ok = (double)worst <= limit;
-    pgf_target_check *c =
-        add_check(t, name, ok, "login_storm",
-                  "at most %" PRIu64 " logins in one second after the first 28P01 (t=%.3fs); "
-                  "busiest second from t=%.3fs",
-                  worst, (double)f / 1e9, (double)worst_at / 1e9);
+    pgf_target_check *c = pgf__target_check_add(
+        t->out, name, ok, "login_storm",
+        "at most %" PRIu64 " logins in one second after the first 28P01 (t=%.3fs); "
+        "busiest second from t=%.3fs",
+        worst, (double)f / 1e9, (double)worst_at / 1e9);
     if (!ok)
         pgf__wire_storm_witness(t->wire, c, worst_at);
 }
@@ -1152,10 +1151,10 @@ int pgf_target_http_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
         if (!ready)
             run_for(t, 100);
     }
-    pgf_target_check *c =
-        add_check(t, "the service started and answered its health URL", ready, "not_ready",
-                  ready ? "answered %s after %.0f ms" : "no HTTP answer from %s within %.0f ms",
-                  t->url, (double)now_rel(t) / 1e6);
+    pgf_target_check *c = pgf__target_check_add(
+        t->out, "the service started and answered its health URL", ready, "not_ready",
+        ready ? "answered %s after %.0f ms" : "no HTTP answer from %s within %.0f ms", t->url,
+        (double)now_rel(t) / 1e6);
     if (!ready) {
         if (t->svc_started) {
             pgf_service_poll(&t->svc);
@@ -1248,9 +1247,10 @@ finish:
         bool died = pgf_service_poll(&t->svc);
         char d[128];
         pgf_service_describe(&t->svc, d, sizeof d);
-        c = add_check(t, "the service process never died", !died, "service_died",
-                      died ? "%s during the run (at t=%.3fs)" : "%s until pgfault stopped it", d,
-                      (double)(t->died_at_ns ? t->died_at_ns - 1 : 0) / 1e9);
+        c = pgf__target_check_add(t->out, "the service process never died", !died, "service_died",
+                                  died ? "%s during the run (at t=%.3fs)"
+                                       : "%s until pgfault stopped it",
+                                  d, (double)(t->died_at_ns ? t->died_at_ns - 1 : 0) / 1e9);
         if (died)
             tail_file(c, errp, "service.stderr", 12);
         pgf_service_stop(&t->svc, t->tg->stop_grace_ms);

@@ -30,6 +30,16 @@ typedef struct pgf_target_result {
     size_t n;
 } pgf_target_result;
 
+/* Append a check to r (kind "" when it passed, msg from fmt); NULL when
+ * out of memory. Shared by the HTTP, adapter and wire checks. */
+pgf_target_check *pgf__target_check_add(pgf_target_result *r, const char *name, bool passed,
+                                        const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Append a witness line to c (nothing when c is NULL or holds max lines
+ * already), cut to linelen - 1 characters (linelen at most 1024). */
+void pgf__target_witness(pgf_target_check *c, size_t max, size_t linelen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Run sc (sc->target.kind == PGF_TARGET_HTTP) writing the service's
  * output into out_dir (service.stdout, service.stderr). On success *run
  * (free with pgf_run_free) and *res (free with pgf_target_result_free)
