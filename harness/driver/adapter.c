@@ -423,14 +423,6 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
         stop_loop(a);
 }
 
-static void on_rotate(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    actx *a = arg;
-    pgf_fault_engine_set_rules(a->res->engine, pgf_fault_rules_ref(a->sc->rules2));
-}
-
 static void on_fault(void *arg, const struct pgf_fault_ctx *ctx, int phase,
                      const struct pgf_fault_action *act)
 {
@@ -474,26 +466,9 @@ int pgf_target_exec_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
     a->stop = o ? o->stop : NULL;
     a->op_timeout_ns =
         ((uint64_t)sc->connect_timeout_ms + sc->query_timeout_ms + 5000) * 1000000ULL;
-    res->sc = sc;
-    res->start_wall_us = pgf_wall_us();
-    uint64_t t0 = pgf_now_ns();
-    res->rec = pgf_recorder_new(NULL, t0);
-    res->engine = pgf_fault_engine_new(sc->seed);
-    a->base = event_base_new();
-    if (res->rec == NULL || res->engine == NULL || a->base == NULL) {
-        snprintf(err, errlen, "out of memory");
-        e = PGF_ENOMEM;
+    uint64_t t0;
+    if ((e = pgf__target_run_open(res, sc, o, &t0, &a->base, &a->wire, err, errlen)) != 0)
         goto done;
-    }
-    if (o != NULL && o->faults_log_path != NULL &&
-        (e = pgf_fault_log_open(res->engine, o->faults_log_path, 0, err, errlen)) != 0)
-        goto done;
-    a->wire = pgf__wire_new(t0);
-    if (a->wire == NULL) {
-        snprintf(err, errlen, "out of memory");
-        e = PGF_ENOMEM;
-        goto done;
-    }
     if ((e = pgf__tsrv_start(&a->ts, sc, res->engine, on_fault, a, a->wire, err, errlen)) != 0)
         goto done;
     if ((e = pgf__target_env(&env, sc, &a->ts, "0", err, errlen)) != 0)
@@ -553,11 +528,7 @@ int pgf_target_exec_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
         pgf_fault_engine_set_rules(res->engine, pgf_fault_rules_ref(sc->rules));
     a->start_ns = pgf_now_ns();
     if (sc->rules2 != NULL) {
-        a->rotate = evtimer_new(a->base, on_rotate, a);
-        struct timeval tv = {(time_t)(sc->rules2_at_ms / 1000),
-                             (suseconds_t)(sc->rules2_at_ms % 1000) * 1000};
-        if (a->rotate)
-            evtimer_add(a->rotate, &tv);
+        a->rotate = pgf__target_rotate_new(a->base, res);
     }
     a->slots = calloc(sc->sessions, sizeof *a->slots);
     if (a->slots == NULL) {

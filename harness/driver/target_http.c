@@ -225,8 +225,45 @@ static void on_rotate(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    tgt *t = arg;
-    pgf_fault_engine_set_rules(t->res->engine, pgf_fault_rules_ref(t->sc->rules2));
+    pgf_run *res = arg;
+    pgf_fault_engine_set_rules(res->engine, pgf_fault_rules_ref(res->sc->rules2));
+}
+
+struct event *pgf__target_rotate_new(struct event_base *base, pgf_run *res)
+{
+    const pgf_scenario *sc = res->sc;
+    struct event *ev = evtimer_new(base, on_rotate, res);
+    struct timeval tv = {(time_t)(sc->rules2_at_ms / 1000),
+                         (suseconds_t)(sc->rules2_at_ms % 1000) * 1000};
+    if (ev)
+        evtimer_add(ev, &tv);
+    return ev;
+}
+
+int pgf__target_run_open(pgf_run *res, const pgf_scenario *sc, const pgf_driver_opts *o,
+                         uint64_t *t0, struct event_base **base, pgf__wire **wire, char *err,
+                         size_t errlen)
+{
+    res->sc = sc;
+    res->start_wall_us = pgf_wall_us();
+    *t0 = pgf_now_ns();
+    res->rec = pgf_recorder_new(NULL, *t0);
+    res->engine = pgf_fault_engine_new(sc->seed);
+    *base = event_base_new();
+    if (res->rec == NULL || res->engine == NULL || *base == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return PGF_ENOMEM;
+    }
+    int e;
+    if (o != NULL && o->faults_log_path != NULL &&
+        (e = pgf_fault_log_open(res->engine, o->faults_log_path, 0, err, errlen)) != 0)
+        return e;
+    *wire = pgf__wire_new(*t0);
+    if (*wire == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return PGF_ENOMEM;
+    }
+    return 0;
 }
 
 int pgf__tsrv_start(pgf__tsrv *ts, const pgf_scenario *sc, pgf_fault_engine *engine,
@@ -1080,26 +1117,8 @@ int pgf_target_http_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
     t->res = res;
     t->out = out;
     t->stop = o ? o->stop : NULL;
-    res->sc = sc;
-    res->start_wall_us = pgf_wall_us();
-    t->start_ns = pgf_now_ns();
-    res->rec = pgf_recorder_new(NULL, t->start_ns);
-    res->engine = pgf_fault_engine_new(sc->seed);
-    t->base = event_base_new();
-    if (res->rec == NULL || res->engine == NULL || t->base == NULL) {
-        snprintf(err, errlen, "out of memory");
-        e = PGF_ENOMEM;
+    if ((e = pgf__target_run_open(res, sc, o, &t->start_ns, &t->base, &t->wire, err, errlen)) != 0)
         goto done;
-    }
-    if (o != NULL && o->faults_log_path != NULL &&
-        (e = pgf_fault_log_open(res->engine, o->faults_log_path, 0, err, errlen)) != 0)
-        goto done;
-    t->wire = pgf__wire_new(t->start_ns);
-    if (t->wire == NULL) {
-        snprintf(err, errlen, "out of memory");
-        e = PGF_ENOMEM;
-        goto done;
-    }
     if ((e = pgf__tsrv_start(&t->ts, sc, res->engine, on_fault, t, t->wire, err, errlen)) != 0)
         goto done;
     int port = pgf__free_port();
@@ -1172,11 +1191,7 @@ int pgf_target_http_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
     uint64_t load_t0 = pgf_now_ns();
     t->load_end_ns = sc->duration_ms > 0 ? load_t0 + sc->duration_ms * 1000000ULL : 0;
     if (sc->rules2 != NULL) {
-        t->rotate = evtimer_new(t->base, on_rotate, t);
-        struct timeval tv = {(time_t)(sc->rules2_at_ms / 1000),
-                             (suseconds_t)(sc->rules2_at_ms % 1000) * 1000};
-        if (t->rotate)
-            evtimer_add(t->rotate, &tv);
+        t->rotate = pgf__target_rotate_new(t->base, res);
     }
     t->clients = calloc(sc->sessions, sizeof *t->clients);
     if (t->clients == NULL) {

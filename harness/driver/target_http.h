@@ -70,12 +70,25 @@ typedef struct pgf__tsrv {
     char pgport[16];
 } pgf__tsrv;
 struct pgf__wire;
+struct event;
+struct event_base;
 /* wire (may be NULL): the wire-side observer (wire_checks.h). */
 int pgf__tsrv_start(pgf__tsrv *ts, const pgf_scenario *sc, pgf_fault_engine *engine,
                     pgf_server_fault_fn on_fault_fn, void *arg, struct pgf__wire *wire, char *err,
                     size_t errlen) PGF_NODISCARD;
 /* Stop and free the server, remove the socket directories. */
 void pgf__tsrv_stop(pgf__tsrv *ts, const pgf_scenario *sc);
+
+/* The start of a target run: res->sc, its wall clock, recorder and fault
+ * engine (seeded from sc, logging to o->faults_log_path), a new event
+ * base and wire observer; *t0 = the run's monotonic start. On error
+ * (PGF_ENOMEM, the fault log's code) err says why; the caller frees. */
+int pgf__target_run_open(pgf_run *res, const pgf_scenario *sc, const pgf_driver_opts *o,
+                         uint64_t *t0, struct event_base **base, struct pgf__wire **wire, char *err,
+                         size_t errlen) PGF_NODISCARD;
+/* The timer that swaps in sc->rules2 at sc->rules2_at_ms (NULL if out of
+ * memory). */
+struct event *pgf__target_rotate_new(struct event_base *base, pgf_run *res);
 
 /* A free loopback TCP port, or -1. */
 int pgf__free_port(void);
