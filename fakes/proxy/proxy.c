@@ -49,6 +49,7 @@
 #include "pgfault/fault.h"
 #include "pgfault/faultlog.h"
 #include "pgfault/log.h"
+#include "pgfault/net.h"
 #include "pgfault/proto.h"
 #include "pgfault/proxy.h"
 #include "pgfault/rng.h"
@@ -1427,17 +1428,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     pgf_buf_init(&c->pending_err);
     pgf_rng_init(&c->rng, px->faults ? pgf_fault_engine_seed(px->faults) : 0, c->id, 0x6761726267);
     snprintf(c->peer, sizeof c->peer, "unix");
-    if (addr != NULL && addr->sa_family == AF_INET && alen >= (int)sizeof(struct sockaddr_in)) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
-        char host[INET_ADDRSTRLEN] = "?";
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        snprintf(c->peer, sizeof c->peer, "%s:%d", host, ntohs(in->sin_port));
-    } else if (addr != NULL && addr->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
-        char host[INET6_ADDRSTRLEN] = "?";
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        snprintf(c->peer, sizeof c->peer, "[%s]:%d", host, ntohs(in6->sin6_port));
-    }
+    pgf_net_format_addr(addr, alen, c->peer, sizeof c->peer, NULL);
     if (addr != NULL && addr->sa_family != AF_UNIX) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -1473,29 +1464,6 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 /* ------------------------------------------------------------------ */
 /* the proxy object                                                    */
 
-static int split_hostport(const char *spec, char *host, size_t hostlen, char *port, size_t portlen)
-{
-    const char *colon;
-    if (spec[0] == '[') {
-        const char *close_br = strchr(spec, ']');
-        if (close_br == NULL || close_br[1] != ':')
-            return -1;
-        snprintf(host, hostlen, "%.*s", (int)(close_br - spec - 1), spec + 1);
-        colon = close_br + 1;
-    } else {
-        colon = strrchr(spec, ':');
-        if (colon == NULL)
-            return -1;
-        snprintf(host, hostlen, "%.*s", (int)(colon - spec), spec);
-    }
-    snprintf(port, portlen, "%s", colon + 1);
-    char *end;
-    long pn = strtol(port, &end, 10);
-    if (*port == '\0' || *end != '\0' || pn < 0 || pn > 65535)
-        return -1;
-    return 0;
-}
-
 static int resolve_upstream(pgf_proxy *px, const char *up, int port, char *err, size_t errlen)
 {
     if (up == NULL || *up == '\0') {
@@ -1522,7 +1490,8 @@ static int resolve_upstream(pgf_proxy *px, const char *up, int port, char *err, 
         return 0;
     }
     char host[256], ports[16];
-    if (split_hostport(up, host, sizeof host, ports, sizeof ports) != 0 || host[0] == '\0') {
+    if (pgf_net_split_hostport(up, host, sizeof host, ports, sizeof ports) != 0 ||
+        host[0] == '\0') {
         snprintf(err, errlen,
                  "--upstream '%s': expected HOST:PORT, [V6]:PORT or a socket directory", up);
         return PGF_EINVAL;
@@ -1637,45 +1606,14 @@ int pgf_proxy_new(const pgf_proxy_config *cfg, struct event_base *base, pgf_prox
 
 static int listen_tcp(pgf_proxy *px, const char *spec, char *err, size_t errlen)
 {
-    char host[256], port[16];
-    if (split_hostport(spec, host, sizeof host, port, sizeof port) != 0) {
-        snprintf(err, errlen, "--listen '%s': expected HOST:PORT (e.g. 127.0.0.1:6432)", spec);
-        return PGF_EINVAL;
-    }
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-    if (gai != 0) {
-        snprintf(err, errlen, "--listen '%s': %s", spec, gai_strerror(gai));
-        return PGF_EINVAL;
-    }
-    struct evconnlistener *l = evconnlistener_new_bind(
-        px->base, on_accept, px, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-        4096, res->ai_addr, (int)res->ai_addrlen);
-    freeaddrinfo(res);
-    if (l == NULL) {
-        snprintf(err, errlen, "cannot listen on %s: %s", spec, strerror(errno));
-        return PGF_EBIND;
-    }
-    evconnlistener_set_error_cb(l, on_accept_error);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &sl);
-    char ip[INET6_ADDRSTRLEN] = "?";
+    struct evconnlistener *l;
     int bound;
-    if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-        bound = ntohs(a->sin6_port);
-        snprintf(px->addrs[px->naddrs++], sizeof px->addrs[0], "tcp [%s]:%d", ip, bound);
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-        bound = ntohs(a->sin_port);
-        snprintf(px->addrs[px->naddrs++], sizeof px->addrs[0], "tcp %s:%d", ip, bound);
-    }
+    int e = pgf_net_listen_tcp(px->base, spec, "127.0.0.1:6432", on_accept, px, &l,
+                               px->addrs[px->naddrs], sizeof px->addrs[0], &bound, err, errlen);
+    if (e != 0)
+        return e;
+    evconnlistener_set_error_cb(l, on_accept_error);
+    px->naddrs++;
     if (px->port == 0)
         px->port = bound;
     px->listeners[px->nlisteners++] = l;

@@ -17,6 +17,7 @@
 #include "pgfault/clock.h"
 #include "pgfault/log.h"
 #include "pgfault/loop.h"
+#include "pgfault/net.h"
 #include "conn_int.h"
 
 int pgf_auth_method_parse(const char *s)
@@ -241,71 +242,16 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
     pgf_accept_guard_on_error(s->accept_guard, l);
 }
 
-/* "HOST:PORT", "[v6]:PORT" or ":PORT" -> host (may be empty) and port. */
-static int split_hostport(const char *spec, char *host, size_t hostlen, char *port, size_t portlen)
-{
-    const char *colon;
-    if (spec[0] == '[') {
-        const char *close = strchr(spec, ']');
-        if (close == NULL || close[1] != ':')
-            return -1;
-        snprintf(host, hostlen, "%.*s", (int)(close - spec - 1), spec + 1);
-        colon = close + 1;
-    } else {
-        colon = strrchr(spec, ':');
-        if (colon == NULL)
-            return -1;
-        snprintf(host, hostlen, "%.*s", (int)(colon - spec), spec);
-    }
-    snprintf(port, portlen, "%s", colon + 1);
-    char *end;
-    long p = strtol(port, &end, 10);
-    if (*port == '\0' || *end != '\0' || p < 0 || p > 65535)
-        return -1;
-    return 0;
-}
-
 static int listen_tcp(pgf_server *s, const char *spec, char *err, size_t errlen)
 {
-    char host[256], port[16];
-    if (split_hostport(spec, host, sizeof host, port, sizeof port) != 0) {
-        snprintf(err, errlen, "--listen '%s': expected HOST:PORT (e.g. 127.0.0.1:54320)", spec);
-        return PGF_EINVAL;
-    }
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-    if (gai != 0) {
-        snprintf(err, errlen, "--listen '%s': %s", spec, gai_strerror(gai));
-        return PGF_EINVAL;
-    }
-    struct evconnlistener *l = evconnlistener_new_bind(
-        s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-        4096, res->ai_addr, (int)res->ai_addrlen);
-    freeaddrinfo(res);
-    if (l == NULL) {
-        snprintf(err, errlen, "cannot listen on %s: %s", spec, strerror(errno));
-        return PGF_EBIND;
-    }
-    evconnlistener_set_error_cb(l, on_accept_error);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &sl);
-    char ip[INET6_ADDRSTRLEN] = "?";
+    struct evconnlistener *l;
     int bound;
-    if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-        bound = ntohs(a->sin6_port);
-        snprintf(s->addrs[s->naddrs++], sizeof s->addrs[0], "tcp [%s]:%d", ip, bound);
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-        bound = ntohs(a->sin_port);
-        snprintf(s->addrs[s->naddrs++], sizeof s->addrs[0], "tcp %s:%d", ip, bound);
-    }
+    int rc = pgf_net_listen_tcp(s->base, spec, "127.0.0.1:54320", on_accept, s, &l,
+                                s->addrs[s->naddrs], sizeof s->addrs[0], &bound, err, errlen);
+    if (rc != 0)
+        return rc;
+    evconnlistener_set_error_cb(l, on_accept_error);
+    s->naddrs++;
     if (s->port == 0)
         s->port = bound;
     s->listeners[s->nlisteners++] = l;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_common.h"
 #include "usage.h"
 #include "pgfault/control.h"
 #include "pgfault/fault.h"
@@ -25,11 +26,6 @@ static void proxy_usage(FILE *f)
 {
     pgf__cli_usage_print(f, "proxy");
 }
-
-struct proxy_cli {
-    pgf_proxy *px;
-    struct event_base *base;
-};
 
 static int hook_set_listening(void *arg, bool up)
 {
@@ -46,13 +42,9 @@ static char *hook_stats_json(void *arg)
     return pgf_proxy_stats_json(arg);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static void stop_proxy(void *arg)
 {
-    (void)what;
-    struct proxy_cli *ctx = arg;
-    pgf_log_info("[proxy] signal %d: stopping", (int)sig);
-    pgf_proxy_stop(ctx->px);
-    event_base_loopexit(ctx->base, NULL);
+    pgf_proxy_stop(arg);
 }
 
 static int parse_uint(const char *flag, const char *s, unsigned long max, unsigned long *out)
@@ -130,18 +122,10 @@ int pgf_cmd_proxy(int argc, char **argv)
             }
             break;
         }
-        case 'L': {
-            int lvl = pgf_log_level_parse(optarg);
-            if (lvl < 0) {
-                fprintf(stderr,
-                        "pgfault proxy: --log-level '%s': expected error, warn, info, "
-                        "debug or trace\n",
-                        optarg);
+        case 'L':
+            if (pgf__cli_log_level("proxy", optarg) != 0)
                 return PGF_EXIT_USAGE;
-            }
-            pgf_log_level_set(lvl);
             break;
-        }
         case 'q':
             cfg.quiet = true;
             break;
@@ -174,14 +158,9 @@ int pgf_cmd_proxy(int argc, char **argv)
 
     char err[512];
     /* A bad rule file must stop us before we listen. */
-    pgf_fault_rules *rules = NULL;
-    if (faults_path != NULL) {
-        rules = pgf_fault_rules_parse_file(faults_path, err, sizeof err);
-        if (rules == NULL) {
-            fprintf(stderr, "pgfault proxy: %s\n", err);
-            return PGF_EXIT_USAGE;
-        }
-    }
+    pgf_fault_rules *rules;
+    if (pgf__cli_load_rules("proxy", faults_path, &rules) != 0)
+        return PGF_EXIT_USAGE;
     /* Always an engine: the control API may add rules later. */
     pgf_fault_engine *engine = pgf_fault_engine_new(seed);
     struct event_base *base = event_base_new();
@@ -224,32 +203,20 @@ int pgf_cmd_proxy(int argc, char **argv)
         return rc == PGF_EINVAL || rc == PGF_EIO ? PGF_EXIT_USAGE : PGF_EXIT_INTERNAL;
     }
     if (ctl != NULL && !cfg.quiet) {
-        char host[256];
-        int port;
-        if (pgf_fault_split_hostport(control_addr, host, sizeof host, &port) == 0)
-            printf("control http://%s%s%s:%d\n", strchr(host, ':') ? "[" : "", host,
-                   strchr(host, ':') ? "]" : "", control_port);
+        pgf__cli_print_control(control_addr, control_port);
         fflush(stdout);
     }
-    struct proxy_cli ctx = {px, base};
-    struct event *sigint = evsignal_new(base, SIGINT, on_signal, &ctx);
-    struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, &ctx);
-    event_add(sigint, NULL);
-    event_add(sigterm, NULL);
+    pgf__cli_stopper stopper = {.base = base, .tag = "[proxy]", .stop = stop_proxy, .obj = px};
+    pgf__cli_stopper_add(&stopper);
     event_base_dispatch(base);
     pgf_proxy_stats st;
     pgf_proxy_get_stats(px, &st);
     pgf_log_info("[proxy] stopped: %" PRIu64 " connections, %" PRIu64 " upstream failures",
                  st.accepted, st.upstream_failures);
     if (!cfg.quiet) {
-        char *cov = pgf_fault_coverage_json(engine);
-        if (cov != NULL)
-            printf("coverage %s\n", cov);
-        free(cov);
-        fflush(stdout);
+        pgf__cli_print_coverage(engine);
     }
-    event_free(sigint);
-    event_free(sigterm);
+    pgf__cli_stopper_free(&stopper);
     pgf_fault_control_free(ctl);
     pgf_proxy_free(px);
     event_base_free(base);

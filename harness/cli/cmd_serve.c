@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_common.h"
 #include "pgfault/answers.h"
 #include "usage.h"
 #include "pgfault/control.h"
@@ -34,11 +35,6 @@ static void serve_usage(FILE *f)
 {
     pgf__cli_usage_print(f, "serve");
 }
-
-struct serve_ctx {
-    pgf_server *srv;
-    struct event_base *base;
-};
 
 static int hook_set_listening(void *arg, bool up)
 {
@@ -70,13 +66,9 @@ static char *hook_stats_json(void *arg)
     return buf;
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static void stop_server(void *arg)
 {
-    (void)what;
-    struct serve_ctx *ctx = arg;
-    pgf_log_info("[serve] signal %d: stopping", (int)sig);
-    pgf_server_stop(ctx->srv);
-    event_base_loopexit(ctx->base, NULL);
+    pgf_server_stop(arg);
 }
 
 /* NAME:PASSWORD:METHOD; the password may itself contain ':'. spec is
@@ -300,18 +292,10 @@ static int serve_main(int argc, char **argv, user_specs *specs)
                 }
             }
             break;
-        case 'L': {
-            int lvl = pgf_log_level_parse(optarg);
-            if (lvl < 0) {
-                fprintf(stderr,
-                        "pgfault serve: --log-level '%s': expected error, warn, info, "
-                        "debug or trace\n",
-                        optarg);
+        case 'L':
+            if (pgf__cli_log_level("serve", optarg) != 0)
                 return PGF_EXIT_USAGE;
-            }
-            pgf_log_level_set(lvl);
             break;
-        }
         case 'q':
             quiet = true;
             break;
@@ -393,14 +377,10 @@ static int serve_main(int argc, char **argv, user_specs *specs)
         return PGF_EXIT_USAGE;
     }
     cfg.answers = answers;
-    pgf_fault_rules *rules = NULL;
-    if (faults_path != NULL) {
-        rules = pgf_fault_rules_parse_file(faults_path, err, sizeof err);
-        if (rules == NULL) {
-            fprintf(stderr, "pgfault serve: %s\n", err);
-            pgf_answers_free(answers);
-            return PGF_EXIT_USAGE;
-        }
+    pgf_fault_rules *rules;
+    if (pgf__cli_load_rules("serve", faults_path, &rules) != 0) {
+        pgf_answers_free(answers);
+        return PGF_EXIT_USAGE;
     }
     pgf_fault_engine *engine = NULL;
     size_t nrules = 0;
@@ -469,11 +449,8 @@ static int serve_main(int argc, char **argv, user_specs *specs)
         pgf_answers_free(answers);
         return rc == PGF_EINVAL ? PGF_EXIT_USAGE : PGF_EXIT_INTERNAL;
     }
-    struct serve_ctx ctx = {srv, base};
-    struct event *sigint = evsignal_new(base, SIGINT, on_signal, &ctx);
-    struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, &ctx);
-    event_add(sigint, NULL);
-    event_add(sigterm, NULL);
+    pgf__cli_stopper stopper = {.base = base, .tag = "[serve]", .stop = stop_server, .obj = srv};
+    pgf__cli_stopper_add(&stopper);
     if (!quiet) {
         char addrs[16][256];
         int n = pgf_server_addresses(srv, addrs, 16);
@@ -484,13 +461,8 @@ static int serve_main(int argc, char **argv, user_specs *specs)
             printf("answers %s (%d answers)\n", answers_path, pgf_answers_count(answers));
         for (int i = 0; i < n && i < 16; i++)
             printf("listening %s\n", addrs[i]);
-        if (ctl != NULL) {
-            char host[256];
-            int port;
-            if (pgf_fault_split_hostport(control_addr, host, sizeof host, &port) == 0)
-                printf("control http://%s%s%s:%d\n", strchr(host, ':') ? "[" : "", host,
-                       strchr(host, ':') ? "]" : "", control_port);
-        }
+        if (ctl != NULL)
+            pgf__cli_print_control(control_addr, control_port);
         fflush(stdout);
     }
     event_base_dispatch(base);
@@ -499,15 +471,9 @@ static int serve_main(int argc, char **argv, user_specs *specs)
     pgf_log_info("[serve] stopped: %" PRIu64 " connections, %" PRIu64 " queries", st.accepted,
                  st.queries);
     if (engine != NULL && !quiet) {
-        /* Fault-site coverage: which phase x action fired, which rules never did. */
-        char *cov = pgf_fault_coverage_json(engine);
-        if (cov != NULL)
-            printf("coverage %s\n", cov);
-        free(cov);
-        fflush(stdout);
+        pgf__cli_print_coverage(engine);
     }
-    event_free(sigint);
-    event_free(sigterm);
+    pgf__cli_stopper_free(&stopper);
     pgf_fault_control_free(ctl);
     pgf_server_free(srv);
     pgf_serve_history_close(hist);

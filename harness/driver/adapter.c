@@ -97,29 +97,6 @@ struct actx {
     volatile sig_atomic_t *stop;
 };
 
-static pgf_target_check *add_check(actx *a, const char *name, bool passed, const char *kind,
-                                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static pgf_target_check *add_check(actx *a, const char *name, bool passed, const char *kind,
-                                   const char *fmt, ...)
-{
-    pgf_target_result *r = a->out;
-    pgf_target_check *p = realloc(r->checks, (r->n + 1) * sizeof *p);
-    if (p == NULL)
-        return NULL;
-    r->checks = p;
-    pgf_target_check *c = &p[r->n++];
-    memset(c, 0, sizeof *c);
-    snprintf(c->name, sizeof c->name, "%s", name);
-    c->passed = passed;
-    snprintf(c->kind, sizeof c->kind, "%s", passed ? "" : kind);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->msg, sizeof c->msg, fmt, ap);
-    va_end(ap);
-    return c;
-}
-
 static void stop_loop(actx *a)
 {
     a->stop_now = true;
@@ -446,14 +423,6 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
         stop_loop(a);
 }
 
-static void on_rotate(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    actx *a = arg;
-    pgf_fault_engine_set_rules(a->res->engine, pgf_fault_rules_ref(a->sc->rules2));
-}
-
 static void on_fault(void *arg, const struct pgf_fault_ctx *ctx, int phase,
                      const struct pgf_fault_action *act)
 {
@@ -497,26 +466,9 @@ int pgf_target_exec_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
     a->stop = o ? o->stop : NULL;
     a->op_timeout_ns =
         ((uint64_t)sc->connect_timeout_ms + sc->query_timeout_ms + 5000) * 1000000ULL;
-    res->sc = sc;
-    res->start_wall_us = pgf_wall_us();
-    uint64_t t0 = pgf_now_ns();
-    res->rec = pgf_recorder_new(NULL, t0);
-    res->engine = pgf_fault_engine_new(sc->seed);
-    a->base = event_base_new();
-    if (res->rec == NULL || res->engine == NULL || a->base == NULL) {
-        snprintf(err, errlen, "out of memory");
-        e = PGF_ENOMEM;
+    uint64_t t0;
+    if ((e = pgf__target_run_open(res, sc, o, &t0, &a->base, &a->wire, err, errlen)) != 0)
         goto done;
-    }
-    if (o != NULL && o->faults_log_path != NULL &&
-        (e = pgf_fault_log_open(res->engine, o->faults_log_path, 0, err, errlen)) != 0)
-        goto done;
-    a->wire = pgf__wire_new(t0);
-    if (a->wire == NULL) {
-        snprintf(err, errlen, "out of memory");
-        e = PGF_ENOMEM;
-        goto done;
-    }
     if ((e = pgf__tsrv_start(&a->ts, sc, res->engine, on_fault, a, a->wire, err, errlen)) != 0)
         goto done;
     if ((e = pgf__target_env(&env, sc, &a->ts, "0", err, errlen)) != 0)
@@ -563,10 +515,10 @@ int pgf_target_exec_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
     uint64_t ready_deadline = pgf_now_ns() + (uint64_t)sc->target.ready_timeout_ms * 1000000ULL;
     while (!a->ready && !a->stop_now && pgf_now_ns() < ready_deadline)
         event_base_loop(a->base, EVLOOP_ONCE);
-    pgf_target_check *c =
-        add_check(a, "the adapter started and said ready", a->ready, "not_ready",
-                  a->ready ? "ready after %.0f ms" : "no {\"type\":\"ready\"} within %.0f ms",
-                  (double)(pgf_now_ns() - t0) / 1e6);
+    pgf_target_check *c = pgf__target_check_add(
+        a->out, "the adapter started and said ready", a->ready, "not_ready",
+        a->ready ? "ready after %.0f ms" : "no {\"type\":\"ready\"} within %.0f ms",
+        (double)(pgf_now_ns() - t0) / 1e6);
     if (!a->ready)
         goto finish;
     a->stop_now = false;
@@ -576,11 +528,7 @@ int pgf_target_exec_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
         pgf_fault_engine_set_rules(res->engine, pgf_fault_rules_ref(sc->rules));
     a->start_ns = pgf_now_ns();
     if (sc->rules2 != NULL) {
-        a->rotate = evtimer_new(a->base, on_rotate, a);
-        struct timeval tv = {(time_t)(sc->rules2_at_ms / 1000),
-                             (suseconds_t)(sc->rules2_at_ms % 1000) * 1000};
-        if (a->rotate)
-            evtimer_add(a->rotate, &tv);
+        a->rotate = pgf__target_rotate_new(a->base, res);
     }
     a->slots = calloc(sc->sessions, sizeof *a->slots);
     if (a->slots == NULL) {
@@ -627,19 +575,20 @@ finish:;
     size_t unanswered = 0;
     for (size_t i = 0; i < a->npend; i++)
         unanswered += a->pend[i].open;
-    c = add_check(a, "the adapter completed every operation",
-                  a->timeout_msg[0] == '\0' && unanswered == 0, "adapter_timeout",
-                  "%s%s%zu of %zu operations unanswered", a->timeout_msg,
-                  a->timeout_msg[0] ? "; " : "", unanswered, a->npend);
-    c = add_check(a, "the adapter spoke the protocol", a->bad_lines == 0, "adapter_protocol",
-                  "%" PRIu64 " of %" PRIu64 " lines were not protocol messages%s%s", a->bad_lines,
-                  a->lines, a->first_bad[0] ? "; first: " : "", a->first_bad);
+    c = pgf__target_check_add(a->out, "the adapter completed every operation",
+                              a->timeout_msg[0] == '\0' && unanswered == 0, "adapter_timeout",
+                              "%s%s%zu of %zu operations unanswered", a->timeout_msg,
+                              a->timeout_msg[0] ? "; " : "", unanswered, a->npend);
+    c = pgf__target_check_add(
+        a->out, "the adapter spoke the protocol", a->bad_lines == 0, "adapter_protocol",
+        "%" PRIu64 " of %" PRIu64 " lines were not protocol messages%s%s", a->bad_lines, a->lines,
+        a->first_bad[0] ? "; first: " : "", a->first_bad);
     bool died = a->svc_started && pgf_service_poll(&a->svc);
     char d[128] = "";
     if (a->svc_started)
         pgf_service_describe(&a->svc, d, sizeof d);
-    c = add_check(a, "the adapter process never died", !died, "adapter_died",
-                  died ? "%s before pgfault sent quit" : "%s until quit", d);
+    c = pgf__target_check_add(a->out, "the adapter process never died", !died, "adapter_died",
+                              died ? "%s before pgfault sent quit" : "%s until quit", d);
     if (a->svc_started)
         pgf_service_stop(&a->svc, sc->target.stop_grace_ms);
     pgf_server_get_stats(a->ts.server, &res->server);

@@ -114,13 +114,12 @@ static uint64_t now_rel(tgt *t)
     return pgf_now_ns() - t->start_ns;
 }
 
-static pgf_target_check *add_check(tgt *t, const char *name, bool passed, const char *kind,
-                                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* A witness line on a check: at most 64, of up to 1023 characters. */
+#define witness(c, ...) pgf__target_witness((c), 64, 1024, __VA_ARGS__)
 
-static pgf_target_check *add_check(tgt *t, const char *name, bool passed, const char *kind,
-                                   const char *fmt, ...)
+pgf_target_check *pgf__target_check_add(pgf_target_result *r, const char *name, bool passed,
+                                        const char *kind, const char *fmt, ...)
 {
-    pgf_target_result *r = t->out;
     pgf_target_check *p = realloc(r->checks, (r->n + 1) * sizeof *p);
     if (p == NULL)
         return NULL;
@@ -137,17 +136,14 @@ static pgf_target_check *add_check(tgt *t, const char *name, bool passed, const 
     return c;
 }
 
-static void witness(pgf_target_check *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void witness(pgf_target_check *c, const char *fmt, ...)
+void pgf__target_witness(pgf_target_check *c, size_t max, size_t linelen, const char *fmt, ...)
 {
-    if (c == NULL || c->nwitness >= 64)
+    if (c == NULL || c->nwitness >= max)
         return;
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    vsnprintf(line, linelen < sizeof line ? linelen : sizeof line, fmt, ap);
     va_end(ap);
     char **p = realloc(c->witness, (c->nwitness + 1) * sizeof *p);
     if (p == NULL)
@@ -229,8 +225,45 @@ static void on_rotate(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    tgt *t = arg;
-    pgf_fault_engine_set_rules(t->res->engine, pgf_fault_rules_ref(t->sc->rules2));
+    pgf_run *res = arg;
+    pgf_fault_engine_set_rules(res->engine, pgf_fault_rules_ref(res->sc->rules2));
+}
+
+struct event *pgf__target_rotate_new(struct event_base *base, pgf_run *res)
+{
+    const pgf_scenario *sc = res->sc;
+    struct event *ev = evtimer_new(base, on_rotate, res);
+    struct timeval tv = {(time_t)(sc->rules2_at_ms / 1000),
+                         (suseconds_t)(sc->rules2_at_ms % 1000) * 1000};
+    if (ev)
+        evtimer_add(ev, &tv);
+    return ev;
+}
+
+int pgf__target_run_open(pgf_run *res, const pgf_scenario *sc, const pgf_driver_opts *o,
+                         uint64_t *t0, struct event_base **base, pgf__wire **wire, char *err,
+                         size_t errlen)
+{
+    res->sc = sc;
+    res->start_wall_us = pgf_wall_us();
+    *t0 = pgf_now_ns();
+    res->rec = pgf_recorder_new(NULL, *t0);
+    res->engine = pgf_fault_engine_new(sc->seed);
+    *base = event_base_new();
+    if (res->rec == NULL || res->engine == NULL || *base == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return PGF_ENOMEM;
+    }
+    int e;
+    if (o != NULL && o->faults_log_path != NULL &&
+        (e = pgf_fault_log_open(res->engine, o->faults_log_path, 0, err, errlen)) != 0)
+        return e;
+    *wire = pgf__wire_new(*t0);
+    if (*wire == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return PGF_ENOMEM;
+    }
+    return 0;
 }
 
 int pgf__tsrv_start(pgf__tsrv *ts, const pgf_scenario *sc, pgf_fault_engine *engine,
@@ -856,8 +889,9 @@ static void check_statuses(tgt *t)
                  tg->unhealthy_status[i]);
     char name[160];
     snprintf(name, sizeof name, "no 5xx other than the declared unhealthy status (%s)", unh);
-    pgf_target_check *c = add_check(t, name, bad5 == 0, "http_5xx",
-                                    "%zu of %zu responses were an undeclared 5xx", bad5, t->nresps);
+    pgf_target_check *c =
+        pgf__target_check_add(t->out, name, bad5 == 0, "http_5xx",
+                              "%zu of %zu responses were an undeclared 5xx", bad5, t->nresps);
     for (size_t i = 0; i < t->nresps && c && !c->passed; i++) {
         const resp *r = &t->resps[i];
         if (r->status >= 500 && !in_list(tg->unhealthy_status, tg->nunhealthy, r->status)) {
@@ -866,9 +900,9 @@ static void check_statuses(tgt *t)
             witness(c, "%s", line);
         }
     }
-    c = add_check(t, "every response carries a declared healthy or unhealthy status", other == 0,
-                  "http_status", "%zu of %zu responses had an undeclared status below 500", other,
-                  t->nresps);
+    c = pgf__target_check_add(
+        t->out, "every response carries a declared healthy or unhealthy status", other == 0,
+        "http_status", "%zu of %zu responses had an undeclared status below 500", other, t->nresps);
     for (size_t i = 0; i < t->nresps && c && !c->passed; i++) {
         const resp *r = &t->resps[i];
         if (r->status > 0 && r->status < 500 &&
@@ -889,8 +923,9 @@ static void check_deadline(tgt *t)
         late += t->resps[i].status == 0 || t->resps[i].t1 - t->resps[i].t0 > limit;
     char name[160];
     snprintf(name, sizeof name, "every response within its deadline (%u ms)", t->tg->timeout_ms);
-    pgf_target_check *c = add_check(t, name, late == 0, "deadline",
-                                    "%zu of %zu requests got no response in time", late, t->nresps);
+    pgf_target_check *c =
+        pgf__target_check_add(t->out, name, late == 0, "deadline",
+                              "%zu of %zu requests got no response in time", late, t->nresps);
     for (size_t i = 0; i < t->nresps && c && !c->passed; i++)
         if (t->resps[i].status == 0 || t->resps[i].t1 - t->resps[i].t0 > limit) {
             char line[600];
@@ -911,11 +946,11 @@ static void check_traces(tgt *t, const char *out_dir)
     size_t bodies = 0;
     for (size_t i = 0; i < t->nresps; i++)
         bodies += t->resps[i].status > 0 && body_has_trace(t->resps[i].body);
-    pgf_target_check *c =
-        add_check(t, "no exception trace in a response body or the service's output",
-                  total == 0 && bodies == 0, "exception_trace",
-                  "%zu trace line(s) in the service's output, %zu response bodies with a trace%s%s",
-                  total, bodies, n > 0 ? "; first: " : "", n > 0 ? hits[n > 1 ? 1 : 0].text : "");
+    pgf_target_check *c = pgf__target_check_add(
+        t->out, "no exception trace in a response body or the service's output",
+        total == 0 && bodies == 0, "exception_trace",
+        "%zu trace line(s) in the service's output, %zu response bodies with a trace%s%s", total,
+        bodies, n > 0 ? "; first: " : "", n > 0 ? hits[n > 1 ? 1 : 0].text : "");
     for (size_t i = 0; i < n && c; i++)
         witness(c, "%s:%d: %s", hits[i].file, hits[i].line, hits[i].text);
     for (size_t i = 0; i < t->nresps && c && bodies > 0; i++)
@@ -936,7 +971,7 @@ static void check_recovery(tgt *t, uint64_t last_fault)
     else
         snprintf(name, sizeof name, "health green again after the last fault (time reported)");
     if (last_fault == 0) {
-        add_check(t, name, true, "", "no fault fired: nothing to recover from");
+        pgf__target_check_add(t->out, name, true, "", "no fault fired: nothing to recover from");
         return;
     }
     uint64_t lf = last_fault - 1;
@@ -948,9 +983,9 @@ static void check_recovery(tgt *t, uint64_t last_fault)
             green = r;
     }
     if (green == NULL) {
-        pgf_target_check *c =
-            add_check(t, name, false, "no_recovery",
-                      "never healthy again after the last fault at t=%.3fs", (double)lf / 1e9);
+        pgf_target_check *c = pgf__target_check_add(
+            t->out, name, false, "no_recovery",
+            "never healthy again after the last fault at t=%.3fs", (double)lf / 1e9);
         for (size_t i = t->nresps > 5 ? t->nresps - 5 : 0; i < t->nresps && c; i++) {
             char line[600];
             fmt_resp(t, &t->resps[i], line, sizeof line);
@@ -960,9 +995,9 @@ static void check_recovery(tgt *t, uint64_t last_fault)
     }
     uint64_t rec = green->t1 - lf;
     bool ok = tg->recovery_ms == 0 || rec <= tg->recovery_ms * 1000000ULL;
-    pgf_target_check *c = add_check(t, name, ok, "slow_recovery",
-                                    "recovered %.0f ms after the last fault (at t=%.3fs)",
-                                    (double)rec / 1e6, (double)lf / 1e9);
+    pgf_target_check *c = pgf__target_check_add(
+        t->out, name, ok, "slow_recovery", "recovered %.0f ms after the last fault (at t=%.3fs)",
+        (double)rec / 1e6, (double)lf / 1e9);
     char line[600];
     fmt_resp(t, green, line, sizeof line);
     witness(c, "first healthy response after the last fault: %s", line);
@@ -984,7 +1019,8 @@ static void check_storm(tgt *t, double limit)
     snprintf(name, sizeof name, "no login storm after 28P01 (at most %.0f logins/s at the server)",
              limit);
     if (first == 0) {
-        add_check(t, name, true, "", "no 28P01 was injected or answered: nothing to check");
+        pgf__target_check_add(t->out, name, true, "",
+                              "no 28P01 was injected or answered: nothing to check");
         return;
     }
     uint64_t f = first - 1;
@@ -1002,11 +1038,11 @@ static void check_storm(tgt *t, double limit)
         }
     }
     bool ok = (double)worst <= limit;
-    pgf_target_check *c =
-        add_check(t, name, ok, "login_storm",
-                  "at most %" PRIu64 " logins in one second after the first 28P01 (t=%.3fs); "
-                  "busiest second from t=%.3fs",
-                  worst, (double)f / 1e9, (double)worst_at / 1e9);
+    pgf_target_check *c = pgf__target_check_add(
+        t->out, name, ok, "login_storm",
+        "at most %" PRIu64 " logins in one second after the first 28P01 (t=%.3fs); "
+        "busiest second from t=%.3fs",
+        worst, (double)f / 1e9, (double)worst_at / 1e9);
     if (!ok)
         pgf__wire_storm_witness(t->wire, c, worst_at);
 }
@@ -1081,26 +1117,8 @@ int pgf_target_http_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
     t->res = res;
     t->out = out;
     t->stop = o ? o->stop : NULL;
-    res->sc = sc;
-    res->start_wall_us = pgf_wall_us();
-    t->start_ns = pgf_now_ns();
-    res->rec = pgf_recorder_new(NULL, t->start_ns);
-    res->engine = pgf_fault_engine_new(sc->seed);
-    t->base = event_base_new();
-    if (res->rec == NULL || res->engine == NULL || t->base == NULL) {
-        snprintf(err, errlen, "out of memory");
-        e = PGF_ENOMEM;
+    if ((e = pgf__target_run_open(res, sc, o, &t->start_ns, &t->base, &t->wire, err, errlen)) != 0)
         goto done;
-    }
-    if (o != NULL && o->faults_log_path != NULL &&
-        (e = pgf_fault_log_open(res->engine, o->faults_log_path, 0, err, errlen)) != 0)
-        goto done;
-    t->wire = pgf__wire_new(t->start_ns);
-    if (t->wire == NULL) {
-        snprintf(err, errlen, "out of memory");
-        e = PGF_ENOMEM;
-        goto done;
-    }
     if ((e = pgf__tsrv_start(&t->ts, sc, res->engine, on_fault, t, t->wire, err, errlen)) != 0)
         goto done;
     int port = pgf__free_port();
@@ -1152,10 +1170,10 @@ int pgf_target_http_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
         if (!ready)
             run_for(t, 100);
     }
-    pgf_target_check *c =
-        add_check(t, "the service started and answered its health URL", ready, "not_ready",
-                  ready ? "answered %s after %.0f ms" : "no HTTP answer from %s within %.0f ms",
-                  t->url, (double)now_rel(t) / 1e6);
+    pgf_target_check *c = pgf__target_check_add(
+        t->out, "the service started and answered its health URL", ready, "not_ready",
+        ready ? "answered %s after %.0f ms" : "no HTTP answer from %s within %.0f ms", t->url,
+        (double)now_rel(t) / 1e6);
     if (!ready) {
         if (t->svc_started) {
             pgf_service_poll(&t->svc);
@@ -1173,11 +1191,7 @@ int pgf_target_http_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
     uint64_t load_t0 = pgf_now_ns();
     t->load_end_ns = sc->duration_ms > 0 ? load_t0 + sc->duration_ms * 1000000ULL : 0;
     if (sc->rules2 != NULL) {
-        t->rotate = evtimer_new(t->base, on_rotate, t);
-        struct timeval tv = {(time_t)(sc->rules2_at_ms / 1000),
-                             (suseconds_t)(sc->rules2_at_ms % 1000) * 1000};
-        if (t->rotate)
-            evtimer_add(t->rotate, &tv);
+        t->rotate = pgf__target_rotate_new(t->base, res);
     }
     t->clients = calloc(sc->sessions, sizeof *t->clients);
     if (t->clients == NULL) {
@@ -1248,9 +1262,10 @@ finish:
         bool died = pgf_service_poll(&t->svc);
         char d[128];
         pgf_service_describe(&t->svc, d, sizeof d);
-        c = add_check(t, "the service process never died", !died, "service_died",
-                      died ? "%s during the run (at t=%.3fs)" : "%s until pgfault stopped it", d,
-                      (double)(t->died_at_ns ? t->died_at_ns - 1 : 0) / 1e9);
+        c = pgf__target_check_add(t->out, "the service process never died", !died, "service_died",
+                                  died ? "%s during the run (at t=%.3fs)"
+                                       : "%s until pgfault stopped it",
+                                  d, (double)(t->died_at_ns ? t->died_at_ns - 1 : 0) / 1e9);
         if (died)
             tail_file(c, errp, "service.stderr", 12);
         pgf_service_stop(&t->svc, t->tg->stop_grace_ms);

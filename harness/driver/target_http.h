@@ -30,6 +30,16 @@ typedef struct pgf_target_result {
     size_t n;
 } pgf_target_result;
 
+/* Append a check to r (kind "" when it passed, msg from fmt); NULL when
+ * out of memory. Shared by the HTTP, adapter and wire checks. */
+pgf_target_check *pgf__target_check_add(pgf_target_result *r, const char *name, bool passed,
+                                        const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Append a witness line to c (nothing when c is NULL or holds max lines
+ * already), cut to linelen - 1 characters (linelen at most 1024). */
+void pgf__target_witness(pgf_target_check *c, size_t max, size_t linelen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Run sc (sc->target.kind == PGF_TARGET_HTTP) writing the service's
  * output into out_dir (service.stdout, service.stderr). On success *run
  * (free with pgf_run_free) and *res (free with pgf_target_result_free)
@@ -60,12 +70,25 @@ typedef struct pgf__tsrv {
     char pgport[16];
 } pgf__tsrv;
 struct pgf__wire;
+struct event;
+struct event_base;
 /* wire (may be NULL): the wire-side observer (wire_checks.h). */
 int pgf__tsrv_start(pgf__tsrv *ts, const pgf_scenario *sc, pgf_fault_engine *engine,
                     pgf_server_fault_fn on_fault_fn, void *arg, struct pgf__wire *wire, char *err,
                     size_t errlen) PGF_NODISCARD;
 /* Stop and free the server, remove the socket directories. */
 void pgf__tsrv_stop(pgf__tsrv *ts, const pgf_scenario *sc);
+
+/* The start of a target run: res->sc, its wall clock, recorder and fault
+ * engine (seeded from sc, logging to o->faults_log_path), a new event
+ * base and wire observer; *t0 = the run's monotonic start. On error
+ * (PGF_ENOMEM, the fault log's code) err says why; the caller frees. */
+int pgf__target_run_open(pgf_run *res, const pgf_scenario *sc, const pgf_driver_opts *o,
+                         uint64_t *t0, struct event_base **base, struct pgf__wire **wire, char *err,
+                         size_t errlen) PGF_NODISCARD;
+/* The timer that swaps in sc->rules2 at sc->rules2_at_ms (NULL if out of
+ * memory). */
+struct event *pgf__target_rotate_new(struct event_base *base, pgf_run *res);
 
 /* A free loopback TCP port, or -1. */
 int pgf__free_port(void);

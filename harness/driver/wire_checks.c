@@ -169,46 +169,8 @@ static void describe(const wconn *c, char *buf, size_t len)
              c->peer, c->app, c->user[0] ? c->user : "?");
 }
 
-static pgf_target_check *add(pgf_target_result *r, const char *name, bool passed, const char *kind,
-                             const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static pgf_target_check *add(pgf_target_result *r, const char *name, bool passed, const char *kind,
-                             const char *fmt, ...)
-{
-    pgf_target_check *p = realloc(r->checks, (r->n + 1) * sizeof *p);
-    if (p == NULL)
-        return NULL;
-    r->checks = p;
-    pgf_target_check *c = &p[r->n++];
-    memset(c, 0, sizeof *c);
-    snprintf(c->name, sizeof c->name, "%s", name);
-    c->passed = passed;
-    snprintf(c->kind, sizeof c->kind, "%s", passed ? "" : kind);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->msg, sizeof c->msg, fmt, ap);
-    va_end(ap);
-    return c;
-}
-
-static void wit(pgf_target_check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void wit(pgf_target_check *c, const char *fmt, ...)
-{
-    if (c == NULL || c->nwitness >= 32)
-        return;
-    char line[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    char **p = realloc(c->witness, (c->nwitness + 1) * sizeof *p);
-    if (p == NULL)
-        return;
-    c->witness = p;
-    if ((p[c->nwitness] = strdup(line)) != NULL)
-        c->nwitness++;
-}
+/* A witness line on a check: at most 32, of up to 599 characters. */
+#define wit(c, ...) pgf__target_witness((c), 32, 600, __VA_ARGS__)
 
 void pgf__wire_checks(pgf__wire *w, pgf_target_result *r, int idle_floor, const char *when)
 {
@@ -224,10 +186,10 @@ void pgf__wire_checks(pgf__wire *w, pgf_target_result *r, int idle_floor, const 
     }
     snprintf(name, sizeof name, "no server connection left open beyond the idle floor (%d) %s",
              idle_floor, when);
-    pgf_target_check *c =
-        add(r, name, (int64_t)open <= idle_floor, "connection_leak",
-            "%zu connection(s) still open at the server %s (floor %d; %zu accepted in all)", open,
-            when, idle_floor, w->n);
+    pgf_target_check *c = pgf__target_check_add(
+        r, name, (int64_t)open <= idle_floor, "connection_leak",
+        "%zu connection(s) still open at the server %s (floor %d; %zu accepted in all)", open, when,
+        idle_floor, w->n);
     for (size_t i = 0; i < w->nend && c && !c->passed; i++) {
         describe(&w->end[i], d, sizeof d);
         wit(c, "%s: open since t=%.3fs, %s", d, (double)w->end[i].open_ns / 1e9,
@@ -237,11 +199,12 @@ void pgf__wire_checks(pgf__wire *w, pgf_target_result *r, int idle_floor, const 
                                    : "idle in failed transaction");
     }
 
-    c = add(r, "wire: no connection abandoned mid-startup and left open", mid_startup == 0,
-            "abandoned_startup",
-            "%zu connection(s) still open %s that never finished startup (the client stopped "
-            "waiting but did not close)",
-            mid_startup, when);
+    c = pgf__target_check_add(
+        r, "wire: no connection abandoned mid-startup and left open", mid_startup == 0,
+        "abandoned_startup",
+        "%zu connection(s) still open %s that never finished startup (the client stopped "
+        "waiting but did not close)",
+        mid_startup, when);
     for (size_t i = 0; i < w->nend && c && !c->passed; i++)
         if (!w->end[i].ready) {
             describe(&w->end[i], d, sizeof d);
@@ -249,10 +212,11 @@ void pgf__wire_checks(pgf__wire *w, pgf_target_result *r, int idle_floor, const 
                 (double)w->end[i].open_ns / 1e9);
         }
 
-    c = add(r, "wire: no connection left idle in transaction", in_txn == 0, "idle_in_transaction",
-            "%zu connection(s) open %s inside a transaction (after a fault, the client never "
-            "rolled back)",
-            in_txn, when);
+    c = pgf__target_check_add(
+        r, "wire: no connection left idle in transaction", in_txn == 0, "idle_in_transaction",
+        "%zu connection(s) open %s inside a transaction (after a fault, the client never "
+        "rolled back)",
+        in_txn, when);
     for (size_t i = 0; i < w->nend && c && !c->passed; i++)
         if (w->end[i].ready && w->end[i].txn != 'I') {
             describe(&w->end[i], d, sizeof d);
@@ -265,18 +229,19 @@ void pgf__wire_checks(pgf__wire *w, pgf_target_result *r, int idle_floor, const 
         early += w->c[i].early_queries > 0;
         after += w->c[i].after_terminate;
     }
-    c = add(r, "wire: no Query sent before ReadyForQuery (simple protocol)", early == 0,
-            "query_before_ready",
-            "%zu connection(s) sent a Query before the previous one's "
-            "ReadyForQuery",
-            early);
+    c = pgf__target_check_add(r, "wire: no Query sent before ReadyForQuery (simple protocol)",
+                              early == 0, "query_before_ready",
+                              "%zu connection(s) sent a Query before the previous one's "
+                              "ReadyForQuery",
+                              early);
     for (size_t i = 0; i < w->n && c && !c->passed; i++)
         if (w->c[i].early_queries > 0) {
             describe(&w->c[i], d, sizeof d);
             wit(c, "%s: %u Query message(s) ahead of ReadyForQuery", d, w->c[i].early_queries);
         }
-    c = add(r, "wire: nothing sent after Terminate", after == 0, "after_terminate",
-            "%zu connection(s) sent bytes after Terminate", after);
+    c = pgf__target_check_add(r, "wire: nothing sent after Terminate", after == 0,
+                              "after_terminate", "%zu connection(s) sent bytes after Terminate",
+                              after);
     for (size_t i = 0; i < w->n && c && !c->passed; i++)
         if (w->c[i].after_terminate) {
             describe(&w->c[i], d, sizeof d);
