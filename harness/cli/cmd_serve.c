@@ -206,124 +206,151 @@ static bool loopback_host(const char *host)
            strcmp(host, "localhost") == 0;
 }
 
-static int serve_main(int argc, char **argv, user_specs *specs)
+/* Everything the command line (and PGFAULT_USERS) says; cfg points into it. */
+typedef struct serve_opts {
+    const char *listen[MAX_ITEMS];
+    const char *dbs[MAX_ITEMS];
+    pgf_server_user users[MAX_ITEMS];
+    int nlisten, ndbs, nusers;
+    bool warned_user;
+    bool no_tcp, quiet, seed_random, remote_control;
+    const char *faults_path, *fault_log, *control_addr, *answers_path, *history_path;
+    pgf_server_config cfg;
+} serve_opts;
+
+/* Returned by the parsing helpers when serve should go on. */
+#define SERVE_CONTINUE (-1)
+
+/* --user NAME:PASSWORD:METHOD: add it, warn once, blank the password in argv. */
+static int serve_opt_user(serve_opts *o, user_specs *specs, char *arg)
+{
+    if (add_user(specs, o->users, &o->nusers, arg, strlen(arg), "--user") != 0)
+        return PGF_EXIT_USAGE;
+    const pgf_server_user *u = &o->users[o->nusers - 1];
+    if (u->method != PGF_AUTH_METHOD_TRUST && !o->warned_user) {
+        fprintf(stderr,
+                "pgfault serve: warning: --user puts the password of role '%s' in "
+                "the process list of every local user (ps); use --user-file FILE "
+                "(mode 0600) or PGFAULT_USERS instead (--user with a password is "
+                "deprecated)\n",
+                u->name);
+        o->warned_user = true;
+    }
+    /* Blank it in our argv, so ps shows it no longer than needed. */
+    char *pw = strchr(arg, ':'), *end = strrchr(arg, ':');
+    if (pw != NULL && end != NULL && end > pw)
+        memset(pw + 1, '*', (size_t)(end - pw - 1));
+    return SERVE_CONTINUE;
+}
+
+static int serve_opt_max_connections(serve_opts *o, const char *arg)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+    if (*end != '\0' || v < 0 || v > 1000000) {
+        fprintf(stderr, "pgfault serve: --max-connections '%s': expected 0..1000000\n", arg);
+        return PGF_EXIT_USAGE;
+    }
+    o->cfg.max_connections = (int)v;
+    return SERVE_CONTINUE;
+}
+
+static int serve_opt_seed(serve_opts *o, const char *arg)
+{
+    if (strcmp(arg, "random") == 0) {
+        o->seed_random = true;
+        return SERVE_CONTINUE;
+    }
+    char *end;
+    o->cfg.seed = strtoull(arg, &end, 0);
+    if (*arg == '\0' || *end != '\0') {
+        fprintf(stderr, "pgfault serve: --seed '%s': expected an integer or 'random'\n", arg);
+        return PGF_EXIT_USAGE;
+    }
+    return SERVE_CONTINUE;
+}
+
+/* Apply one getopt result; SERVE_CONTINUE or the exit code. */
+static int serve_opt(serve_opts *o, user_specs *specs, int c, char *arg)
+{
+    switch (c) {
+    case 'l':
+        if (o->nlisten == MAX_ITEMS - 1) {
+            fprintf(stderr, "pgfault serve: too many --listen\n");
+            return PGF_EXIT_USAGE;
+        }
+        o->listen[o->nlisten++] = arg;
+        return SERVE_CONTINUE;
+    case 'u':
+        o->cfg.unix_socket_dir = arg;
+        return SERVE_CONTINUE;
+    case 'T':
+        o->no_tcp = true;
+        return SERVE_CONTINUE;
+    case 'U':
+        return serve_opt_user(o, specs, arg);
+    case 'P':
+        if (load_user_file(arg, specs, o->users, &o->nusers) != 0)
+            return PGF_EXIT_USAGE;
+        return SERVE_CONTINUE;
+    case 'd':
+        if (o->ndbs == MAX_ITEMS) {
+            fprintf(stderr, "pgfault serve: too many --database\n");
+            return PGF_EXIT_USAGE;
+        }
+        o->dbs[o->ndbs++] = arg;
+        return SERVE_CONTINUE;
+    case 'm':
+        return serve_opt_max_connections(o, arg);
+    case 's':
+        return serve_opt_seed(o, arg);
+    case 'L':
+        if (pgf__cli_log_level("serve", arg) != 0)
+            return PGF_EXIT_USAGE;
+        return SERVE_CONTINUE;
+    case 'q':
+        o->quiet = true;
+        return SERVE_CONTINUE;
+    case 'F':
+        o->faults_path = arg;
+        return SERVE_CONTINUE;
+    case 'O':
+        o->fault_log = arg;
+        return SERVE_CONTINUE;
+    case 'A':
+        o->answers_path = arg;
+        return SERVE_CONTINUE;
+    case 'H':
+        o->history_path = arg;
+        return SERVE_CONTINUE;
+    case 'C':
+        o->control_addr = arg;
+        return SERVE_CONTINUE;
+    case 'R':
+        o->remote_control = true;
+        return SERVE_CONTINUE;
+    case 'h':
+        serve_usage(stdout);
+        return PGF_EXIT_OK;
+    default:
+        serve_usage(stderr);
+        return PGF_EXIT_USAGE;
+    }
+}
+
+/* Parse argv and PGFAULT_USERS into o and fill o->cfg; SERVE_CONTINUE or the exit code. */
+static int serve_parse_args(int argc, char **argv, user_specs *specs, serve_opts *o)
 {
     struct option opts[32];
     if (pgf__cli_longopts("serve", opts, sizeof opts / sizeof opts[0]) != 0)
         return PGF_EXIT_INTERNAL;
-    const char *listen[MAX_ITEMS];
-    const char *dbs[MAX_ITEMS];
-    pgf_server_user users[MAX_ITEMS];
-    int nlisten = 0, ndbs = 0, nusers = 0;
-    bool warned_user = false;
-    bool no_tcp = false, quiet = false, seed_random = false, remote_control = false;
-    const char *faults_path = NULL, *fault_log = NULL, *control_addr = NULL, *answers_path = NULL,
-               *history_path = NULL;
-    pgf_server_config cfg = {0};
-    cfg.seed = 1;
+    o->cfg.seed = 1;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'l':
-            if (nlisten == MAX_ITEMS - 1) {
-                fprintf(stderr, "pgfault serve: too many --listen\n");
-                return PGF_EXIT_USAGE;
-            }
-            listen[nlisten++] = optarg;
-            break;
-        case 'u':
-            cfg.unix_socket_dir = optarg;
-            break;
-        case 'T':
-            no_tcp = true;
-            break;
-        case 'U': {
-            if (add_user(specs, users, &nusers, optarg, strlen(optarg), "--user") != 0)
-                return PGF_EXIT_USAGE;
-            const pgf_server_user *u = &users[nusers - 1];
-            if (u->method != PGF_AUTH_METHOD_TRUST && !warned_user) {
-                fprintf(stderr,
-                        "pgfault serve: warning: --user puts the password of role '%s' in "
-                        "the process list of every local user (ps); use --user-file FILE "
-                        "(mode 0600) or PGFAULT_USERS instead (--user with a password is "
-                        "deprecated)\n",
-                        u->name);
-                warned_user = true;
-            }
-            /* Blank it in our argv, so ps shows it no longer than needed. */
-            char *pw = strchr(optarg, ':'), *end = strrchr(optarg, ':');
-            if (pw != NULL && end != NULL && end > pw)
-                memset(pw + 1, '*', (size_t)(end - pw - 1));
-            break;
-        }
-        case 'P':
-            if (load_user_file(optarg, specs, users, &nusers) != 0)
-                return PGF_EXIT_USAGE;
-            break;
-        case 'd':
-            if (ndbs == MAX_ITEMS) {
-                fprintf(stderr, "pgfault serve: too many --database\n");
-                return PGF_EXIT_USAGE;
-            }
-            dbs[ndbs++] = optarg;
-            break;
-        case 'm': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end != '\0' || v < 0 || v > 1000000) {
-                fprintf(stderr, "pgfault serve: --max-connections '%s': expected 0..1000000\n",
-                        optarg);
-                return PGF_EXIT_USAGE;
-            }
-            cfg.max_connections = (int)v;
-            break;
-        }
-        case 's':
-            if (strcmp(optarg, "random") == 0) {
-                seed_random = true;
-            } else {
-                char *end;
-                cfg.seed = strtoull(optarg, &end, 0);
-                if (*optarg == '\0' || *end != '\0') {
-                    fprintf(stderr, "pgfault serve: --seed '%s': expected an integer or 'random'\n",
-                            optarg);
-                    return PGF_EXIT_USAGE;
-                }
-            }
-            break;
-        case 'L':
-            if (pgf__cli_log_level("serve", optarg) != 0)
-                return PGF_EXIT_USAGE;
-            break;
-        case 'q':
-            quiet = true;
-            break;
-        case 'F':
-            faults_path = optarg;
-            break;
-        case 'O':
-            fault_log = optarg;
-            break;
-        case 'A':
-            answers_path = optarg;
-            break;
-        case 'H':
-            history_path = optarg;
-            break;
-        case 'C':
-            control_addr = optarg;
-            break;
-        case 'R':
-            remote_control = true;
-            break;
-        case 'h':
-            serve_usage(stdout);
-            return PGF_EXIT_OK;
-        default:
-            serve_usage(stderr);
-            return PGF_EXIT_USAGE;
-        }
+        int rc = serve_opt(o, specs, c, optarg);
+        if (rc != SERVE_CONTINUE)
+            return rc;
     }
     if (optind < argc) {
         fprintf(stderr, "pgfault serve: unexpected argument '%s'\n", argv[optind]);
@@ -331,19 +358,19 @@ static int serve_main(int argc, char **argv, user_specs *specs)
     }
     const char *env_users = getenv("PGFAULT_USERS");
     if (env_users != NULL && *env_users != '\0' &&
-        add_user_lines(specs, users, &nusers, env_users, "PGFAULT_USERS line") != 0)
+        add_user_lines(specs, o->users, &o->nusers, env_users, "PGFAULT_USERS line") != 0)
         return PGF_EXIT_USAGE;
-    if (no_tcp && cfg.unix_socket_dir == NULL) {
+    if (o->no_tcp && o->cfg.unix_socket_dir == NULL) {
         fprintf(stderr, "pgfault serve: --no-tcp needs --unix-socket-dir\n");
         return PGF_EXIT_USAGE;
     }
-    if (nlisten == 0 && !no_tcp)
-        listen[nlisten++] = "127.0.0.1:54320";
-    if (no_tcp)
-        nlisten = 0;
-    if (seed_random) {
+    if (o->nlisten == 0 && !o->no_tcp)
+        o->listen[o->nlisten++] = "127.0.0.1:54320";
+    if (o->no_tcp)
+        o->nlisten = 0;
+    if (o->seed_random) {
         FILE *r = fopen("/dev/urandom", "rb");
-        if (r == NULL || fread(&cfg.seed, sizeof cfg.seed, 1, r) != 1) {
+        if (r == NULL || fread(&o->cfg.seed, sizeof o->cfg.seed, 1, r) != 1) {
             fprintf(stderr, "pgfault serve: cannot read /dev/urandom for --seed random\n");
             if (r)
                 fclose(r);
@@ -351,136 +378,174 @@ static int serve_main(int argc, char **argv, user_specs *specs)
         }
         fclose(r);
     }
-    cfg.listen = listen;
-    cfg.nlisten = nlisten;
-    cfg.users = users;
-    cfg.nusers = nusers;
-    cfg.databases = dbs;
-    cfg.ndatabases = ndbs;
+    o->cfg.listen = o->listen;
+    o->cfg.nlisten = o->nlisten;
+    o->cfg.users = o->users;
+    o->cfg.nusers = o->nusers;
+    o->cfg.databases = o->dbs;
+    o->cfg.ndatabases = o->ndbs;
+    return SERVE_CONTINUE;
+}
 
-    if (control_addr != NULL && remote_control) {
-        char host[256];
-        int port;
-        if (pgf_fault_split_hostport(control_addr, host, sizeof host, &port) == 0 &&
-            !loopback_host(host))
-            fprintf(stderr,
-                    "pgfault serve: warning: the control API on %s has no authentication: "
-                    "anyone who can reach it can change the fault rules and break every "
-                    "connection (--allow-remote-control)\n",
-                    control_addr);
-    }
+/* Warn when the unauthenticated control API is reachable from other hosts. */
+static void serve_warn_remote_control(const serve_opts *o)
+{
+    if (o->control_addr == NULL || !o->remote_control)
+        return;
+    char host[256];
+    int port;
+    if (pgf_fault_split_hostport(o->control_addr, host, sizeof host, &port) == 0 &&
+        !loopback_host(host))
+        fprintf(stderr,
+                "pgfault serve: warning: the control API on %s has no authentication: "
+                "anyone who can reach it can change the fault rules and break every "
+                "connection (--allow-remote-control)\n",
+                o->control_addr);
+}
+
+/* What serve owns while it runs; serve_res_free releases any subset. */
+typedef struct serve_res {
+    pgf_answers *answers;
+    pgf_fault_engine *engine;
+    size_t nrules;
+    pgf_serve_history *hist;
+    struct event_base *base;
+    pgf_server *srv;
+    pgf_fault_control *ctl;
+    int control_port;
+} serve_res;
+
+static void serve_res_free(serve_res *r)
+{
+    pgf_fault_control_free(r->ctl);
+    pgf_server_free(r->srv);
+    pgf_serve_history_close(r->hist);
+    if (r->base != NULL)
+        event_base_free(r->base);
+    pgf_fault_engine_free(r->engine);
+    pgf_answers_free(r->answers);
+}
+
+/* Canned answers, fault rules, fault log and history, wired into o->cfg.
+ * A bad file must stop us before we listen. */
+static int serve_load_inputs(serve_opts *o, serve_res *r)
+{
     char err[512];
-    /* Canned answers and faults first: a bad file must stop us before we listen. */
-    pgf_answers *answers = NULL;
-    if (answers_path != NULL && pgf_answers_load(answers_path, &answers, err, sizeof err) != 0) {
+    if (o->answers_path != NULL &&
+        pgf_answers_load(o->answers_path, &r->answers, err, sizeof err) != 0) {
         fprintf(stderr, "pgfault serve: %s\n", err);
         return PGF_EXIT_USAGE;
     }
-    cfg.answers = answers;
+    o->cfg.answers = r->answers;
     pgf_fault_rules *rules;
-    if (pgf__cli_load_rules("serve", faults_path, &rules) != 0) {
-        pgf_answers_free(answers);
+    if (pgf__cli_load_rules("serve", o->faults_path, &rules) != 0)
         return PGF_EXIT_USAGE;
-    }
-    pgf_fault_engine *engine = NULL;
-    size_t nrules = 0;
-    if (rules != NULL || control_addr != NULL || fault_log != NULL) {
-        engine = pgf_fault_engine_new(cfg.seed);
-        if (engine == NULL) {
+    if (rules != NULL || o->control_addr != NULL || o->fault_log != NULL) {
+        r->engine = pgf_fault_engine_new(o->cfg.seed);
+        if (r->engine == NULL) {
             fprintf(stderr, "pgfault serve: out of memory\n");
             pgf_fault_rules_free(rules);
-            pgf_answers_free(answers);
             return PGF_EXIT_INTERNAL;
         }
-        nrules = rules != NULL ? pgf_fault_rules_count(rules) : 0;
-        pgf_fault_engine_set_rules(engine, rules); /* takes rules */
-        if (fault_log != NULL &&
-            pgf_fault_log_open(engine, fault_log, PGF_FAULT_LOG_APPEND, err, sizeof err) != 0) {
+        r->nrules = rules != NULL ? pgf_fault_rules_count(rules) : 0;
+        pgf_fault_engine_set_rules(r->engine, rules); /* takes rules */
+        if (o->fault_log != NULL &&
+            pgf_fault_log_open(r->engine, o->fault_log, PGF_FAULT_LOG_APPEND, err, sizeof err) !=
+                0) {
             fprintf(stderr, "pgfault serve: %s\n", err);
-            pgf_fault_engine_free(engine);
-            pgf_answers_free(answers);
             return PGF_EXIT_USAGE;
         }
     }
-    cfg.faults = engine;
-    pgf_serve_history *hist = NULL;
-    if (history_path != NULL) {
-        hist = pgf_serve_history_open(history_path, cfg.seed, err, sizeof err);
-        if (hist == NULL) {
+    o->cfg.faults = r->engine;
+    if (o->history_path != NULL) {
+        r->hist = pgf_serve_history_open(o->history_path, o->cfg.seed, err, sizeof err);
+        if (r->hist == NULL) {
             fprintf(stderr, "pgfault serve: %s\n", err);
-            pgf_fault_engine_free(engine);
-            pgf_answers_free(answers);
             return PGF_EXIT_USAGE;
         }
-        cfg.on_fault = pgf_serve_history_on_fault;
-        cfg.on_fault_arg = hist;
-        cfg.on_event = pgf_serve_history_on_event;
-        cfg.on_event_arg = hist;
+        o->cfg.on_fault = pgf_serve_history_on_fault;
+        o->cfg.on_fault_arg = r->hist;
+        o->cfg.on_event = pgf_serve_history_on_event;
+        o->cfg.on_event_arg = r->hist;
     }
-    struct event_base *base = event_base_new();
-    if (base == NULL) {
+    return SERVE_CONTINUE;
+}
+
+/* Event loop, server and control API; SERVE_CONTINUE or the exit code. */
+static int serve_start(serve_opts *o, serve_res *r)
+{
+    char err[512];
+    r->base = event_base_new();
+    if (r->base == NULL) {
         fprintf(stderr, "pgfault serve: cannot create an event loop\n");
-        pgf_serve_history_close(hist);
-        pgf_fault_engine_free(engine);
-        pgf_answers_free(answers);
         return PGF_EXIT_INTERNAL;
     }
-    pgf_server *srv = NULL;
-    int rc = pgf_server_new(&cfg, base, &srv, err, sizeof err);
+    int rc = pgf_server_new(&o->cfg, r->base, &r->srv, err, sizeof err);
     if (rc == 0)
-        rc = pgf_server_start(srv, err, sizeof err);
-    pgf_fault_control *ctl = NULL;
-    int control_port = 0;
-    if (rc == 0 && control_addr != NULL) {
-        pgf_fault_control_hooks hooks = {srv, hook_set_listening, hook_is_listening,
+        rc = pgf_server_start(r->srv, err, sizeof err);
+    if (rc == 0 && o->control_addr != NULL) {
+        pgf_fault_control_hooks hooks = {r->srv, hook_set_listening, hook_is_listening,
                                          hook_stats_json};
-        control_port = pgf_fault_control_start(&ctl, base, engine, control_addr, remote_control,
-                                               &hooks, err, sizeof err);
-        if (control_port < 0)
-            rc = control_port;
+        r->control_port = pgf_fault_control_start(&r->ctl, r->base, r->engine, o->control_addr,
+                                                  o->remote_control, &hooks, err, sizeof err);
+        if (r->control_port < 0)
+            rc = r->control_port;
     }
     if (rc != 0) {
         fprintf(stderr, "pgfault serve: %s\n", err);
-        pgf_fault_control_free(ctl);
-        pgf_server_free(srv);
-        pgf_serve_history_close(hist);
-        event_base_free(base);
-        pgf_fault_engine_free(engine);
-        pgf_answers_free(answers);
         return rc == PGF_EINVAL ? PGF_EXIT_USAGE : PGF_EXIT_INTERNAL;
     }
-    pgf__cli_stopper stopper = {.base = base, .tag = "[serve]", .stop = stop_server, .obj = srv};
+    return SERVE_CONTINUE;
+}
+
+/* Print where we listen, run until SIGINT/SIGTERM, report. */
+static void serve_loop(const serve_opts *o, serve_res *r)
+{
+    pgf__cli_stopper stopper = {
+        .base = r->base, .tag = "[serve]", .stop = stop_server, .obj = r->srv};
     pgf__cli_stopper_add(&stopper);
-    if (!quiet) {
+    if (!o->quiet) {
         char addrs[16][256];
-        int n = pgf_server_addresses(srv, addrs, 16);
-        printf("seed %" PRIu64 "\n", cfg.seed);
-        if (faults_path != NULL)
-            printf("faults %s (%zu rules)\n", faults_path, nrules);
-        if (answers_path != NULL)
-            printf("answers %s (%d answers)\n", answers_path, pgf_answers_count(answers));
+        int n = pgf_server_addresses(r->srv, addrs, 16);
+        printf("seed %" PRIu64 "\n", o->cfg.seed);
+        if (o->faults_path != NULL)
+            printf("faults %s (%zu rules)\n", o->faults_path, r->nrules);
+        if (o->answers_path != NULL)
+            printf("answers %s (%d answers)\n", o->answers_path, pgf_answers_count(r->answers));
         for (int i = 0; i < n && i < 16; i++)
             printf("listening %s\n", addrs[i]);
-        if (ctl != NULL)
-            pgf__cli_print_control(control_addr, control_port);
+        if (r->ctl != NULL)
+            pgf__cli_print_control(o->control_addr, r->control_port);
         fflush(stdout);
     }
-    event_base_dispatch(base);
+    event_base_dispatch(r->base);
     pgf_server_stats st;
-    pgf_server_get_stats(srv, &st);
+    pgf_server_get_stats(r->srv, &st);
     pgf_log_info("[serve] stopped: %" PRIu64 " connections, %" PRIu64 " queries", st.accepted,
                  st.queries);
-    if (engine != NULL && !quiet) {
-        pgf__cli_print_coverage(engine);
+    if (r->engine != NULL && !o->quiet) {
+        pgf__cli_print_coverage(r->engine);
     }
     pgf__cli_stopper_free(&stopper);
-    pgf_fault_control_free(ctl);
-    pgf_server_free(srv);
-    pgf_serve_history_close(hist);
-    event_base_free(base);
-    pgf_fault_engine_free(engine);
-    pgf_answers_free(answers);
-    return PGF_EXIT_OK;
+}
+
+static int serve_main(int argc, char **argv, user_specs *specs)
+{
+    serve_opts o = {0};
+    int rc = serve_parse_args(argc, argv, specs, &o);
+    if (rc != SERVE_CONTINUE)
+        return rc;
+    serve_warn_remote_control(&o);
+    serve_res r = {0};
+    rc = serve_load_inputs(&o, &r);
+    if (rc == SERVE_CONTINUE)
+        rc = serve_start(&o, &r);
+    if (rc == SERVE_CONTINUE) {
+        serve_loop(&o, &r);
+        rc = PGF_EXIT_OK;
+    }
+    serve_res_free(&r);
+    return rc;
 }
 
 int pgf_cmd_serve(int argc, char **argv)
