@@ -105,415 +105,490 @@ static bool drop_masked_password(char *conninfo)
 /* Longest duration_ms a scenario gets when the whole built-in suite runs. */
 #define SUITE_MAX_DURATION_MS 5000
 
-static int run_main(int argc, char **argv, bool replay)
-{
-    struct option opts[32];
-    if (pgf__cli_longopts("run", opts, sizeof opts / sizeof opts[0]) != 0)
-        return PGF_EXIT_INTERNAL;
+/* What the command line says. */
+typedef struct run_opts {
+    bool replay;
+    const char *cmd; /* "run" or "replay", for messages */
     const char *names[MAX_SCENARIOS];
-    int nnames = 0;
-    bool list = false, list_json = false, explain = false, quiet = false, shrink = false,
-         no_check = false, fail_fast = false, history_zstd = false;
-    unsigned shard_k = 0, shard_n = 0; /* --shard K/N; 0 = all */
-    bool have_seed = false, have_mode = false, have_sessions = false, have_iter = false,
-         have_dur = false, have_threads = false, have_bugs = false;
-    uint64_t seed = 0, sessions = 0, iterations = 0, duration = 0, threads = 0;
-    unsigned bugs = 0;
-    pgf_run_mode mode = PGF_MODE_SIM;
-    const char *out = NULL, *spec_path = NULL;
-    const char *cmd = replay ? "replay" : "run";
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'S':
-            if (nnames == MAX_SCENARIOS) {
-                fprintf(stderr, "pgfault %s: too many scenarios\n", cmd);
-                return PGF_EXIT_USAGE;
-            }
-            names[nnames++] = optarg;
-            break;
-        case 'l':
-            list = true;
-            break;
-        case 'J':
-            list_json = true;
-            break;
-        case 'P':
-            spec_path = optarg;
-            break;
-        case 's':
-            if (!parse_u64(optarg, &seed)) {
-                fprintf(stderr, "pgfault %s: --seed '%s': expected a non-negative integer\n", cmd,
-                        optarg);
-                return PGF_EXIT_USAGE;
-            }
-            have_seed = true;
-            break;
-        case 'm':
-            if (strcmp(optarg, "sim") != 0 && strcmp(optarg, "stress") != 0) {
-                fprintf(stderr, "pgfault %s: --mode '%s': expected sim or stress\n", cmd, optarg);
-                return PGF_EXIT_USAGE;
-            }
-            mode = strcmp(optarg, "sim") == 0 ? PGF_MODE_SIM : PGF_MODE_STRESS;
-            have_mode = true;
-            break;
-        case 'n':
-        case 'i':
-        case 'd':
-        case 't': {
-            uint64_t v;
-            uint64_t max = c == 'n' ? 100000 : c == 't' ? 256 : c == 'i' ? 100000000 : 604800000;
-            if (!parse_u64(optarg, &v) || v > max || (c == 'n' && v == 0)) {
-                fprintf(stderr, "pgfault %s: --%s '%s': expected an integer in [%d, %" PRIu64 "]\n",
-                        cmd,
-                        c == 'n'   ? "sessions"
-                        : c == 'i' ? "iterations"
-                        : c == 'd' ? "duration"
-                                   : "threads",
-                        optarg, c == 'n' ? 1 : 0, max);
-                return PGF_EXIT_USAGE;
-            }
-            if (c == 'n')
-                sessions = v, have_sessions = true;
-            else if (c == 'i')
-                iterations = v, have_iter = true;
-            else if (c == 'd')
-                duration = v, have_dur = true;
-            else
-                threads = v, have_threads = true;
-            break;
-        }
-        case 'b':
-            if (pgf_session_bugs_parse(optarg, &bugs) != 0) {
-                fprintf(stderr, "pgfault %s: --bugs '%s': unknown bug name\n", cmd, optarg);
-                return PGF_EXIT_USAGE;
-            }
-            have_bugs = true;
-            break;
-        case 'o': {
-            char perr[256];
-            if (pgf_outdir_check_path(optarg, perr, sizeof perr) != 0) {
-                fprintf(stderr, "pgfault %s: %s\n", cmd, perr);
-                return PGF_EXIT_USAGE;
-            }
-            out = optarg;
-            break;
-        }
-        case 'k':
-            shrink = true;
-            break;
-        case 'F':
-            fail_fast = true;
-            break;
-        case 'N':
-            no_check = true;
-            break;
-        case 'Z':
-            history_zstd = true;
-            break;
-        case 'K': {
-            char *end = NULL;
-            errno = 0;
-            unsigned long k = strtoul(optarg, &end, 10);
-            unsigned long nn = end && *end == '/' ? strtoul(end + 1, &end, 10) : 0;
-            if (errno != 0 || end == NULL || *end != '\0' || k < 1 || nn < 1 || k > nn ||
-                nn > 100000 || optarg[0] == '-') {
-                fprintf(stderr, "pgfault %s: --shard '%s': expected K/N with 1 <= K <= N\n", cmd,
-                        optarg);
-                return PGF_EXIT_USAGE;
-            }
-            shard_k = (unsigned)k, shard_n = (unsigned)nn;
-            break;
-        }
-        case 'e':
-            explain = true;
-            break;
-        case 'q':
-            quiet = true;
-            break;
-        case 'L': {
-            int lvl = pgf_log_level_parse(optarg);
-            if (lvl < 0) {
-                fprintf(stderr,
-                        "pgfault %s: --log-level '%s': expected error, warn, info, debug "
-                        "or trace\n",
-                        cmd, optarg);
-                return PGF_EXIT_USAGE;
-            }
-            pgf_log_level_set(lvl);
-            break;
-        }
-        case 'h':
-            if (replay)
-                pgf__cli_usage_print(stdout, "replay");
-            else
-                run_usage(stdout);
-            return PGF_EXIT_OK;
-        default:
-            if (!replay)
-                run_usage(stderr);
-            return PGF_EXIT_USAGE;
-        }
-    }
-    if (list_json && !list) {
-        fprintf(stderr, "pgfault %s: --json goes with --list\n", cmd);
+    int nnames;
+    bool list, list_json, explain, quiet, shrink, no_check, fail_fast, history_zstd;
+    unsigned shard_k, shard_n; /* --shard K/N; 0 = all */
+    bool have_seed, have_mode, have_sessions, have_iter, have_dur, have_threads, have_bugs;
+    uint64_t seed, sessions, iterations, duration, threads;
+    unsigned bugs;
+    pgf_run_mode mode;
+    const char *out, *spec_path;
+} run_opts;
+
+/* Returned by the helpers when the command should go on. */
+#define RUN_CONTINUE (-1)
+
+/* --sessions, --iterations, --duration, --threads: bounded integers. */
+static int run_opt_count(run_opts *o, int c, const char *arg)
+{
+    uint64_t v;
+    uint64_t max = c == 'n' ? 100000 : c == 't' ? 256 : c == 'i' ? 100000000 : 604800000;
+    if (!parse_u64(arg, &v) || v > max || (c == 'n' && v == 0)) {
+        fprintf(stderr, "pgfault %s: --%s '%s': expected an integer in [%d, %" PRIu64 "]\n", o->cmd,
+                c == 'n'   ? "sessions"
+                : c == 'i' ? "iterations"
+                : c == 'd' ? "duration"
+                           : "threads",
+                arg, c == 'n' ? 1 : 0, max);
         return PGF_EXIT_USAGE;
     }
-    if (list && list_json) {
-        /* The same list as JSON, for scripts: name, description, mode, seed. */
-        json_t *arr = json_array();
-        for (size_t i = 0; arr != NULL && i < pgf_scenario_builtin_count(); i++) {
-            pgf_scenario sc;
-            char err[512];
-            const char *t = pgf_scenario_builtin_text(i);
-            json_t *o;
-            if (pgf_scenario_load_string(t, strlen(t), pgf_scenario_builtin_name(i), &sc, err,
-                                         sizeof err) == 0) {
-                char seedtxt[32];
-                snprintf(seedtxt, sizeof seedtxt, "%" PRIu64, sc.seed);
-                o = json_pack("{s:s, s:s?, s:s, s:s, s:i}", "name", sc.name, "description",
-                              sc.description, "mode", pgf_run_mode_name(sc.mode), "seed", seedtxt,
-                              "sessions", (int)sc.sessions);
-                pgf_scenario_clear(&sc);
-            } else {
-                o = json_pack("{s:s, s:s}", "name", pgf_scenario_builtin_name(i), "error", err);
-            }
-            if (o == NULL || json_array_append_new(arr, o) != 0) {
-                json_decref(arr);
-                arr = NULL;
-            }
-        }
-        if (arr == NULL || json_dumpf(arr, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
-            fputc('\n', stdout) == EOF || fflush(stdout) != 0) {
-            json_decref(arr);
-            if (errno == EPIPE)
-                return PGF_EXIT_OK; /* the reader stopped early (| head): not our failure */
-            fprintf(stderr, "pgfault run: cannot print the list\n");
-            return PGF_EXIT_INTERNAL;
-        }
-        json_decref(arr);
-        return PGF_EXIT_OK;
-    }
-    if (list) {
-        for (size_t i = 0; i < pgf_scenario_builtin_count(); i++) {
-            pgf_scenario sc;
-            char err[512];
-            const char *t = pgf_scenario_builtin_text(i);
-            if (pgf_scenario_load_string(t, strlen(t), pgf_scenario_builtin_name(i), &sc, err,
-                                         sizeof err) == 0) {
-                printf("%-24s %s\n", sc.name, sc.description);
-                pgf_scenario_clear(&sc);
-            } else {
-                printf("%-24s (invalid: %s)\n", pgf_scenario_builtin_name(i), err);
-            }
-        }
-        return PGF_EXIT_OK;
-    }
+    if (c == 'n')
+        o->sessions = v, o->have_sessions = true;
+    else if (c == 'i')
+        o->iterations = v, o->have_iter = true;
+    else if (c == 'd')
+        o->duration = v, o->have_dur = true;
+    else
+        o->threads = v, o->have_threads = true;
+    return RUN_CONTINUE;
+}
 
-    static pgf_scenario storage[MAX_SCENARIOS];
-    pgf_scenario *scs[MAX_SCENARIOS];
-    int n = 0;
-    char err[1024];
-    int rc = PGF_EXIT_OK;
-    json_t *report = NULL;
-    if (replay) {
-        if (optind >= argc) {
-            fprintf(stderr, "pgfault replay: give the report.json of the run to replay\n");
+static int run_opt_shard(run_opts *o, const char *arg)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long k = strtoul(arg, &end, 10);
+    unsigned long nn = end && *end == '/' ? strtoul(end + 1, &end, 10) : 0;
+    if (errno != 0 || end == NULL || *end != '\0' || k < 1 || nn < 1 || k > nn || nn > 100000 ||
+        arg[0] == '-') {
+        fprintf(stderr, "pgfault %s: --shard '%s': expected K/N with 1 <= K <= N\n", o->cmd, arg);
+        return PGF_EXIT_USAGE;
+    }
+    o->shard_k = (unsigned)k, o->shard_n = (unsigned)nn;
+    return RUN_CONTINUE;
+}
+
+static int run_opt_log_level(run_opts *o, const char *arg)
+{
+    int lvl = pgf_log_level_parse(arg);
+    if (lvl < 0) {
+        fprintf(stderr,
+                "pgfault %s: --log-level '%s': expected error, warn, info, debug "
+                "or trace\n",
+                o->cmd, arg);
+        return PGF_EXIT_USAGE;
+    }
+    pgf_log_level_set(lvl);
+    return RUN_CONTINUE;
+}
+
+/* Apply one getopt result; RUN_CONTINUE or the exit code. */
+static int run_opt(run_opts *o, int c, char *arg)
+{
+    switch (c) {
+    case 'S':
+        if (o->nnames == MAX_SCENARIOS) {
+            fprintf(stderr, "pgfault %s: too many scenarios\n", o->cmd);
             return PGF_EXIT_USAGE;
         }
-        json_error_t je;
-        if (pgf_outdir_verify(argv[optind], NULL, 0, err, sizeof err) != 0) {
+        o->names[o->nnames++] = arg;
+        return RUN_CONTINUE;
+    case 'l':
+        o->list = true;
+        return RUN_CONTINUE;
+    case 'J':
+        o->list_json = true;
+        return RUN_CONTINUE;
+    case 'P':
+        o->spec_path = arg;
+        return RUN_CONTINUE;
+    case 's':
+        if (!parse_u64(arg, &o->seed)) {
+            fprintf(stderr, "pgfault %s: --seed '%s': expected a non-negative integer\n", o->cmd,
+                    arg);
+            return PGF_EXIT_USAGE;
+        }
+        o->have_seed = true;
+        return RUN_CONTINUE;
+    case 'm':
+        if (strcmp(arg, "sim") != 0 && strcmp(arg, "stress") != 0) {
+            fprintf(stderr, "pgfault %s: --mode '%s': expected sim or stress\n", o->cmd, arg);
+            return PGF_EXIT_USAGE;
+        }
+        o->mode = strcmp(arg, "sim") == 0 ? PGF_MODE_SIM : PGF_MODE_STRESS;
+        o->have_mode = true;
+        return RUN_CONTINUE;
+    case 'n':
+    case 'i':
+    case 'd':
+    case 't':
+        return run_opt_count(o, c, arg);
+    case 'b':
+        if (pgf_session_bugs_parse(arg, &o->bugs) != 0) {
+            fprintf(stderr, "pgfault %s: --bugs '%s': unknown bug name\n", o->cmd, arg);
+            return PGF_EXIT_USAGE;
+        }
+        o->have_bugs = true;
+        return RUN_CONTINUE;
+    case 'o': {
+        char perr[256];
+        if (pgf_outdir_check_path(arg, perr, sizeof perr) != 0) {
+            fprintf(stderr, "pgfault %s: %s\n", o->cmd, perr);
+            return PGF_EXIT_USAGE;
+        }
+        o->out = arg;
+        return RUN_CONTINUE;
+    }
+    case 'k':
+        o->shrink = true;
+        return RUN_CONTINUE;
+    case 'F':
+        o->fail_fast = true;
+        return RUN_CONTINUE;
+    case 'N':
+        o->no_check = true;
+        return RUN_CONTINUE;
+    case 'Z':
+        o->history_zstd = true;
+        return RUN_CONTINUE;
+    case 'K':
+        return run_opt_shard(o, arg);
+    case 'e':
+        o->explain = true;
+        return RUN_CONTINUE;
+    case 'q':
+        o->quiet = true;
+        return RUN_CONTINUE;
+    case 'L':
+        return run_opt_log_level(o, arg);
+    case 'h':
+        if (o->replay)
+            pgf__cli_usage_print(stdout, "replay");
+        else
+            run_usage(stdout);
+        return PGF_EXIT_OK;
+    default:
+        if (!o->replay)
+            run_usage(stderr);
+        return PGF_EXIT_USAGE;
+    }
+}
+
+/* --list --json: the same list as JSON, for scripts: name, description, mode, seed. */
+static int run_list_json(void)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr != NULL && i < pgf_scenario_builtin_count(); i++) {
+        pgf_scenario sc;
+        char err[512];
+        const char *t = pgf_scenario_builtin_text(i);
+        json_t *o;
+        if (pgf_scenario_load_string(t, strlen(t), pgf_scenario_builtin_name(i), &sc, err,
+                                     sizeof err) == 0) {
+            char seedtxt[32];
+            snprintf(seedtxt, sizeof seedtxt, "%" PRIu64, sc.seed);
+            o = json_pack("{s:s, s:s?, s:s, s:s, s:i}", "name", sc.name, "description",
+                          sc.description, "mode", pgf_run_mode_name(sc.mode), "seed", seedtxt,
+                          "sessions", (int)sc.sessions);
+            pgf_scenario_clear(&sc);
+        } else {
+            o = json_pack("{s:s, s:s}", "name", pgf_scenario_builtin_name(i), "error", err);
+        }
+        if (o == NULL || json_array_append_new(arr, o) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    if (arr == NULL || json_dumpf(arr, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
+        fputc('\n', stdout) == EOF || fflush(stdout) != 0) {
+        json_decref(arr);
+        if (errno == EPIPE)
+            return PGF_EXIT_OK; /* the reader stopped early (| head): not our failure */
+        fprintf(stderr, "pgfault run: cannot print the list\n");
+        return PGF_EXIT_INTERNAL;
+    }
+    json_decref(arr);
+    return PGF_EXIT_OK;
+}
+
+/* --list: one line per built-in scenario. */
+static int run_list(void)
+{
+    for (size_t i = 0; i < pgf_scenario_builtin_count(); i++) {
+        pgf_scenario sc;
+        char err[512];
+        const char *t = pgf_scenario_builtin_text(i);
+        if (pgf_scenario_load_string(t, strlen(t), pgf_scenario_builtin_name(i), &sc, err,
+                                     sizeof err) == 0) {
+            printf("%-24s %s\n", sc.name, sc.description);
+            pgf_scenario_clear(&sc);
+        } else {
+            printf("%-24s (invalid: %s)\n", pgf_scenario_builtin_name(i), err);
+        }
+    }
+    return PGF_EXIT_OK;
+}
+
+/* The scenarios being run, in order; storage is their backing store. */
+typedef struct run_set {
+    pgf_scenario *storage;
+    pgf_scenario *scs[MAX_SCENARIOS];
+    int n;
+    json_t *report; /* replay: the report read */
+} run_set;
+
+/* replay: the scenarios recorded in report.json at argv[optind] (those --scenario names). */
+static int run_load_report(const run_opts *o, int argc, char **argv, run_set *s)
+{
+    char err[1024];
+    if (optind >= argc) {
+        fprintf(stderr, "pgfault replay: give the report.json of the run to replay\n");
+        return PGF_EXIT_USAGE;
+    }
+    json_error_t je;
+    if (pgf_outdir_verify(argv[optind], NULL, 0, err, sizeof err) != 0) {
+        fprintf(stderr, "pgfault replay: %s\n", err);
+        return PGF_EXIT_USAGE;
+    }
+    s->report = json_load_file(argv[optind], 0, &je);
+    if (s->report == NULL) {
+        /* jansson gives line -1 when the file could not be read at all */
+        if (je.line < 1)
+            fprintf(stderr, "pgfault replay: %s: %s (give the report.json a run wrote)\n",
+                    argv[optind], access(argv[optind], R_OK) != 0 ? strerror(errno) : je.text);
+        else
+            fprintf(stderr, "pgfault replay: %s:%d:%d: %s\n", argv[optind], je.line, je.column,
+                    je.text);
+        return PGF_EXIT_USAGE;
+    }
+    json_t *arr = json_object_get(json_object_get(s->report, "config"), "scenarios");
+    if (!json_is_array(arr) || json_array_size(arr) == 0) {
+        fprintf(stderr,
+                "pgfault replay: %s: no config.scenarios[] to replay (not a pgfault "
+                "report?)\n",
+                argv[optind]);
+        return PGF_EXIT_USAGE;
+    }
+    for (size_t i = 0; i < json_array_size(arr) && s->n < MAX_SCENARIOS; i++) {
+        json_t *e = json_array_get(arr, i);
+        const char *name = json_string_value(json_object_get(e, "name"));
+        const char *yaml = json_string_value(json_object_get(e, "yaml"));
+        if (yaml == NULL)
+            continue;
+        bool wanted = o->nnames == 0;
+        for (int k = 0; k < o->nnames && !wanted; k++)
+            wanted = name && strcmp(o->names[k], name) == 0;
+        if (!wanted)
+            continue;
+        pgf_scenario *sc = &s->storage[s->n];
+        char source[256];
+        snprintf(source, sizeof source, "%s#%s", argv[optind], name ? name : "?");
+        if (pgf_scenario_load_string(yaml, strlen(yaml), source, sc, err, sizeof err) != 0) {
             fprintf(stderr, "pgfault replay: %s\n", err);
             return PGF_EXIT_USAGE;
         }
-        report = json_load_file(argv[optind], 0, &je);
-        if (report == NULL) {
-            /* jansson gives line -1 when the file could not be read at all */
-            if (je.line < 1)
-                fprintf(stderr, "pgfault replay: %s: %s (give the report.json a run wrote)\n",
-                        argv[optind], access(argv[optind], R_OK) != 0 ? strerror(errno) : je.text);
-            else
-                fprintf(stderr, "pgfault replay: %s:%d:%d: %s\n", argv[optind], je.line, je.column,
-                        je.text);
-            return PGF_EXIT_USAGE;
-        }
-        json_t *arr = json_object_get(json_object_get(report, "config"), "scenarios");
-        if (!json_is_array(arr) || json_array_size(arr) == 0) {
-            fprintf(stderr,
-                    "pgfault replay: %s: no config.scenarios[] to replay (not a pgfault "
-                    "report?)\n",
-                    argv[optind]);
-            json_decref(report);
-            return PGF_EXIT_USAGE;
-        }
-        for (size_t i = 0; i < json_array_size(arr) && n < MAX_SCENARIOS; i++) {
-            json_t *e = json_array_get(arr, i);
-            const char *name = json_string_value(json_object_get(e, "name"));
-            const char *yaml = json_string_value(json_object_get(e, "yaml"));
-            if (yaml == NULL)
-                continue;
-            bool wanted = nnames == 0;
-            for (int k = 0; k < nnames && !wanted; k++)
-                wanted = name && strcmp(names[k], name) == 0;
-            if (!wanted)
-                continue;
-            char source[256];
-            snprintf(source, sizeof source, "%s#%s", argv[optind], name ? name : "?");
-            if (pgf_scenario_load_string(yaml, strlen(yaml), source, &storage[n], err,
-                                         sizeof err) != 0) {
-                fprintf(stderr, "pgfault replay: %s\n", err);
-                rc = PGF_EXIT_USAGE;
-                goto done;
-            }
-            if (storage[n].external != NULL && drop_masked_password(storage[n].external) && !quiet)
-                printf("note: %s: the report masks server.external's password; libpq takes it "
-                       "from PGPASSWORD or ~/.pgpass\n",
-                       storage[n].name);
-            scs[n] = &storage[n];
-            n++;
-        }
-        optind++;
-    } else {
-        for (int i = optind; i < argc && n < MAX_SCENARIOS; i++) {
-            if (pgf_scenario_load_file(argv[i], &storage[n], err, sizeof err) != 0) {
-                fprintf(stderr, "pgfault run: %s\n", err);
-                rc = PGF_EXIT_USAGE;
-                goto done;
-            }
-            scs[n] = &storage[n];
-            n++;
-        }
-        optind = argc;
-        for (int k = 0; k < nnames && n < MAX_SCENARIOS; k++) {
-            if (load_builtin(names[k], &storage[n], err, sizeof err) != 0) {
-                fprintf(stderr, "pgfault run: %s\n", err);
-                rc = PGF_EXIT_USAGE;
-                goto done;
-            }
-            scs[n] = &storage[n];
-            n++;
-        }
-        if (n == 0) {
-            for (size_t i = 0; i < pgf_scenario_builtin_count() && n < MAX_SCENARIOS; i++) {
-                if (load_builtin(pgf_scenario_builtin_name(i), &storage[n], err, sizeof err) != 0) {
-                    fprintf(stderr, "pgfault run: %s\n", err);
-                    rc = PGF_EXIT_USAGE;
-                    goto done;
-                }
-                /* The whole suite is the demo: a long profile (the one-hour
-                 * soak) runs a short slice of itself unless --duration says
-                 * otherwise; `--scenario soak` runs it in full. */
-                if (!have_dur && storage[n].duration_ms > SUITE_MAX_DURATION_MS) {
-                    if (!quiet)
-                        printf("note: %s runs %d ms of its %llu ms profile in the whole-suite run "
-                               "(pgfault run --scenario %s for all of it)\n",
-                               storage[n].name, SUITE_MAX_DURATION_MS,
-                               (unsigned long long)storage[n].duration_ms, storage[n].name);
-                    storage[n].duration_ms = SUITE_MAX_DURATION_MS;
-                }
-                scs[n] = &storage[n];
-                n++;
-            }
-        }
+        if (sc->external != NULL && drop_masked_password(sc->external) && !o->quiet)
+            printf("note: %s: the report masks server.external's password; libpq takes it "
+                   "from PGPASSWORD or ~/.pgpass\n",
+                   sc->name);
+        s->scs[s->n] = sc;
+        s->n++;
     }
+    optind++;
+    return RUN_CONTINUE;
+}
+
+/* No scenario named: the whole built-in suite, long profiles cut short. */
+static int run_load_suite(const run_opts *o, run_set *s)
+{
+    char err[1024];
+    for (size_t i = 0; i < pgf_scenario_builtin_count() && s->n < MAX_SCENARIOS; i++) {
+        pgf_scenario *sc = &s->storage[s->n];
+        if (load_builtin(pgf_scenario_builtin_name(i), sc, err, sizeof err) != 0) {
+            fprintf(stderr, "pgfault run: %s\n", err);
+            return PGF_EXIT_USAGE;
+        }
+        /* The whole suite is the demo: a long profile (the one-hour
+         * soak) runs a short slice of itself unless --duration says
+         * otherwise; `--scenario soak` runs it in full. */
+        if (!o->have_dur && sc->duration_ms > SUITE_MAX_DURATION_MS) {
+            if (!o->quiet)
+                printf("note: %s runs %d ms of its %llu ms profile in the whole-suite run "
+                       "(pgfault run --scenario %s for all of it)\n",
+                       sc->name, SUITE_MAX_DURATION_MS, (unsigned long long)sc->duration_ms,
+                       sc->name);
+            sc->duration_ms = SUITE_MAX_DURATION_MS;
+        }
+        s->scs[s->n] = sc;
+        s->n++;
+    }
+    return RUN_CONTINUE;
+}
+
+/* run: scenario files from argv, then --scenario names, else the whole suite. */
+static int run_load_args(const run_opts *o, int argc, char **argv, run_set *s)
+{
+    char err[1024];
+    for (int i = optind; i < argc && s->n < MAX_SCENARIOS; i++) {
+        if (pgf_scenario_load_file(argv[i], &s->storage[s->n], err, sizeof err) != 0) {
+            fprintf(stderr, "pgfault run: %s\n", err);
+            return PGF_EXIT_USAGE;
+        }
+        s->scs[s->n] = &s->storage[s->n];
+        s->n++;
+    }
+    optind = argc;
+    for (int k = 0; k < o->nnames && s->n < MAX_SCENARIOS; k++) {
+        if (load_builtin(o->names[k], &s->storage[s->n], err, sizeof err) != 0) {
+            fprintf(stderr, "pgfault run: %s\n", err);
+            return PGF_EXIT_USAGE;
+        }
+        s->scs[s->n] = &s->storage[s->n];
+        s->n++;
+    }
+    if (s->n == 0)
+        return run_load_suite(o, s);
+    return RUN_CONTINUE;
+}
+
+/* --shard K/N: keep the scenarios of this shard, clear the others. */
+static int run_select_shard(const run_opts *o, run_set *s)
+{
+    /* Deterministic split: the i-th scenario (command-line order, then
+     * the built-in order) belongs to shard i mod N + 1. */
+    int total = s->n, kept = 0;
+    for (int i = 0; i < total; i++) {
+        if ((unsigned)i % o->shard_n == o->shard_k - 1)
+            s->scs[kept++] = s->scs[i];
+        else
+            pgf_scenario_clear(s->scs[i]);
+    }
+    s->n = kept;
+    if (s->n == 0) {
+        fprintf(stderr, "pgfault %s: --shard %u/%u: no scenario falls in this shard (%d in all)\n",
+                o->cmd, o->shard_k, o->shard_n, total);
+        return PGF_EXIT_USAGE;
+    }
+    return RUN_CONTINUE;
+}
+
+/* Command-line overrides onto one scenario, then check the result can run. */
+static int run_apply_overrides(const run_opts *o, pgf_scenario *sc)
+{
+    if (o->have_seed)
+        sc->seed = o->seed;
+    if (o->have_mode)
+        sc->mode = o->mode;
+    if (o->have_sessions)
+        sc->sessions = (unsigned)o->sessions;
+    if (o->have_iter)
+        sc->iterations = (unsigned)o->iterations;
+    if (o->have_dur)
+        sc->duration_ms = o->duration;
+    if (o->have_threads)
+        sc->threads = (unsigned)o->threads;
+    if (o->have_bugs)
+        sc->bugs = o->bugs;
+    if (sc->external != NULL && sc->mode == PGF_MODE_SIM) {
+        fprintf(stderr,
+                "pgfault %s: %s: --mode sim cannot drive an external server "
+                "(server.external); use --mode stress\n",
+                o->cmd, sc->name);
+        return PGF_EXIT_USAGE;
+    }
+    if (sc->target.kind != PGF_TARGET_BUILTIN && sc->mode == PGF_MODE_SIM) {
+        fprintf(stderr,
+                "pgfault %s: %s: --mode sim cannot drive a service (target:): it runs in "
+                "real time; use --mode stress\n",
+                o->cmd, sc->name);
+        return PGF_EXIT_USAGE;
+    }
+    if (sc->iterations == 0 && sc->duration_ms == 0) {
+        fprintf(stderr, "pgfault %s: %s: with --iterations 0 give --duration\n", o->cmd, sc->name);
+        return PGF_EXIT_USAGE;
+    }
+    return RUN_CONTINUE;
+}
+
+/* Resolve the scenarios to run into s; RUN_CONTINUE or the exit code. */
+static int run_resolve(const run_opts *o, int argc, char **argv, run_set *s)
+{
+    int rc = o->replay ? run_load_report(o, argc, argv, s) : run_load_args(o, argc, argv, s);
+    if (rc != RUN_CONTINUE)
+        return rc;
     if (optind < argc) {
-        fprintf(stderr, "pgfault %s: unexpected argument '%s'\n", cmd, argv[optind]);
-        rc = PGF_EXIT_USAGE;
-        goto done;
+        fprintf(stderr, "pgfault %s: unexpected argument '%s'\n", o->cmd, argv[optind]);
+        return PGF_EXIT_USAGE;
     }
-    if (shard_n > 0) {
-        /* Deterministic split: the i-th scenario (command-line order, then
-         * the built-in order) belongs to shard i mod N + 1. */
-        int total = n, kept = 0;
-        for (int i = 0; i < total; i++) {
-            if ((unsigned)i % shard_n == shard_k - 1)
-                scs[kept++] = scs[i];
-            else
-                pgf_scenario_clear(scs[i]);
-        }
-        n = kept;
-        if (n == 0) {
-            fprintf(stderr,
-                    "pgfault %s: --shard %u/%u: no scenario falls in this shard (%d in all)\n", cmd,
-                    shard_k, shard_n, total);
-            rc = PGF_EXIT_USAGE;
-            goto done;
-        }
+    if (o->shard_n > 0 && (rc = run_select_shard(o, s)) != RUN_CONTINUE)
+        return rc;
+    if (s->n == 0) {
+        fprintf(stderr, "pgfault %s: no scenario to run\n", o->cmd);
+        return PGF_EXIT_USAGE;
     }
-    if (n == 0) {
-        fprintf(stderr, "pgfault %s: no scenario to run\n", cmd);
-        rc = PGF_EXIT_USAGE;
-        goto done;
-    }
-    for (int i = 0; i < n; i++) {
-        pgf_scenario *sc = scs[i];
-        if (have_seed)
-            sc->seed = seed;
-        if (have_mode)
-            sc->mode = mode;
-        if (have_sessions)
-            sc->sessions = (unsigned)sessions;
-        if (have_iter)
-            sc->iterations = (unsigned)iterations;
-        if (have_dur)
-            sc->duration_ms = duration;
-        if (have_threads)
-            sc->threads = (unsigned)threads;
-        if (have_bugs)
-            sc->bugs = bugs;
-        if (sc->external != NULL && sc->mode == PGF_MODE_SIM) {
-            fprintf(stderr,
-                    "pgfault %s: %s: --mode sim cannot drive an external server "
-                    "(server.external); use --mode stress\n",
-                    cmd, sc->name);
-            rc = PGF_EXIT_USAGE;
-            goto done;
-        }
-        if (sc->target.kind != PGF_TARGET_BUILTIN && sc->mode == PGF_MODE_SIM) {
-            fprintf(stderr,
-                    "pgfault %s: %s: --mode sim cannot drive a service (target:): it runs in "
-                    "real time; use --mode stress\n",
-                    cmd, sc->name);
-            rc = PGF_EXIT_USAGE;
-            goto done;
-        }
-        if (sc->iterations == 0 && sc->duration_ms == 0) {
-            fprintf(stderr, "pgfault %s: %s: with --iterations 0 give --duration\n", cmd, sc->name);
-            rc = PGF_EXIT_USAGE;
-            goto done;
-        }
-    }
-    if (explain) {
-        for (int i = 0; i < n; i++) {
-            printf("---\n# %s\n", scs[i]->source);
-            pgf_scenario_write_yaml(scs[i], stdout);
-        }
-        goto done;
-    }
+    for (int i = 0; i < s->n; i++)
+        if ((rc = run_apply_overrides(o, s->scs[i])) != RUN_CONTINUE)
+            return rc;
+    return RUN_CONTINUE;
+}
+
+/* Run the suite until done or SIGINT/SIGTERM. */
+static int run_dispatch(const run_opts *o, run_set *s)
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     pgf_run_opts ro = {0};
-    ro.out_dir = out ? out : (replay ? "out/replay" : "out");
-    ro.quiet = quiet;
-    ro.shrink = shrink;
-    ro.fail_fast = fail_fast;
-    ro.no_check = no_check;
-    ro.history_zstd = history_zstd;
-    ro.shard_index = shard_k;
-    ro.shard_count = shard_n;
-    ro.spec_path = spec_path;
+    ro.out_dir = o->out ? o->out : (o->replay ? "out/replay" : "out");
+    ro.quiet = o->quiet;
+    ro.shrink = o->shrink;
+    ro.fail_fast = o->fail_fast;
+    ro.no_check = o->no_check;
+    ro.history_zstd = o->history_zstd;
+    ro.shard_index = o->shard_k;
+    ro.shard_count = o->shard_n;
+    ro.spec_path = o->spec_path;
     ro.console = stdout;
     ro.stop = &stop_flag;
     ro.replay_base = "pgfault";
-    rc = pgf_run_suite(scs, n, &ro);
-done:
-    for (int i = 0; i < n; i++)
-        pgf_scenario_clear(scs[i]);
-    json_decref(report);
+    return pgf_run_suite(s->scs, s->n, &ro);
+}
+
+static int run_main(int argc, char **argv, bool replay)
+{
+    struct option opts[32];
+    if (pgf__cli_longopts("run", opts, sizeof opts / sizeof opts[0]) != 0)
+        return PGF_EXIT_INTERNAL;
+    run_opts o = {0};
+    o.replay = replay;
+    o.cmd = replay ? "replay" : "run";
+    o.mode = PGF_MODE_SIM;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int orc = run_opt(&o, c, optarg);
+        if (orc != RUN_CONTINUE)
+            return orc;
+    }
+    if (o.list_json && !o.list) {
+        fprintf(stderr, "pgfault %s: --json goes with --list\n", o.cmd);
+        return PGF_EXIT_USAGE;
+    }
+    if (o.list)
+        return o.list_json ? run_list_json() : run_list();
+
+    static pgf_scenario storage[MAX_SCENARIOS];
+    run_set s = {.storage = storage};
+    int rc = run_resolve(&o, argc, argv, &s);
+    if (rc == RUN_CONTINUE && o.explain) {
+        for (int i = 0; i < s.n; i++) {
+            printf("---\n# %s\n", s.scs[i]->source);
+            pgf_scenario_write_yaml(s.scs[i], stdout);
+        }
+        rc = PGF_EXIT_OK;
+    } else if (rc == RUN_CONTINUE) {
+        rc = run_dispatch(&o, &s);
+    }
+    for (int i = 0; i < s.n; i++)
+        pgf_scenario_clear(s.scs[i]);
+    json_decref(s.report);
     return rc;
 }
 
