@@ -641,6 +641,274 @@ static size_t ix_first(const sess_ix *ix, size_t n, uint64_t session)
     return lo;
 }
 
+/* What one timeline draws, shared by its parts. */
+typedef struct tl_ctx {
+    const pgf_report_scenario *s;
+    const uint64_t *shown; /* failing sessions first, then others by id */
+    size_t nshown, nfail, nfail_shown, marks_hidden;
+    uint64_t total, t1;
+    bool server_row, virt;
+    const sess_ix *spx, *opx; /* spans and ops by session */
+    double label_w, plot_w, row_h, top, W, Hh;
+} tl_ctx;
+
+static double tl_x(const tl_ctx *c, uint64_t t)
+{
+    return c->label_w + c->plot_w * ((double)(t) / (double)c->t1);
+}
+
+/* The honest caption and the legend. */
+static void tl_caption(pgf_buf *b, const tl_ctx *c)
+{
+    const pgf_report_scenario *s = c->s;
+    size_t nshown = c->nshown, nfail = c->nfail, nfail_shown = c->nfail_shown;
+    uint64_t total = c->total;
+    pgf_buf_printf(b,
+                   "<p class=\"note tl-caption\" data-shown=\"%zu\" data-total=\"%llu\">"
+                   "<b>showing %zu of %llu sessions</b>",
+                   nshown, (unsigned long long)total, nshown, (unsigned long long)total);
+    if (nfail > 0)
+        pgf_buf_printf(b, ": %s%zu with a violation first (in red)%s",
+                       nfail_shown == nfail ? "all " : "", nfail_shown,
+                       nfail_shown == nfail ? "" : ", more not drawn");
+    if (nshown > nfail_shown)
+        pgf_buf_printf(b, "%s%zu %s by id", nfail > 0 ? ", then " : ": ", nshown - nfail_shown,
+                       nshown - nfail_shown < total - nfail ? "of the others (a sample spread over "
+                                                              "the run)"
+                                                            : "others");
+    H(b, ". Time runs left to right from 0 to ");
+    dur(b, c->t1);
+    pgf_buf_printf(b, "%s",
+                   c->virt ? " of <b>virtual time</b> (--mode sim: many events share an instant)"
+                           : " of wall-clock time");
+    if (c->marks_hidden)
+        pgf_buf_printf(b, "; %zu fault marks are on sessions not drawn", c->marks_hidden);
+    H(b, ".</p>\n");
+    H(b,
+      "<div class=\"legend\">"
+      "<span><i class=\"sw\" style=\"background:#8a9bb0\"></i>operation ok</span>"
+      "<span><i class=\"sw\" style=\"background:#f28e2b\"></i>operation failed</span>"
+      "<span><i class=\"sw\" style=\"background:#d0241b\"></i>never completed</span>"
+      "<span><i class=\"sw\" style=\"background:#fff;border:2px solid #7b3fa0\"></i>racer's "
+      "call (made while another operation was in progress)</span>"
+      "<span><svg width=\"12\" height=\"12\"><path d=\"M1,1L11,1L6,11z\" fill=\"#d0241b\"/>"
+      "</svg> fault fired</span>"
+      "<span><svg width=\"12\" height=\"12\"><path d=\"M2,2L10,10M10,2L2,10\" stroke=\"#d0241b\" "
+      "stroke-width=\"2.5\"/></svg> violation</span>"
+      "<span><i class=\"sw\" style=\"background:rgba(208,36,27,.12);border:1px dashed "
+      "#d0241b\"></i>fault window</span>"
+      "<span>state strip: ");
+    for (size_t i = 0; i < s->states.len; i++) {
+        pgf_buf_printf(b, "<span class=\"st\"><i class=\"sw\" style=\"background:%s\"></i>",
+                       palette[i % PALETTE_N]);
+        T(b, s->states.items[i]);
+        H(b, "</span>");
+    }
+    H(b, " (a black tick is a state change)</span></div>\n");
+}
+
+/* The state strip of one session's row, with a tick at every change. */
+static void tl_row_spans(pgf_buf *b, const tl_ctx *c, uint64_t session, double y)
+{
+    const pgf_report_scenario *s = c->s;
+    for (size_t k = ix_first(c->spx, s->spans.len, session);
+         k < s->spans.len && c->spx[k].session == session; k++) {
+        const pgf__span *sp = &s->spans.items[c->spx[k].i];
+        double x0 = tl_x(c, sp->start_ns), x1 = tl_x(c, sp->end_ns);
+        pgf_buf_printf(b,
+                       "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"6\" fill=\"%s\">"
+                       "<title>session %llu: ",
+                       x0, y + c->row_h - 9, fmax(x1 - x0, 0), state_color(s, sp->state),
+                       (unsigned long long)session);
+        T(b, sp->state);
+        H(b, " ");
+        dur(b, sp->start_ns);
+        H(b, " &#8211; ");
+        dur(b, sp->end_ns);
+        pgf_buf_printf(b,
+                       "</title></rect><line x1=\"%.2f\" y1=\"%.1f\" x2=\"%.2f\" y2=\"%.1f\" "
+                       "stroke=\"#1d2430\" stroke-width=\"1\"><title>",
+                       x0, y + c->row_h - 12, x0, y + c->row_h - 1);
+        T(b, sp->state);
+        H(b, " from ");
+        dur(b, sp->start_ns);
+        H(b, "</title></line>\n");
+    }
+}
+
+/* Operations of one session: invoke -> completion; a racer's call in its own lane. */
+static void tl_row_ops(pgf_buf *b, const tl_ctx *c, uint64_t session, double y)
+{
+    const pgf_report_scenario *s = c->s;
+    for (size_t k = ix_first(c->opx, s->ops.len, session);
+         k < s->ops.len && c->opx[k].session == session; k++) {
+        const pgf__op *o = &s->ops.items[c->opx[k].i];
+        double x0 = tl_x(c, o->invoke_ns), x1 = tl_x(c, o->end_ns), w = fmax(x1 - x0, 3);
+        double oy = o->raced ? y + 11 : y + 2, oh = 8;
+        pgf_buf_printf(b,
+                       "<rect class=\"op%s\" x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" "
+                       "height=\"%.0f\" rx=\"2\" fill=\"%s\"%s><title>",
+                       o->raced ? " racer" : "", x0, oy, w, oh, op_fill(o),
+                       o->raced ? " stroke=\"#7b3fa0\" stroke-width=\"1.5\"" : "");
+        pgf_buf_printf(b, "%s", o->raced ? "racer's call: " : "");
+        T(b, o->op);
+        pgf_buf_printf(b, "() #%llu: ", (unsigned long long)o->op_id);
+        dur(b, o->invoke_ns);
+        H(b, " &#8594; ");
+        if (o->result) {
+            dur(b, o->end_ns);
+            H(b, " ");
+            T(b, o->result);
+            if (o->error) {
+                H(b, " ");
+                T(b, o->error);
+            }
+        } else {
+            H(b, "never completed");
+        }
+        H(b, "</title></rect>\n");
+        if (w > text_width(o->op) * 0.85 + 6) {
+            pgf_buf_printf(b,
+                           "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" fill=\"#fff\" "
+                           "pointer-events=\"none\">",
+                           x0 + 2, oy + 7);
+            T(b, o->op);
+            H(b, "</text>\n");
+        }
+    }
+}
+
+/* Violations of one session: a red cross and a line through the row. */
+static void tl_row_vmarks(pgf_buf *b, const tl_ctx *c, uint64_t session, double y)
+{
+    const pgf_report_scenario *s = c->s;
+    for (size_t i = 0; i < s->vmarks.len; i++) {
+        const pgf__vmark *v = &s->vmarks.items[i];
+        if (v->session != session)
+            continue;
+        double x = tl_x(c, v->t_ns), cy = y + c->row_h / 2 - 1;
+        pgf_buf_printf(b,
+                       "<g class=\"vmark\"><line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
+                       "y2=\"%.1f\" stroke=\"#d0241b\" stroke-width=\"1\"/>"
+                       "<path d=\"M%.1f,%.1fL%.1f,%.1fM%.1f,%.1fL%.1f,%.1f\" stroke=\"#d0241b\" "
+                       "stroke-width=\"3\"/><title>violation at ",
+                       x, y, x, y + c->row_h - 1, x - 5, cy - 5, x + 5, cy + 5, x + 5, cy - 5,
+                       x - 5, cy + 5);
+        dur(b, v->t_ns);
+        H(b, ": ");
+        T(b, v->kind);
+        pgf_buf_printf(b,
+                       "</title></g><text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" "
+                       "fill=\"#b3261e\"%s>",
+                       x > c->label_w + c->plot_w - 140 ? x - 9 : x + 9, cy + 4,
+                       x > c->label_w + c->plot_w - 140 ? " text-anchor=\"end\"" : "");
+        T(b, v->kind);
+        H(b, "</text>\n");
+    }
+}
+
+/* Row r of the shown sessions, drawn at row `row` of the chart. */
+static void tl_row(pgf_buf *b, const tl_ctx *c, size_t r, size_t row)
+{
+    double y = c->top + c->row_h * (double)row;
+    bool flagged = r < c->nfail_shown;
+    uint64_t session = c->shown[r];
+    if (flagged)
+        pgf_buf_printf(b,
+                       "<rect x=\"0\" y=\"%.1f\" width=\"%.0f\" height=\"%.1f\" "
+                       "fill=\"#fde8e6\"/>\n",
+                       y, c->W, c->row_h - 1);
+    else if (r == c->nfail_shown && r > 0)
+        pgf_buf_printf(b,
+                       "<line x1=\"0\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#8a929e\" "
+                       "stroke-dasharray=\"4 3\"/>\n",
+                       y - 0.5, c->W, y - 0.5);
+    pgf_buf_printf(b,
+                   "<g class=\"tlrow%s\" data-session=\"%llu\"><text x=\"4\" y=\"%.1f\"%s>"
+                   "%ssession %llu</text>\n",
+                   flagged ? " failing" : "", (unsigned long long)session, y + c->row_h * 0.5 + 4,
+                   flagged ? " fill=\"#b3261e\" font-weight=\"700\"" : "",
+                   flagged ? "&#10007; " : "", (unsigned long long)session);
+    tl_row_spans(b, c, session, y);
+    tl_row_ops(b, c, session, y);
+    tl_row_vmarks(b, c, session, y);
+    H(b, "</g>\n");
+}
+
+/* Fault marks on top of the row they hit. */
+static void tl_fault_marks(pgf_buf *b, const tl_ctx *c)
+{
+    const pgf_report_scenario *s = c->s;
+    for (size_t i = 0; i < s->marks.len; i++) {
+        const pgf__mark *m = &s->marks.items[i];
+        size_t r;
+        if (m->session == 0) {
+            r = 0;
+        } else {
+            for (r = 0; r < c->nshown && c->shown[r] != m->session; r++)
+                ;
+            if (r == c->nshown)
+                continue;
+            r += c->server_row ? 1 : 0;
+        }
+        double x = tl_x(c, m->t_ns), y = c->top + c->row_h * (double)r;
+        pgf_buf_printf(b,
+                       "<path class=\"fmark\" d=\"M%.1f,%.1fL%.1f,%.1fL%.1f,%.1fz\" "
+                       "fill=\"#d0241b\" stroke=\"#fff\" stroke-width=\"0.8\"><title>fault at ",
+                       x - 5, y, x + 5, y, x, y + 8);
+        dur(b, m->t_ns);
+        H(b, ": ");
+        T(b, m->phase);
+        H(b, " / ");
+        T(b, m->action);
+        if (m->rule) {
+            H(b, " (rule ");
+            T(b, m->rule);
+            H(b, ")");
+        }
+        H(b, "</title></path>\n");
+    }
+}
+
+/* The chart: time axis, server row, one row per shown session, fault marks. */
+static void tl_chart(pgf_buf *b, tl_ctx *c)
+{
+    const pgf_report_scenario *s = c->s;
+    c->label_w = 112, c->plot_w = 1000, c->row_h = 28, c->top = 46;
+    size_t rows = c->nshown + (c->server_row ? 1 : 0);
+    c->Hh = c->top + c->row_h * (double)rows + 8, c->W = c->label_w + c->plot_w + 16;
+    pgf_buf_printf(b,
+                   "<div class=\"tlwrap\"><svg class=\"tl\" xmlns=\"http://www.w3.org/2000/svg\" "
+                   "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" "
+                   "aria-label=\"session timeline\">\n",
+                   c->W, c->Hh, c->W, c->Hh);
+    shade_windows(b, s, c->label_w, c->plot_w, c->t1, c->top - 4, c->Hh - 4, false);
+    for (int i = 0; i <= 4; i++) {
+        uint64_t t = (uint64_t)((double)c->t1 * i / 4.0);
+        double x = tl_x(c, t);
+        pgf_buf_printf(b,
+                       "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e1e4ea\"/>"
+                       "<text x=\"%.1f\" y=\"14\" text-anchor=\"%s\" fill=\"#5a6270\">",
+                       x, c->top - 6, x, c->Hh - 4, x,
+                       i == 0   ? "start"
+                       : i == 4 ? "end"
+                                : "middle");
+        dur(b, t);
+        H(b, "</text>\n");
+    }
+    size_t row = 0;
+    if (c->server_row) {
+        pgf_buf_printf(b, "<text x=\"4\" y=\"%.1f\" fill=\"#5a6270\">server</text>\n",
+                       c->top + c->row_h * 0.5 + 4);
+        row++;
+    }
+    for (size_t r = 0; r < c->nshown; r++, row++)
+        tl_row(b, c, r, row);
+    tl_fault_marks(b, c);
+    shade_windows(b, s, c->label_w, c->plot_w, c->t1, 20, c->top - 4, true);
+    H(b, "</svg></div>\n");
+}
+
 static void timeline(pgf_buf *b, const pgf_report_scenario *s)
 {
     if (s->spans.len == 0 && s->marks.len == 0 && s->ops.len == 0) {
@@ -688,231 +956,25 @@ static void timeline(pgf_buf *b, const pgf_report_scenario *s)
     for (size_t i = 0; i < uniq && nshown < nfail_shown + PGF_REPORT_HTML_MAX_SESSIONS; i++)
         if (bsearch(&all[i], fail, nfail, sizeof *fail, cmp_u64) == NULL)
             shown[nshown++] = all[i];
-    uint64_t total = s->sessions_total > uniq ? s->sessions_total : uniq;
-    bool server_row = false;
-    size_t marks_hidden = 0;
+    tl_ctx c = {.s = s,
+                .shown = shown,
+                .nshown = nshown,
+                .nfail = nfail,
+                .nfail_shown = nfail_shown,
+                .total = s->sessions_total > uniq ? s->sessions_total : uniq,
+                .spx = spx,
+                .opx = opx};
     for (size_t i = 0; i < s->marks.len; i++) {
         if (s->marks.items[i].session == 0)
-            server_row = true;
+            c.server_row = true;
         else if (!has_u64(shown, nshown, s->marks.items[i].session))
-            marks_hidden++;
+            c.marks_hidden++;
     }
-    uint64_t t0, t1;
-    tl_time_range(s, shown, nshown, &t0, &t1);
-    bool virt = pgf__scenario_virtual(s);
-
-    /* The honest caption. */
-    pgf_buf_printf(b,
-                   "<p class=\"note tl-caption\" data-shown=\"%zu\" data-total=\"%llu\">"
-                   "<b>showing %zu of %llu sessions</b>",
-                   nshown, (unsigned long long)total, nshown, (unsigned long long)total);
-    if (nfail > 0)
-        pgf_buf_printf(b, ": %s%zu with a violation first (in red)%s",
-                       nfail_shown == nfail ? "all " : "", nfail_shown,
-                       nfail_shown == nfail ? "" : ", more not drawn");
-    if (nshown > nfail_shown)
-        pgf_buf_printf(b, "%s%zu %s by id", nfail > 0 ? ", then " : ": ", nshown - nfail_shown,
-                       nshown - nfail_shown < total - nfail ? "of the others (a sample spread over "
-                                                              "the run)"
-                                                            : "others");
-    H(b, ". Time runs left to right from 0 to ");
-    dur(b, t1);
-    pgf_buf_printf(b, "%s",
-                   virt ? " of <b>virtual time</b> (--mode sim: many events share an instant)"
-                        : " of wall-clock time");
-    if (marks_hidden)
-        pgf_buf_printf(b, "; %zu fault marks are on sessions not drawn", marks_hidden);
-    H(b, ".</p>\n");
-    H(b,
-      "<div class=\"legend\">"
-      "<span><i class=\"sw\" style=\"background:#8a9bb0\"></i>operation ok</span>"
-      "<span><i class=\"sw\" style=\"background:#f28e2b\"></i>operation failed</span>"
-      "<span><i class=\"sw\" style=\"background:#d0241b\"></i>never completed</span>"
-      "<span><i class=\"sw\" style=\"background:#fff;border:2px solid #7b3fa0\"></i>racer's "
-      "call (made while another operation was in progress)</span>"
-      "<span><svg width=\"12\" height=\"12\"><path d=\"M1,1L11,1L6,11z\" fill=\"#d0241b\"/>"
-      "</svg> fault fired</span>"
-      "<span><svg width=\"12\" height=\"12\"><path d=\"M2,2L10,10M10,2L2,10\" stroke=\"#d0241b\" "
-      "stroke-width=\"2.5\"/></svg> violation</span>"
-      "<span><i class=\"sw\" style=\"background:rgba(208,36,27,.12);border:1px dashed "
-      "#d0241b\"></i>fault window</span>"
-      "<span>state strip: ");
-    for (size_t i = 0; i < s->states.len; i++) {
-        pgf_buf_printf(b, "<span class=\"st\"><i class=\"sw\" style=\"background:%s\"></i>",
-                       palette[i % PALETTE_N]);
-        T(b, s->states.items[i]);
-        H(b, "</span>");
-    }
-    H(b, " (a black tick is a state change)</span></div>\n");
-
-    const double label_w = 112, plot_w = 1000, row_h = 28, top = 46;
-    size_t rows = nshown + (server_row ? 1 : 0);
-    double Hh = top + row_h * (double)rows + 8, W = label_w + plot_w + 16;
-#define X(t) (label_w + plot_w * ((double)(t) / (double)t1))
-    pgf_buf_printf(b,
-                   "<div class=\"tlwrap\"><svg class=\"tl\" xmlns=\"http://www.w3.org/2000/svg\" "
-                   "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" "
-                   "aria-label=\"session timeline\">\n",
-                   W, Hh, W, Hh);
-    shade_windows(b, s, label_w, plot_w, t1, top - 4, Hh - 4, false);
-    for (int i = 0; i <= 4; i++) {
-        uint64_t t = (uint64_t)((double)t1 * i / 4.0);
-        double x = X(t);
-        pgf_buf_printf(b,
-                       "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e1e4ea\"/>"
-                       "<text x=\"%.1f\" y=\"14\" text-anchor=\"%s\" fill=\"#5a6270\">",
-                       x, top - 6, x, Hh - 4, x,
-                       i == 0   ? "start"
-                       : i == 4 ? "end"
-                                : "middle");
-        dur(b, t);
-        H(b, "</text>\n");
-    }
-    size_t row = 0;
-    if (server_row) {
-        pgf_buf_printf(b, "<text x=\"4\" y=\"%.1f\" fill=\"#5a6270\">server</text>\n",
-                       top + row_h * 0.5 + 4);
-        row++;
-    }
-    for (size_t r = 0; r < nshown; r++, row++) {
-        double y = top + row_h * (double)row;
-        bool flagged = r < nfail_shown;
-        if (flagged)
-            pgf_buf_printf(b,
-                           "<rect x=\"0\" y=\"%.1f\" width=\"%.0f\" height=\"%.1f\" "
-                           "fill=\"#fde8e6\"/>\n",
-                           y, W, row_h - 1);
-        else if (r == nfail_shown && r > 0)
-            pgf_buf_printf(b,
-                           "<line x1=\"0\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#8a929e\" "
-                           "stroke-dasharray=\"4 3\"/>\n",
-                           y - 0.5, W, y - 0.5);
-        pgf_buf_printf(b,
-                       "<g class=\"tlrow%s\" data-session=\"%llu\"><text x=\"4\" y=\"%.1f\"%s>"
-                       "%ssession %llu</text>\n",
-                       flagged ? " failing" : "", (unsigned long long)shown[r], y + row_h * 0.5 + 4,
-                       flagged ? " fill=\"#b3261e\" font-weight=\"700\"" : "",
-                       flagged ? "&#10007; " : "", (unsigned long long)shown[r]);
-        /* the state strip, with a tick at every change */
-        for (size_t k = ix_first(spx, s->spans.len, shown[r]);
-             k < s->spans.len && spx[k].session == shown[r]; k++) {
-            const pgf__span *sp = &s->spans.items[spx[k].i];
-            double x0 = X(sp->start_ns), x1 = X(sp->end_ns);
-            pgf_buf_printf(b,
-                           "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"6\" fill=\"%s\">"
-                           "<title>session %llu: ",
-                           x0, y + row_h - 9, fmax(x1 - x0, 0), state_color(s, sp->state),
-                           (unsigned long long)shown[r]);
-            T(b, sp->state);
-            H(b, " ");
-            dur(b, sp->start_ns);
-            H(b, " &#8211; ");
-            dur(b, sp->end_ns);
-            pgf_buf_printf(b,
-                           "</title></rect><line x1=\"%.2f\" y1=\"%.1f\" x2=\"%.2f\" y2=\"%.1f\" "
-                           "stroke=\"#1d2430\" stroke-width=\"1\"><title>",
-                           x0, y + row_h - 12, x0, y + row_h - 1);
-            T(b, sp->state);
-            H(b, " from ");
-            dur(b, sp->start_ns);
-            H(b, "</title></line>\n");
-        }
-        /* operations: invoke -> completion; a racer's call in its own lane */
-        for (size_t k = ix_first(opx, s->ops.len, shown[r]);
-             k < s->ops.len && opx[k].session == shown[r]; k++) {
-            const pgf__op *o = &s->ops.items[opx[k].i];
-            double x0 = X(o->invoke_ns), x1 = X(o->end_ns), w = fmax(x1 - x0, 3);
-            double oy = o->raced ? y + 11 : y + 2, oh = 8;
-            pgf_buf_printf(b,
-                           "<rect class=\"op%s\" x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" "
-                           "height=\"%.0f\" rx=\"2\" fill=\"%s\"%s><title>",
-                           o->raced ? " racer" : "", x0, oy, w, oh, op_fill(o),
-                           o->raced ? " stroke=\"#7b3fa0\" stroke-width=\"1.5\"" : "");
-            pgf_buf_printf(b, "%s", o->raced ? "racer's call: " : "");
-            T(b, o->op);
-            pgf_buf_printf(b, "() #%llu: ", (unsigned long long)o->op_id);
-            dur(b, o->invoke_ns);
-            H(b, " &#8594; ");
-            if (o->result) {
-                dur(b, o->end_ns);
-                H(b, " ");
-                T(b, o->result);
-                if (o->error) {
-                    H(b, " ");
-                    T(b, o->error);
-                }
-            } else {
-                H(b, "never completed");
-            }
-            H(b, "</title></rect>\n");
-            if (w > text_width(o->op) * 0.85 + 6) {
-                pgf_buf_printf(b,
-                               "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" fill=\"#fff\" "
-                               "pointer-events=\"none\">",
-                               x0 + 2, oy + 7);
-                T(b, o->op);
-                H(b, "</text>\n");
-            }
-        }
-        /* violations: a red cross and a line through the row */
-        for (size_t i = 0; i < s->vmarks.len; i++) {
-            const pgf__vmark *v = &s->vmarks.items[i];
-            if (v->session != shown[r])
-                continue;
-            double x = X(v->t_ns), cy = y + row_h / 2 - 1;
-            pgf_buf_printf(
-                b,
-                "<g class=\"vmark\"><line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
-                "y2=\"%.1f\" stroke=\"#d0241b\" stroke-width=\"1\"/>"
-                "<path d=\"M%.1f,%.1fL%.1f,%.1fM%.1f,%.1fL%.1f,%.1f\" stroke=\"#d0241b\" "
-                "stroke-width=\"3\"/><title>violation at ",
-                x, y, x, y + row_h - 1, x - 5, cy - 5, x + 5, cy + 5, x + 5, cy - 5, x - 5, cy + 5);
-            dur(b, v->t_ns);
-            H(b, ": ");
-            T(b, v->kind);
-            pgf_buf_printf(b,
-                           "</title></g><text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" "
-                           "fill=\"#b3261e\"%s>",
-                           x > label_w + plot_w - 140 ? x - 9 : x + 9, cy + 4,
-                           x > label_w + plot_w - 140 ? " text-anchor=\"end\"" : "");
-            T(b, v->kind);
-            H(b, "</text>\n");
-        }
-        H(b, "</g>\n");
-    }
-    /* Fault marks on top of the row they hit. */
-    for (size_t i = 0; i < s->marks.len; i++) {
-        const pgf__mark *m = &s->marks.items[i];
-        size_t r;
-        if (m->session == 0) {
-            r = 0;
-        } else {
-            for (r = 0; r < nshown && shown[r] != m->session; r++)
-                ;
-            if (r == nshown)
-                continue;
-            r += server_row ? 1 : 0;
-        }
-        double x = X(m->t_ns), y = top + row_h * (double)r;
-        pgf_buf_printf(b,
-                       "<path class=\"fmark\" d=\"M%.1f,%.1fL%.1f,%.1fL%.1f,%.1fz\" "
-                       "fill=\"#d0241b\" stroke=\"#fff\" stroke-width=\"0.8\"><title>fault at ",
-                       x - 5, y, x + 5, y, x, y + 8);
-        dur(b, m->t_ns);
-        H(b, ": ");
-        T(b, m->phase);
-        H(b, " / ");
-        T(b, m->action);
-        if (m->rule) {
-            H(b, " (rule ");
-            T(b, m->rule);
-            H(b, ")");
-        }
-        H(b, "</title></path>\n");
-    }
-    shade_windows(b, s, label_w, plot_w, t1, 20, top - 4, true);
-#undef X
-    H(b, "</svg></div>\n");
+    uint64_t t0;
+    tl_time_range(s, shown, nshown, &t0, &c.t1);
+    c.virt = pgf__scenario_virtual(s);
+    tl_caption(b, &c);
+    tl_chart(b, &c);
     free(all);
     free(fail);
     free(shown);
