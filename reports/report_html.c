@@ -1025,6 +1025,126 @@ static void ylabel(pgf_buf *b, double x, double y, double v, bool is_dur)
     H(b, "</text>\n");
 }
 
+/* What the two over-time charts share. */
+typedef struct ot_ctx {
+    const pgf_report_scenario *s;
+    const pgf__sample *v; /* samples sorted by time */
+    size_t n, nb;
+    uint64_t t1, lmax, bin;
+    const uint64_t *ok, *bad; /* per bin */
+    double bin_s, rmax;
+    bool virt;
+    const char *clock;
+    double L, P, R, ch, W, Hh;
+} ot_ctx;
+
+static double ot_x(const ot_ctx *c, uint64_t t)
+{
+    return c->L + c->P * ((double)(t) / (double)c->t1);
+}
+
+/* The time axis under a chart: five labels and the axis line. */
+static void ot_time_axis(pgf_buf *b, const ot_ctx *c)
+{
+    for (int i = 0; i <= 4; i++) {
+        uint64_t t = (uint64_t)((double)c->t1 * i / 4.0);
+        pgf_buf_printf(b,
+                       "\n<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"%s\" font-size=\"10\" "
+                       "fill=\"#5a6270\">",
+                       ot_x(c, t), c->ch + 26,
+                       i == 0   ? "start"
+                       : i == 4 ? "end"
+                                : "middle");
+        dur(b, t);
+        H(b, "</text>");
+    }
+    pgf_buf_printf(b,
+                   "\n<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#8a929e\"/>"
+                   "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\" font-size=\"11\" "
+                   "fill=\"#5a6270\">time since start (%s)</text>\n",
+                   c->L, c->ch + 10, c->L + c->P, c->ch + 10, c->L + c->P / 2, c->ch + 44,
+                   c->virt ? "virtual" : "wall clock");
+}
+
+/* Horizontal grid lines with y labels up to vmax. */
+static void ot_grid(pgf_buf *b, const ot_ctx *c, double vmax, bool is_dur)
+{
+    for (int i = 0; i <= 4; i++) {
+        double y = 10 + c->ch - c->ch * i / 4.0;
+        pgf_buf_printf(b,
+                       "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eef0f4\"/>",
+                       c->L, y, c->L + c->P, y);
+        ylabel(b, c->L - 4, y, vmax * i / 4.0, is_dur);
+    }
+}
+
+/* Latency over time: one dot per health check. */
+static void ot_latency(pgf_buf *b, const ot_ctx *c)
+{
+    pgf_buf_printf(b,
+                   "<div class=\"ot\"><figure class=\"chart\"><figcaption><b>latency over "
+                   "time</b> &#183; each dot is one health check, at the time it ended "
+                   "(%s)%s</figcaption>\n",
+                   c->clock, c->s->samples_dropped ? "; some samples were not kept" : "");
+    pgf_buf_printf(b,
+                   "<svg class=\"lot\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
+                   "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"latency "
+                   "over time\">\n",
+                   c->W, c->Hh, c->W, c->Hh);
+    shade_windows(b, c->s, c->L, c->P, c->t1, 8, c->ch + 10, false);
+    ot_grid(b, c, (double)c->lmax, true);
+    size_t stride = c->n > 4000 ? (c->n + 3999) / 4000 : 1;
+    for (size_t i = 0; i < c->n; i += stride) {
+        double x = ot_x(c, c->v[i].t_ns),
+               y = 10 + c->ch - c->ch * ((double)c->v[i].latency_ns / (double)c->lmax);
+        pgf_buf_printf(b,
+                       "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.2\" fill=\"%s\" "
+                       "fill-opacity=\"0.6\"/>",
+                       x, y, c->v[i].outcome == PGF_REPORT_HEALTHY ? "#4e79a7" : "#e15759");
+    }
+    ot_time_axis(b, c);
+    H(b, "</svg></figure>\n");
+}
+
+/* Throughput: healthy and failed checks per second, stacked per bin. */
+static void ot_throughput(pgf_buf *b, const ot_ctx *c)
+{
+    pgf_buf_printf(b, "<figure class=\"chart\"><figcaption><b>throughput</b> &#183; health "
+                      "checks completed per second, in bins of ");
+    dur(b, c->bin);
+    pgf_buf_printf(b,
+                   " of %s; <span style=\"color:#4e79a7\">healthy</span> and "
+                   "<span style=\"color:#e15759\">failed</span></figcaption>\n",
+                   c->clock);
+    pgf_buf_printf(b,
+                   "<svg class=\"tput\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
+                   "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" "
+                   "aria-label=\"throughput over time\">\n",
+                   c->W, c->Hh, c->W, c->Hh);
+    shade_windows(b, c->s, c->L, c->P, c->t1, 8, c->ch + 10, false);
+    ot_grid(b, c, c->rmax, false);
+    uint64_t bin = c->bin, t1 = c->t1;
+    double ch = c->ch;
+    for (size_t k = 0; k < c->nb; k++) {
+        double x0 = ot_x(c, k * bin), x1 = ot_x(c, (k + 1) * bin > t1 ? t1 : (k + 1) * bin);
+        double hok = ch * ((double)c->ok[k] / c->bin_s) / c->rmax,
+               hbad = ch * ((double)c->bad[k] / c->bin_s) / c->rmax;
+        if (c->ok[k] + c->bad[k] == 0)
+            continue;
+        pgf_buf_printf(b,
+                       "<g><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+                       "fill=\"#4e79a7\"/><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+                       "height=\"%.1f\" fill=\"#e15759\"/><title>",
+                       x0 + 0.5, 10 + ch - hok, fmax(x1 - x0 - 1, 0.8), hok, x0 + 0.5,
+                       10 + ch - hok - hbad, fmax(x1 - x0 - 1, 0.8), hbad);
+        dur(b, k * bin);
+        pgf_buf_printf(b, ": %llu healthy, %llu failed</title></g>\n", (unsigned long long)c->ok[k],
+                       (unsigned long long)c->bad[k]);
+    }
+    ot_time_axis(b, c);
+    H(b, "</svg></figure></div>\n");
+}
+
 static void over_time(pgf_buf *b, const pgf_report_scenario *s)
 {
     if (s->samples.len == 0)
@@ -1070,110 +1190,26 @@ static void over_time(pgf_buf *b, const pgf_report_scenario *s)
         if ((double)(ok[k] + bad[k]) / bin_s > rmax)
             rmax = (double)(ok[k] + bad[k]) / bin_s;
     bool virt = pgf__scenario_virtual(s);
-    const char *clock = virt ? "virtual time (--mode sim)" : "wall-clock time";
-    const double L = 64, P = 640, R = 24, ch = 150;
-    double W = L + P + R, Hh = ch + 52;
-#define XT(t) (L + P * ((double)(t) / (double)t1))
-    pgf_buf_printf(b,
-                   "<div class=\"ot\"><figure class=\"chart\"><figcaption><b>latency over "
-                   "time</b> &#183; each dot is one health check, at the time it ended "
-                   "(%s)%s</figcaption>\n",
-                   clock, s->samples_dropped ? "; some samples were not kept" : "");
-    pgf_buf_printf(b,
-                   "<svg class=\"lot\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
-                   "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"latency "
-                   "over time\">\n",
-                   W, Hh, W, Hh);
-    shade_windows(b, s, L, P, t1, 8, ch + 10, false);
-    for (int i = 0; i <= 4; i++) {
-        double y = 10 + ch - ch * i / 4.0;
-        pgf_buf_printf(b,
-                       "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eef0f4\"/>",
-                       L, y, L + P, y);
-        ylabel(b, L - 4, y, (double)lmax * i / 4.0, true);
-    }
-    size_t stride = n > 4000 ? (n + 3999) / 4000 : 1;
-    for (size_t i = 0; i < n; i += stride) {
-        double x = XT(v[i].t_ns), y = 10 + ch - ch * ((double)v[i].latency_ns / (double)lmax);
-        pgf_buf_printf(b,
-                       "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.2\" fill=\"%s\" "
-                       "fill-opacity=\"0.6\"/>",
-                       x, y, v[i].outcome == PGF_REPORT_HEALTHY ? "#4e79a7" : "#e15759");
-    }
-    for (int i = 0; i <= 4; i++) {
-        uint64_t t = (uint64_t)((double)t1 * i / 4.0);
-        pgf_buf_printf(b,
-                       "\n<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"%s\" font-size=\"10\" "
-                       "fill=\"#5a6270\">",
-                       XT(t), ch + 26,
-                       i == 0   ? "start"
-                       : i == 4 ? "end"
-                                : "middle");
-        dur(b, t);
-        H(b, "</text>");
-    }
-    pgf_buf_printf(b,
-                   "\n<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#8a929e\"/>"
-                   "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\" font-size=\"11\" "
-                   "fill=\"#5a6270\">time since start (%s)</text>\n",
-                   L, ch + 10, L + P, ch + 10, L + P / 2, ch + 44, virt ? "virtual" : "wall clock");
-    H(b, "</svg></figure>\n");
-
-    pgf_buf_printf(b, "<figure class=\"chart\"><figcaption><b>throughput</b> &#183; health "
-                      "checks completed per second, in bins of ");
-    dur(b, bin);
-    pgf_buf_printf(b,
-                   " of %s; <span style=\"color:#4e79a7\">healthy</span> and "
-                   "<span style=\"color:#e15759\">failed</span></figcaption>\n",
-                   clock);
-    pgf_buf_printf(b,
-                   "<svg class=\"tput\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
-                   "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" "
-                   "aria-label=\"throughput over time\">\n",
-                   W, Hh, W, Hh);
-    shade_windows(b, s, L, P, t1, 8, ch + 10, false);
-    for (int i = 0; i <= 4; i++) {
-        double y = 10 + ch - ch * i / 4.0;
-        pgf_buf_printf(b,
-                       "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eef0f4\"/>",
-                       L, y, L + P, y);
-        ylabel(b, L - 4, y, rmax * i / 4.0, false);
-    }
-    for (size_t k = 0; k < nb; k++) {
-        double x0 = XT(k * bin), x1 = XT((k + 1) * bin > t1 ? t1 : (k + 1) * bin);
-        double hok = ch * ((double)ok[k] / bin_s) / rmax,
-               hbad = ch * ((double)bad[k] / bin_s) / rmax;
-        if (ok[k] + bad[k] == 0)
-            continue;
-        pgf_buf_printf(b,
-                       "<g><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
-                       "fill=\"#4e79a7\"/><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
-                       "height=\"%.1f\" fill=\"#e15759\"/><title>",
-                       x0 + 0.5, 10 + ch - hok, fmax(x1 - x0 - 1, 0.8), hok, x0 + 0.5,
-                       10 + ch - hok - hbad, fmax(x1 - x0 - 1, 0.8), hbad);
-        dur(b, k * bin);
-        pgf_buf_printf(b, ": %llu healthy, %llu failed</title></g>\n", (unsigned long long)ok[k],
-                       (unsigned long long)bad[k]);
-    }
-    for (int i = 0; i <= 4; i++) {
-        uint64_t t = (uint64_t)((double)t1 * i / 4.0);
-        pgf_buf_printf(b,
-                       "\n<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"%s\" font-size=\"10\" "
-                       "fill=\"#5a6270\">",
-                       XT(t), ch + 26,
-                       i == 0   ? "start"
-                       : i == 4 ? "end"
-                                : "middle");
-        dur(b, t);
-        H(b, "</text>");
-    }
-    pgf_buf_printf(b,
-                   "\n<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#8a929e\"/>"
-                   "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\" font-size=\"11\" "
-                   "fill=\"#5a6270\">time since start (%s)</text>\n",
-                   L, ch + 10, L + P, ch + 10, L + P / 2, ch + 44, virt ? "virtual" : "wall clock");
-#undef XT
-    H(b, "</svg></figure></div>\n");
+    ot_ctx c = {.s = s,
+                .v = v,
+                .n = n,
+                .nb = nb,
+                .t1 = t1,
+                .lmax = lmax,
+                .bin = bin,
+                .ok = ok,
+                .bad = bad,
+                .bin_s = bin_s,
+                .rmax = rmax,
+                .virt = virt,
+                .clock = virt ? "virtual time (--mode sim)" : "wall-clock time",
+                .L = 64,
+                .P = 640,
+                .R = 24,
+                .ch = 150};
+    c.W = c.L + c.P + c.R, c.Hh = c.ch + 52;
+    ot_latency(b, &c);
+    ot_throughput(b, &c);
     if (s->windows.len > 0)
         H(b, "<p class=\"note\">Shaded bands are fault windows: when a fault rule with "
              "from_ms/until_ms was armed.</p>\n");
