@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <libpq-fe.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -64,7 +65,8 @@ struct pgf_session {
     /* ---- loop thread only ---- */
     PGconn *conn;
     struct event *sock_ev;
-    int sock_fd;
+    int sock_fd;  /* libpq's socket when watched (compared, never polled) */
+    int watch_fd; /* our duplicate of it, the one the loop polls; -1 none */
     short sock_what;
     pgf_timer *timer;    /* the state's deadline (virtual in sim mode) */
     pgf_simclock *clock; /* non-NULL when the base runs on a simulated clock */
@@ -283,11 +285,22 @@ static void complete(pgf_session *s, pgf_sess_op op, int err, const pgf_health *
 
 /* ---- socket watching (loop thread) ---- */
 
+/* The loop watches its own duplicate of libpq's socket, never libpq's fd
+ * number itself: libpq closes its socket on its own when the server goes
+ * away (inside PQconsumeInput or PQconnectPoll), and by the time we unwatch,
+ * another thread may have been handed that fd number (the fake server's
+ * accept): event_del() would then call epoll_ctl() on someone else's socket
+ * (TSan reported exactly that). The duplicate keeps the socket open until
+ * unwatch() closes it, right after the event is gone. */
 static void unwatch(pgf_session *s)
 {
     if (s->sock_ev != NULL) {
         event_free(s->sock_ev);
         s->sock_ev = NULL;
+    }
+    if (s->watch_fd >= 0) {
+        close(s->watch_fd);
+        s->watch_fd = -1;
     }
     s->sock_fd = -1;
     s->sock_what = 0;
@@ -301,7 +314,10 @@ static int watch(pgf_session *s, short what)
     if (s->sock_ev != NULL && s->sock_fd == fd && s->sock_what == what)
         return 0;
     unwatch(s);
-    s->sock_ev = event_new(s->base, fd, what | EV_PERSIST, on_sock, s);
+    s->watch_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (s->watch_fd < 0)
+        return PGF_EIO;
+    s->sock_ev = event_new(s->base, s->watch_fd, what | EV_PERSIST, on_sock, s);
     if (s->sock_ev == NULL || event_add(s->sock_ev, NULL) != 0)
         return PGF_ENOMEM;
     s->sock_fd = fd;
@@ -1097,6 +1113,7 @@ int pgf_session_new(struct event_base *base, const pgf_session_opts *o, pgf_sess
     s->id = o->id != 0 ? o->id : atomic_fetch_add(&g_session_id, 1) + 1;
     s->state = PGF_SESS_NEW;
     s->sock_fd = -1;
+    s->watch_fd = -1;
     s->recorder = o->recorder;
     s->recorder_arg = o->recorder_arg;
     s->bugs = o->bugs;
