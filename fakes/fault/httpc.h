@@ -21,10 +21,10 @@ typedef struct pgf_http_response {
     size_t len;
 } pgf_http_response;
 
-/* METHOD ("GET", "POST", "DELETE"; "PUT", "PATCH" for tests) PATH on "HOST:PORT" with an optional JSON
- * body. base NULL = a private base. Returns 0 with *resp filled (any HTTP
- * status), PGF_ECONNECT when the server cannot be reached, PGF_ETIMEDOUT
- * after timeout_ms; err names the address. */
+/* METHOD ("GET", "POST", "DELETE"; "PUT", "PATCH" for tests) PATH on "HOST:PORT" with an optional
+ * JSON body. base NULL = a private base. Returns 0 with *resp filled (any HTTP status),
+ * PGF_ECONNECT when the server cannot be reached, PGF_ETIMEDOUT after timeout_ms; err names the
+ * address. */
 int pgf_http_request(struct event_base *base, const char *hostport, const char *method,
                      const char *path, const char *body, int timeout_ms, pgf_http_response *resp,
                      char *err, size_t errlen) PGF_NODISCARD;

@@ -81,7 +81,7 @@ typedef struct pgf_scenario {
     char *proxy_upstream; /* "HOST:PORT" or a socket directory; NULL = no proxy */
     int proxy_upstream_port;
     unsigned proxy_connect_timeout_ms;
-    char *socket_subdir; /* unix: put the socket in TMP/<subdir> ("cloudsql/p:r:i") */
+    char *socket_subdir;         /* unix: put the socket in TMP/<subdir> ("cloudsql/p:r:i") */
     struct pgf_answers *answers; /* server.answers: canned answers (owned); NULL = none */
 
     /* what the health checks connect with */

@@ -154,7 +154,7 @@ void pgf_session_ids_reset(void);
     X(AUTH_AS_CONNECTION_LOST, 0x08, "auth-as-connection-lost",                               \
       "an authentication failure is classified as connection_lost")                           \
     X(RELEASE_AFTER_CLOSE, 0x10, "release-after-close",                                       \
-      "pool release of a CLOSED connection is accepted and the connection kept idle")          \
+      "pool release of a CLOSED connection is accepted and the connection kept idle")         \
     X(LOST_COMPLETION, 0x20, "lost-completion",                                               \
       "close during open never completes the open: its callback never fires (the run is "     \
       "stuck; the verdict names the open)")
