@@ -15,7 +15,23 @@ static void print_rec(FILE *f, const pgf_rec *r, bool mark)
             n >= 0 ? buf : "(record too long to show)");
 }
 
-void pgf_check_print(FILE *f, const pgf_check_result *r, const pgf_rec *recs, const char *name)
+/* The witness record that showed the violation (the witness ends with
+ * it); NULL when the witness does not hold it. */
+static const pgf_rec *at_rec(const pgf_violation *v)
+{
+    for (size_t w = v->nwitness; w-- > 0;)
+        if (v->witness[w] == v->at)
+            return &v->wrec[w];
+    return NULL;
+}
+
+static unsigned at_line(const pgf_violation *v)
+{
+    const pgf_rec *r = at_rec(v);
+    return r != NULL ? r->line : 0;
+}
+
+void pgf_check_print(FILE *f, const pgf_check_result *r, const char *name)
 {
     fprintf(f, "%s: %" PRIu64 " records, %" PRIu64 " sessions, %" PRIu64 " operations\n",
             name != NULL ? name : "history", r->records, r->sessions, r->ops);
@@ -28,7 +44,10 @@ void pgf_check_print(FILE *f, const pgf_check_result *r, const pgf_rec *recs, co
         if (r->counts[k] > 0)
             fprintf(f, "  %-26s %" PRIu64 "\n", pgf_violation_name((pgf_violation_kind)k),
                     r->counts[k]);
-    fprintf(f, "\nfirst violation per session (%zu):\n", r->nfirst);
+    fprintf(f, "\nfirst violation per session (%zu", r->nfirst);
+    if (r->first_dropped > 0)
+        fprintf(f, "; %" PRIu64 " more not listed", r->first_dropped);
+    fprintf(f, "):\n");
     for (size_t i = 0; i < r->nfirst; i++) {
         const pgf_violation *v = &r->first[i];
         if (v->session != PGF_REC_NONE)
@@ -36,17 +55,17 @@ void pgf_check_print(FILE *f, const pgf_check_result *r, const pgf_rec *recs, co
         else
             fprintf(f, "\nserver: %s", pgf_violation_name(v->kind));
         if (v->at != PGF_CHECK_NO_RECORD)
-            fprintf(f, " at line %u", recs[v->at].line);
+            fprintf(f, " at line %u", at_line(v));
         else
             fprintf(f, " at end of history");
         fprintf(f, "\n  %s\n  witness (%zu record%s):\n", v->message, v->nwitness,
                 v->nwitness == 1 ? "" : "s");
         for (size_t w = 0; w < v->nwitness; w++)
-            print_rec(f, &recs[v->witness[w]], v->witness[w] == v->at);
+            print_rec(f, &v->wrec[w], v->witness[w] == v->at);
     }
 }
 
-int pgf_check_print_json(FILE *f, const pgf_check_result *r, const pgf_rec *recs, const char *name)
+int pgf_check_print_json(FILE *f, const pgf_check_result *r, const char *name)
 {
     json_t *o = json_object(), *counts = json_object(), *first = json_array();
     int rc = o == NULL || counts == NULL || first == NULL;
@@ -57,6 +76,7 @@ int pgf_check_print_json(FILE *f, const pgf_check_result *r, const pgf_rec *recs
     rc |= json_object_set_new(o, "sessions", json_integer((json_int_t)r->sessions));
     rc |= json_object_set_new(o, "operations", json_integer((json_int_t)r->ops));
     rc |= json_object_set_new(o, "violations", json_integer((json_int_t)r->total));
+    rc |= json_object_set_new(o, "first_dropped", json_integer((json_int_t)r->first_dropped));
     for (int k = 0; k < PGF_VIOL_COUNT; k++)
         rc |= json_object_set_new(counts, pgf_violation_name((pgf_violation_kind)k),
                                   json_integer((json_int_t)r->counts[k]));
@@ -72,15 +92,14 @@ int pgf_check_print_json(FILE *f, const pgf_check_result *r, const pgf_rec *recs
         rc |= json_object_set_new(jv, "kind", json_string(pgf_violation_name(v->kind)));
         rc |= json_object_set_new(
             jv, "session", v->session != PGF_REC_NONE ? json_integer(v->session) : json_null());
-        rc |= json_object_set_new(jv, "line",
-                                  v->at != PGF_CHECK_NO_RECORD ? json_integer(recs[v->at].line)
-                                                               : json_null());
         rc |= json_object_set_new(
-            jv, "seq",
-            v->at != PGF_CHECK_NO_RECORD ? json_integer((json_int_t)recs[v->at].seq) : json_null());
+            jv, "line", v->at != PGF_CHECK_NO_RECORD ? json_integer(at_line(v)) : json_null());
+        rc |= json_object_set_new(
+            jv, "seq", at_rec(v) != NULL ? json_integer((json_int_t)at_rec(v)->seq) : json_null());
+        rc |= json_object_set_new(jv, "time_ns", json_integer((json_int_t)v->at_time_ns));
         rc |= json_object_set_new(jv, "message", json_string(v->message));
         for (size_t w = 0; w < v->nwitness; w++) {
-            json_t *jr = pgf__hist_rec_json(&recs[v->witness[w]]);
+            json_t *jr = pgf__hist_rec_json(&v->wrec[w]);
             json_t *item = json_object();
             if (jr == NULL || item == NULL) {
                 json_decref(jr);
@@ -88,7 +107,7 @@ int pgf_check_print_json(FILE *f, const pgf_check_result *r, const pgf_rec *recs
                 rc = -1;
                 break;
             }
-            rc |= json_object_set_new(item, "line", json_integer(recs[v->witness[w]].line));
+            rc |= json_object_set_new(item, "line", json_integer(v->wrec[w].line));
             rc |= json_object_set_new(item, "record", jr);
             rc |= json_array_append_new(wit, item);
         }

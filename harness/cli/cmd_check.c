@@ -154,7 +154,7 @@ int pgf_cmd_check(int argc, char **argv)
     }
     if (json) {
         errno = 0;
-        if (pgf_check_print_json(stdout, res, recs, path) < 0 || fflush(stdout) != 0) {
+        if (pgf_check_print_json(stdout, res, path) < 0 || fflush(stdout) != 0) {
             /* The reader closed the pipe (`| head`): what it read is fine
              * and the verdict is still the exit code. */
             if (errno != EPIPE) {
@@ -165,7 +165,7 @@ int pgf_cmd_check(int argc, char **argv)
             }
         }
     } else {
-        pgf_check_print(stdout, res, recs, path);
+        pgf_check_print(stdout, res, path);
     }
     if (digest) {
         char hex[65];

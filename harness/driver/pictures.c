@@ -283,7 +283,7 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
         const pgf_violation *v = &ck->first[f];
         if (v->session == PGF_REC_NONE || !in_sorted(sel, nsel, v->session))
             continue;
-        uint64_t t = v->at < n ? recs[v->at].time_ns : r->duration_ns;
+        uint64_t t = v->at != PGF_CHECK_NO_RECORD ? v->at_time_ns : r->duration_ns;
         ignore_(pgf_report_add_violation_mark(rs, (uint64_t)v->session, t,
                                               pgf_violation_name(v->kind)));
     }

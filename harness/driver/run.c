@@ -261,7 +261,7 @@ static bool evaluate(const pgf_scenario *sc, outcome *oc, pgf_report_scenario *r
                     pgf_report_check_set_session(c, (uint64_t)first->session);
                 for (size_t wi = 0; wi < first->nwitness; wi++) {
                     char line[1024];
-                    pgf_rec_format(&oc->recs[first->witness[wi]], line, sizeof line);
+                    pgf_rec_format(&first->wrec[wi], line, sizeof line);
                     if (pgf_report_check_add_witness(c, line) != 0)
                         break;
                 }

@@ -1,12 +1,14 @@
 /* check.h - the checker: a pure function from (spec, history records) to
- * violations.
+ * violations, fed one record at a time.
  *
- * pgf_check() replays every session's records against the spec in one
- * pass (O(records), per-session state in hash maps) and reports all
- * violations counted by kind, plus, per session, the FIRST violation with
- * its witness: the records of that session that led to it (Knossos/Elle
- * style), bounded in size. It does no I/O; printing is pgf_check_print()
- * / pgf_check_print_json(). Semantics: docs/history-format.md.
+ * pgf_checker replays every session's records against the spec as they
+ * come (O(records), state only for sessions and operations still open,
+ * docs/checker.md) and reports all violations counted by kind, plus, per
+ * session, the FIRST violation with its witness: the records of that
+ * session that led to it (Knossos/Elle style), bounded in size and copied
+ * into the result. pgf_check() is the same over an array. It does no I/O;
+ * printing is pgf_check_print() / pgf_check_print_json(). Semantics:
+ * docs/history-format.md.
  */
 #ifndef PGF_CHECK_H
 #define PGF_CHECK_H
@@ -100,12 +102,18 @@ char *pgf_check_deadlines_json(const pgf_check_deadlines *d);
 #define PGF_CHECK_WITNESS_DEFAULT 32
 #define PGF_CHECK_NO_RECORD       SIZE_MAX
 
+/* At most this many entries in pgf_check_result.first (plus the first one
+ * of each kind not yet listed); the others are counted in first_dropped. */
+#define PGF_CHECK_FIRST_MAX 1000
+
 typedef struct pgf_violation {
     pgf_violation_kind kind;
-    int64_t session; /* PGF_REC_NONE for server-wide violations */
-    size_t at;       /* index of the record that showed it; PGF_CHECK_NO_RECORD at end */
+    int64_t session;     /* PGF_REC_NONE for server-wide violations */
+    size_t at;           /* ordinal (0-based) of the record that showed it; PGF_CHECK_NO_RECORD */
+    uint64_t at_time_ns; /* that record's time_ns (at end of history: the last record's) */
     char message[256];
-    size_t *witness; /* indices into the records, ascending */
+    size_t *witness; /* ordinals of the witness records, ascending */
+    pgf_rec *wrec;   /* the witness records themselves (nwitness), owned by the result */
     size_t nwitness;
 } pgf_violation;
 
@@ -113,17 +121,62 @@ typedef struct pgf_check_result {
     uint64_t counts[PGF_VIOL_COUNT];
     uint64_t total;
     /* First violation of each session (and the first server-wide one), in
-     * the order they were detected. */
+     * the order they were detected: at most PGF_CHECK_FIRST_MAX of them,
+     * plus the first of any kind not listed yet. counts stay exact. */
     pgf_violation *first;
     size_t nfirst;
+    uint64_t first_dropped; /* first violations of sessions not listed (cap) */
     uint64_t records;
     uint64_t sessions;
     uint64_t ops;
 } pgf_check_result;
 
-/* Check `n` records (borrowed) against `spec`. opts may be NULL. Returns 0
- * and *out (caller frees with pgf_check_result_free), or PGF_ENOMEM. A
- * history with violations is a successful check: see (*out)->total. */
+/* ---- the streaming checker -------------------------------------------- */
+
+typedef struct pgf_checker pgf_checker;
+
+/* opts may be NULL (it is copied; opts->deadlines is borrowed and must
+ * outlive the checker). spec is borrowed and must outlive the checker.
+ * Returns 0 or PGF_ENOMEM. */
+PGF_NODISCARD int pgf_checker_new(const pgf_spec *spec, const pgf_check_opts *opts,
+                                  pgf_checker **out);
+/* Feed one record, in history order (record i of the history is the i-th
+ * call). The record and its strings are borrowed for this call only:
+ * whatever a witness may need later is copied. Returns 0 or a negative
+ * PGF_E* code (the checker is then unusable: free it). */
+PGF_NODISCARD int pgf_checker_feed(pgf_checker *c, const pgf_rec *r);
+/* Live view while feeding: violations counted so far, and the first one
+ * found (NULL if none; valid until the next feed/finish/free). */
+uint64_t pgf_checker_violations(const pgf_checker *c);
+const pgf_violation *pgf_checker_first(const pgf_checker *c);
+/* End of history: runs the end-of-history checks (not_closed,
+ * missing_completion, connection_leak), hands over the result (caller
+ * frees with pgf_check_result_free) and frees the checker, whatever it
+ * returns (0 or a negative code). */
+PGF_NODISCARD int pgf_checker_finish(pgf_checker *c, pgf_check_result **out);
+/* Abandon without a result. NULL is a no-op. */
+void pgf_checker_free(pgf_checker *c);
+
+/* What the checker holds right now (docs/checker.md): */
+typedef struct pgf_checker_stats {
+    size_t sessions_open;          /* sessions with their state and witness ring */
+    size_t sessions_kept;          /* of which finished, kept a while for late records */
+    size_t session_tombstone_runs; /* compacted sessions: runs of ids with one verdict state */
+    size_t ops_open;               /* invoked, not completed */
+    size_t ops_recent;             /* completed, remembered in full (bounded) */
+    size_t op_id_runs;             /* older completed op_ids: runs of ids */
+    size_t conns;                  /* connections with fault bookkeeping */
+    size_t strings;                /* distinct interned strings (names, errors...) */
+    size_t bytes;                  /* estimate of all of the above, in bytes */
+} pgf_checker_stats;
+void pgf_checker_stats_get(const pgf_checker *c, pgf_checker_stats *st);
+size_t pgf_checker_live_sessions(const pgf_checker *c);
+size_t pgf_checker_live_ops(const pgf_checker *c);
+
+/* Check `n` records (borrowed) against `spec`: new + feed each + finish.
+ * opts may be NULL. Returns 0 and *out (caller frees with
+ * pgf_check_result_free), or PGF_ENOMEM. A history with violations is a
+ * successful check: see (*out)->total. */
 PGF_NODISCARD int pgf_check(const pgf_spec *spec, const pgf_rec *recs, size_t n,
                             const pgf_check_opts *opts, pgf_check_result **out);
 void pgf_check_result_free(pgf_check_result *r);
@@ -134,9 +187,9 @@ void pgf_check_result_free(pgf_check_result *r);
 const char *pgf_check_predict_reason(const char *action, const char *sqlstate);
 
 /* Readable summary with witnesses (records printed as their canonical
- * lines prefixed with the source line). */
-void pgf_check_print(FILE *f, const pgf_check_result *r, const pgf_rec *recs, const char *name);
+ * lines prefixed with the source line; from the result alone). */
+void pgf_check_print(FILE *f, const pgf_check_result *r, const char *name);
 /* The same as one JSON document. Returns 0 or a negative code. */
-int pgf_check_print_json(FILE *f, const pgf_check_result *r, const pgf_rec *recs, const char *name);
+int pgf_check_print_json(FILE *f, const pgf_check_result *r, const char *name);
 
 #endif
