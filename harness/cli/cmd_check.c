@@ -1,5 +1,8 @@
 /* cmd_check.c - `pgfault check HISTORY.jsonl [--spec FILE] [--json]`:
- * load a history, pick the spec, run the pure checker, print the verdict.
+ * read a history one record at a time (plain or .zst) into the streaming
+ * checker, print the verdict: memory is the checker's state, not the
+ * file's size. With --server-history both files are loaded whole (the
+ * join matches records across them).
  *
  * The spec comes from, in order: --spec FILE, the spec embedded in the
  * history's meta line, the session module's own table
@@ -96,8 +99,11 @@ int pgf_cmd_check(int argc, char **argv)
     }
 
     char err[512];
-    pgf_history *h = NULL;
+    pgf_hist_reader *rd = NULL; /* the history, one record at a time */
+    pgf_history *h = NULL;      /* ... or whole: the --server-history join needs every record */
     pgf_spec *spec = NULL;
+    pgf_checker *ck = NULL;
+    pgf_hist_writer *dw = NULL; /* --digest: a writer that only digests */
     pgf_check_result *res = NULL;
     /* A history from a run's output set must be the one its manifest lists
      * (outdir.h): never check a file from another run or a torn commit. */
@@ -106,12 +112,15 @@ int pgf_cmd_check(int argc, char **argv)
         fprintf(stderr, "pgfault check: %s\n", err);
         return rc == PGF_ENOMEM ? PGF_EXIT_INTERNAL : PGF_EXIT_USAGE;
     }
-    rc = pgf_history_load(path, &h, err, sizeof err);
+    if (server_path != NULL)
+        rc = pgf_history_load(path, &h, err, sizeof err);
+    else
+        rc = pgf_hist_reader_open(path, &rd, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "pgfault check: %s\n", err);
         return rc == PGF_ENOMEM ? PGF_EXIT_INTERNAL : PGF_EXIT_USAGE;
     }
-    const pgf_hist_meta *meta = pgf_history_meta(h);
+    const pgf_hist_meta *meta = h != NULL ? pgf_history_meta(h) : pgf_hist_reader_meta(rd);
     if (spec_path != NULL)
         rc = pgf_spec_load(spec_path, &spec, err, sizeof err);
     else if (meta->spec_json != NULL)
@@ -135,8 +144,6 @@ int pgf_cmd_check(int argc, char **argv)
                 "against %.12s...\n",
                 meta->spec_digest, pgf_spec_digest(spec));
 
-    size_t n = 0;
-    const pgf_rec *recs = pgf_history_records(h, &n);
     pgf_check_opts opts = {witness, NULL};
     pgf_check_deadlines dl; /* the run's declared deadlines, from the meta line */
     if (meta->deadlines_json != NULL) {
@@ -146,10 +153,36 @@ int pgf_cmd_check(int argc, char **argv)
         }
         opts.deadlines = &dl;
     }
-    rc = pgf_check(spec, recs, n, &opts, &res);
+    exit_code = PGF_EXIT_INTERNAL;
+    if (pgf_checker_new(spec, &opts, &ck) < 0 ||
+        (digest &&
+         ((dw = pgf_hist_writer_new_fp(NULL)) == NULL || pgf_hist_writer_meta(dw, meta) < 0))) {
+        fprintf(stderr, "pgfault check: out of memory\n");
+        goto done;
+    }
+    size_t n = 0;
+    const pgf_rec *recs = h != NULL ? pgf_history_records(h, &n) : NULL;
+    for (size_t i = 0; recs != NULL && i < n && rc >= 0; i++)
+        if ((rc = pgf_checker_feed(ck, &recs[i])) >= 0 && dw != NULL)
+            rc = pgf_hist_writer_put(dw, &recs[i]);
+    /* streaming: memory stays what the checker holds, whatever the size */
+    pgf_rec rec;
+    while (rd != NULL && rc >= 0 && (rc = pgf_hist_reader_next(rd, &rec, err, sizeof err)) == 1)
+        if ((rc = pgf_checker_feed(ck, &rec)) >= 0 && dw != NULL)
+            rc = pgf_hist_writer_put(dw, &rec);
+    if (rc < 0) {
+        if (rc == PGF_ENOMEM) {
+            fprintf(stderr, "pgfault check: out of memory\n");
+        } else {
+            fprintf(stderr, "pgfault check: %s\n", err); /* file:line: what */
+            exit_code = PGF_EXIT_USAGE;
+        }
+        goto done;
+    }
+    rc = pgf_checker_finish(ck, &res);
+    ck = NULL;
     if (rc < 0) {
         fprintf(stderr, "pgfault check: %s\n", pgf_strerror(rc));
-        exit_code = PGF_EXIT_INTERNAL;
         goto done;
     }
     if (json) {
@@ -160,16 +193,15 @@ int pgf_cmd_check(int argc, char **argv)
             if (errno != EPIPE) {
                 fprintf(stderr, "pgfault check: cannot write the result: %s\n",
                         errno ? strerror(errno) : "out of memory");
-                exit_code = PGF_EXIT_INTERNAL;
                 goto done;
             }
         }
     } else {
         pgf_check_print(stdout, res, path);
     }
-    if (digest) {
+    if (dw != NULL) {
         char hex[65];
-        pgf_history_digest(meta, recs, n, hex);
+        pgf_hist_writer_digest(dw, hex);
         fprintf(json ? stderr : stdout, "digest %s\n", hex);
     }
     exit_code = res->total == 0 ? PGF_EXIT_OK : PGF_EXIT_VIOLATIONS;
@@ -181,8 +213,12 @@ int pgf_cmd_check(int argc, char **argv)
             exit_code = jrc;
     }
 done:
+    if (dw != NULL)
+        (void)pgf_hist_writer_close(dw);
+    pgf_checker_free(ck);
     pgf_check_result_free(res);
     pgf_spec_free(spec);
+    pgf_hist_reader_free(rd);
     pgf_history_free(h);
     return exit_code;
 }
