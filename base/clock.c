@@ -35,6 +35,11 @@ uint64_t pgf_seq_next(void)
     return atomic_fetch_add(&seq_counter, 1) + 1;
 }
 
+uint64_t pgf_seq_peek(void)
+{
+    return atomic_load(&seq_counter);
+}
+
 void pgf_seq_reset(void)
 {
     atomic_store(&seq_counter, 0);

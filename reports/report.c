@@ -549,6 +549,21 @@ int pgf_report_scenario_set_timing(pgf_report_scenario *s, const char *mode, uin
     return 0;
 }
 
+void pgf_report_scenario_set_phases(pgf_report_scenario *s, uint64_t load_ns, uint64_t verdict_ns)
+{
+    if (s == NULL)
+        return;
+    s->load_ns = load_ns;
+    s->verdict_ns = verdict_ns;
+    s->has_phases = true;
+}
+
+void pgf_report_scenario_add_samples_dropped(pgf_report_scenario *s, uint64_t n)
+{
+    if (s != NULL)
+        s->samples_dropped += n;
+}
+
 void pgf_report_scenario_set_sessions(pgf_report_scenario *s, uint64_t total)
 {
     if (s != NULL)

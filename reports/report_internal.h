@@ -111,9 +111,11 @@ struct pgf_report_scenario {
     char *name, *description, *replay_command;
     uint64_t seed, duration_ns;
     bool has_run;
-    char *mode;               /* the clock of its times: "sim" = virtual; NULL = unknown */
-    uint64_t wall_ns;         /* wall-clock time it took; 0 = unknown */
-    uint64_t sessions_total;  /* sessions in the run; 0 = unknown (count the timeline's) */
+    char *mode;              /* the clock of its times: "sim" = virtual; NULL = unknown */
+    uint64_t wall_ns;        /* wall-clock time it took; 0 = unknown */
+    uint64_t sessions_total; /* sessions in the run; 0 = unknown (count the timeline's) */
+    bool has_phases;         /* load_ns/verdict_ns set (pgf_report_scenario_set_phases) */
+    uint64_t load_ns, verdict_ns;
     uint64_t samples_dropped; /* samples beyond PGF_REPORT_MAX_SAMPLES */
     PGF__VEC(pgf_report_check *) checks;
     uint64_t outcomes[PGF_REPORT_OUTCOME_COUNT];

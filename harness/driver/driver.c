@@ -70,9 +70,12 @@ struct worker {
     /* per-worker results, merged after join */
     uint64_t checks;
     uint64_t outcomes[PGF_HEALTH_REASON_COUNT];
-    uint64_t *lat[PGF_HEALTH_REASON_COUNT];
-    uint64_t *lat_end[PGF_HEALTH_REASON_COUNT]; /* when each check ended (history clock) */
+    pgf_lathist lat[PGF_HEALTH_REASON_COUNT];
+    /* the first checks' (end on the history clock, latency): the plots */
+    uint64_t *lat_end[PGF_HEALTH_REASON_COUNT], *lat_v[PGF_HEALTH_REASON_COUNT];
     size_t nlat[PGF_HEALTH_REASON_COUNT], caplat[PGF_HEALTH_REASON_COUNT];
+    size_t nsamples;          /* kept, all outcomes */
+    uint64_t samples_dropped; /* past this worker's share of PGF_RUN_MAX_SAMPLES */
 };
 
 typedef struct racer_job {
@@ -145,22 +148,30 @@ static void add_outcome(worker *w, pgf_health_reason reason, uint64_t ns)
     atomic_fetch_add(&w->rc->checks_done, 1);
     atomic_fetch_add(&w->rc->live_outcomes[reason], 1);
     w->outcomes[reason]++;
+    /* fixed memory whatever the run's length (lathist.h) */
+    if (pgf_lathist_add(&w->lat[reason], ns) != 0)
+        return;
+    /* When it ended, on the history's clock: the report's latency and
+     * throughput over time, for this worker's share of the samples. */
+    if (w->nsamples >= PGF_RUN_MAX_SAMPLES / (size_t)w->rc->nworkers) {
+        w->samples_dropped++;
+        return;
+    }
     if (w->nlat[reason] == w->caplat[reason]) {
         size_t cap = w->caplat[reason] ? w->caplat[reason] * 2 : 256;
-        uint64_t *p = realloc(w->lat[reason], cap * sizeof *p);
+        uint64_t *p = realloc(w->lat_v[reason], cap * sizeof *p);
         if (p == NULL)
             return;
-        w->lat[reason] = p;
+        w->lat_v[reason] = p;
         p = realloc(w->lat_end[reason], cap * sizeof *p);
         if (p == NULL)
             return;
         w->lat_end[reason] = p;
         w->caplat[reason] = cap;
     }
-    /* When it ended, on the history's clock: the report's latency and
-     * throughput over time. */
     w->lat_end[reason][w->nlat[reason]] = run_now(w->rc) - w->rc->rec_start;
-    w->lat[reason][w->nlat[reason]++] = ns;
+    w->lat_v[reason][w->nlat[reason]++] = ns;
+    w->nsamples++;
 }
 
 static pgf_health_reason reason_of(int err, const pgf_health *h)
@@ -1124,6 +1135,17 @@ static void progress(run_ctx *rc, bool final)
  * stuck (a verdict: res->stuck), not as a harness failure. */
 #define SIM_WATCHDOG_GRACE_MS  10000u  /* beyond an op's declared deadline */
 #define SIM_MAX_SPINS_PER_TICK 2000000 /* loop passes without time moving */
+/* Hand what the recorder can order to the caller's sink (recorder.h).
+ * A failure (the reorder window exceeded, the history unwritable) stops
+ * the run: the caller's final drain reports the recorder's message. */
+static void stream(run_ctx *rc)
+{
+    if (rc->o == NULL || rc->o->sink == NULL || pgf_recorder_error(rc->res->rec) != NULL)
+        return;
+    if (pgf_recorder_drain(rc->res->rec, false) != 0)
+        atomic_store(&rc->stopping, true);
+}
+
 static int sim_run(run_ctx *rc, char *err, size_t errlen)
 {
     (void)err;
@@ -1164,6 +1186,7 @@ static int sim_run(run_ctx *rc, char *err, size_t errlen)
         if (pgf_sim_activity_count() != a0)
             continue;
         busy = 0;
+        stream(rc);
         if (!pgf_simclock_advance(rc->clock)) {
             char op[200] = "";
             size_t out = pgf_watchdog_outstanding(rc->wd);
@@ -1276,6 +1299,7 @@ static int stress_run(run_ctx *rc, char *err, size_t errlen)
             atomic_store(&rc->stopping, true);
             rc->res->interrupted = true;
         }
+        stream(rc);
         if (pgf_now_ns() - last >= 1000000000ULL) {
             last = pgf_now_ns();
             progress(rc, false);
@@ -1315,25 +1339,26 @@ static void merge_results(run_ctx *rc)
         res->checks += w->checks;
         for (int r = 0; r < PGF_HEALTH_REASON_COUNT; r++) {
             res->outcomes[r] += w->outcomes[r];
+            if (pgf_lathist_merge(&res->lat[r], &w->lat[r]) != 0)
+                snprintf(res->harness_error, sizeof res->harness_error,
+                         "out of memory merging latencies");
             if (w->nlat[r] == 0)
                 continue;
-            uint64_t *p = realloc(res->lat[r], (res->nlat[r] + w->nlat[r]) * sizeof *p);
-            if (p == NULL)
+            size_t n = res->nsample[r] + w->nlat[r];
+            uint64_t *p = realloc(res->sample_lat[r], n * sizeof *p);
+            if (p != NULL)
+                res->sample_lat[r] = p;
+            uint64_t *e = p != NULL ? realloc(res->sample_end[r], n * sizeof *e) : NULL;
+            if (e == NULL) {
+                res->samples_dropped += w->nlat[r];
                 continue;
-            memcpy(p + res->nlat[r], w->lat[r], w->nlat[r] * sizeof *p);
-            res->lat[r] = p;
-            /* once lost (out of memory) the end times stay lost; the
-             * latencies themselves are kept */
-            bool keep = res->nlat[r] == 0 || res->lat_end[r] != NULL;
-            uint64_t *e =
-                keep ? realloc(res->lat_end[r], (res->nlat[r] + w->nlat[r]) * sizeof *e) : NULL;
-            if (e != NULL)
-                memcpy(e + res->nlat[r], w->lat_end[r], w->nlat[r] * sizeof *e);
-            else if (keep)
-                free(res->lat_end[r]);
-            res->lat_end[r] = e;
-            res->nlat[r] += w->nlat[r];
+            }
+            res->sample_end[r] = e;
+            memcpy(p + res->nsample[r], w->lat_v[r], w->nlat[r] * sizeof *p);
+            memcpy(e + res->nsample[r], w->lat_end[r], w->nlat[r] * sizeof *e);
+            res->nsample[r] = n;
         }
+        res->samples_dropped += w->samples_dropped;
     }
     res->racer_fired = atomic_load(&rc->racer_fired);
     res->api_errors = atomic_load(&rc->api_errors);
@@ -1359,7 +1384,8 @@ static void teardown(run_ctx *rc)
         }
         free(w->slots);
         for (int r = 0; r < PGF_HEALTH_REASON_COUNT; r++) {
-            free(w->lat[r]);
+            pgf_lathist_free(&w->lat[r]);
+            free(w->lat_v[r]);
             free(w->lat_end[r]);
         }
         if (!rc->sim && w->base != NULL)
@@ -1442,6 +1468,10 @@ int pgf_driver_run(const pgf_scenario *sc, const pgf_driver_opts *o, pgf_run **o
         e = PGF_ENOMEM;
         goto done;
     }
+    if (o != NULL && o->sink != NULL) {
+        pgf_recorder_set_sink(res->rec, o->sink, o->sink_arg);
+        pgf_recorder_set_window(res->rec, o->window);
+    }
     if (sc->rules != NULL)
         pgf_fault_engine_set_rules(res->engine, pgf_fault_rules_ref(sc->rules));
     if (o != NULL && o->faults_log_path != NULL &&
@@ -1461,8 +1491,11 @@ int pgf_driver_run(const pgf_scenario *sc, const pgf_driver_opts *o, pgf_run **o
         if (rc->rotate_timer != NULL)
             pgf_timer_arm(rc->rotate_timer, PGF_MS_NS(sc->rules2_at_ms));
     }
+    uint64_t load0 = pgf_now_ns();
     e = rc->sim ? sim_run(rc, err, errlen) : stress_run(rc, err, errlen);
     res->duration_ns = run_now(rc) - t0;
+    res->load_end_ns = pgf_now_ns();
+    res->load_ns = res->load_end_ns - load0;
     if (e != 0)
         goto done;
     merge_results(rc);
@@ -1520,8 +1553,9 @@ void pgf_run_free(pgf_run *r)
     pgf_recorder_free(r->rec);
     pgf_fault_engine_free(r->engine);
     for (int i = 0; i < PGF_HEALTH_REASON_COUNT; i++) {
-        free(r->lat[i]);
-        free(r->lat_end[i]);
+        pgf_lathist_free(&r->lat[i]);
+        free(r->sample_lat[i]);
+        free(r->sample_end[i]);
     }
     free(r);
 }

@@ -17,6 +17,8 @@
 
 #include "pgfault/faultlog.h"
 #include "pgfault/health.h"
+#include "pgfault/report.h"
+#include "lathist.h"
 #include "recorder.h"
 #include "pgfault/scenario.h"
 #include "pgfault/server.h"
@@ -27,7 +29,18 @@ typedef struct pgf_driver_opts {
     volatile sig_atomic_t *stop; /* set by a signal handler: wind down early */
     const char *faults_log_path; /* stream the fault log here (NULL = memory only) */
     bool no_record;              /* record no history (benchmarks: the recorder's cost) */
+    /* Stream the history while the run goes on (recorder.h): the driver
+     * drains the recorder into sink from its supervising thread (stress:
+     * every tick; sim: whenever the loop is quiescent). The caller drains
+     * the rest (final) after pgf_driver_run returns. NULL: the records
+     * stay in the recorder for pgf_recorder_merge. */
+    pgf_recorder_sink sink;
+    void *sink_arg;
+    size_t window; /* the reorder window (0 = PGF_RECORDER_WINDOW_DEFAULT) */
 } pgf_driver_opts;
+
+/* Latency samples kept for the over-time plots (what the report keeps). */
+#define PGF_RUN_MAX_SAMPLES PGF_REPORT_MAX_SAMPLES
 
 /* Everything a run produced. */
 typedef struct pgf_run {
@@ -36,11 +49,13 @@ typedef struct pgf_run {
     pgf_fault_engine *engine;
     uint64_t checks;                            /* health checks completed */
     uint64_t outcomes[PGF_HEALTH_REASON_COUNT]; /* by classified reason */
-    uint64_t *lat[PGF_HEALTH_REASON_COUNT];     /* latencies (ns) per outcome */
-    /* when each of those checks ended, ns on the history's clock (virtual
-     * in sim mode); NULL if it could not be kept (out of memory) */
-    uint64_t *lat_end[PGF_HEALTH_REASON_COUNT];
-    size_t nlat[PGF_HEALTH_REASON_COUNT];
+    pgf_lathist lat[PGF_HEALTH_REASON_COUNT];   /* every check's latency (ns) per outcome */
+    /* The first PGF_RUN_MAX_SAMPLES checks (spread over the workers): when
+     * each ended, ns on the history's clock (virtual in sim mode), and its
+     * latency; the report's over-time plots. The rest are only counted. */
+    uint64_t *sample_end[PGF_HEALTH_REASON_COUNT], *sample_lat[PGF_HEALTH_REASON_COUNT];
+    size_t nsample[PGF_HEALTH_REASON_COUNT];
+    uint64_t samples_dropped;
     uint64_t racer_fired;
     uint64_t api_errors; /* calls refused with PGF_EILLEGAL_STATE (racers' misuse included) */
     pgf_server_stats server;
@@ -48,6 +63,8 @@ typedef struct pgf_run {
     uint64_t proxy_upstream_failures; /* ... of which the upstream was unreachable */
     uint64_t duration_ns;             /* virtual in sim mode */
     uint64_t wall_ns;
+    uint64_t load_ns;     /* wall clock, the first session's start to the end of the load */
+    uint64_t load_end_ns; /* pgf_now_ns() at the end of the load (0: unknown) */
     uint64_t start_wall_us;
     bool interrupted;
     char harness_error[256]; /* non-empty: the harness itself failed */

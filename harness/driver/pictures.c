@@ -188,6 +188,36 @@ done:
     free(cell);
 }
 
+/* The run's histogram into the report's coarser one: the exact min and
+ * max as themselves, every other sample as the middle of its bucket
+ * (which falls in the same report bucket: 128 sub-buckets refine 16). */
+static void add_latencies(pgf_report_scenario *rs, pgf_report_outcome o, const pgf_lathist *h)
+{
+    if (h->count == 0)
+        return;
+    ignore_(pgf_report_add_latency(rs, o, h->min, 1));
+    if (h->count > 1)
+        ignore_(pgf_report_add_latency(rs, o, h->max, 1));
+    size_t imin = SIZE_MAX, imax = SIZE_MAX;
+    for (size_t i = 0; i < PGF_LATHIST_BUCKETS; i++) {
+        uint64_t lo, hi, n = pgf_lathist_bucket(h, i, &lo, &hi);
+        if (n == 0)
+            continue;
+        if (imin == SIZE_MAX && h->min >= lo && h->min <= hi) {
+            imin = i;
+            n--;
+        }
+        if (h->count > 1 && imax == SIZE_MAX && h->max >= lo && h->max <= hi && n > 0) {
+            imax = i;
+            n--;
+        }
+        uint64_t mid = lo + (hi - lo) / 2; /* unbiased for the mean */
+        mid = mid < h->min ? h->min : mid > h->max ? h->max : mid;
+        if (n > 0)
+            ignore_(pgf_report_add_latency(rs, o, mid, n));
+    }
+}
+
 void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_check_result *ck,
                         const pgf_rec *recs, size_t n, pgf_report_scenario *rs)
 {
@@ -197,12 +227,11 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
             continue;
         pgf_report_outcome o = outcome_of((pgf_health_reason)k);
         ignore_(pgf_report_count_outcome(rs, o, r->outcomes[k]));
-        for (size_t i = 0; i < r->nlat[k]; i++) {
-            ignore_(pgf_report_add_latency(rs, o, r->lat[k][i], 1));
-            if (r->lat_end[k] != NULL)
-                ignore_(pgf_report_add_sample(rs, o, r->lat_end[k][i], r->lat[k][i]));
-        }
+        add_latencies(rs, o, &r->lat[k]);
+        for (size_t i = 0; i < r->nsample[k]; i++)
+            ignore_(pgf_report_add_sample(rs, o, r->sample_end[k][i], r->sample_lat[k][i]));
     }
+    pgf_report_scenario_add_samples_dropped(rs, r->samples_dropped);
     for (int st = 0; st < PGF_SESS_STATE_COUNT; st++)
         ignore_(pgf_report_add_state(rs, pgf_session_state_name((pgf_sess_state)st)));
     ignore_(pgf_report_scenario_set_timing(rs, pgf_run_mode_name(sc->mode), r->wall_ns));

@@ -1,43 +1,92 @@
-/* recorder.c - per-thread history buffers merged by sequence (recorder.h). */
+/* recorder.c - per-thread history buffers drained by sequence while the
+ * run goes on (recorder.h).
+ *
+ * Each producing thread appends to its own chain of fixed-size chunks
+ * (records plus the strings they point to); a record becomes visible to
+ * the consumer when the chunk's count is published (release/acquire). The
+ * one consumer (pgf_recorder_drain) merges the chains' heads by seq: it
+ * emits strictly in seq order, waits out a gap (a thread that took a seq
+ * and has not appended its record yet) while at most `window` records are
+ * waiting, and hands fully consumed chunks back to a pool the producers
+ * take new chunks from, so a long run holds a bounded number of chunks. */
 #include "recorder.h"
 
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pgfault/clock.h"
+#include "pgfault/err.h"
 #include "pgfault/health.h"
 #include "pgfault/timer.h"
 
-/* Strings that outlive the producing call are interned into per-buffer
- * arenas; the common ones (state, op, reason names) are static already. */
-typedef struct arena_block {
-    struct arena_block *next;
-    size_t used, cap;
+/* Records per chunk, and the string room every chunk carries: a chunk is
+ * sealed when either runs out (a string that does not fit the room goes
+ * to a block of its own, freed with the chunk's reuse). */
+#define CHUNK_RECS 1024
+#define CHUNK_STR  32768
+
+typedef struct big_str {
+    struct big_str *next;
     char data[];
-} arena_block;
+} big_str;
+
+typedef struct chunk {
+    _Atomic(struct chunk *) next; /* set once by the producer: the chunk is sealed */
+    atomic_size_t n;              /* records published */
+    struct chunk *pool_next;      /* in the recorder's free pool */
+    size_t str_used;              /* producer only */
+    big_str *big;                 /* producer only until sealed */
+    char str[CHUNK_STR];
+    pgf_rec recs[CHUNK_RECS];
+} chunk;
 
 typedef struct recbuf {
     struct recbuf *next; /* registry list */
     pgf_recorder *owner;
     int thread;
-    pgf_rec *recs;
-    size_t n, cap;
-    arena_block *arena;
+    chunk *tail; /* producer: the chunk being filled */
+    size_t wn;   /* producer: records in tail, published or being written */
+    chunk *head; /* consumer: the oldest chunk not fully consumed */
+    size_t rd;   /* consumer: next record in head */
 } recbuf;
+
+/* Deep copies for pgf_recorder_merge (the whole-array form). */
+struct keep_block {
+    struct keep_block *next;
+    size_t used, cap;
+    char data[];
+};
+typedef struct keep_block keep_block;
 
 struct pgf_recorder {
     struct event_base *clock_base;
     pgf_simclock *clock;
     uint64_t start_ns;
-    pthread_mutex_t lock; /* registry only */
+    pthread_mutex_t lock; /* registry and chunk pool */
     recbuf *bufs;
     int nthreads;
+    chunk *pool;
+    size_t pool_n;
+    atomic_size_t chunks_allocated;
     atomic_uint_fast64_t count;
-    pgf_rec *merged;
-    size_t nmerged;
-    bool failed;
+    atomic_bool failed;
+    /* consumer side */
+    pgf_recorder_sink sink;
+    void *sink_arg;
+    size_t window;
+    uint64_t next_seq; /* the seq the next emitted record must have */
+    uint64_t emitted;
+    uint64_t last_seq; /* of the last emitted record */
+    bool any_emitted;
+    int error;
+    char errmsg[256];
+    pgf_rec_store merged; /* pgf_recorder_merge's copy */
+    bool merge_done;
 };
 
 /* One buffer per (thread, recorder). A thread records into few recorders
@@ -48,15 +97,62 @@ static _Thread_local struct {
     recbuf *b;
 } tls[TLS_SLOTS];
 
+static chunk *chunk_get(pgf_recorder *r)
+{
+    pthread_mutex_lock(&r->lock);
+    chunk *c = r->pool;
+    if (c != NULL) {
+        r->pool = c->pool_next;
+        r->pool_n--;
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (c == NULL) {
+        c = malloc(sizeof *c);
+        if (c == NULL)
+            return NULL;
+        atomic_fetch_add(&r->chunks_allocated, 1);
+    }
+    atomic_init(&c->next, NULL);
+    atomic_init(&c->n, 0);
+    c->pool_next = NULL;
+    c->str_used = 0;
+    c->big = NULL;
+    return c;
+}
+
+static void chunk_release_strings(chunk *c)
+{
+    for (big_str *s = c->big; s;) {
+        big_str *nx = s->next;
+        free(s);
+        s = nx;
+    }
+    c->big = NULL;
+}
+
+static void chunk_put(pgf_recorder *r, chunk *c)
+{
+    chunk_release_strings(c);
+    pthread_mutex_lock(&r->lock);
+    c->pool_next = r->pool;
+    r->pool = c;
+    r->pool_n++;
+    pthread_mutex_unlock(&r->lock);
+}
+
 static recbuf *my_buf(pgf_recorder *r)
 {
     for (int i = 0; i < TLS_SLOTS; i++)
         if (tls[i].r == r)
             return tls[i].b;
     recbuf *b = calloc(1, sizeof *b);
-    if (b == NULL)
+    chunk *c = b != NULL ? chunk_get(r) : NULL;
+    if (c == NULL) {
+        free(b);
         return NULL;
+    }
     b->owner = r;
+    b->tail = b->head = c;
     pthread_mutex_lock(&r->lock);
     b->thread = r->nthreads++;
     b->next = r->bufs;
@@ -102,46 +198,60 @@ static void utf8_sanitize(char *p)
     }
 }
 
+/* A string for a record being written into b's tail chunk: it lives as
+ * long as the chunk (until the consumer has emitted the record). */
 static const char *intern(recbuf *b, const char *s)
 {
     if (s == NULL)
         return NULL;
     size_t len = strlen(s) + 1;
-    if (b->arena == NULL || b->arena->cap - b->arena->used < len) {
-        size_t cap = len > 16384 ? len : 16384;
-        arena_block *a = malloc(sizeof *a + cap);
-        if (a == NULL)
+    chunk *c = b->tail;
+    char *p;
+    if (CHUNK_STR - c->str_used >= len) {
+        p = c->str + c->str_used;
+        c->str_used += len;
+    } else {
+        big_str *bs = malloc(sizeof *bs + len);
+        if (bs == NULL) {
+            atomic_store(&b->owner->failed, true);
             return NULL;
-        a->next = b->arena;
-        a->used = 0;
-        a->cap = cap;
-        b->arena = a;
+        }
+        bs->next = c->big;
+        c->big = bs;
+        p = bs->data;
     }
-    char *p = b->arena->data + b->arena->used;
     memcpy(p, s, len);
     utf8_sanitize(p);
-    b->arena->used += len;
     return p;
 }
 
+/* The slot for the next record of b (not visible until commit()). */
 static pgf_rec *push(pgf_recorder *r, recbuf *b)
 {
     if (b == NULL) {
-        r->failed = true;
+        atomic_store(&r->failed, true);
         return NULL;
     }
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        pgf_rec *p = realloc(b->recs, cap * sizeof *p);
-        if (p == NULL) {
-            r->failed = true;
+    chunk *c = b->tail;
+    if (b->wn == CHUNK_RECS || c->str_used > CHUNK_STR * 3 / 4) {
+        chunk *nc = chunk_get(r);
+        if (nc == NULL) {
+            atomic_store(&r->failed, true);
             return NULL;
         }
-        b->recs = p;
-        b->cap = cap;
+        atomic_store_explicit(&c->next, nc, memory_order_release);
+        b->tail = c = nc;
+        b->wn = 0;
     }
+    return &c->recs[b->wn];
+}
+
+/* Publish the record push() returned. */
+static void commit(pgf_recorder *r, recbuf *b)
+{
+    b->wn++;
+    atomic_store_explicit(&b->tail->n, b->wn, memory_order_release);
     atomic_fetch_add(&r->count, 1);
-    return &b->recs[b->n++];
 }
 
 static uint64_t now(pgf_recorder *r)
@@ -159,6 +269,9 @@ pgf_recorder *pgf_recorder_new(struct event_base *clock_base, uint64_t start_ns)
     r->clock_base = clock_base;
     r->clock = clock_base != NULL ? pgf_simclock_of(clock_base) : NULL;
     r->start_ns = start_ns;
+    r->window = PGF_RECORDER_WINDOW_DEFAULT;
+    /* every seq taken from now on is this recorder's to see */
+    r->next_seq = pgf_seq_peek() + 1;
     return r;
 }
 
@@ -168,21 +281,26 @@ void pgf_recorder_free(pgf_recorder *r)
         return;
     for (recbuf *b = r->bufs; b;) {
         recbuf *next = b->next;
-        for (arena_block *a = b->arena; a;) {
-            arena_block *an = a->next;
-            free(a);
-            a = an;
+        for (chunk *c = b->head; c;) {
+            chunk *cn = atomic_load(&c->next);
+            chunk_release_strings(c);
+            free(c);
+            c = cn;
         }
-        free(b->recs);
         free(b);
         b = next;
+    }
+    for (chunk *c = r->pool; c;) {
+        chunk *cn = c->pool_next;
+        free(c);
+        c = cn;
     }
     /* Forget this recorder in this thread's cache (other threads have
      * stopped by contract). */
     for (int i = 0; i < TLS_SLOTS; i++)
         if (tls[i].r == r)
             tls[i].r = NULL;
-    free(r->merged);
+    pgf_rec_store_free(&r->merged);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
@@ -222,6 +340,7 @@ void pgf_recorder_session_event(const pgf_session_event *ev, void *arg)
                 rec->phase = intern(b, ev->health->phase);
         }
     }
+    commit(r, b);
     /* The health-check verdict as its own `health` record (history-format:
      * the checker compares it with the fault that preceded it; without it
      * misclassified_health could never fire - an auth failure reported as
@@ -244,6 +363,7 @@ void pgf_recorder_session_event(const pgf_session_event *ev, void *arg)
     hr->op_id = (int64_t)ev->op_id;
     hr->thread = b->thread;
     hr->reason = ev->health->healthy ? "ok" : pgf_health_reason_name(ev->health->reason);
+    commit(r, b);
 }
 
 void pgf_recorder_fault(pgf_recorder *r, uint64_t conn, int64_t session, pgf_phase phase,
@@ -265,6 +385,7 @@ void pgf_recorder_fault(pgf_recorder *r, uint64_t conn, int64_t session, pgf_pha
     rec->rule = intern(b, a->rule);
     if (a->sqlstate != NULL)
         rec->sqlstate = intern(b, a->sqlstate);
+    commit(r, b);
 }
 
 void pgf_recorder_health(pgf_recorder *r, int64_t session, int64_t op_id, const char *reason,
@@ -282,6 +403,7 @@ void pgf_recorder_health(pgf_recorder *r, int64_t session, int64_t op_id, const 
     rec->thread = b->thread;
     rec->reason = intern(b, reason);
     rec->cause = intern(b, cause);
+    commit(r, b);
 }
 
 void pgf_recorder_put(pgf_recorder *r, const pgf_rec *src)
@@ -304,6 +426,7 @@ void pgf_recorder_put(pgf_recorder *r, const pgf_rec *src)
     rec->rule = intern(b, src->rule);
     rec->action = intern(b, src->action);
     rec->sqlstate = intern(b, src->sqlstate);
+    commit(r, b);
 }
 
 void pgf_recorder_server(pgf_recorder *r, int64_t open, int64_t accepted, int64_t closed,
@@ -321,35 +444,205 @@ void pgf_recorder_server(pgf_recorder *r, int64_t open, int64_t accepted, int64_
     rec->conns_accepted = accepted;
     rec->conns_closed = closed;
     rec->sessions_open = sessions_open;
+    commit(r, b);
 }
 
-static int by_seq(const void *a, const void *b)
+/* ---- the consumer ---- */
+
+void pgf_recorder_set_sink(pgf_recorder *r, pgf_recorder_sink fn, void *arg)
 {
-    const pgf_rec *x = a, *y = b;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
+    r->sink = fn;
+    r->sink_arg = arg;
+}
+
+void pgf_recorder_set_window(pgf_recorder *r, size_t window)
+{
+    r->window = window > 0 ? window : PGF_RECORDER_WINDOW_DEFAULT;
+}
+
+/* b's oldest unconsumed record, or NULL; recycles chunks it has finished. */
+static pgf_rec *peek(pgf_recorder *r, recbuf *b)
+{
+    for (;;) {
+        chunk *c = b->head;
+        if (b->rd < atomic_load_explicit(&c->n, memory_order_acquire))
+            return &c->recs[b->rd];
+        chunk *nx = atomic_load_explicit(&c->next, memory_order_acquire);
+        if (nx == NULL)
+            return NULL;
+        /* sealed: its count is final now (published before next) */
+        if (b->rd < atomic_load_explicit(&c->n, memory_order_acquire))
+            continue;
+        b->head = nx;
+        b->rd = 0;
+        chunk_put(r, c);
+    }
+}
+
+static int fail(pgf_recorder *r, int e, const char *fmt, ...) PGF_PRINTF(3, 4);
+static int fail(pgf_recorder *r, int e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->errmsg, sizeof r->errmsg, fmt, ap);
+    va_end(ap);
+    r->error = e;
+    return e;
+}
+
+int pgf_recorder_drain(pgf_recorder *r, bool final)
+{
+    if (r->error != 0)
+        return r->error;
+    if (r->sink == NULL)
+        return 0; /* nobody to hand records to: keep them */
+    pthread_mutex_lock(&r->lock);
+    recbuf *bufs = r->bufs; /* the list only grows at its front */
+    pthread_mutex_unlock(&r->lock);
+    for (;;) {
+        pgf_rec *best = NULL;
+        recbuf *bb = NULL;
+        for (recbuf *b = bufs; b; b = b->next) {
+            pgf_rec *x = peek(r, b);
+            if (x == NULL)
+                continue;
+            if (x->seq < r->next_seq)
+                return fail(r, PGF_EINTERNAL,
+                            "history out of order: seq %" PRIu64 " from thread %d arrived after "
+                            "seq %" PRIu64 " was written",
+                            x->seq, b->thread, r->any_emitted ? r->last_seq : r->next_seq - 1);
+            if (best == NULL || x->seq < best->seq) {
+                best = x;
+                bb = b;
+            }
+        }
+        if (best == NULL)
+            return 0;
+        if (best->seq != r->next_seq && !final) {
+            /* a gap: a thread took the seq and has not appended its record
+             * yet. Wait for it, but not for ever. */
+            uint64_t waiting = atomic_load(&r->count) - r->emitted;
+            if (waiting > r->window)
+                return fail(r, PGF_EINTERNAL,
+                            "history reorder window exceeded: seq %" PRIu64 " never arrived "
+                            "while %" PRIu64 " records waited (window %zu); the oldest waiting "
+                            "is seq %" PRIu64 " from thread %d",
+                            r->next_seq, waiting, r->window, best->seq, bb->thread);
+            return 0;
+        }
+        int e = r->sink(r->sink_arg, best);
+        if (e != 0)
+            return fail(r, e, "history consumer failed at seq %" PRIu64 ": %s", best->seq,
+                        pgf_strerror(e));
+        r->last_seq = best->seq;
+        r->next_seq = best->seq + 1;
+        r->any_emitted = true;
+        r->emitted++;
+        bb->rd++;
+    }
+}
+
+const char *pgf_recorder_error(const pgf_recorder *r)
+{
+    return r->error != 0 ? r->errmsg : NULL;
+}
+
+void pgf_recorder_get_stats(pgf_recorder *r, pgf_recorder_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->recorded = atomic_load(&r->count);
+    st->emitted = r->emitted;
+    st->chunks_allocated = atomic_load(&r->chunks_allocated);
+    pthread_mutex_lock(&r->lock);
+    st->chunks_pooled = r->pool_n;
+    st->threads = (unsigned)r->nthreads;
+    pthread_mutex_unlock(&r->lock);
+    st->failed = atomic_load(&r->failed);
+}
+
+/* ---- the whole-array form ---- */
+
+void pgf_rec_store_free(pgf_rec_store *st)
+{
+    for (keep_block *k = st->blocks; k;) {
+        keep_block *kn = k->next;
+        free(k);
+        k = kn;
+    }
+    free(st->recs);
+    memset(st, 0, sizeof *st);
+}
+
+static const char *keep_str(pgf_rec_store *st, const char *s, bool *oom)
+{
+    if (s == NULL)
+        return NULL;
+    size_t len = strlen(s) + 1;
+    keep_block *kb = st->blocks;
+    if (kb == NULL || kb->cap - kb->used < len) {
+        size_t cap = len > 65536 ? len : 65536;
+        kb = malloc(sizeof *kb + cap);
+        if (kb == NULL) {
+            *oom = true;
+            return NULL;
+        }
+        kb->next = st->blocks;
+        kb->used = 0;
+        kb->cap = cap;
+        st->blocks = kb;
+    }
+    char *p = kb->data + kb->used;
+    memcpy(p, s, len);
+    kb->used += len;
+    return p;
+}
+
+int pgf_rec_store_add(pgf_rec_store *st, const pgf_rec *src)
+{
+    if (st->n == st->cap) {
+        size_t cap = st->cap ? st->cap * 2 : 4096;
+        pgf_rec *p = realloc(st->recs, cap * sizeof *p);
+        if (p == NULL)
+            return PGF_ENOMEM;
+        st->recs = p;
+        st->cap = cap;
+    }
+    pgf_rec *d = &st->recs[st->n];
+    bool oom = false;
+    *d = *src;
+    d->op = keep_str(st, src->op, &oom);
+    d->from = keep_str(st, src->from, &oom);
+    d->to = keep_str(st, src->to, &oom);
+    d->cause = keep_str(st, src->cause, &oom);
+    d->error = keep_str(st, src->error, &oom);
+    d->reason = keep_str(st, src->reason, &oom);
+    d->phase = keep_str(st, src->phase, &oom);
+    d->rule = keep_str(st, src->rule, &oom);
+    d->action = keep_str(st, src->action, &oom);
+    d->sqlstate = keep_str(st, src->sqlstate, &oom);
+    if (oom)
+        return PGF_ENOMEM;
+    st->n++;
+    return 0;
+}
+
+static int keep_rec(void *arg, const pgf_rec *src)
+{
+    return pgf_rec_store_add(arg, src);
 }
 
 const pgf_rec *pgf_recorder_merge(pgf_recorder *r, size_t *n)
 {
-    if (r->merged == NULL) {
-        size_t total = 0;
-        for (recbuf *b = r->bufs; b; b = b->next)
-            total += b->n;
-        r->merged = malloc((total ? total : 1) * sizeof *r->merged);
-        if (r->merged == NULL) {
+    if (!r->merge_done) {
+        r->merge_done = true;
+        pgf_recorder_set_sink(r, keep_rec, &r->merged);
+        if (pgf_recorder_drain(r, true) != 0) {
             *n = 0;
             return NULL;
         }
-        size_t k = 0;
-        for (recbuf *b = r->bufs; b; b = b->next) {
-            memcpy(r->merged + k, b->recs, b->n * sizeof *b->recs);
-            k += b->n;
-        }
-        qsort(r->merged, total, sizeof *r->merged, by_seq);
-        r->nmerged = total;
     }
-    *n = r->nmerged;
-    return r->merged;
+    *n = r->merged.n;
+    return r->merged.recs;
 }
 
 uint64_t pgf_recorder_count(const pgf_recorder *r)

@@ -3,17 +3,22 @@
  * Session events (the session manager's recorder hook) and fired faults
  * (the fake server's fault hook) are appended to a buffer owned by the
  * thread that produced them; every record carries a global sequence number
- * (pgf_seq_next()). After the run, the buffers are merged by sequence into
- * one history (history.h records), which the checker reads and
- * history.jsonl is written from. Nothing here takes a lock on the hot
- * path except the first record of a new thread.
+ * (pgf_seq_next()). While the run goes on, one consumer thread calls
+ * pgf_recorder_drain(), which merges the buffers' heads by sequence and
+ * hands each record, strictly in seq order, to a sink (run.c: history
+ * writer, checker, report aggregates); drained buffer chunks are reused,
+ * so memory stays at a fixed level however long the run (docs/soak.md).
+ * Producers take a lock only for their first record and once per chunk
+ * (1024 records).
  */
 #ifndef PGF_RECORDER_H
 #define PGF_RECORDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pgfault/err.h"
 #include "pgfault/fault.h"
 #include "pgfault/history.h"
 #include "pgfault/session.h"
@@ -44,9 +49,52 @@ void pgf_recorder_put(pgf_recorder *r, const pgf_rec *rec);
 void pgf_recorder_server(pgf_recorder *r, int64_t open, int64_t accepted, int64_t closed,
                          int64_t sessions_open);
 
-/* Merge every thread's buffer by sequence. The records (and their strings)
- * stay owned by the recorder and valid until pgf_recorder_free. Call once,
- * after every producing thread has stopped. */
+/* The consumer. A sink gets each record in seq order; the record and its
+ * strings are borrowed for the call (the sink may rewrite strings in place:
+ * run.c scrubs secrets). Non-zero from the sink stops the drain: the
+ * recorder is then failed with that code. */
+typedef int (*pgf_recorder_sink)(void *arg, const pgf_rec *rec);
+void pgf_recorder_set_sink(pgf_recorder *r, pgf_recorder_sink fn, void *arg);
+
+/* The reorder window: a gap in seq (a thread took a seq and has not
+ * appended its record) is waited out while at most this many records are
+ * waiting behind it; past that, pgf_recorder_drain fails. */
+#define PGF_RECORDER_WINDOW_DEFAULT 1000000
+void pgf_recorder_set_window(pgf_recorder *r, size_t window); /* 0 = the default */
+
+/* Emit every record that can be emitted in order (one consumer thread at a
+ * time; producers keep running). final: the producers have stopped, so a
+ * gap is a seq nobody will record (a muted or failed record) and is
+ * skipped. Returns 0, or a negative PGF_E* code with pgf_recorder_error()
+ * naming the seq and thread: a record older than one already emitted, the
+ * window exceeded, or the sink's own failure. Sticky. */
+PGF_NODISCARD int pgf_recorder_drain(pgf_recorder *r, bool final);
+const char *pgf_recorder_error(const pgf_recorder *r); /* NULL if none */
+
+typedef struct pgf_recorder_stats {
+    uint64_t recorded;       /* records appended */
+    uint64_t emitted;        /* handed to the sink */
+    size_t chunks_allocated; /* ever malloc'ed: bounded once drains keep up */
+    size_t chunks_pooled;    /* drained, waiting for reuse */
+    unsigned threads;        /* producing threads seen */
+    bool failed;             /* a record was lost (out of memory) */
+} pgf_recorder_stats;
+void pgf_recorder_get_stats(pgf_recorder *r, pgf_recorder_stats *st);
+
+/* Deep copies of records (strings owned by the store), in the order
+ * added: what a consumer keeps when it needs the whole history. */
+typedef struct pgf_rec_store {
+    pgf_rec *recs;
+    size_t n, cap;
+    struct keep_block *blocks;
+} pgf_rec_store;
+PGF_NODISCARD int pgf_rec_store_add(pgf_rec_store *st, const pgf_rec *rec);
+void pgf_rec_store_free(pgf_rec_store *st); /* leaves it empty, reusable */
+
+/* The whole history as one array (targets, tests): drains (final) into a
+ * copy owned by the recorder, valid until pgf_recorder_free; replaces any
+ * sink. Call once, after every producing thread has stopped; NULL with
+ * *n = 0 on failure (or an empty history). Idempotent. */
 const pgf_rec *pgf_recorder_merge(pgf_recorder *r, size_t *n);
 
 /* Totals, any time (atomics). */

@@ -105,73 +105,83 @@ typedef struct outcome {
     char digest[65];
     bool lost_output;          /* history.jsonl or faults.jsonl could not be written */
     pgf_target_result *target; /* an HTTP target's own checks (target_http.h) */
+    pgf_rec_store kept;        /* the history, as streamed (recs/n point into it) */
 } outcome;
 
-/* path NULL: only the digest. Otherwise written atomically (the exact
- * system error in err on failure). */
-static int write_history(const pgf_scenario *sc, const pgf_rec *recs, size_t n, const char *path,
-                         const char *deadlines_json, char hex[65], char *err, size_t errlen)
+/* The history being written while the run goes on: path NULL gives only
+ * the digest; otherwise the file is committed atomically at the end
+ * (hist_close), or not at all (hist_abort). */
+typedef struct hist_out {
+    pgf_atomic_file af;
+    bool have_file;
+    FILE *zf; /* history.jsonl.zst (--history-zstd): compressed as written */
+    pgf_hist_writer *w;
+} hist_out;
+
+static int hist_open(hist_out *h, const pgf_scenario *sc, const char *path,
+                     const char *deadlines_json, char *err, size_t errlen)
 {
-    pgf_atomic_file af = {0};
+    memset(h, 0, sizeof *h);
     if (path != NULL) {
         char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
-        int oe = slash ? (*slash = '\0', pgf_atomic_file_open(&af, dir, slash + 1, err, errlen))
+        int oe = slash ? (*slash = '\0', pgf_atomic_file_open(&h->af, dir, slash + 1, err, errlen))
                        : PGF_ENOMEM;
         free(dir);
         if (oe != 0)
             return oe;
+        h->have_file = true;
     }
-    /* history.jsonl.zst (--history-zstd): compressed as it is written */
-    FILE *zf = path != NULL && pgf_zio_is_zst_name(path) ? pgf_zio_wrap_write(af.fp) : NULL;
-    pgf_hist_writer *w = pgf_hist_writer_new_fp(zf != NULL ? zf : af.fp);
-    int e = w == NULL || (zf == NULL && path != NULL && pgf_zio_is_zst_name(path)) ? PGF_ENOMEM : 0;
-    if (e != 0) {
-        (void)pgf_hist_writer_close(w);
-        if (zf != NULL)
-            fclose(zf);
-        pgf_atomic_file_abort(&af);
-        return e;
+    h->zf = path != NULL && pgf_zio_is_zst_name(path) ? pgf_zio_wrap_write(h->af.fp) : NULL;
+    h->w = pgf_hist_writer_new_fp(h->zf != NULL ? h->zf : h->af.fp);
+    int e = h->w == NULL || (h->zf == NULL && path != NULL && pgf_zio_is_zst_name(path))
+                ? PGF_ENOMEM
+                : 0;
+    if (e == 0) {
+        pgf_hist_meta m = {0};
+        m.version = PGF_HISTORY_VERSION;
+        m.has_seed = true;
+        m.seed = sc->seed;
+        m.mode = pgf_run_mode_name(sc->mode);
+        m.tool = "pgfault " PGF_VERSION;
+        m.spec_json = NULL;
+        m.deadlines_json = deadlines_json;
+        m.wall_us = PGF_REC_NONE;
+        e = pgf_hist_writer_meta(h->w, &m);
     }
-    pgf_hist_meta m = {0};
-    m.version = PGF_HISTORY_VERSION;
-    m.has_seed = true;
-    m.seed = sc->seed;
-    m.mode = pgf_run_mode_name(sc->mode);
-    m.tool = "pgfault " PGF_VERSION;
-    m.spec_json = NULL;
-    m.deadlines_json = deadlines_json;
-    m.wall_us = PGF_REC_NONE;
-    e = pgf_hist_writer_meta(w, &m);
-    for (size_t i = 0; i < n && e == 0; i++)
-        e = pgf_hist_writer_put(w, &recs[i]);
-    if (e == 0)
-        e = pgf_hist_writer_flush(w);
-    pgf_hist_writer_digest(w, hex);
-    int ce = pgf_hist_writer_close(w);
-    if (zf != NULL && fclose(zf) != 0)
+    if (e != 0)
+        snprintf(err, errlen, "%s: cannot start the history: %s", path ? path : "history",
+                 pgf_strerror(e));
+    return e;
+}
+
+static void hist_abort(hist_out *h)
+{
+    if (h->w == NULL && !h->have_file)
+        return;
+    (void)pgf_hist_writer_close(h->w);
+    if (h->zf != NULL)
+        fclose(h->zf);
+    if (h->have_file)
+        pgf_atomic_file_abort(&h->af);
+    memset(h, 0, sizeof *h);
+}
+
+/* Flush, take the digest, commit (the exact system error in err). */
+static int hist_close(hist_out *h, char hex[65], char *err, size_t errlen)
+{
+    int e = pgf_hist_writer_flush(h->w);
+    pgf_hist_writer_digest(h->w, hex);
+    int ce = pgf_hist_writer_close(h->w);
+    if (h->zf != NULL && fclose(h->zf) != 0)
         ce = PGF_EIO;
-    if (path == NULL)
+    h->w = NULL;
+    h->zf = NULL;
+    if (!h->have_file)
         return e != 0 ? e : ce;
+    h->have_file = false;
     if (e != 0 || ce != 0)
-        return pgf_atomic_file_fail(&af, "write failed", err, errlen);
-    return pgf_atomic_file_commit(&af, err, errlen);
-}
-
-static double percentile(uint64_t *v, size_t n, double p)
-{
-    if (n == 0)
-        return 0;
-    /* nearest-rank on a sorted copy */
-    size_t rank = (size_t)ceil(p * (double)n);
-    if (rank < 1)
-        rank = 1;
-    return (double)v[rank - 1];
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
+        return pgf_atomic_file_fail(&h->af, "write failed", err, errlen);
+    return pgf_atomic_file_commit(&h->af, err, errlen);
 }
 
 /* server.external: every check found it unreachable; server.proxy: every
@@ -306,22 +316,14 @@ static bool evaluate(const pgf_scenario *sc, outcome *oc, pgf_report_scenario *r
             break;
         }
         case PGF_EXPECT_P99_MS: {
-            size_t total = 0;
+            /* from the fixed histogram: within 0.79% (lathist.h) */
+            pgf_lathist every = {0};
+            bool oom = false;
             for (int k = 0; k < PGF_HEALTH_REASON_COUNT; k++)
-                total += r->nlat[k];
-            uint64_t *all_lat = malloc((total ? total : 1) * sizeof *all_lat);
-            size_t n = 0;
-            for (int k = 0; all_lat && k < PGF_HEALTH_REASON_COUNT; k++) {
-                if (r->nlat[k] == 0)
-                    continue; /* lat[k] may be NULL */
-                memcpy(all_lat + n, r->lat[k], r->nlat[k] * sizeof *all_lat);
-                n += r->nlat[k];
-            }
-            if (all_lat)
-                qsort(all_lat, n, sizeof *all_lat, cmp_u64);
-            double p99 = all_lat ? percentile(all_lat, n, 0.99) / 1e6 : 0;
-            free(all_lat);
-            ok = p99 <= x->value;
+                oom |= pgf_lathist_merge(&every, &r->lat[k]) != 0;
+            double p99 = (double)pgf_lathist_percentile(&every, 0.99) / 1e6;
+            pgf_lathist_free(&every);
+            ok = p99 <= x->value && !oom;
             snprintf(name, sizeof name, "expect: p99 health-check latency <= %.0f ms", x->value);
             snprintf(msg, sizeof msg, "p99 was %.2f ms%s", p99,
                      sc->mode == PGF_MODE_SIM ? " (virtual time)" : "");
@@ -391,6 +393,28 @@ static void scrub_records(const pgf_rec *recs, size_t n)
     }
 }
 
+/* The stream every recorded record goes through, in seq order, while the
+ * run goes on (recorder.h): scrubbed, written to the history, then kept
+ * for the checker and the report (the checker stage: the whole-array
+ * checker today; a streaming checker needs nothing kept). */
+typedef struct stream_ctx {
+    hist_out h;
+    outcome *oc;
+    bool write_failed;
+} stream_ctx;
+
+static int stream_sink(void *arg, const pgf_rec *rec)
+{
+    stream_ctx *st = arg;
+    scrub_records(rec, 1);
+    int e = pgf_hist_writer_put(st->h.w, rec);
+    if (e != 0) {
+        st->write_failed = true;
+        return e;
+    }
+    return pgf_rec_store_add(&st->oc->kept, rec);
+}
+
 /* The passwords of external servers, for pgf_secret_scrub(). */
 static void register_secrets(pgf_scenario *const *scs, int n)
 {
@@ -411,15 +435,52 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
                    const char *faults_path, outcome *oc, char *err, size_t errlen)
 {
     memset(oc, 0, sizeof *oc);
+    pgf_check_deadlines dl;
+    scenario_deadlines(sc, &dl);
+    pgf_spec *spec = NULL;
+    /* an adapter is judged against its own machine (--spec, target.spec) */
+    const char *spec_path = sc->target.kind == PGF_TARGET_EXEC
+                                ? (o != NULL && o->spec_path ? o->spec_path : sc->target.spec_path)
+                                : NULL;
+    int e;
+    if (spec_path != NULL) {
+        e = pgf_spec_load(spec_path, &spec, err, errlen);
+    } else {
+        /* the pinned, reviewed spec (docs/spec.json), never the session
+         * manager's own table: a bug that adds a row to machine.h and uses
+         * it must not be legal by construction (add_spec_drift compares) */
+        const char *spec_text = pgf_spec_pinned_json();
+        e = pgf_spec_parse(spec_text, strlen(spec_text), "docs/spec.json", &spec, err, errlen);
+    }
+    if (e != 0)
+        return e;
+    /* The history is written while the run goes on (stream_sink). */
+    stream_ctx st = {0};
+    st.oc = oc;
+    char *dl_json = pgf_check_deadlines_json(&dl);
+    if (dl_json == NULL) {
+        snprintf(err, errlen, "out of memory");
+        pgf_spec_free(spec);
+        return PGF_ENOMEM;
+    }
+    e = hist_open(&st.h, sc, hist_path, dl_json, err, errlen);
+    free(dl_json);
+    if (e != 0) {
+        oc->lost_output = hist_path != NULL;
+        hist_abort(&st.h);
+        pgf_spec_free(spec);
+        return e;
+    }
     pgf_driver_opts dopts = {0};
     dopts.progress = o != NULL && !o->quiet ? o->console : NULL;
     dopts.tty = dopts.progress != NULL && isatty(fileno(dopts.progress));
     dopts.stop = o ? o->stop : NULL;
     dopts.faults_log_path = faults_path;
     dopts.no_record = o != NULL && o->no_check;
+    dopts.sink = stream_sink;
+    dopts.sink_arg = &st;
     oc->unchecked = dopts.no_record;
     oc->checks_to_violation = -1;
-    int e;
     if (sc->target.kind != PGF_TARGET_BUILTIN) {
         /* the service's output goes beside the history */
         char dir[1024] = ".";
@@ -432,49 +493,39 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
     } else {
         e = pgf_driver_run(sc, &dopts, &oc->run, err, errlen);
     }
-    if (e != 0)
-        return e;
-    oc->recs = pgf_recorder_merge(oc->run->rec, &oc->n);
-    if (oc->recs == NULL && oc->n > 0) {
-        snprintf(err, errlen, "out of memory merging the history");
-        return PGF_ENOMEM;
+    if (e == 0 && oc->run->load_end_ns == 0) { /* a target: its whole run is the load */
+        oc->run->load_end_ns = pgf_now_ns();
+        oc->run->load_ns = oc->run->wall_ns;
     }
-    scrub_records(oc->recs, oc->n);
-    int le = faults_path != NULL ? pgf_fault_log_errno(oc->run->engine) : 0;
+    if (e == 0) {
+        /* What the run left in the recorder (everything, for a target,
+         * which does not drain while it runs). */
+        pgf_recorder_set_sink(oc->run->rec, stream_sink, &st);
+        if (pgf_recorder_drain(oc->run->rec, true) != 0) {
+            snprintf(err, errlen, "%s", pgf_recorder_error(oc->run->rec));
+            oc->lost_output = st.write_failed && hist_path != NULL;
+            e = PGF_EINTERNAL;
+        }
+    }
+    int le = e == 0 && faults_path != NULL ? pgf_fault_log_errno(oc->run->engine) : 0;
     if (le != 0) {
         snprintf(err, errlen, "%s: write failed (%s)", faults_path, strerror(le));
         oc->lost_output = true;
-        return PGF_EIO;
+        e = PGF_EIO;
     }
-    pgf_check_deadlines dl;
-    scenario_deadlines(sc, &dl);
-    char *dl_json = pgf_check_deadlines_json(&dl);
-    if (dl_json == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return PGF_ENOMEM;
+    if (e != 0) {
+        hist_abort(&st.h);
+        pgf_spec_free(spec);
+        return e;
     }
-    e = write_history(sc, oc->recs, oc->n, hist_path, dl_json, oc->digest, err, errlen);
-    free(dl_json);
+    oc->recs = oc->kept.recs;
+    oc->n = oc->kept.n;
+    e = hist_close(&st.h, oc->digest, err, errlen);
     if (e != 0) {
         oc->lost_output = hist_path != NULL;
+        pgf_spec_free(spec);
         return e;
     }
-    pgf_spec *spec = NULL;
-    /* an adapter is judged against its own machine (--spec, target.spec) */
-    const char *spec_path = sc->target.kind == PGF_TARGET_EXEC
-                                ? (o != NULL && o->spec_path ? o->spec_path : sc->target.spec_path)
-                                : NULL;
-    if (spec_path != NULL) {
-        e = pgf_spec_load(spec_path, &spec, err, errlen);
-    } else {
-        /* the pinned, reviewed spec (docs/spec.json), never the session
-         * manager's own table: a bug that adds a row to machine.h and uses
-         * it must not be legal by construction (add_spec_drift compares) */
-        const char *spec_text = pgf_spec_pinned_json();
-        e = pgf_spec_parse(spec_text, strlen(spec_text), "docs/spec.json", &spec, err, errlen);
-    }
-    if (e != 0)
-        return e;
     pgf_check_opts copts = {0, &dl};
     e = pgf_check(spec, oc->recs, oc->n, &copts, &oc->check);
     if (e == 0 && spec_path == NULL) /* our session manager: its table vs the pinned one */
@@ -510,6 +561,7 @@ static void outcome_clear(outcome *oc)
     pgf_check_result_free(oc->check);
     pgf_run_free(oc->run);
     pgf_target_result_free(oc->target);
+    pgf_rec_store_free(&oc->kept);
     memset(oc, 0, sizeof *oc);
 }
 
@@ -875,6 +927,9 @@ static bool run_scenario(suite *st, pgf_scenario *sc, int n)
         ignore_(pgf_report_scenario_set_run(rs, sc->seed, replay, oc.run->duration_ns));
         (void)evaluate(sc, &oc, rs);
         pgf__fill_pictures(sc, oc.run, oc.check, oc.recs, oc.n, rs);
+        uint64_t t = pgf_now_ns();
+        pgf_report_scenario_set_phases(rs, oc.run->load_ns,
+                                       t > oc.run->load_end_ns ? t - oc.run->load_end_ns : 0);
     }
     if (st->con)
         fprintf(st->con, "   %" PRIu64 " checks, %" PRIu64 " violations, %s  (digest %.12s)\n",

@@ -588,11 +588,8 @@ static void record_resp(tgt *t, resp *r)
     res->checks++;
     res->outcomes[o]++;
     uint64_t ns = r->t1 - r->t0;
-    uint64_t *p = realloc(res->lat[o], (res->nlat[o] + 1) * sizeof *p);
-    if (p != NULL) {
-        res->lat[o] = p;
-        res->lat[o][res->nlat[o]++] = ns;
-    }
+    if (pgf_lathist_add(&res->lat[o], ns) != 0)
+        res->samples_dropped++;
     if (t->o == NULL || !t->o->no_record) {
         char cause[400];
         if (r->status)

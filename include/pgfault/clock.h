@@ -15,6 +15,9 @@ void pgf_wall_iso8601(uint64_t wall_us, char *buf, unsigned len);
  * Session events and fault records share it, so a run's history has one
  * total order however many threads produced it. */
 uint64_t pgf_seq_next(void);
+/* The last value handed out (0 after a reset), taking none: a recorder
+ * created now expects its first record at pgf_seq_peek() + 1. */
+uint64_t pgf_seq_peek(void);
 /* Start the sequence again at 1. Only between runs, when no thread records:
  * each scenario of a suite numbers its history from 1, so it gives the same
  * digest as the same scenario run alone (exact replays). */

@@ -121,6 +121,14 @@ PGF_NODISCARD int pgf_report_scenario_set_run(pgf_report_scenario *s, uint64_t s
  * one of its checks needed; junit.xml reports it). `mode` is copied. */
 PGF_NODISCARD int pgf_report_scenario_set_timing(pgf_report_scenario *s, const char *mode,
                                                  uint64_t wall_ns);
+/* Where a scenario's wall-clock time went (report.json load_ms and
+ * verdict_ms): the load, from the first session's start to the end of the
+ * load; the verdict, from the end of the load to the scenario's final
+ * verdict (history committed, checker finished, expectations judged). */
+void pgf_report_scenario_set_phases(pgf_report_scenario *s, uint64_t load_ns, uint64_t verdict_ns);
+/* Samples the run itself did not keep (past its own cap): counted as
+ * dropped, like those past PGF_REPORT_MAX_SAMPLES. */
+void pgf_report_scenario_add_samples_dropped(pgf_report_scenario *s, uint64_t n);
 /* How many sessions the run had in all (the M of the timeline's "showing N
  * of M"); the timeline holds only the sessions the harness added. */
 void pgf_report_scenario_set_sessions(pgf_report_scenario *s, uint64_t total);
