@@ -354,6 +354,7 @@ static void scenario_free(pgf_report_scenario *s)
     free(s->windows.items);
     free(s->samples.items);
     free(s->mode);
+    free(s->stopped_early);
     for (size_t i = 0; i < s->rules.len; i++) {
         free(s->rules.items[i].name);
         free(s->rules.items[i].phase);
@@ -556,6 +557,13 @@ void pgf_report_scenario_set_phases(pgf_report_scenario *s, uint64_t load_ns, ui
     s->load_ns = load_ns;
     s->verdict_ns = verdict_ns;
     s->has_phases = true;
+}
+
+int pgf_report_scenario_set_stopped_early(pgf_report_scenario *s, const char *why)
+{
+    if (s == NULL)
+        return PGF_EINVAL;
+    return replace_str(s->report, &s->stopped_early, why);
 }
 
 void pgf_report_scenario_add_samples_dropped(pgf_report_scenario *s, uint64_t n)

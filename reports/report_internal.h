@@ -114,6 +114,7 @@ struct pgf_report_scenario {
     char *mode;              /* the clock of its times: "sim" = virtual; NULL = unknown */
     uint64_t wall_ns;        /* wall-clock time it took; 0 = unknown */
     uint64_t sessions_total; /* sessions in the run; 0 = unknown (count the timeline's) */
+    char *stopped_early;     /* why the run stopped before its end; NULL = it did not */
     bool has_phases;         /* load_ns/verdict_ns set (pgf_report_scenario_set_phases) */
     uint64_t load_ns, verdict_ns;
     uint64_t samples_dropped; /* samples beyond PGF_REPORT_MAX_SAMPLES */

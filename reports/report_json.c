@@ -163,6 +163,7 @@ static json_t *scenario_json(const pgf_report *r, const pgf_report_scenario *s, 
     set(j, "seed", u64_str(s->has_run ? s->seed : r->seed), ok);
     set(j, "duration_ns", u64(s->has_run ? s->duration_ns : r->duration_ns), ok);
     set(j, "replay_command", str_or_null(pgf__scenario_replay(s)), ok);
+    set(j, "stopped_early", str_or_null(s->stopped_early), ok);
     if (s->has_phases) {
         set(j, "load_ms", json_real((double)(s->load_ns / 1000) / 1000.0), ok);
         set(j, "verdict_ms", json_real((double)(s->verdict_ns / 1000) / 1000.0), ok);

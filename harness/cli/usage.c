@@ -96,7 +96,7 @@ static const pgf__cli_row run_opts[] = {
     {"bugs", "LIST", 'b', "turn on deliberate session-manager bugs (comma list)"},
     {"out", "DIR", 'o', "where reports go (default out/)"},
     {"shrink", NULL, 'k', "on failure, search a smaller reproduction (sim mode)"},
-    {"fail-fast", NULL, 'F', "stop after the first scenario that fails"},
+    {"fail-fast", NULL, 'F', "stop a run at its first violation, and the suite after it"},
     {"no-check", NULL, 'N', "record and check nothing (to measure their overhead)"},
     {"history-zstd", NULL, 'Z', "write history.jsonl.zst (zstd) instead of history.jsonl"},
     {"shard", "K/N", 'K', "run only shard K of N (1-based) of the scenarios (docs/soak.md)"},

@@ -1120,12 +1120,45 @@ static void progress(run_ctx *rc, bool final)
         double left = total > (double)checks ? el * (total - (double)checks) / (double)checks : 0;
         snprintf(rem, sizeof rem, "  ~%.0fs left", left);
     }
-    fprintf(f, "%s[%s] %5.1fs%s  checks %llu (%.0f/s)%s  racers %llu  violations: checked at end%s",
-            rc->o->tty ? "\r" : "", sc->name, el, rem, (unsigned long long)checks,
-            el > 0 ? (double)checks / el : 0.0, fails,
-            (unsigned long long)atomic_load(&rc->racer_fired),
+    /* live verdicts: the caller's streaming checker, fed by stream() on
+     * this same thread */
+    char viol[96] = "violations: not checked";
+    uint64_t nviol = 0;
+    const char *kind = NULL;
+    if (rc->o->live != NULL && !rc->o->no_record) {
+        (void)rc->o->live(rc->o->sink_arg, &nviol, &kind);
+        snprintf(viol, sizeof viol, "violations %llu%s%s%s", (unsigned long long)nviol,
+                 kind ? " (first: " : "", kind ? kind : "", kind ? ")" : "");
+    }
+    fprintf(f, "%s[%s] %5.1fs%s  checks %llu (%.0f/s)%s  racers %llu  %s%s", rc->o->tty ? "\r" : "",
+            sc->name, el, rem, (unsigned long long)checks, el > 0 ? (double)checks / el : 0.0,
+            fails, (unsigned long long)atomic_load(&rc->racer_fired), viol,
             rc->o->tty && !final ? "\033[K" : "\n");
     fflush(f);
+}
+
+/* Hand what the recorder can order to the caller's sink (recorder.h).
+ * A failure (the reorder window exceeded, the history unwritable) stops
+ * the run: the caller's final drain reports the recorder's message. With
+ * --fail-fast, the first violation the caller's checker reports stops it
+ * too: no new work starts, open sessions close, the rest drains. */
+static void stream(run_ctx *rc)
+{
+    if (rc->o == NULL || rc->o->sink == NULL || pgf_recorder_error(rc->res->rec) != NULL)
+        return;
+    if (pgf_recorder_drain(rc->res->rec, false) != 0) {
+        atomic_store(&rc->stopping, true);
+        return;
+    }
+    uint64_t nviol = 0;
+    const char *kind = NULL;
+    if (rc->o->live != NULL && rc->o->live(rc->o->sink_arg, &nviol, &kind) &&
+        rc->res->stopped_early[0] == '\0') {
+        snprintf(rc->res->stopped_early, sizeof rc->res->stopped_early,
+                 "--fail-fast: stopped at the first violation (%s), %.3f s into the run",
+                 kind ? kind : "violation", (double)(run_now(rc) - rc->rec_start) / 1e9);
+        atomic_store(&rc->stopping, true);
+    }
 }
 
 /* Sim: run the single loop until every slot is done. Time moves only when
@@ -1135,17 +1168,6 @@ static void progress(run_ctx *rc, bool final)
  * stuck (a verdict: res->stuck), not as a harness failure. */
 #define SIM_WATCHDOG_GRACE_MS  10000u  /* beyond an op's declared deadline */
 #define SIM_MAX_SPINS_PER_TICK 2000000 /* loop passes without time moving */
-/* Hand what the recorder can order to the caller's sink (recorder.h).
- * A failure (the reorder window exceeded, the history unwritable) stops
- * the run: the caller's final drain reports the recorder's message. */
-static void stream(run_ctx *rc)
-{
-    if (rc->o == NULL || rc->o->sink == NULL || pgf_recorder_error(rc->res->rec) != NULL)
-        return;
-    if (pgf_recorder_drain(rc->res->rec, false) != 0)
-        atomic_store(&rc->stopping, true);
-}
-
 static int sim_run(run_ctx *rc, char *err, size_t errlen)
 {
     (void)err;

@@ -37,6 +37,10 @@ typedef struct pgf_driver_opts {
     pgf_recorder_sink sink;
     void *sink_arg;
     size_t window; /* the reorder window (0 = PGF_RECORDER_WINDOW_DEFAULT) */
+    /* The caller's live verdict (called with sink_arg, on the thread that
+     * drains): violations found so far and the first one's kind (NULL if
+     * none), for the progress line; true = stop the run now (--fail-fast). */
+    bool (*live)(void *arg, uint64_t *violations, const char **first_kind);
 } pgf_driver_opts;
 
 /* Latency samples kept for the over-time plots (what the report keeps). */
@@ -67,6 +71,10 @@ typedef struct pgf_run {
     uint64_t load_end_ns; /* pgf_now_ns() at the end of the load (0: unknown) */
     uint64_t start_wall_us;
     bool interrupted;
+    /* Non-empty: the run stopped before its end on purpose (--fail-fast
+     * at the first violation) and says why; the history is complete up to
+     * there, every session closed. */
+    char stopped_early[160];
     char harness_error[256]; /* non-empty: the harness itself failed */
     /* Non-empty: the run could not finish -- a simulation went quiescent
      * with operations outstanding, an operation outlived its deadline by

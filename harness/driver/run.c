@@ -394,14 +394,27 @@ static void scrub_records(const pgf_rec *recs, size_t n)
 }
 
 /* The stream every recorded record goes through, in seq order, while the
- * run goes on (recorder.h): scrubbed, written to the history, then kept
- * for the checker and the report (the checker stage: the whole-array
- * checker today; a streaming checker needs nothing kept). */
+ * run goes on (recorder.h): scrubbed, written to the history, fed to the
+ * streaming checker (pgf_checker: a violation is known when it happens),
+ * then kept for the report's timeline and coverage (pictures.c, still
+ * built from the whole history). */
 typedef struct stream_ctx {
     hist_out h;
     outcome *oc;
+    pgf_checker *checker;
     bool write_failed;
+    bool fail_fast;          /* --fail-fast: a violation stops the run */
+    uint64_t checks_seen;    /* completed health checks fed so far */
+    int64_t checks_at_first; /* ... when the first violation showed; -1 none yet */
+    char first_kind[64];     /* the first violation's kind, for the progress line */
 } stream_ctx;
+
+static bool completes_check(const pgf_rec *r)
+{
+    return (r->type == PGF_REC_OK && r->op && strcmp(r->op, "check") == 0) ||
+           (r->type == PGF_REC_FAIL && r->op &&
+            (strcmp(r->op, "check") == 0 || strcmp(r->op, "open") == 0));
+}
 
 static int stream_sink(void *arg, const pgf_rec *rec)
 {
@@ -412,7 +425,31 @@ static int stream_sink(void *arg, const pgf_rec *rec)
         st->write_failed = true;
         return e;
     }
+    if (st->checker != NULL) {
+        if ((e = pgf_checker_feed(st->checker, rec)) != 0)
+            return e;
+        if (st->checks_at_first < 0 && pgf_checker_violations(st->checker) > 0) {
+            /* how long it took to catch: completed health checks before
+             * the record that showed the first violation */
+            st->checks_at_first = (int64_t)st->checks_seen;
+            const pgf_violation *v = pgf_checker_first(st->checker);
+            snprintf(st->first_kind, sizeof st->first_kind, "%s",
+                     v ? pgf_violation_name(v->kind) : "violation");
+        }
+    }
+    if (completes_check(rec))
+        st->checks_seen++;
     return pgf_rec_store_add(&st->oc->kept, rec);
+}
+
+/* The driver's live view (driver.h): violations so far, and whether the
+ * run should stop (--fail-fast). */
+static bool stream_live(void *arg, uint64_t *violations, const char **first_kind)
+{
+    stream_ctx *st = arg;
+    *violations = st->checker != NULL ? pgf_checker_violations(st->checker) : 0;
+    *first_kind = *violations > 0 ? st->first_kind : NULL;
+    return st->fail_fast && *violations > 0;
 }
 
 /* The passwords of external servers, for pgf_secret_scrub(). */
@@ -457,6 +494,14 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
     /* The history is written while the run goes on (stream_sink). */
     stream_ctx st = {0};
     st.oc = oc;
+    st.checks_at_first = -1;
+    st.fail_fast = o != NULL && o->fail_fast;
+    pgf_check_opts copts = {0, &dl};
+    if (!(o != NULL && o->no_check) && pgf_checker_new(spec, &copts, &st.checker) != 0) {
+        snprintf(err, errlen, "out of memory");
+        pgf_spec_free(spec);
+        return PGF_ENOMEM;
+    }
     char *dl_json = pgf_check_deadlines_json(&dl);
     if (dl_json == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -468,6 +513,7 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
     if (e != 0) {
         oc->lost_output = hist_path != NULL;
         hist_abort(&st.h);
+        pgf_checker_free(st.checker);
         pgf_spec_free(spec);
         return e;
     }
@@ -479,6 +525,7 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
     dopts.no_record = o != NULL && o->no_check;
     dopts.sink = stream_sink;
     dopts.sink_arg = &st;
+    dopts.live = stream_live;
     oc->unchecked = dopts.no_record;
     oc->checks_to_violation = -1;
     if (sc->target.kind != PGF_TARGET_BUILTIN) {
@@ -515,6 +562,7 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
     }
     if (e != 0) {
         hist_abort(&st.h);
+        pgf_checker_free(st.checker);
         pgf_spec_free(spec);
         return e;
     }
@@ -523,11 +571,15 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
     e = hist_close(&st.h, oc->digest, err, errlen);
     if (e != 0) {
         oc->lost_output = hist_path != NULL;
+        pgf_checker_free(st.checker);
         pgf_spec_free(spec);
         return e;
     }
-    pgf_check_opts copts = {0, &dl};
-    e = pgf_check(spec, oc->recs, oc->n, &copts, &oc->check);
+    /* --no-check recorded nothing: an empty history checks clean */
+    if (st.checker == NULL && pgf_checker_new(spec, &copts, &st.checker) != 0)
+        e = PGF_ENOMEM;
+    else
+        e = pgf_checker_finish(st.checker, &oc->check);
     if (e == 0 && spec_path == NULL) /* our session manager: its table vs the pinned one */
         e = add_spec_drift(spec, oc->check, err, errlen);
     pgf_spec_free(spec);
@@ -535,23 +587,7 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
         snprintf(err, errlen, "checker failed: %s", pgf_strerror(e));
         return e;
     }
-    /* How long it took to catch: completed health checks before the
-     * record that showed the first violation. */
-    size_t first_at = SIZE_MAX;
-    for (size_t f = 0; f < oc->check->nfirst; f++)
-        if (oc->check->first[f].at < first_at)
-            first_at = oc->check->first[f].at;
-    if (first_at != SIZE_MAX && first_at != PGF_CHECK_NO_RECORD) {
-        int64_t k = 0;
-        for (size_t i = 0; i < first_at && i < oc->n; i++) {
-            const pgf_rec *r = &oc->recs[i];
-            if ((r->type == PGF_REC_OK && r->op && strcmp(r->op, "check") == 0) ||
-                (r->type == PGF_REC_FAIL && r->op &&
-                 (strcmp(r->op, "check") == 0 || strcmp(r->op, "open") == 0)))
-                k++;
-        }
-        oc->checks_to_violation = k;
-    }
+    oc->checks_to_violation = st.checks_at_first;
     oc->passed = evaluate(sc, oc, NULL);
     return 0;
 }
@@ -927,6 +963,8 @@ static bool run_scenario(suite *st, pgf_scenario *sc, int n)
         ignore_(pgf_report_scenario_set_run(rs, sc->seed, replay, oc.run->duration_ns));
         (void)evaluate(sc, &oc, rs);
         pgf__fill_pictures(sc, oc.run, oc.check, oc.recs, oc.n, rs);
+        if (oc.run->stopped_early[0] != '\0')
+            ignore_(pgf_report_scenario_set_stopped_early(rs, oc.run->stopped_early));
         uint64_t t = pgf_now_ns();
         pgf_report_scenario_set_phases(rs, oc.run->load_ns,
                                        t > oc.run->load_end_ns ? t - oc.run->load_end_ns : 0);
@@ -934,6 +972,8 @@ static bool run_scenario(suite *st, pgf_scenario *sc, int n)
     if (st->con)
         fprintf(st->con, "   %" PRIu64 " checks, %" PRIu64 " violations, %s  (digest %.12s)\n",
                 oc.run->checks, oc.check->total, oc.passed ? "PASS" : "FAIL", oc.digest);
+    if (st->con && oc.run->stopped_early[0] != '\0')
+        fprintf(st->con, "   %s\n", oc.run->stopped_early);
     char unreach[640];
     if (real_server_unreachable(sc, oc.run, unreach, sizeof unreach))
         fprintf(stderr, "pgfault run: %s: %s\n", sc->name, unreach);

@@ -126,6 +126,9 @@ PGF_NODISCARD int pgf_report_scenario_set_timing(pgf_report_scenario *s, const c
  * load; the verdict, from the end of the load to the scenario's final
  * verdict (history committed, checker finished, expectations judged). */
 void pgf_report_scenario_set_phases(pgf_report_scenario *s, uint64_t load_ns, uint64_t verdict_ns);
+/* The run stopped before its end on purpose, and why (--fail-fast at the
+ * first violation); copied. report.json: the scenario's `stopped_early`. */
+PGF_NODISCARD int pgf_report_scenario_set_stopped_early(pgf_report_scenario *s, const char *why);
 /* Samples the run itself did not keep (past its own cap): counted as
  * dropped, like those past PGF_REPORT_MAX_SAMPLES. */
 void pgf_report_scenario_add_samples_dropped(pgf_report_scenario *s, uint64_t n);
