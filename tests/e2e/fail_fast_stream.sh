@@ -44,7 +44,8 @@ check_run() { # NAME ARGS...
     for f in report.json junit.xml report.html history.jsonl; do
         [ -s "$TMP/$name/$f" ] || fail "$name: $f missing or empty"
     done
-    read -r checks stopped loadms verdictms < <(facts "$TMP/$name/report.json" 2>"$TMP/$name.why")
+    facts "$TMP/$name/report.json" >"$TMP/$name.facts" 2>"$TMP/$name.why"
+    read -r checks stopped loadms verdictms <"$TMP/$name.facts"
     [ "$stopped" = yes ] || fail "$name: report.json does not say it stopped early"
     grep -q 'first violation (illegal_transition)' "$TMP/$name.why" ||
         fail "$name: stopped_early does not name the violation: $(cat "$TMP/$name.why")"
@@ -65,7 +66,8 @@ check_run stress --mode stress --duration 600000
 # without the bug the same run goes on (the flag alone stops nothing)
 timeout 60 "$PGFAULT" run --quiet --scenario incident --fail-fast --out "$TMP/clean" ||
     fail "clean run with --fail-fast exited $?"
-read -r checks stopped _ _ < <(facts "$TMP/clean/report.json" 2>/dev/null)
+facts "$TMP/clean/report.json" >"$TMP/clean.facts" 2>/dev/null
+read -r checks stopped _ _ <"$TMP/clean.facts"
 [ "$stopped" = no ] || fail "clean run: says it stopped early"
 [ "$checks" -ge 100 ] || fail "clean run: only $checks health checks"
 
