@@ -572,6 +572,18 @@ void pgf_report_scenario_add_samples_dropped(pgf_report_scenario *s, uint64_t n)
         s->samples_dropped += n;
 }
 
+void pgf_report_scenario_set_incomplete(pgf_report_scenario *s)
+{
+    if (s != NULL)
+        s->report->failed = true;
+}
+
+void pgf_report_scenario_add_marks_not_kept(pgf_report_scenario *s, uint64_t n)
+{
+    if (s != NULL)
+        s->marks_not_kept += n;
+}
+
 void pgf_report_scenario_set_sessions(pgf_report_scenario *s, uint64_t total)
 {
     if (s != NULL)

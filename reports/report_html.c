@@ -964,6 +964,7 @@ static void timeline(pgf_buf *b, const pgf_report_scenario *s)
                 .total = s->sessions_total > uniq ? s->sessions_total : uniq,
                 .spx = spx,
                 .opx = opx};
+    c.marks_hidden = (size_t)s->marks_not_kept;
     for (size_t i = 0; i < s->marks.len; i++) {
         if (s->marks.items[i].session == 0)
             c.server_row = true;

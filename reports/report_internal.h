@@ -118,6 +118,7 @@ struct pgf_report_scenario {
     bool has_phases;         /* load_ns/verdict_ns set (pgf_report_scenario_set_phases) */
     uint64_t load_ns, verdict_ns;
     uint64_t samples_dropped; /* samples beyond PGF_REPORT_MAX_SAMPLES */
+    uint64_t marks_not_kept;  /* fault marks the run did not keep (undrawn sessions) */
     PGF__VEC(pgf_report_check *) checks;
     uint64_t outcomes[PGF_REPORT_OUTCOME_COUNT];
     pgf__hist latency[PGF_REPORT_OUTCOME_COUNT];

@@ -147,6 +147,7 @@ static json_t *timeline_json(const pgf_report_scenario *s, bool *ok)
     }
     set(t, "sessions", sessions, ok);
     set(t, "faults", faults, ok);
+    set(t, "faults_not_listed", u64(s->marks_not_kept), ok);
     return t;
 }
 

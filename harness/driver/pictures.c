@@ -1,19 +1,32 @@
 /* pictures.c - see pictures.h. What the report's figures are made of:
  *
  * - the timeline holds every session with a violation (up to
- *   PGF_REPORT_HTML_MAX_FAILING) and PGF_REPORT_HTML_MAX_SESSIONS others,
- *   picked evenly over the run (up to half of them among the sessions a
- *   fault hit, so the marks have rows): their state spans (a terminal state is a
- *   zero-length span, never a bar to the end of the run), their operations
- *   from invoke to completion, the violations the checker found on them;
- * - every fired fault becomes a mark (the page counts those on sessions it
- *   does not draw), and every rule with from_ms/until_ms a fault window;
+ *   PGF_REPORT_HTML_MAX_FAILING) and PGF_REPORT_HTML_MAX_SESSIONS others:
+ *   their state spans (a terminal state is a zero-length span, never a bar
+ *   to the end of the run), their operations from invoke to completion, the
+ *   violations the checker found on them;
+ * - fired faults on those sessions (and server-wide ones, up to a cap)
+ *   become marks; the page counts the others. Every rule with
+ *   from_ms/until_ms is a fault window;
  * - every health check the driver counted, with its latency and the time
- *   it ended (pgf_run.lat_end), is a sample for the latency and throughput
- *   over time plots (also with --no-check, and for pool timeouts that never
- *   reach a session).
- * Sessions are found by binary search in a sorted id array, operations by
- * op_id, so filling is O(records log sessions). */
+ *   it ended, is a sample for the latency and throughput over time plots
+ *   (also with --no-check, and for pool timeouts that never reach a session).
+ *
+ * The history streams by once (run.c), so nothing here may keep it all. The
+ * coverage and the edge counts are running totals; state is kept only for
+ * open sessions and operations (and the last CLOSED_KEPT closed sessions).
+ * The timeline's sample is chosen as sessions appear: each session id gets
+ * a key from a seeded hash, and the TRACKED sessions with the smallest keys
+ * so far are kept with their records (bottom-k sampling: a uniform sample
+ * over the whole run, whatever its length, without knowing it in advance; a
+ * session a fault hits gets a smaller key, so sampled sessions with faults
+ * outlive those without). A session's key is fixed and the threshold only
+ * falls, so a session left out once is never taken later, with half its
+ * records missing. A session with a violation that the sample missed is
+ * drawn from its witness (the checker's copies of its last records up to
+ * the violation). Records of sessions that leave the sample are garbage,
+ * compacted when they outweigh the live ones: about TRACKED * ln(sessions /
+ * TRACKED) sessions ever enter the sample, so that stays small. */
 #include "pictures.h"
 
 #include <jansson.h>
@@ -90,6 +103,388 @@ static sess_flags *flags_slot(sess_flags *tab, size_t mask, int64_t session)
     return &tab[h];
 }
 
+/* ---- the stream: running totals and the sampled sessions ---------------- */
+
+/* u64 -> u32, open addressing with backward-shift deletion (keys stored
+ * +1: 0 is an empty slot). */
+typedef struct imap {
+    uint64_t *k;
+    uint32_t *v;
+    size_t cap, n;
+} imap;
+
+static size_t imap_home(const imap *m, uint64_t key)
+{
+    return (size_t)(key * 0x9E3779B97F4A7C15ULL >> 17) & (m->cap - 1);
+}
+
+static bool imap_get(const imap *m, uint64_t key, uint32_t *v)
+{
+    if (m->n == 0)
+        return false;
+    for (size_t j = imap_home(m, key);; j = (j + 1) & (m->cap - 1)) {
+        if (m->k[j] == 0)
+            return false;
+        if (m->k[j] == key + 1) {
+            *v = m->v[j];
+            return true;
+        }
+    }
+}
+
+static int imap_put(imap *m, uint64_t key, uint32_t v)
+{
+    if (2 * (m->n + 1) > m->cap) {
+        imap old = *m;
+        size_t cap = old.cap ? old.cap * 2 : 64;
+        m->k = calloc(cap, sizeof *m->k);
+        m->v = calloc(cap, sizeof *m->v);
+        if (m->k == NULL || m->v == NULL) {
+            free(m->k);
+            free(m->v);
+            *m = old;
+            return PGF_ENOMEM;
+        }
+        m->cap = cap;
+        m->n = 0;
+        for (size_t i = 0; i < old.cap; i++)
+            if (old.k[i] != 0)
+                ignore_(imap_put(m, old.k[i] - 1, old.v[i]));
+        free(old.k);
+        free(old.v);
+    }
+    size_t j = imap_home(m, key);
+    while (m->k[j] != 0 && m->k[j] != key + 1)
+        j = (j + 1) & (m->cap - 1);
+    if (m->k[j] == 0)
+        m->n++;
+    m->k[j] = key + 1;
+    m->v[j] = v;
+    return 0;
+}
+
+static void imap_del(imap *m, uint64_t key)
+{
+    if (m->n == 0)
+        return;
+    size_t j = imap_home(m, key);
+    while (m->k[j] != key + 1) {
+        if (m->k[j] == 0)
+            return;
+        j = (j + 1) & (m->cap - 1);
+    }
+    m->n--;
+    /* backward shift: pull later entries of the run into the hole */
+    for (size_t i = (j + 1) & (m->cap - 1); m->k[i] != 0; i = (i + 1) & (m->cap - 1)) {
+        size_t h = imap_home(m, m->k[i] - 1);
+        bool movable = j <= i ? (h <= j || h > i) : (h <= j && h > i);
+        if (movable) {
+            m->k[j] = m->k[i];
+            m->v[j] = m->v[i];
+            j = i;
+        }
+    }
+    m->k[j] = 0;
+}
+
+static void imap_free(imap *m)
+{
+    free(m->k);
+    free(m->v);
+    memset(m, 0, sizeof *m);
+}
+
+enum {
+    TRACKED = PGF_REPORT_HTML_MAX_SESSIONS + PGF_REPORT_HTML_MAX_FAILING, /* sampled sessions */
+    TRACK_RECS = 3 * 1000, /* records kept per sampled session (PER_SESSION spans/ops) */
+    SERVER_MARKS = 2000,   /* server-wide fault marks kept */
+    CLOSED_KEPT = 1 << 16, /* closed sessions whose state the coverage remembers */
+    MAXE = 256,            /* distinct (from, to, op) edges */
+};
+
+typedef struct trk {
+    int64_t session;
+    uint64_t key;
+    uint32_t nrecs;
+    bool faulted;
+} trk;
+
+struct pgf__pics {
+    uint64_t seed;
+    /* coverage: the state each open session is in, the cell of each open op */
+    uint64_t calls[PGF_OP_COUNT][PGF_SESS_STATE_COUNT];
+    uint64_t refused[PGF_OP_COUNT][PGF_SESS_STATE_COUNT];
+    imap state, cell;
+    int64_t *closed; /* ring of the last CLOSED_KEPT terminal sessions */
+    size_t nclosed;
+    int64_t forgot_max; /* highest session id forgotten after closing */
+    uint8_t forgot_state;
+    /* edges: (from, to, op) -> count; strings owned */
+    struct {
+        char *from, *to, *op;
+        uint64_t n;
+    } edges[MAXE];
+    int ne;
+    /* the sample */
+    trk trk[TRACKED];
+    size_t ntrk;
+    uint64_t maxkey;    /* largest key in the sample (valid when full) */
+    imap trk_ix;        /* session -> index in trk */
+    pgf_rec_store kept; /* records of sampled sessions, server-wide faults */
+    size_t garbage;     /* kept records of sessions that left the sample */
+    uint64_t server_marks, marks_not_kept;
+    bool failed;
+};
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+pgf__pics *pgf__pics_new(uint64_t seed)
+{
+    pgf__pics *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NULL;
+    p->closed = malloc(CLOSED_KEPT * sizeof *p->closed);
+    if (p->closed == NULL) {
+        free(p);
+        return NULL;
+    }
+    p->seed = seed;
+    p->forgot_max = -1;
+    return p;
+}
+
+void pgf__pics_free(pgf__pics *p)
+{
+    if (p == NULL)
+        return;
+    imap_free(&p->state);
+    imap_free(&p->cell);
+    imap_free(&p->trk_ix);
+    free(p->closed);
+    for (int k = 0; k < p->ne; k++) {
+        free(p->edges[k].from);
+        free(p->edges[k].to);
+        free(p->edges[k].op);
+    }
+    pgf_rec_store_free(&p->kept);
+    free(p);
+}
+
+size_t pgf__pics_held(const pgf__pics *p)
+{
+    return p->kept.n;
+}
+
+size_t pgf__pics_sampled(const pgf__pics *p)
+{
+    return p->ntrk;
+}
+
+static uint64_t mix64(uint64_t x);
+
+uint64_t pgf__pics_sample_digest(const pgf__pics *p)
+{
+    uint64_t d = 0;
+    for (size_t i = 0; i < p->ntrk; i++)
+        d += mix64((uint64_t)p->trk[i].session);
+    return d;
+}
+
+/* The state a session is in for the coverage: NEW before its first
+ * transition; a session forgotten after it closed is in the state the
+ * forgotten ones closed in. */
+static int cov_state(const pgf__pics *p, int64_t session)
+{
+    uint32_t v;
+    if (imap_get(&p->state, (uint64_t)session, &v))
+        return (int)v;
+    return session <= p->forgot_max ? p->forgot_state : 0;
+}
+
+/* (operation x state) coverage: the state a session was in when an
+ * operation was invoked is the `to` of its last transition (NEW before
+ * any), because a session's invoke and transitions are recorded under its
+ * one mutex, in order. */
+static int cov_feed(pgf__pics *p, const pgf_rec *r)
+{
+    if (r->session < 0 || r->op == NULL)
+        return 0;
+    if (r->type == PGF_REC_TRANSITION && r->to != NULL) {
+        int to = pgf_session_state_parse(r->to);
+        if (to < 0)
+            return 0;
+        if (imap_put(&p->state, (uint64_t)r->session, (uint32_t)to) != 0)
+            return PGF_ENOMEM;
+        if (pgf_session_state_terminal((pgf_sess_state)to)) {
+            /* keep the last CLOSED_KEPT closed sessions, forget older ones */
+            size_t slot = p->nclosed++ % CLOSED_KEPT;
+            if (p->nclosed > CLOSED_KEPT) {
+                int64_t old = p->closed[slot];
+                uint32_t st;
+                if (imap_get(&p->state, (uint64_t)old, &st) &&
+                    pgf_session_state_terminal((pgf_sess_state)st)) {
+                    imap_del(&p->state, (uint64_t)old);
+                    if (old > p->forgot_max)
+                        p->forgot_max = old;
+                    p->forgot_state = (uint8_t)st;
+                }
+            }
+            p->closed[slot] = r->session;
+        }
+    } else if (r->type == PGF_REC_INVOKE && r->op_id >= 0) {
+        int op = pgf_session_op_parse(r->op);
+        if (op <= 0 || op >= PGF_OP_COUNT)
+            return 0;
+        int st = cov_state(p, r->session);
+        p->calls[op][st]++;
+        return imap_put(&p->cell, (uint64_t)r->op_id, (uint32_t)(op * PGF_SESS_STATE_COUNT + st));
+    } else if ((r->type == PGF_REC_FAIL || r->type == PGF_REC_OK) && r->op_id >= 0) {
+        uint32_t c;
+        if (!imap_get(&p->cell, (uint64_t)r->op_id, &c))
+            return 0;
+        if (r->type == PGF_REC_FAIL && r->error != NULL &&
+            strcmp(r->error, "PGF_EILLEGAL_STATE") == 0)
+            p->refused[c / PGF_SESS_STATE_COUNT][c % PGF_SESS_STATE_COUNT]++;
+        imap_del(&p->cell, (uint64_t)r->op_id); /* completed: its cell is done */
+    }
+    return 0;
+}
+
+static int edge_feed(pgf__pics *p, const pgf_rec *rec)
+{
+    if (rec->type != PGF_REC_TRANSITION || !rec->from || !rec->to || !rec->op)
+        return 0;
+    int k;
+    for (k = 0; k < p->ne; k++)
+        if (strcmp(p->edges[k].from, rec->from) == 0 && strcmp(p->edges[k].to, rec->to) == 0 &&
+            strcmp(p->edges[k].op, rec->op) == 0)
+            break;
+    if (k == p->ne) {
+        if (p->ne == MAXE)
+            return 0;
+        char *f = strdup(rec->from), *t = strdup(rec->to), *o = strdup(rec->op);
+        if (f == NULL || t == NULL || o == NULL) {
+            free(f);
+            free(t);
+            free(o);
+            return PGF_ENOMEM;
+        }
+        p->edges[k].from = f;
+        p->edges[k].to = t;
+        p->edges[k].op = o;
+        p->edges[k].n = 0;
+        p->ne++;
+    }
+    p->edges[k].n++;
+    return 0;
+}
+
+static int trk_reindex(pgf__pics *p)
+{
+    imap_free(&p->trk_ix);
+    p->maxkey = 0;
+    for (size_t i = 0; i < p->ntrk; i++) {
+        if (imap_put(&p->trk_ix, (uint64_t)p->trk[i].session, (uint32_t)i) != 0)
+            return PGF_ENOMEM;
+        if (p->trk[i].key > p->maxkey)
+            p->maxkey = p->trk[i].key;
+    }
+    return 0;
+}
+
+/* Rebuild the kept records without those of sessions that left the sample. */
+static int compact(pgf__pics *p)
+{
+    pgf_rec_store fresh = {0};
+    for (size_t i = 0; i < p->kept.n; i++) {
+        const pgf_rec *r = &p->kept.recs[i];
+        uint32_t ix;
+        if (r->session != PGF_REC_NONE && !imap_get(&p->trk_ix, (uint64_t)r->session, &ix))
+            continue;
+        if (pgf_rec_store_add(&fresh, r) != 0) {
+            pgf_rec_store_free(&fresh);
+            return PGF_ENOMEM;
+        }
+    }
+    pgf_rec_store_free(&p->kept);
+    p->kept = fresh;
+    p->garbage = 0;
+    return 0;
+}
+
+/* The sampled session's index, taking it into the sample if its key is
+ * small enough; -1 = not sampled. */
+static long trk_find(pgf__pics *p, int64_t session, int *err)
+{
+    uint32_t ix;
+    if (imap_get(&p->trk_ix, (uint64_t)session, &ix))
+        return (long)ix;
+    uint64_t key = mix64(p->seed ^ mix64((uint64_t)session)) >> 1;
+    if (p->ntrk == TRACKED && key >= p->maxkey)
+        return -1;
+    size_t at = p->ntrk;
+    if (p->ntrk == TRACKED) { /* the largest key leaves */
+        for (at = 0; p->trk[at].key != p->maxkey; at++)
+            ;
+        p->garbage += p->trk[at].nrecs;
+    } else {
+        p->ntrk++;
+    }
+    p->trk[at] = (trk){session, key, 0, false};
+    if ((*err = trk_reindex(p)) != 0)
+        return -1;
+    if (p->garbage > 10000 && p->garbage > p->kept.n / 2 && (*err = compact(p)) != 0)
+        return -1;
+    return (long)at;
+}
+
+int pgf__pics_feed(pgf__pics *p, const pgf_rec *rec)
+{
+    int e = cov_feed(p, rec);
+    if (e == 0)
+        e = edge_feed(p, rec);
+    if (e == 0 && rec->type == PGF_REC_FAULT && rec->session == PGF_REC_NONE) {
+        if (p->server_marks < SERVER_MARKS) {
+            p->server_marks++;
+            e = pgf_rec_store_add(&p->kept, rec);
+        } else {
+            p->marks_not_kept++;
+        }
+    } else if (e == 0 && rec->session != PGF_REC_NONE &&
+               (rec->type == PGF_REC_TRANSITION || rec->type == PGF_REC_INVOKE ||
+                rec->type == PGF_REC_FAULT || rec->type == PGF_REC_OK ||
+                rec->type == PGF_REC_FAIL || rec->type == PGF_REC_INFO)) {
+        long i = trk_find(p, rec->session, &e);
+        if (i < 0) {
+            p->marks_not_kept += e == 0 && rec->type == PGF_REC_FAULT;
+        } else if (p->trk[i].nrecs < TRACK_RECS) {
+            p->trk[i].nrecs++;
+            if (rec->type == PGF_REC_FAULT && !p->trk[i].faulted) {
+                p->trk[i].faulted = true;
+                p->trk[i].key >>= 4; /* a session a fault hit: keep it longer */
+                e = trk_reindex(p);
+            }
+            if (e == 0)
+                e = pgf_rec_store_add(&p->kept, rec);
+        }
+    }
+    if (e != 0)
+        p->failed = true;
+    return e;
+}
+
+static int cmp_rec_seq(const void *a, const void *b)
+{
+    const pgf_rec *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
 /* Add up to `want` of list[n] to sel (skipping those already in it), spread
  * evenly over the list. */
 static void pick_evenly(int64_t *sel, size_t *nsel, const int64_t *list, size_t n, size_t want)
@@ -136,56 +531,50 @@ static void add_windows(pgf_report_scenario *rs, const pgf_fault_rules *rules, u
     }
 }
 
-/* (operation x state) coverage from the history: the state a session was
- * in when an operation was invoked is the `to` of its last transition
- * (NEW before any), because a session's invoke and transitions are
- * recorded under its one mutex, in order. Session and op ids are dense per
- * run (they restart at 1), so plain arrays index them. */
-static void add_op_coverage(const pgf_rec *recs, size_t n, pgf_report_scenario *rs)
+static void add_op_coverage(const pgf__pics *p, pgf_report_scenario *rs)
 {
-    uint64_t calls[PGF_OP_COUNT][PGF_SESS_STATE_COUNT] = {{0}};
-    uint64_t refused[PGF_OP_COUNT][PGF_SESS_STATE_COUNT] = {{0}};
-    int64_t maxs = 0, maxo = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (recs[i].session > maxs)
-            maxs = recs[i].session;
-        if (recs[i].op_id > maxo)
-            maxo = recs[i].op_id;
-    }
-    uint8_t *st = calloc((size_t)maxs + 1, 1);
-    uint16_t *cell = calloc((size_t)maxo + 1, sizeof *cell); /* op * STATES + state + 1 */
-    if (st == NULL || cell == NULL)
-        goto done;
-    for (size_t i = 0; i < n; i++) {
-        const pgf_rec *r = &recs[i];
-        if (r->session < 0 || r->op == NULL)
-            continue;
-        if (r->type == PGF_REC_TRANSITION && r->to != NULL) {
-            int to = pgf_session_state_parse(r->to);
-            if (to >= 0)
-                st[r->session] = (uint8_t)to;
-        } else if (r->type == PGF_REC_INVOKE && r->op_id >= 0) {
-            int op = pgf_session_op_parse(r->op);
-            if (op <= 0 || op >= PGF_OP_COUNT)
-                continue;
-            calls[op][st[r->session]]++;
-            cell[r->op_id] = (uint16_t)(op * PGF_SESS_STATE_COUNT + st[r->session] + 1);
-        } else if (r->type == PGF_REC_FAIL && r->op_id >= 0 && cell[r->op_id] != 0 &&
-                   r->error != NULL && strcmp(r->error, "PGF_EILLEGAL_STATE") == 0) {
-            int c = cell[r->op_id] - 1;
-            refused[c / PGF_SESS_STATE_COUNT][c % PGF_SESS_STATE_COUNT]++;
-            cell[r->op_id] = 0;
-        }
-    }
     for (int op = 1; op < PGF_OP_COUNT; op++)
         for (int k = 0; k < PGF_SESS_STATE_COUNT; k++)
-            if (calls[op][k] > 0)
+            if (p->calls[op][k] > 0)
                 ignore_(pgf_report_add_op_coverage(rs, pgf_session_op_name((pgf_sess_op)op),
                                                    pgf_session_state_name((pgf_sess_state)k),
-                                                   calls[op][k], refused[op][k]));
-done:
-    free(st);
-    free(cell);
+                                                   p->calls[op][k], p->refused[op][k]));
+}
+
+/* The records the timeline draws, by seq: the sampled sessions' and the
+ * kept server-wide faults, plus the witnesses of violations on sessions the
+ * sample missed. Caller frees. */
+static pgf_rec *timeline_records(const pgf__pics *p, const pgf_check_result *ck, size_t *n)
+{
+    size_t cap = p->kept.n;
+    for (size_t f = 0; ck != NULL && f < ck->nfirst; f++)
+        cap += ck->first[f].nwitness;
+    pgf_rec *v = malloc((cap + 1) * sizeof *v);
+    if (v == NULL)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < p->kept.n; i++) {
+        const pgf_rec *r = &p->kept.recs[i];
+        uint32_t ix;
+        if (r->session == PGF_REC_NONE || imap_get(&p->trk_ix, (uint64_t)r->session, &ix))
+            v[k++] = *r;
+    }
+    for (size_t f = 0; ck != NULL && f < ck->nfirst; f++) {
+        const pgf_violation *vi = &ck->first[f];
+        uint32_t ix;
+        if (vi->session != PGF_REC_NONE &&
+            imap_get(&p->trk_ix, (uint64_t)vi->session, &ix)) /* drawn whole already */
+            continue;
+        for (size_t w = 0; vi->wrec != NULL && w < vi->nwitness; w++)
+            v[k++] = vi->wrec[w];
+    }
+    qsort(v, k, sizeof *v, cmp_rec_seq);
+    size_t u = 0; /* one copy of each (witnesses may share records) */
+    for (size_t i = 0; i < k; i++)
+        if (u == 0 || v[u - 1].seq != v[i].seq)
+            v[u++] = v[i];
+    *n = u;
+    return v;
 }
 
 /* The run's histogram into the report's coarser one: the exact min and
@@ -219,9 +608,18 @@ static void add_latencies(pgf_report_scenario *rs, pgf_report_outcome o, const p
 }
 
 void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_check_result *ck,
-                        const pgf_rec *recs, size_t n, pgf_report_scenario *rs)
+                        pgf__pics *p, pgf_report_scenario *rs)
 {
-    add_op_coverage(recs, n, rs);
+    if (p->failed)
+        pgf_report_scenario_set_incomplete(rs);
+    add_op_coverage(p, rs);
+    pgf_report_scenario_add_marks_not_kept(rs, p->marks_not_kept);
+    size_t n = 0;
+    pgf_rec *recs = timeline_records(p, ck, &n);
+    if (recs == NULL) {
+        pgf_report_scenario_set_incomplete(rs);
+        return;
+    }
     for (int k = 0; k < PGF_HEALTH_REASON_COUNT; k++) {
         if (r->outcomes[k] == 0)
             continue;
@@ -237,14 +635,6 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
     ignore_(pgf_report_scenario_set_timing(rs, pgf_run_mode_name(sc->mode), r->wall_ns));
     if (ck != NULL)
         pgf_report_scenario_set_sessions(rs, ck->sessions);
-
-    /* edge counts: (from, to, op) -> count, small fixed table */
-    enum { MAXE = 256 };
-    struct {
-        const char *from, *to, *op;
-        uint64_t n;
-    } edges[MAXE];
-    int ne = 0;
 
     /* Which sessions the timeline holds: every session with a violation,
      * then others (see below). */
@@ -319,22 +709,6 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
 
     for (size_t i = 0; i < n; i++) {
         const pgf_rec *rec = &recs[i];
-        if (rec->type == PGF_REC_TRANSITION && rec->from && rec->to && rec->op) {
-            int k;
-            for (k = 0; k < ne; k++)
-                if (strcmp(edges[k].from, rec->from) == 0 && strcmp(edges[k].to, rec->to) == 0 &&
-                    strcmp(edges[k].op, rec->op) == 0)
-                    break;
-            if (k == ne && ne < MAXE) {
-                edges[ne].from = rec->from;
-                edges[ne].to = rec->to;
-                edges[ne].op = rec->op;
-                edges[ne].n = 0;
-                ne++;
-            }
-            if (k < ne)
-                edges[k].n++;
-        }
         if (rec->type == PGF_REC_FAULT) {
             uint64_t s = rec->session == PGF_REC_NONE ? 0 : (uint64_t)rec->session;
             ignore_(pgf_report_add_fault_mark(rs, s, rec->time_ns, rec->phase ? rec->phase : "?",
@@ -358,10 +732,10 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
         } else if (rec->type == PGF_REC_INVOKE && rec->op && rec->op_id != PGF_REC_NONE) {
             if (t->nops == t->capops) {
                 size_t nc = t->capops ? t->capops * 2 : 4;
-                pending *p = realloc(t->ops, nc * sizeof *p);
-                if (p == NULL)
+                pending *np = realloc(t->ops, nc * sizeof *np);
+                if (np == NULL)
                     continue;
-                t->ops = p;
+                t->ops = np;
                 t->capops = nc;
             }
             t->ops[t->nops] = (pending){rec->op_id, rec->op, rec->time_ns, t->nops > 0};
@@ -398,15 +772,15 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
                                       t->ops[j].t, end > t->ops[j].t ? end : t->ops[j].t, NULL,
                                       NULL, t->ops[j].raced));
     }
-    for (int k = 0; k < ne; k++) {
-        int from = pgf_session_state_parse(edges[k].from),
-            to = pgf_session_state_parse(edges[k].to);
-        int op = pgf_session_op_parse(edges[k].op);
+    for (int k = 0; k < p->ne; k++) {
+        int from = pgf_session_state_parse(p->edges[k].from),
+            to = pgf_session_state_parse(p->edges[k].to);
+        int op = pgf_session_op_parse(p->edges[k].op);
         bool legal = from >= 0 && to >= 0 && op >= 0 &&
                      pgf_session_transition_allowed((pgf_sess_state)from, (pgf_sess_state)to,
                                                     (pgf_sess_op)op);
-        ignore_(
-            pgf_report_add_edge(rs, edges[k].from, edges[k].to, edges[k].op, edges[k].n, legal));
+        ignore_(pgf_report_add_edge(rs, p->edges[k].from, p->edges[k].to, p->edges[k].op,
+                                    p->edges[k].n, legal));
     }
     add_windows(rs, sc->rules, 0, sc->rules2 ? sc->rules2_at_ms * 1000000ULL : end, false);
     if (sc->rules2 != NULL)
@@ -414,12 +788,12 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
 
     pgf_fault_coverage cov;
     if (pgf_fault_coverage_get(r->engine, &cov) == 0) {
-        for (int p = 0; p < PGF_PHASE_COUNT; p++)
+        for (int ph = 0; ph < PGF_PHASE_COUNT; ph++)
             for (int a = 0; a < PGF_ACTION_COUNT; a++)
-                if (cov.fired[p][a] > 0)
-                    ignore_(pgf_report_add_coverage(rs, pgf_phase_name((pgf_phase)p),
+                if (cov.fired[ph][a] > 0)
+                    ignore_(pgf_report_add_coverage(rs, pgf_phase_name((pgf_phase)ph),
                                                     pgf_action_name((pgf_action_kind)a),
-                                                    cov.fired[p][a]));
+                                                    cov.fired[ph][a]));
         for (size_t i = 0; i < cov.nrules; i++)
             ignore_(pgf_report_add_rule(rs, cov.rules[i].name, pgf_phase_name(cov.rules[i].phase),
                                         pgf_action_name(cov.rules[i].action), cov.rules[i].fired));
@@ -435,4 +809,5 @@ done:
     free(tls);
     free(sel);
     free(cyc);
+    free(recs);
 }

@@ -96,8 +96,6 @@ static inline void ignore_(int rc)
 typedef struct outcome {
     pgf_run *run;
     pgf_check_result *check;
-    const pgf_rec *recs;
-    size_t n;
     bool passed;
     char first_failure[128];     /* name of the first failed check: what shrinking preserves */
     bool unchecked;              /* --no-check: no history was recorded */
@@ -105,7 +103,7 @@ typedef struct outcome {
     char digest[65];
     bool lost_output;          /* history.jsonl or faults.jsonl could not be written */
     pgf_target_result *target; /* an HTTP target's own checks (target_http.h) */
-    pgf_rec_store kept;        /* the history, as streamed (recs/n point into it) */
+    pgf__pics *pics;           /* what the report's pictures need, gathered as it streams */
 } outcome;
 
 /* The history being written while the run goes on: path NULL gives only
@@ -396,8 +394,8 @@ static void scrub_records(const pgf_rec *recs, size_t n)
 /* The stream every recorded record goes through, in seq order, while the
  * run goes on (recorder.h): scrubbed, written to the history, fed to the
  * streaming checker (pgf_checker: a violation is known when it happens),
- * then kept for the report's timeline and coverage (pictures.c, still
- * built from the whole history). */
+ * then into the running totals and the sampled sessions the report's
+ * pictures are made of (pictures.c). Nothing keeps the whole history. */
 typedef struct stream_ctx {
     hist_out h;
     outcome *oc;
@@ -439,7 +437,7 @@ static int stream_sink(void *arg, const pgf_rec *rec)
     }
     if (completes_check(rec))
         st->checks_seen++;
-    return pgf_rec_store_add(&st->oc->kept, rec);
+    return pgf__pics_feed(st->oc->pics, rec);
 }
 
 /* The driver's live view (driver.h): violations so far, and whether the
@@ -491,6 +489,11 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
     }
     if (e != 0)
         return e;
+    if ((oc->pics = pgf__pics_new(sc->seed)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        pgf_spec_free(spec);
+        return PGF_ENOMEM;
+    }
     /* The history is written while the run goes on (stream_sink). */
     stream_ctx st = {0};
     st.oc = oc;
@@ -566,8 +569,6 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
         pgf_spec_free(spec);
         return e;
     }
-    oc->recs = oc->kept.recs;
-    oc->n = oc->kept.n;
     e = hist_close(&st.h, oc->digest, err, errlen);
     if (e != 0) {
         oc->lost_output = hist_path != NULL;
@@ -597,7 +598,7 @@ static void outcome_clear(outcome *oc)
     pgf_check_result_free(oc->check);
     pgf_run_free(oc->run);
     pgf_target_result_free(oc->target);
-    pgf_rec_store_free(&oc->kept);
+    pgf__pics_free(oc->pics);
     memset(oc, 0, sizeof *oc);
 }
 
@@ -962,7 +963,7 @@ static bool run_scenario(suite *st, pgf_scenario *sc, int n)
     if (rs != NULL) {
         ignore_(pgf_report_scenario_set_run(rs, sc->seed, replay, oc.run->duration_ns));
         (void)evaluate(sc, &oc, rs);
-        pgf__fill_pictures(sc, oc.run, oc.check, oc.recs, oc.n, rs);
+        pgf__fill_pictures(sc, oc.run, oc.check, oc.pics, rs);
         if (oc.run->stopped_early[0] != '\0')
             ignore_(pgf_report_scenario_set_stopped_early(rs, oc.run->stopped_early));
         uint64_t t = pgf_now_ns();

@@ -132,6 +132,13 @@ PGF_NODISCARD int pgf_report_scenario_set_stopped_early(pgf_report_scenario *s, 
 /* Samples the run itself did not keep (past its own cap): counted as
  * dropped, like those past PGF_REPORT_MAX_SAMPLES. */
 void pgf_report_scenario_add_samples_dropped(pgf_report_scenario *s, uint64_t n);
+/* Fired faults the run did not keep as timeline marks (they hit sessions
+ * the timeline does not draw): counted with the marks on sessions not
+ * drawn. report.json: the timeline's `faults_not_listed`. */
+void pgf_report_scenario_add_marks_not_kept(pgf_report_scenario *s, uint64_t n);
+/* Something the scenario's pictures needed could not be kept (out of
+ * memory): the report's writers then refuse, as for their own failures. */
+void pgf_report_scenario_set_incomplete(pgf_report_scenario *s);
 /* How many sessions the run had in all (the M of the timeline's "showing N
  * of M"); the timeline holds only the sessions the harness added. */
 void pgf_report_scenario_set_sessions(pgf_report_scenario *s, uint64_t total);
