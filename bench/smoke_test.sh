@@ -1,7 +1,7 @@
 #!/bin/bash
 # bench/smoke_test.sh - keeps the benchmark helpers honest in `make test`
 # (about a second): each must produce a real measurement, not just build.
-# Env: BENCH_BIN (dir with loopback_limit, idle_conns, pbkdf2_rate), PGFAULT.
+# Env: BENCH_BIN (dir with loopback_limit, idle_conns, pbkdf2_rate, relay_limit), PGFAULT.
 set -euo pipefail
 fail() { echo "bench smoke: $*" >&2; exit 1; }
 tmp=$(mktemp -d)
@@ -33,4 +33,13 @@ if echo | "$BENCH_BIN/idle_conns" -d "host=127.0.0.1 port=$port user=nobody dbna
     fail "idle_conns succeeded for an unknown role"
 fi
 grep -q 'nobody' "$tmp/err" || fail "idle_conns error does not name the role: $(cat "$tmp/err")"
+# the bare relay (bench/proxy's floor): sessions through it reach the server
+"$BENCH_BIN/relay_limit" --upstream "127.0.0.1:$port" >"$tmp/relay.out" 2>"$tmp/relay.err" &
+relay=$!
+for _ in $(seq 100); do grep -q '^listening tcp' "$tmp/relay.out" && break; sleep 0.05; done
+rport=$(sed -n 's/^listening tcp 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/relay.out")
+[ -n "$rport" ] || { kill "$relay"; fail "relay_limit did not start: $(cat "$tmp/relay.err")"; }
+line=$(echo | "$BENCH_BIN/idle_conns" -d "host=127.0.0.1 port=$rport user=bench_trust dbname=postgres sslmode=disable" -n 20 -t 20)
+kill "$relay" && wait "$relay" || true
+case "$line" in "ready 20 "*) ;; *) fail "idle_conns -n 20 through relay_limit printed '$line'" ;; esac
 echo "bench smoke: ok"
