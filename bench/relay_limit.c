@@ -57,7 +57,15 @@ typedef struct end {
 static atomic_int stop_flag; /* set by the signal handler, read by every loop */
 static struct sockaddr_storage up_sa;
 static socklen_t up_len;
-static _Thread_local int epfd; /* each loop thread's own */
+/* A session: its two ends, on the loop's list until exit (a closed pair's
+ * fds are -1; events later in the same epoll batch may still point at it). */
+typedef struct pair_blk {
+    struct pair_blk *next;
+    end e[2];
+} pair_blk;
+
+static _Thread_local int epfd;        /* each loop thread's own */
+static _Thread_local pair_blk *pairs; /* each loop thread's sessions */
 
 static void on_signal(int sig)
 {
@@ -117,6 +125,8 @@ static bool drain(end *from)
         memmove(from->pend, from->pend + n, from->npend - (size_t)n);
         from->npend -= (size_t)n;
     }
+    free(from->pend);
+    from->pend = NULL;
     watch(to, EPOLLIN);
     watch(from, EPOLLIN);
     return true;
@@ -169,12 +179,15 @@ static void on_accept(int lfd)
             nodelay(ufd);
         int fl = fcntl(ufd, F_GETFL);
         (void)fcntl(ufd, F_SETFL, fl | O_NONBLOCK);
-        end *pair = calloc(2, sizeof *pair);
+        pair_blk *pb = calloc(1, sizeof *pb);
+        end *pair = pb ? pb->e : NULL;
         if (pair == NULL) {
             close(cfd);
             close(ufd);
             continue;
         }
+        pb->next = pairs;
+        pairs = pb;
         pair[0].fd = cfd;
         pair[1].fd = ufd;
         pair[0].peer = &pair[1];
@@ -220,11 +233,18 @@ static void *loop(void *arg)
                 free(e->pend);
                 free(p->pend);
                 e->pend = p->pend = NULL;
-                /* the pair block leaks until exit: events of this batch may
-                 * still point at it (a benchmark helper, bounded by the
-                 * number of sessions) */
             }
         }
+    }
+    while (pairs != NULL) {
+        pair_blk *pb = pairs;
+        pairs = pb->next;
+        for (int i = 0; i < 2; i++) {
+            if (pb->e[i].fd >= 0)
+                close(pb->e[i].fd);
+            free(pb->e[i].pend);
+        }
+        free(pb);
     }
     close(lfd);
     close(epfd);
