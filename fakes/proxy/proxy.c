@@ -112,6 +112,12 @@ typedef struct pconn {
     named *named; /* prepared statements and portals (query texts) */
     int nnamed;
     unsigned simple_pending; /* simple Queries forwarded, not yet answered by ReadyForQuery */
+    /* the wire observer's view (on_conn) */
+    char txn;              /* the last ReadyForQuery's status; 0 before one */
+    bool login_noted;      /* LOGIN reported */
+    bool terminated;       /* the client sent Terminate */
+    bool after_terminate;  /* ... and then more bytes */
+    const char *close_why; /* a literal: why the session ended */
 } pconn;
 
 struct pgf_proxy {
@@ -132,6 +138,8 @@ struct pgf_proxy {
     FILE *flog;
     pgf_proxy_fault_fn on_fault;
     void *on_fault_arg;
+    pgf_server_conn_fn on_conn;
+    void *on_conn_arg;
     bool quiet;
     struct evconnlistener *listeners[PGF__MAX_LISTENERS];
     int nlisteners;
@@ -158,6 +166,32 @@ static void init_evthread(void)
 }
 
 static void conn_close(pconn *c, close_kind k, bool now, const char *why);
+
+/* Tell the wire observer (config.on_conn) what this client did. */
+static void note(pconn *c, pgf_server_conn_note n, bool auth_ok)
+{
+    if (c->px->on_conn == NULL)
+        return;
+    pgf_server_conn_info in = {0};
+    in.conn_id = c->id;
+    in.peer = c->peer;
+    in.application_name = c->app;
+    in.user = c->user;
+    in.ready = c->txn != 0;
+    in.auth_ok = auth_ok;
+    in.txn = c->txn ? c->txn : 'I';
+    in.why = c->close_why ? c->close_why : "client closed";
+    c->px->on_conn(c->px->on_conn_arg, n, &in);
+}
+
+static void note_login(pconn *c, bool ok)
+{
+    if (c->login_noted)
+        return;
+    c->login_noted = true;
+    note(c, PGF_CONN_NOTE_LOGIN, ok);
+}
+
 static void flush_out(pconn *c);
 static void process_cli(pconn *c);
 static void process_up(pconn *c);
@@ -371,6 +405,7 @@ static void cli_kill(pconn *c, bool rst)
         return;
     c->cli_dead = true;
     c->cli_close = CK_NONE;
+    note(c, PGF_CONN_NOTE_CLOSED, false);
     if (c->cli.fd >= 0) {
         side_stop(&c->cli);
         if (rst) {
@@ -414,6 +449,8 @@ static void conn_close(pconn *c, close_kind k, bool now, const char *why)
                   : k == CK_SHUT_WR ? "half-close"
                                     : "fin",
                   why);
+    if (c->close_why == NULL)
+        c->close_why = why;
     up_close(c, k != CK_RST);
     if (c->cli_dead)
         return;
@@ -659,6 +696,7 @@ static int apply(pconn *c, pgf_phase ph, const pgf_fault_action *a, size_t be_le
     case PGF_ACTION_COUNT:
         break;
     case PGF_ACTION_AUTH_FAIL: {
+        note_login(c, false);
         char msg[256];
         snprintf(msg, sizeof msg, "password authentication failed for user \"%s\"",
                  c->user ? c->user : "");
@@ -800,6 +838,8 @@ static int fault_point(pconn *c, pgf_phase ph, uint8_t type, size_t be_len)
     ctx.query = c->query;
     ctx.msg_type = type;
     ctx.elapsed_ns = pgf_now_ns() - px->start_ns;
+    ctx.backend_pid = c->be_pid;
+    ctx.wall_us = pgf_wall_us();
     pgf_fault_action a;
     if (!pgf_fault_decide(px->faults, c->fc, ph, &ctx, &a))
         return GO;
@@ -987,6 +1027,12 @@ static void handle_be(pconn *c, uint8_t type, const uint8_t *hdr, size_t hlen, s
             c->be_pid = (int32_t)pgf_rd_be32(k + 5);
         }
         break;
+    case PGF_BE_ERROR:
+        /* an error before the first ReadyForQuery: the login was refused
+         * (28P01, 3D000, 53300, 57P03 ...), as the fake reports it */
+        if (c->st == CS_AUTH)
+            note_login(c, false);
+        break;
     case PGF_BE_READY:
         ph = PGF_PHASE_READY;
         if (c->simple_pending > 0)
@@ -1015,7 +1061,14 @@ static void handle_be(pconn *c, uint8_t type, const uint8_t *hdr, size_t hlen, s
      * the upstream input dies with it. */
     if (ph >= 0 && fault_point(c, (pgf_phase)ph, type, total) == STOP)
         return;
+    uint8_t status = type == PGF_BE_READY && hlen >= 6 ? hdr[5] : 0;
     emit_from_up(c, total);
+    if (ph == PGF_PHASE_AUTH_OK)
+        note_login(c, true);
+    if (status != 0 && status != (uint8_t)c->txn) {
+        c->txn = (char)status;
+        note(c, PGF_CONN_NOTE_TXN, true);
+    }
     if (type == PGF_BE_READY && !closing(c)) {
         c->st = CS_READY;
         free(c->query);
@@ -1132,6 +1185,7 @@ static void handle_startup_packet(pconn *c, const uint8_t *p, size_t len)
         c->user = dup_or_null(user);
         c->database = dup_or_null(db && *db ? db : user);
         c->app = dup_or_null(pgf_startup_get(&su, "application_name"));
+        note(c, PGF_CONN_NOTE_STARTUP, false);
     }
     /* The upstream gets the packet exactly as sent; PostgreSQL answers
      * anything we did not parse (other protocol versions) itself. */
@@ -1261,6 +1315,14 @@ static void track_extended(pconn *c, uint8_t type, size_t total)
 static void handle_fe(pconn *c, uint8_t type, size_t total)
 {
     struct evbuffer *in = c->cli.in;
+    if (c->terminated && !c->after_terminate) {
+        c->after_terminate = true;
+        note(c, PGF_CONN_NOTE_AFTER_TERMINATE, true);
+    }
+    if (type == PGF_FE_QUERY && c->st == CS_READY && c->simple_pending > 0)
+        note(c, PGF_CONN_NOTE_EARLY_QUERY, true); /* sent before the last one's ReadyForQuery */
+    if (type == PGF_FE_TERMINATE)
+        c->terminated = true;
     if (c->skip_to_sync) {
         if (type != PGF_FE_SYNC) {
             evbuffer_drain(in, total);
@@ -1448,6 +1510,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     if (px->faults != NULL)
         c->fc = pgf_fault_conn_new(px->faults, c->id);
+    note(c, PGF_CONN_NOTE_OPEN, false);
     pgf_log_debug("[proxy %llu] accept from %s", (unsigned long long)c->id, c->peer);
     fault_point(c, PGF_PHASE_ACCEPT, 0, 0);
     pump(c);
@@ -1574,6 +1637,8 @@ int pgf_proxy_new(const pgf_proxy_config *cfg, struct event_base *base, pgf_prox
     px->faults = cfg->faults;
     px->on_fault = cfg->on_fault;
     px->on_fault_arg = cfg->on_fault_arg;
+    px->on_conn = cfg->on_conn;
+    px->on_conn_arg = cfg->on_conn_arg;
     px->quiet = cfg->quiet;
     if (!oom) {
         px->own_base = base == NULL;

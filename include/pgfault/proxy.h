@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "pgfault/err.h"
+#include "pgfault/server.h" /* pgf_server_conn_fn: one wire observer for both */
 
 struct event_base;
 struct pgf_fault_engine;
@@ -58,6 +59,15 @@ typedef struct pgf_proxy_config {
     bool quiet;                      /* do not print "listening ..." lines */
     pgf_proxy_fault_fn on_fault;     /* optional observer of fired faults */
     void *on_fault_arg;
+    /* Optional observer of what each client does, in the fake server's
+     * terms (server.h): open, startup, login (the upstream's
+     * AuthenticationOk, or an error / auth-fail before it), transaction
+     * status changes, a Query before ReadyForQuery, bytes after Terminate,
+     * closed (the client side). Called on the proxy's loop; lets the
+     * wire-side checks of target runs (docs/targets.md) judge a service
+     * talking to a real database through the proxy. */
+    pgf_server_conn_fn on_conn;
+    void *on_conn_arg;
 } pgf_proxy_config;
 
 typedef struct pgf_proxy pgf_proxy;
