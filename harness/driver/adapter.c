@@ -507,9 +507,11 @@ int pgf_target_exec_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
     struct timeval every = {0, 50000};
     event_add(a->watchdog, &every);
     FILE *con = o ? o->progress : NULL;
-    if (con)
-        fprintf(con, "   adapter pid %d (%s), database at %s:%s\n", (int)a->svc.pid, argv[0],
-                a->ts.pghost, a->ts.pgport);
+    if (con) {
+        char db[700];
+        pgf__tsrv_describe(&a->ts, sc, db, sizeof db);
+        fprintf(con, "   adapter pid %d (%s), database at %s\n", (int)a->svc.pid, argv[0], db);
+    }
 
     /* 1. {"type":"ready"} */
     uint64_t ready_deadline = pgf_now_ns() + (uint64_t)sc->target.ready_timeout_ms * 1000000ULL;
@@ -591,7 +593,7 @@ finish:;
                               died ? "%s before pgfault sent quit" : "%s until quit", d);
     if (a->svc_started)
         pgf_service_stop(&a->svc, sc->target.stop_grace_ms);
-    pgf_server_get_stats(a->ts.server, &res->server);
+    pgf__tsrv_final_stats(&a->ts, res);
     res->racer_fired = a->racer_fired;
     (void)c;
 

@@ -64,6 +64,7 @@ void pgf_scenario_clear(pgf_scenario *sc)
     pgf_answers_free(sc->answers);
     free(sc->user);
     free(sc->password);
+    free(sc->password_src);
     free(sc->database);
     pgf_fault_rules_free(sc->rules);
     pgf_fault_rules_free(sc->rules2);
@@ -259,6 +260,43 @@ static bool parse_users(vctx *v, const pgf_doc *n, pgf_scenario *sc)
     return true;
 }
 
+/* ${NAME} in server.proxy.upstream and client.password from pgfault's
+ * environment, so one scenario file serves every CI job and holds no
+ * secret ("${STAGING_DB_ADDR}", "${APP_DB_PASSWORD}"); an unset name is an
+ * error at its line, never an empty value. */
+static bool expand_env(vctx *v, const pgf_doc *x, const char *what, char **s)
+{
+    char out[1024];
+    size_t k = 0;
+    for (const char *in = *s; *in;) {
+        const char *close = in[0] == '$' && in[1] == '{' ? strchr(in, '}') : NULL;
+        if (close == NULL) {
+            if (k + 1 >= sizeof out)
+                return verr(v, x, "'%s' is too long", what);
+            out[k++] = *in++;
+            continue;
+        }
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)(close - in - 2), in + 2);
+        const char *val = getenv(name);
+        if (val == NULL || *val == '\0')
+            return verr(v, x, "'%s': environment variable %s is not set", what, name);
+        size_t n = strlen(val);
+        if (k + n + 1 >= sizeof out)
+            return verr(v, x, "'%s' is too long", what);
+        memcpy(out + k, val, n);
+        k += n;
+        in = close + 1;
+    }
+    out[k] = '\0';
+    char *d = strdup(out);
+    if (d == NULL)
+        return verr(v, x, "out of memory");
+    free(*s);
+    *s = d;
+    return true;
+}
+
 /* server.proxy: {upstream, upstream_port, connect_timeout_ms} */
 static bool parse_proxy(vctx *v, const pgf_doc *n, pgf_scenario *sc)
 {
@@ -271,6 +309,9 @@ static bool parse_proxy(vctx *v, const pgf_doc *n, pgf_scenario *sc)
     if (x == NULL)
         return verr(v, n, "'server.proxy' needs 'upstream: HOST:PORT' (or a socket directory)");
     if (!get_str(v, x, "upstream", &sc->proxy_upstream))
+        return false;
+    if (strstr(sc->proxy_upstream, "${") != NULL &&
+        !expand_env(v, x, "server.proxy.upstream", &sc->proxy_upstream))
         return false;
     if (sc->proxy_upstream[0] == '\0')
         return verr(v, x, "'server.proxy.upstream' must not be empty");
@@ -352,9 +393,18 @@ static bool parse_client(vctx *v, const pgf_doc *n, pgf_scenario *sc)
     const pgf_doc *x;
     if ((x = pgf_doc_get(n, "user")) != NULL && !get_str(v, x, "user", &sc->user))
         return false;
-    if ((x = pgf_doc_get(n, "password")) != NULL && !is_null(x) &&
-        !get_str(v, x, "password", &sc->password))
-        return false;
+    if ((x = pgf_doc_get(n, "password")) != NULL && !is_null(x)) {
+        if (!get_str(v, x, "password", &sc->password))
+            return false;
+        if (strstr(sc->password, "${") != NULL) {
+            free(sc->password_src);
+            sc->password_src = strdup(sc->password);
+            if (sc->password_src == NULL)
+                return verr(v, x, "out of memory");
+            if (!expand_env(v, x, "client.password", &sc->password))
+                return false;
+        }
+    }
     if ((x = pgf_doc_get(n, "database")) != NULL && !get_str(v, x, "database", &sc->database))
         return false;
     return true;
@@ -657,7 +707,7 @@ static bool parse_root(vctx *v, const pgf_doc *root, pgf_scenario *sc)
     /* Sim mode's virtual clock jumps whenever its own loop is idle: with a
      * real server on the other end every network wait would look idle and
      * deadlines would fire at once. */
-    if (sc->external != NULL && sc->mode == PGF_MODE_SIM)
+    if (sc->external != NULL && sc->mode == PGF_MODE_SIM && pgf_doc_get(root, "target") == NULL)
         return verr(v, pgf_doc_get(pgf_doc_get(root, "server"), "external"),
                     "'server.external' needs 'mode: stress' (sim mode runs the embedded "
                     "server on its own virtual clock)");
@@ -665,7 +715,9 @@ static bool parse_root(vctx *v, const pgf_doc *root, pgf_scenario *sc)
         return verr(v, pgf_doc_get(pgf_doc_get(root, "server"), "proxy"),
                     "'server.proxy' and 'server.external' exclude each other (the proxy "
                     "connects to its upstream; clients connect to the proxy)");
-    if (sc->proxy_upstream != NULL && sc->mode == PGF_MODE_SIM)
+    /* (a target defaults to stress: its own check below names a 'mode: sim') */
+    if (sc->proxy_upstream != NULL && sc->mode == PGF_MODE_SIM &&
+        pgf_doc_get(root, "target") == NULL)
         return verr(v, pgf_doc_get(pgf_doc_get(root, "server"), "proxy"),
                     "'server.proxy' needs 'mode: stress' (a real server does not run on "
                     "sim mode's virtual clock)");
@@ -682,13 +734,27 @@ static bool parse_root(vctx *v, const pgf_doc *root, pgf_scenario *sc)
                         "'target' needs 'mode: stress' (sim mode's virtual clock cannot drive "
                         "an external service process)");
         sc->mode = PGF_MODE_STRESS;
-        /* Targets start the embedded fake server themselves (target_http.c). */
+        /* Targets start the embedded fake server, or the fault proxy in
+         * front of a real one, themselves (target_http.c). */
         const pgf_doc *srv = pgf_doc_get(root, "server");
-        if (sc->proxy_upstream != NULL || sc->external != NULL)
-            return verr(v, pgf_doc_get(srv, sc->proxy_upstream != NULL ? "proxy" : "external"),
-                        "a 'target' runs against the embedded fake server: 'server.%s' is not "
-                        "supported with a target yet",
-                        sc->proxy_upstream != NULL ? "proxy" : "external");
+        if (sc->external != NULL)
+            return verr(v, pgf_doc_get(srv, "external"),
+                        "a 'target' cannot use 'server.external' (no faults could reach the "
+                        "service): write 'server: {proxy: {upstream: HOST:PORT}}' to test it "
+                        "against a real database through the fault proxy");
+        if (sc->proxy_upstream != NULL) {
+            /* The fake's own settings mean nothing in front of a real
+             * database: say so rather than ignore them. */
+            static const char *const fake_only[] = {"users", "databases", "max_connections",
+                                                    "answers"};
+            for (size_t i = 0; i < sizeof fake_only / sizeof fake_only[0]; i++)
+                if (pgf_doc_get(srv, fake_only[i]) != NULL)
+                    return verr(v, pgf_doc_get(srv, fake_only[i]),
+                                "'server.%s' configures the embedded fake server; with "
+                                "'server.proxy' the real database decides (give the service "
+                                "its role in 'client: {user, password, database}')",
+                                fake_only[i]);
+        }
         const pgf_doc *rs = pgf_doc_get(root, "racers");
         if (sc->target.kind == PGF_TARGET_HTTP && rs != NULL && rs->kind == PGF_DOC_SEQ &&
             rs->n > 0)
@@ -789,8 +855,11 @@ void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
     fprintf(f, "\ndescription: ");
     yq(f, sc->description);
     fprintf(f, "\nseed: %" PRIu64 "\nmode: %s\n", sc->seed, pgf_run_mode_name(sc->mode));
-    fprintf(f, "server:\n  users:\n");
-    for (int i = 0; i < sc->nusers; i++) {
+    fprintf(f, "server:\n");
+    /* behind server.proxy the real database has the roles: no fake users */
+    if (!sc->proxy_upstream)
+        fprintf(f, "  users:\n");
+    for (int i = 0; i < sc->nusers && !sc->proxy_upstream; i++) {
         fprintf(f, "    - {name: ");
         yq(f, sc->users[i].name);
         /* Fake-server credentials defined by the scenario itself: needed to replay. */
@@ -799,13 +868,15 @@ void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
         fprintf(f, ", method: %s, superuser: %s}\n", pgf_auth_method_name(sc->users[i].method),
                 sc->users[i].superuser ? "true" : "false");
     }
-    fprintf(f, "  databases: [");
-    for (int i = 0; i < sc->ndatabases; i++) {
-        fprintf(f, "%s", i ? ", " : "");
-        yq(f, sc->databases[i]);
+    if (!sc->proxy_upstream) {
+        fprintf(f, "  databases: [");
+        for (int i = 0; i < sc->ndatabases; i++) {
+            fprintf(f, "%s", i ? ", " : "");
+            yq(f, sc->databases[i]);
+        }
+        fprintf(f, "]\n  max_connections: %d\n", sc->max_connections);
     }
-    fprintf(f, "]\n  transport: %s\n  max_connections: %d\n", sc->unix_socket ? "unix" : "tcp",
-            sc->max_connections);
+    fprintf(f, "  transport: %s\n", sc->unix_socket ? "unix" : "tcp");
     if (sc->socket_subdir) {
         fprintf(f, "  socket_subdir: ");
         yq(f, sc->socket_subdir);
@@ -835,7 +906,12 @@ void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
     }
     fprintf(f, "client:\n  user: ");
     yq(f, sc->user);
-    if (sc->password && !sc->external) {
+    /* A real server's password (behind server.proxy) is never written:
+     * only its ${NAME} form, which a replay expands again. */
+    if (sc->password_src != NULL) {
+        fprintf(f, "\n  password: ");
+        yq(f, sc->password_src);
+    } else if (sc->password && !sc->external && !sc->proxy_upstream) {
         fprintf(f, "\n  password: ");
         yq(f, sc->password);
     }

@@ -33,7 +33,9 @@
 #include <unistd.h>
 
 #include "pgfault/clock.h"
+#include "pgfault/config.h"
 #include "pgfault/log.h"
+#include "pgfault/proxy.h"
 #include "pgfault/rules.h"
 #include "service.h"
 #include "wire_checks.h"
@@ -195,8 +197,8 @@ static void on_fault(void *arg, const struct pgf_fault_ctx *ctx, int phase,
 
 static void take_sample(tgt *t)
 {
-    pgf_server_stats st;
-    pgf_server_get_stats(t->ts.server, &st);
+    uint64_t logins, refused;
+    pgf__tsrv_logins(&t->ts, t->wire, &logins, &refused);
     if (t->nsamples == t->capsamples) {
         size_t cap = t->capsamples ? t->capsamples * 2 : 256;
         sample *p = realloc(t->samples, cap * sizeof *p);
@@ -205,7 +207,7 @@ static void take_sample(tgt *t)
         t->samples = p;
         t->capsamples = cap;
     }
-    t->samples[t->nsamples++] = (sample){now_rel(t), st.auth_ok + st.auth_failed, st.auth_failed};
+    t->samples[t->nsamples++] = (sample){now_rel(t), logins, refused};
     if (t->svc_started && t->died_at_ns == 0 && pgf_service_poll(&t->svc))
         t->died_at_ns = now_rel(t) + 1;
     if (t->stop != NULL && *t->stop && !t->interrupted) {
@@ -266,6 +268,82 @@ int pgf__target_run_open(pgf_run *res, const pgf_scenario *sc, const pgf_driver_
     return 0;
 }
 
+/* server.proxy: the fault proxy in front of the real database, listening
+ * where the fake would (TCP on a free loopback port, the unix socket
+ * directory when asked); the same fault hook and wire observer. The
+ * service gets the proxy's address, never the upstream's. */
+static int start_proxy(pgf__tsrv *ts, const pgf_scenario *sc, const char *udir,
+                       pgf_fault_engine *engine, pgf_server_fault_fn on_fault_fn, void *arg,
+                       pgf__wire *wire, char *err, size_t errlen)
+{
+    static const char *const tcp[] = {"127.0.0.1:0"};
+    pgf_proxy_config cfg = {0};
+    cfg.listen = tcp;
+    cfg.nlisten = 1;
+    cfg.unix_socket_dir = udir;
+    cfg.unix_port = udir != NULL ? 5432 : 0;
+    cfg.upstream = sc->proxy_upstream;
+    cfg.upstream_port = sc->proxy_upstream_port;
+    cfg.connect_timeout_ms = sc->proxy_connect_timeout_ms;
+    cfg.faults = engine;
+    cfg.quiet = true;
+    cfg.on_fault = on_fault_fn;
+    cfg.on_fault_arg = arg;
+    if (wire != NULL) {
+        cfg.on_conn = pgf__wire_on_conn;
+        cfg.on_conn_arg = wire;
+    }
+    int e = pgf_proxy_new(&cfg, NULL, &ts->proxy, err, errlen);
+    if (e == 0)
+        e = pgf_proxy_start_thread(ts->proxy, err, errlen);
+    if (e != 0)
+        return e;
+    if (udir != NULL) {
+        snprintf(ts->pghost, sizeof ts->pghost, "%s", udir);
+        snprintf(ts->pgport, sizeof ts->pgport, "5432");
+    } else {
+        snprintf(ts->pghost, sizeof ts->pghost, "127.0.0.1");
+        snprintf(ts->pgport, sizeof ts->pgport, "%d", pgf_proxy_port(ts->proxy));
+    }
+    return 0;
+}
+
+void pgf__tsrv_logins(const pgf__tsrv *ts, pgf__wire *wire, uint64_t *logins, uint64_t *refused)
+{
+    *logins = *refused = 0;
+    if (ts->server != NULL) {
+        pgf_server_stats st;
+        pgf_server_get_stats(ts->server, &st);
+        *logins = st.auth_ok + st.auth_failed;
+        *refused = st.auth_failed;
+    } else if (wire != NULL) {
+        pgf__wire_login_counts(wire, logins, refused);
+    }
+}
+
+void pgf__tsrv_final_stats(const pgf__tsrv *ts, pgf_run *res)
+{
+    if (ts->server != NULL)
+        pgf_server_get_stats(ts->server, &res->server);
+    if (ts->proxy != NULL) {
+        pgf_proxy_stats ps;
+        pgf_proxy_get_stats(ts->proxy, &ps);
+        res->proxy_sessions = ps.sessions;
+        res->proxy_upstream_failures = ps.upstream_failures;
+    }
+}
+
+void pgf__tsrv_describe(const pgf__tsrv *ts, const pgf_scenario *sc, char *out, size_t len)
+{
+    if (ts->proxy == NULL) {
+        snprintf(out, len, "%s:%s", ts->pghost, ts->pgport);
+        return;
+    }
+    char masked[512];
+    pgf_config_mask_url(sc->proxy_upstream, masked, sizeof masked);
+    snprintf(out, len, "%s:%s (the fault proxy, upstream %s)", ts->pghost, ts->pgport, masked);
+}
+
 int pgf__tsrv_start(pgf__tsrv *ts, const pgf_scenario *sc, pgf_fault_engine *engine,
                     pgf_server_fault_fn on_fault_fn, void *arg, pgf__wire *wire, char *err,
                     size_t errlen)
@@ -306,6 +384,9 @@ int pgf__tsrv_start(pgf__tsrv *ts, const pgf_scenario *sc, pgf_fault_engine *eng
         cfg.unix_socket_dir = udir;
         cfg.unix_port = 5432;
     }
+    if (sc->proxy_upstream != NULL)
+        return start_proxy(ts, sc, cfg.unix_socket_dir, engine, on_fault_fn, arg, wire, err,
+                           errlen);
     cfg.users = sc->users;
     cfg.nusers = sc->nusers;
     cfg.databases = (const char *const *)sc->databases;
@@ -341,6 +422,11 @@ void pgf__tsrv_stop(pgf__tsrv *ts, const pgf_scenario *sc)
         pgf_server_stop(ts->server);
         pgf_server_free(ts->server);
     }
+    if (ts->proxy != NULL) {
+        pgf_proxy_stop(ts->proxy);
+        pgf_proxy_free(ts->proxy);
+    }
+    ts->proxy = NULL;
     if (ts->sockdir[0] != '\0') {
         /* the subdirectories made for socket_subdir, deepest first */
         if (sc->socket_subdir != NULL) {
@@ -1154,9 +1240,12 @@ int pgf_target_http_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
         if (e != 0)
             goto done;
         t->svc_started = true;
-        if (con)
-            fprintf(con, "   service pid %d (%s) on port %s, database at %s:%s\n", (int)t->svc.pid,
-                    argv[0], t->port, t->ts.pghost, t->ts.pgport);
+        if (con) {
+            char db[700];
+            pgf__tsrv_describe(&t->ts, sc, db, sizeof db);
+            fprintf(con, "   service pid %d (%s) on port %s, database at %s\n", (int)t->svc.pid,
+                    argv[0], t->port, db);
+        }
     }
 
     /* 1. ready: the URL answers at all */
@@ -1239,7 +1328,7 @@ int pgf_target_http_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
     /* 4. quiet period, then what the server still holds open */
     run_for(t, t->tg->quiet_ms);
     take_sample(t);
-    pgf_server_get_stats(t->ts.server, &res->server);
+    pgf__tsrv_final_stats(&t->ts, res);
     char when[64];
     snprintf(when, sizeof when, "after %u ms quiet", t->tg->quiet_ms);
     pgf__wire_checks(t->wire, t->out, t->tg->idle_floor, when);

@@ -60,11 +60,15 @@ int pgf_target_exec_run(const pgf_scenario *sc, const pgf_driver_opts *o, const 
 
 /* ---- shared with adapter.c: the fake server and the service's environment ---- */
 
-/* The fake server of a target run, on its own thread: TCP on 127.0.0.1
- * (a free port) and, with server.transport unix, a socket in
- * TMP/<socket_subdir>. pghost/pgport: what the service connects to. */
+/* The database of a target run, on its own thread: the fake server, or
+ * with server.proxy the fault proxy in front of the real one (proxy.h).
+ * Either listens on TCP 127.0.0.1 (a free port) and, with server.transport
+ * unix, on a socket in TMP/<socket_subdir>. pghost/pgport: what the
+ * service connects to. */
+struct pgf_proxy;
 typedef struct pgf__tsrv {
-    pgf_server *server;
+    pgf_server *server;      /* NULL with server.proxy */
+    struct pgf_proxy *proxy; /* server.proxy only */
     char sockdir[256];
     char pghost[512];
     char pgport[16];
@@ -72,12 +76,25 @@ typedef struct pgf__tsrv {
 struct pgf__wire;
 struct event;
 struct event_base;
-/* wire (may be NULL): the wire-side observer (wire_checks.h). */
+/* wire (may be NULL): the wire-side observer (wire_checks.h); the fault
+ * hook and the observer are the same for the fake and the proxy. */
 int pgf__tsrv_start(pgf__tsrv *ts, const pgf_scenario *sc, pgf_fault_engine *engine,
                     pgf_server_fault_fn on_fault_fn, void *arg, struct pgf__wire *wire, char *err,
                     size_t errlen) PGF_NODISCARD;
 /* Stop and free the server, remove the socket directories. */
 void pgf__tsrv_stop(pgf__tsrv *ts, const pgf_scenario *sc);
+/* Logins so far and how many were refused: the fake's own counters, or
+ * through the proxy what wire saw (the upstream's AuthenticationOk or an
+ * error before it). Any thread. */
+void pgf__tsrv_logins(const pgf__tsrv *ts, struct pgf__wire *wire, uint64_t *logins,
+                      uint64_t *refused);
+/* At the end of a run: the fake's counters into res->server, or the
+ * proxy's sessions and upstream failures into res->proxy_* (run.c fails a
+ * run whose every upstream connection failed). */
+void pgf__tsrv_final_stats(const pgf__tsrv *ts, pgf_run *res);
+/* "HOST:PORT" the service is given, plus " (the proxy, upstream UP)" with
+ * server.proxy: the console's "database at ..." line. */
+void pgf__tsrv_describe(const pgf__tsrv *ts, const pgf_scenario *sc, char *out, size_t len);
 
 /* The start of a target run: res->sc, its wall clock, recorder and fault
  * engine (seeded from sc, logging to o->faults_log_path), a new event

@@ -147,6 +147,17 @@ out:
     pthread_mutex_unlock(&w->lock);
 }
 
+void pgf__wire_login_counts(pgf__wire *w, uint64_t *logins, uint64_t *refused)
+{
+    pthread_mutex_lock(&w->lock);
+    uint64_t bad = 0;
+    for (size_t i = 0; i < w->nl; i++)
+        bad += !w->l[i].ok;
+    *logins = w->nl;
+    *refused = bad;
+    pthread_mutex_unlock(&w->lock);
+}
+
 void pgf__wire_mark_end(pgf__wire *w)
 {
     pthread_mutex_lock(&w->lock);

@@ -2,7 +2,7 @@
  * wire (wire_checks.c): connections left open beyond the idle floor,
  * abandoned mid-startup, idle in transaction, a Query before ReadyForQuery,
  * bytes after Terminate, and who logged in during a storm. Fed by the
- * server's on_conn observer; driver-private (target runs use it).
+ * server's (or the proxy's) on_conn observer; driver-private (target runs use it).
  */
 #ifndef PGF_WIRE_CHECKS_H
 #define PGF_WIRE_CHECKS_H
@@ -19,6 +19,9 @@ pgf__wire *pgf__wire_new(uint64_t start_ns);
 void pgf__wire_free(pgf__wire *w);
 /* The server's on_conn observer (arg = the pgf__wire); any thread. */
 void pgf__wire_on_conn(void *arg, pgf_server_conn_note note, const pgf_server_conn_info *info);
+/* Logins seen so far, and how many of them were refused (the server's
+ * auth counters, for a run through the proxy, which has none). */
+void pgf__wire_login_counts(pgf__wire *w, uint64_t *logins, uint64_t *refused);
 /* Snapshot the connections open now: "the end" for the checks. Once. */
 void pgf__wire_mark_end(pgf__wire *w);
 /* Append the wire-side checks to r (the snapshot is taken now if not yet).

@@ -87,6 +87,11 @@ typedef struct pgf_scenario {
     /* what the health checks connect with */
     char *user;
     char *password;
+    /* client.password as written when it named the environment
+     * ("${APP_DB_PASSWORD}", expanded into password): what the YAML echo
+     * writes, so reports never hold a real server's password and a replay
+     * reads it from the environment again. NULL otherwise. */
+    char *password_src;
     char *database;
 
     /* faults: the rules and their source text (echoed in reports) */
