@@ -40,7 +40,10 @@ async function healthz(res) {
   try {
     client = await pool.connect();
   } catch (err) {
-    return reply(res, 503, { status: 'unhealthy', reason: /timeout/i.test(err.message) ? 'timeout' : 'unreachable' });
+    // 28P01 (wrong password, or a rotated one) is not an outage: say so,
+    // as the session manager's auth_failed does.
+    const reason = err.code === '28P01' ? 'auth_failed' : /timeout/i.test(err.message) ? 'timeout' : 'unreachable';
+    return reply(res, 503, { status: 'unhealthy', reason });
   }
   // A checked-out client whose connection is reset emits 'error' besides
   // failing its query; without a listener Node kills the process (pgfault's
