@@ -19,6 +19,9 @@
 #     proxy-fstring.yaml         every health check auth_failed: PostgreSQL's
 #                                own 28P01, passed through (exit 1: the
 #                                expectation of a healthy service);
+#   examples/python-adapter (an adapter target: AsyncSession over JSON lines)
+#     proxy-incident.yaml        PASS: closes raced against stalled connects are
+#                                refused (IllegalStateChangeError), no violation;
 #   examples/node-pg (pg.Pool)
 #     no faults, double release  PASS;
 #     proxy-once.yaml            PASS under query resets and an auth stall;
@@ -63,6 +66,7 @@ PY=$("$PGF_SRC/scripts/python-env" "${PGF_BUILD:-$PGF_SRC/build}/pyenv") ||
     die "$PY lacks SQLAlchemy 2.0.52, asyncpg or aiohttp"
 PYEX="$PGF_SRC/examples/python-sqlalchemy"
 NODEEX="$PGF_SRC/examples/node-pg"
+ADEX="$PGF_SRC/examples/python-adapter"
 if [ ! -d "$NODEEX/node_modules/pg" ]; then
     (cd "$NODEEX" && timeout 180 npm ci --no-audit --no-fund --silent) || die "npm ci in $NODEEX failed"
 fi
@@ -147,6 +151,15 @@ python_url_track() {
     bad=$(count '"reason":"auth_failed"' "$TMP/py-fstring/history.jsonl")
     ok=$(count '"reason":"ok"' "$TMP/py-fstring/history.jsonl")
     [ "$bad" -ge 14 ] && [ "$ok" = 0 ] || fail "py-fstring: $bad auth_failed and $ok healthy of 16, want >= 14 and 0"
+    # the adapter target (AsyncSession over JSON lines) through the proxy:
+    # closes raced against connects the proxy stalls are refused, no violation
+    timeout 150 "$PGFAULT" run "$ADEX/proxy-incident.yaml" --out "$TMP/py-adapter" >"$TMP/py-adapter.log" 2>&1 ||
+        fail "py-adapter: exit $?: $(tail -20 "$TMP/py-adapter.log")"
+    [ "$(count '"error":"IllegalStateChangeError"' "$TMP/py-adapter/history.jsonl")" -ge 1 ] ||
+        fail "py-adapter: no close was refused with IllegalStateChangeError"
+    grep -q '"type":"fault".*"rule":"slow-auth"' "$TMP/py-adapter/history.jsonl" || fail "py-adapter: the stall never fired"
+    grep -q "adapter pid [0-9]* (python3), database at 127.0.0.1:[0-9]* (the fault proxy, upstream 127.0.0.1:$PORT)" \
+        "$TMP/py-adapter.log" || fail "py-adapter: the adapter did not go through the proxy"
 }
 
 node_track() {
@@ -210,7 +223,7 @@ for path in sys.argv[1:]:
 EOF
 
 # --- no password anywhere -----------------------------------------------------
-for d in py-nofaults py-buggy py-fixed py-fstring node-nofaults node-once node-double node-wrongpw; do
+for d in py-nofaults py-buggy py-fixed py-fstring py-adapter node-nofaults node-once node-double node-wrongpw; do
     [ -f "$TMP/$d/report.json" ] || fail "$d: no report.json"
 done
 leaks=$(grep -rlF -e "$PW" -e 's3cr+t' -e 's3cr%252Bt' "$TMP"/py-* "$TMP"/node-* "$TMP"/track-*.txt 2>/dev/null)
