@@ -110,15 +110,17 @@ run() {
 }
 count() { grep -c "$1" "$2" 2>/dev/null || true; }
 
-# With no fault at all, even the buggy styles pass against the real server.
+# With no fault at all, even the buggy styles pass against the real server
+# (with a generous health timeout: a real SCRAM login on a loaded CI machine
+# can take longer than the incident's 0.5 s, and that alone trips the bug).
 cat >"$TMP/py-nofaults.yaml" <<EOF
 name: sqlalchemy-proxy-nofaults
 server: {proxy: {upstream: "\${PG_UPSTREAM}"}}
 client: {user: app, password: "\${APP_DB_PASSWORD}", database: appdb}
 target:
   dir: "$PYEX"
-  service: {command: [python3, app.py], env: {HEALTH_STYLE: buggy}, ready_timeout_ms: 20000}
-  http: {url: "http://127.0.0.1:\${PORT}/healthz", quiet_ms: 500}
+  service: {command: [python3, app.py], env: {HEALTH_STYLE: buggy, HEALTH_TIMEOUT: "5"}, ready_timeout_ms: 20000}
+  http: {url: "http://127.0.0.1:\${PORT}/healthz", quiet_ms: 500, timeout_ms: 8000}
 workload: {sessions: 2, iterations: 6, think_ms: 100}
 expect: {reasons: {healthy: [1.0, 1.0]}, idle_floor: 1}
 EOF
@@ -128,8 +130,8 @@ server: {proxy: {upstream: "\${PG_UPSTREAM}"}}
 client: {user: app, password: "\${APP_DB_PASSWORD}", database: appdb}
 target:
   dir: "$NODEEX"
-  service: {command: [node, app.js], env: {RELEASE_STYLE: double}, ready_timeout_ms: 15000}
-  http: {url: "http://127.0.0.1:\${PORT}/healthz", quiet_ms: 500}
+  service: {command: [node, app.js], env: {RELEASE_STYLE: double, HEALTH_TIMEOUT_MS: "5000"}, ready_timeout_ms: 15000}
+  http: {url: "http://127.0.0.1:\${PORT}/healthz", quiet_ms: 500, timeout_ms: 8000}
 workload: {sessions: 2, iterations: 6, think_ms: 50}
 expect: {reasons: {healthy: [1.0, 1.0]}, idle_floor: 2}
 EOF
