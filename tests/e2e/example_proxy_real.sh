@@ -26,7 +26,9 @@
 #     no faults, double release  PASS;
 #     proxy-once.yaml            PASS under query resets and an auth stall;
 #     proxy-double.yaml          FAIL: pg-pool's double-release trace;
-#     proxy-wrong-password.yaml  PASS: every check auth_failed, no login storm.
+#     proxy-wrong-password.yaml  PASS: every check auth_failed, no login storm;
+#     proxy-once.yaml, database down: the proxy's 57P03 is "unreachable" to
+#                                the service, and the run fails naming it.
 # Faults are linked: fault records in history.jsonl and faults.jsonl name the
 # proxy's connection, the client port and the role. The password appears in
 # no output (reports, histories, fault logs, service logs, console). Bad
@@ -186,6 +188,22 @@ c = [c for c in json.load(open(sys.argv[1]))["scenarios"][0]["checks"] if c["nam
 m = re.match(r"at most (\d+) logins in one second after the first 28P01", c[0]["message"])
 assert c[0]["passed"] and m and int(m.group(1)) >= 1, c
 EOF
+    # the database down (nothing listens on the upstream port): the proxy
+    # answers 57P03 naming it, the service reports unreachable, and the run
+    # fails naming the upstream
+    local down
+    down=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    PG_UPSTREAM="127.0.0.1:$down" timeout 150 "$PGFAULT" run "$NODEEX/proxy-once.yaml" --out "$TMP/node-down" \
+        >"$TMP/node-down.log" 2>&1
+    local rc=$?
+    [ "$rc" = 1 ] || fail "node-down: exit $rc, want 1"
+    [ "$(kinds "$TMP/node-down/report.json")" = "unreachable" ] ||
+        fail "node-down: failed checks '$(kinds "$TMP/node-down/report.json")', want 'unreachable'"
+    grep -q "the proxy could not reach its upstream (127.0.0.1:$down) for any of [0-9]* sessions" "$TMP/node-down.log" ||
+        fail "node-down: the verdict does not name the upstream: $(head -3 "$TMP/node-down.log")"
+    bad=$(count '"reason":"unreachable"' "$TMP/node-down/history.jsonl")
+    ok=$(count '"reason":"ok"' "$TMP/node-down/history.jsonl")
+    [ "$bad" -ge 20 ] && [ "$ok" = 0 ] || fail "node-down: $bad unreachable and $ok healthy, want >= 20 and 0"
 }
 
 # Three tracks side by side (each run has its own proxy, service and
@@ -225,7 +243,7 @@ for path in sys.argv[1:]:
 EOF
 
 # --- no password anywhere -----------------------------------------------------
-for d in py-nofaults py-buggy py-fixed py-fstring py-adapter node-nofaults node-once node-double node-wrongpw; do
+for d in py-nofaults py-buggy py-fixed py-fstring py-adapter node-nofaults node-once node-double node-wrongpw node-down; do
     [ -f "$TMP/$d/report.json" ] || fail "$d: no report.json"
 done
 leaks=$(grep -rlF -e "$PW" -e 's3cr+t' -e 's3cr%252Bt' "$TMP"/py-* "$TMP"/node-* "$TMP"/track-*.txt 2>/dev/null)
