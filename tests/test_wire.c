@@ -1,7 +1,10 @@
 /* test_wire.c - the wire-side client checks (harness/driver/wire_checks.c)
  * fed by the fake server's on_conn observer: raw-socket clients on
  * loopback that each misbehave in one way, and the check that must name
- * them (by application_name), plus a well-behaved client that passes all. */
+ * them (by application_name), plus a well-behaved client that passes all.
+ * The suite wire_checks_proxy runs the very same clients through the fault
+ * proxy (proxy.h) in front of the fake, with the proxy's on_conn observer
+ * feeding the checks instead: what a target run with server.proxy sees. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -12,20 +15,58 @@
 
 #include "pgf_test.h"
 #include "pgfault/clock.h"
+#include "pgfault/proxy.h"
 #include "pgfault/server.h"
 #include "wire_checks.h"
 
 typedef struct wsrv {
     pgf_server *srv;
+    pgf_proxy *px; /* the wire_checks_proxy suite: clients connect here */
     pgf__wire *wire;
     int port;
 } wsrv;
+
+static bool via_proxy; /* set by the suite's init */
+
+static int init_proxy_suite(void)
+{
+    via_proxy = true;
+    return 0;
+}
+
+static int clean_proxy_suite(void)
+{
+    via_proxy = false;
+    return 0;
+}
+
+/* The proxy in front of the fake server: the proxy observes, the fake
+ * does not (so only the proxy's notes reach the checks). */
+static bool proxy_start(wsrv *w, char *err, size_t errlen)
+{
+    static const char *const listen[] = {"127.0.0.1:0"};
+    char up[64];
+    snprintf(up, sizeof up, "127.0.0.1:%d", pgf_server_port(w->srv));
+    pgf_proxy_config pc = {0};
+    pc.listen = listen;
+    pc.nlisten = 1;
+    pc.upstream = up;
+    pc.quiet = true;
+    pc.on_conn = pgf__wire_on_conn;
+    pc.on_conn_arg = w->wire;
+    if (pgf_proxy_new(&pc, NULL, &w->px, err, errlen) != 0 ||
+        pgf_proxy_start_thread(w->px, err, errlen) != 0)
+        return false;
+    w->port = pgf_proxy_port(w->px);
+    return true;
+}
 
 static bool wsrv_start(wsrv *w)
 {
     static const pgf_server_user users[] = {
         {"trustu", "", PGF_AUTH_METHOD_TRUST, false},
         {"scramu", "pw", PGF_AUTH_METHOD_SCRAM, false},
+        {"pwu", "right", PGF_AUTH_METHOD_PASSWORD, false},
     };
     static const char *const listen[] = {"127.0.0.1:0"};
     memset(w, 0, sizeof *w);
@@ -34,21 +75,24 @@ static bool wsrv_start(wsrv *w)
     cfg.listen = listen;
     cfg.nlisten = 1;
     cfg.users = users;
-    cfg.nusers = 2;
+    cfg.nusers = 3;
     cfg.seed = 1;
     cfg.quiet = true;
-    cfg.on_conn = pgf__wire_on_conn;
-    cfg.on_conn_arg = w->wire;
+    if (!via_proxy) {
+        cfg.on_conn = pgf__wire_on_conn;
+        cfg.on_conn_arg = w->wire;
+    }
     char err[256];
     if (w->wire == NULL || pgf_server_new(&cfg, NULL, &w->srv, err, sizeof err) != 0 ||
         pgf_server_start_thread(w->srv, err, sizeof err) != 0)
         return false;
     w->port = pgf_server_port(w->srv);
-    return true;
+    return !via_proxy || proxy_start(w, err, sizeof err);
 }
 
 static void wsrv_stop(wsrv *w)
 {
+    pgf_proxy_free(w->px); /* first: it notes its last closes into the wire */
     pgf_server_free(w->srv);
     pgf__wire_free(w->wire);
 }
@@ -137,14 +181,23 @@ static int read_until(int fd, int count, char stop_at)
     return last;
 }
 
-/* until the server has closed n connections (or 5 s) */
+/* until the observed side (the server, or the proxy's client side) has
+ * closed n connections (or 5 s) */
 static void wait_closed(const wsrv *w, uint64_t n)
 {
     uint64_t deadline = pgf_now_ns() + PGF_MS_NS(5000);
-    pgf_server_stats st;
     do {
-        pgf_server_get_stats(w->srv, &st);
-        if (st.closed >= n)
+        uint64_t closed;
+        if (w->px != NULL) {
+            pgf_proxy_stats ps;
+            pgf_proxy_get_stats(w->px, &ps);
+            closed = ps.accepted - ps.active;
+        } else {
+            pgf_server_stats st;
+            pgf_server_get_stats(w->srv, &st);
+            closed = st.closed;
+        }
+        if (closed >= n)
             return;
         usleep(5000);
     } while (pgf_now_ns() < deadline);
@@ -298,15 +351,47 @@ static void test_idle_in_transaction_and_abandoned_startup(void)
     wsrv_stop(&w);
 }
 
+/* A refused login (28P01 for a wrong cleartext password) and a good one:
+ * the login counts the login-storm check samples (through the proxy: the
+ * upstream's ErrorResponse before AuthenticationOk, and its R 0). */
+static void test_login_refused_counted(void)
+{
+    wsrv w;
+    CU_ASSERT_FATAL(wsrv_start(&w));
+    static const char *const pws[] = {"wrong", "right"};
+    for (int i = 0; i < 2; i++) {
+        int fd = raw_connect(&w);
+        CU_ASSERT_FATAL(fd >= 0);
+        send_startup(fd, "pwu", i == 0 ? "bad-password" : "good-password");
+        CU_ASSERT_EQUAL(read_until(fd, 1, 'R'), 'R');
+        uint8_t b[64];
+        size_t l = strlen(pws[i]) + 1;
+        b[0] = 'p';
+        put32(b + 1, (uint32_t)(4 + l));
+        memcpy(b + 5, pws[i], l);
+        CU_ASSERT_EQUAL(write(fd, b, 5 + l), (ssize_t)(5 + l));
+        CU_ASSERT_EQUAL(read_until(fd, 1, i == 0 ? 'E' : 0), i == 0 ? 'E' : 'I');
+        close(fd);
+        wait_closed(&w, (uint64_t)i + 1);
+    }
+    uint64_t logins = 0, refused = 0;
+    pgf__wire_login_counts(w.wire, &logins, &refused);
+    CU_ASSERT_EQUAL(logins, 2);
+    CU_ASSERT_EQUAL(refused, 1);
+    wsrv_stop(&w);
+}
+
 static const pgf_test wire_tests[] = {
     {"clean_client_passes", test_clean_client_passes},
     {"query_before_ready", test_query_before_ready},
     {"bytes_after_terminate", test_bytes_after_terminate},
     {"idle_in_transaction_and_abandoned_startup", test_idle_in_transaction_and_abandoned_startup},
+    {"login_refused_counted", test_login_refused_counted},
     PGF_TESTS_END,
 };
 
 const pgf_suite pgf_suites_wire[] = {
     {"wire_checks", NULL, NULL, wire_tests},
+    {"wire_checks_proxy", init_proxy_suite, clean_proxy_suite, wire_tests},
     PGF_SUITES_END,
 };
