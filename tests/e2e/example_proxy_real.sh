@@ -27,6 +27,7 @@
 #     proxy-once.yaml            PASS under query resets and an auth stall;
 #     proxy-double.yaml          FAIL: pg-pool's double-release trace;
 #     proxy-wrong-password.yaml  PASS: every check auth_failed, no login storm;
+#     the same with no think time FAILS login_storm (over 20 logins/s);
 #     proxy-once.yaml, database down: the proxy's 57P03 is "unreachable" to
 #                                the service, and the run fails naming it.
 # Faults are linked: fault records in history.jsonl and faults.jsonl name the
@@ -138,6 +139,18 @@ workload: {sessions: 2, iterations: 6, think_ms: 50}
 expect: {reasons: {healthy: [1.0, 1.0]}, idle_floor: 2}
 EOF
 
+# A login storm: pg.Pool with a wrong password and no think time.
+cat >"$TMP/node-storm.yaml" <<EOF
+name: node-pg-proxy-storm
+server: {proxy: {upstream: "\${PG_UPSTREAM}"}}
+client: {user: app, password: "\${APP_DB_PASSWORD}-old", database: appdb}
+target:
+  dir: "$NODEEX"
+  service: {command: [node, app.js], env: {HEALTH_TIMEOUT_MS: "5000"}, ready_timeout_ms: 15000}
+  http: {url: "http://127.0.0.1:\${PORT}/healthz", quiet_ms: 300, timeout_ms: 8000}
+workload: {sessions: 4, iterations: 25, think_ms: 0}
+EOF
+
 python_incident_track() {
     run "$PYEX/proxy-buggy.yaml" py-buggy 1 "connection_leak exception_trace http_5xx idle_in_transaction"
     grep -q "IllegalStateChangeError: Method 'close()' can't be called here; method '_connection_for_bind()' is already in progress" \
@@ -190,6 +203,11 @@ c = [c for c in json.load(open(sys.argv[1]))["scenarios"][0]["checks"] if c["nam
 m = re.match(r"at most (\d+) logins in one second after the first 28P01", c[0]["message"])
 assert c[0]["passed"] and m and int(m.group(1)) >= 1, c
 EOF
+    # ... and the storm check can fail: no think time, four clients, every
+    # login refused by PostgreSQL (the witness counts them per client)
+    run "$TMP/node-storm.yaml" node-storm 1 "login_storm"
+    grep -q "application_name '' from 127.0.0.1: 0 logins, [0-9]* refused" "$TMP/node-storm/report.json" ||
+        fail "node-storm: the witness does not count the refused logins per client"
     # the database down (nothing listens on the upstream port): the proxy
     # answers 57P03 naming it, the service reports unreachable, and the run
     # fails naming the upstream
@@ -246,7 +264,7 @@ for path, tcp in zip(sys.argv[1:], (False, True)):  # py-buggy: the unix socket
 EOF
 
 # --- no password anywhere -----------------------------------------------------
-for d in py-nofaults py-buggy py-fixed py-fstring py-adapter node-nofaults node-once node-double node-wrongpw node-down; do
+for d in py-nofaults py-buggy py-fixed py-fstring py-adapter node-nofaults node-once node-double node-wrongpw node-storm node-down; do
     [ -f "$TMP/$d/report.json" ] || fail "$d: no report.json"
 done
 leaks=$(grep -rlF -e "$PW" -e 's3cr+t' -e 's3cr%252Bt' "$TMP"/py-* "$TMP"/node-* "$TMP"/track-*.txt 2>/dev/null)
