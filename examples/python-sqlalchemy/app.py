@@ -14,8 +14,15 @@ HEALTH_STYLE picks the health route:
          while the abandoned task is still inside _connection_for_bind():
          IllegalStateChangeError, a 500, and, when the stalled connect later
          finishes, a pooled connection that is never returned.
-  fixed  the post-mortem's fix: `async for db in get_db_dependency()` and
-         asyncio.wait_for, which cancels the query and waits for it.
+  postmortem  the post-mortem's fix: `async for db in get_db_dependency()`
+         and asyncio.wait_for, which cancels the query and waits for it. Not
+         quite fixed: leaving `async for` with `return` does not close the
+         generator there; asyncio's async-generator finalizer closes the
+         session later, outside the request -- meanwhile the pooled
+         connection sits idle in transaction, and if the connection died
+         under it the late rollback fails in a task nobody awaits.
+  fixed  the same, with the generator closed in the request
+         (contextlib.aclosing): what the post-mortem's fix needed.
 URL_STYLE picks how the database URL is built:
   create   sqlalchemy.URL.create(...): every part passed as it is.
   fstring  the other incident: the URL assembled with an f-string; a password
@@ -23,6 +30,7 @@ URL_STYLE picks how the database URL is built:
 HEALTH_TIMEOUT (seconds, default 0.5) bounds the health query.
 """
 import asyncio
+import contextlib
 import logging
 import os
 
@@ -113,16 +121,26 @@ async def healthz_buggy(request):
         await gen.aclose()
 
 
-async def healthz_fixed(request):
+async def health_query(db):
+    try:
+        await asyncio.wait_for(db.execute(text("SELECT 1")), HEALTH_TIMEOUT)
+    except asyncio.TimeoutError:
+        return unhealthy("timeout")
+    except (SQLAlchemyError, asyncpg.PostgresError, OSError) as e:
+        log.warning("health: database error: %s", type(e).__name__)
+        return unhealthy(db_reason(e))
+    return healthy()
+
+
+async def healthz_postmortem(request):
     async for db in get_db_dependency():
-        try:
-            await asyncio.wait_for(db.execute(text("SELECT 1")), HEALTH_TIMEOUT)
-        except asyncio.TimeoutError:
-            return unhealthy("timeout")
-        except (SQLAlchemyError, asyncpg.PostgresError, OSError) as e:
-            log.warning("health: database error: %s", type(e).__name__)
-            return unhealthy(db_reason(e))
-        return healthy()
+        return await health_query(db)  # the generator is closed later, by GC
+
+
+async def healthz_fixed(request):
+    async with contextlib.aclosing(get_db_dependency()) as gen:
+        async for db in gen:
+            return await health_query(db)  # aclosing closes the session here
 
 
 async def on_shutdown(app):
@@ -132,7 +150,10 @@ async def on_shutdown(app):
 def main():
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = web.Application()
-    app.router.add_get("/healthz", healthz_buggy if HEALTH_STYLE == "buggy" else healthz_fixed)
+    routes = {"buggy": healthz_buggy, "postmortem": healthz_postmortem, "fixed": healthz_fixed}
+    if HEALTH_STYLE not in routes:
+        raise SystemExit(f"app.py: HEALTH_STYLE={HEALTH_STYLE!r}: want one of {', '.join(routes)}")
+    app.router.add_get("/healthz", routes[HEALTH_STYLE])
     app.on_shutdown.append(on_shutdown)
     log.info("health style %s, url style %s, timeout %.2fs", HEALTH_STYLE, URL_STYLE, HEALTH_TIMEOUT)
     web.run_app(app, host="127.0.0.1", port=int(os.environ["PORT"]), print=None,
