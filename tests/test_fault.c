@@ -748,6 +748,15 @@ static void log_stream_and_since(void)
     s = pgf_fault_log_json(a, 5);
     CU_ASSERT_STRING_EQUAL(s, "{\"events\":[],\"dropped\":1}");
     free(s);
+    /* the newest two are held (seq 2 and 3); the oldest gave way */
+    s = pgf_fault_log_lines(a, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(strncmp(s, "{\"seq\":2,", 7), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "\n{\"seq\":3,"));
+    free(s);
+    s = pgf_fault_log_lines(a, 2);
+    CU_ASSERT_EQUAL(strncmp(s, "{\"seq\":3,", 7), 0);
+    free(s);
     pgf_fault_conn_free(c);
     pgf_fault_engine_free(a);
     pgf_t_rmtree(dir);

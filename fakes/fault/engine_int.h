@@ -27,9 +27,12 @@ struct pgf_fault_engine {
     /* fault log and coverage: `log_mu` */
     pthread_mutex_t log_mu;
     uint64_t seq;
+    /* the newest events, a ring of at most log_limit: lines[(head + i) %
+     * cap] for i < nlines, oldest first, with their seqs */
     char **lines;
-    size_t nlines, cap, log_limit;
-    uint64_t dropped;
+    uint64_t *line_seq;
+    size_t nlines, cap, head, log_limit;
+    uint64_t dropped; /* events not (or no longer) held */
     FILE *stream;
     unsigned stream_flags;
     int stream_errno; /* errno of the first failed write to stream; 0 if none */

@@ -143,6 +143,32 @@ static void cov_add_name(pgf_fault_engine *e, const char *name)
     nc[e->ncov++] = 1;
 }
 
+/* Double the ring (up to log_limit), oldest first from index 0. */
+static int ring_grow(pgf_fault_engine *e)
+{
+    size_t nc = e->cap ? e->cap * 2 : 64;
+    if (nc > e->log_limit)
+        nc = e->log_limit;
+    char **nl = malloc(nc * sizeof *nl);
+    uint64_t *ns = malloc(nc * sizeof *ns);
+    if (nl == NULL || ns == NULL) {
+        free(nl);
+        free(ns);
+        return PGF_ENOMEM;
+    }
+    for (size_t i = 0; i < e->nlines; i++) {
+        nl[i] = e->lines[(e->head + i) % e->cap];
+        ns[i] = e->line_seq[(e->head + i) % e->cap];
+    }
+    free(e->lines);
+    free(e->line_seq);
+    e->lines = nl;
+    e->line_seq = ns;
+    e->cap = nc;
+    e->head = 0;
+    return 0;
+}
+
 uint64_t pgf__faultlog_record(pgf_fault_engine *e, uint64_t conn_id, pgf_phase phase,
                               const pgf__rule *r, const pgf_fault_action *a,
                               const pgf_fault_ctx *ctx)
@@ -166,22 +192,25 @@ uint64_t pgf__faultlog_record(pgf_fault_engine *e, uint64_t conn_id, pgf_phase p
         if ((w < 0 || fflush(e->stream) != 0) && e->stream_errno == 0)
             e->stream_errno = errno ? errno : EIO; /* kept: a full disk is named, not hidden */
     }
-    if (line == NULL || e->nlines >= e->log_limit) {
+    if (line == NULL || e->log_limit == 0) {
         e->dropped++;
         free(line);
     } else {
-        if (e->nlines == e->cap) {
-            size_t nc = e->cap ? e->cap * 2 : 64;
-            char **nl = realloc(e->lines, nc * sizeof *nl);
-            if (nl == NULL) {
-                e->dropped++;
-                free(line);
-                goto out;
-            }
-            e->lines = nl;
-            e->cap = nc;
+        if (e->nlines < e->log_limit && e->nlines == e->cap && ring_grow(e) != 0) {
+            e->dropped++;
+            free(line);
+            goto out;
         }
-        e->lines[e->nlines++] = line;
+        if (e->nlines >= e->log_limit) { /* full: the oldest gives way */
+            free(e->lines[e->head]);
+            e->head = (e->head + 1) % e->cap;
+            e->nlines--;
+            e->dropped++;
+        }
+        size_t at = (e->head + e->nlines) % e->cap;
+        e->lines[at] = line;
+        e->line_seq[at] = seq;
+        e->nlines++;
     }
 out:
     pthread_mutex_unlock(&e->log_mu);
@@ -207,8 +236,9 @@ void pgf__faultlog_destroy(pgf_fault_engine *e)
 {
     pgf__faultlog_reset_coverage(e);
     for (size_t i = 0; i < e->nlines; i++)
-        free(e->lines[i]);
+        free(e->lines[(e->head + i) % e->cap]);
     free(e->lines);
+    free(e->line_seq);
     if (e->stream != NULL)
         fclose(e->stream);
 }
@@ -244,7 +274,22 @@ void pgf_fault_log_set_limit(pgf_fault_engine *e, size_t max)
 {
     pthread_mutex_lock(&e->log_mu);
     e->log_limit = max;
+    while (e->nlines > max) { /* the oldest go first */
+        free(e->lines[e->head]);
+        e->head = (e->head + 1) % e->cap;
+        e->nlines--;
+        e->dropped++;
+    }
     pthread_mutex_unlock(&e->log_mu);
+}
+
+/* Index (0 = oldest held) of the first held event with seq > since. */
+static size_t first_after(const pgf_fault_engine *e, uint64_t since)
+{
+    size_t i = 0;
+    while (i < e->nlines && e->line_seq[(e->head + i) % e->cap] <= since)
+        i++;
+    return i;
 }
 
 size_t pgf_fault_log_count(pgf_fault_engine *e)
@@ -255,19 +300,20 @@ size_t pgf_fault_log_count(pgf_fault_engine *e)
     return n;
 }
 
-/* Events are stored in seq order; the first in memory has seq 1. */
+/* Events are held in seq order, the newest log_limit of them. */
 char *pgf_fault_log_lines(pgf_fault_engine *e, uint64_t since_seq)
 {
     pthread_mutex_lock(&e->log_mu);
-    size_t from = since_seq < e->nlines ? (size_t)since_seq : e->nlines;
+    size_t from = first_after(e, since_seq);
     size_t len = 1;
     for (size_t i = from; i < e->nlines; i++)
-        len += strlen(e->lines[i]) + 1;
+        len += strlen(e->lines[(e->head + i) % e->cap]) + 1;
     char *s = malloc(len), *p = s;
     if (s != NULL) {
         for (size_t i = from; i < e->nlines; i++) {
-            size_t l = strlen(e->lines[i]);
-            memcpy(p, e->lines[i], l);
+            const char *ln = e->lines[(e->head + i) % e->cap];
+            size_t l = strlen(ln);
+            memcpy(p, ln, l);
             p[l] = '\n';
             p += l + 1;
         }
@@ -282,9 +328,8 @@ char *pgf_fault_log_json(pgf_fault_engine *e, uint64_t since_seq)
     json_t *o = json_object(), *arr = json_array();
     json_object_set_new(o, "events", arr);
     pthread_mutex_lock(&e->log_mu);
-    size_t from = since_seq < e->nlines ? (size_t)since_seq : e->nlines;
-    for (size_t i = from; i < e->nlines; i++)
-        json_array_append_new(arr, json_loads(e->lines[i], 0, NULL));
+    for (size_t i = first_after(e, since_seq); i < e->nlines; i++)
+        json_array_append_new(arr, json_loads(e->lines[(e->head + i) % e->cap], 0, NULL));
     json_object_set_new(o, "dropped", json_integer((json_int_t)e->dropped));
     pthread_mutex_unlock(&e->log_mu);
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -23,6 +23,7 @@
 
 #include "pgfault/clock.h"
 #include "pgfault/config.h"
+#include "pgfault/faultlog.h"
 #include "pgfault/log.h"
 #include "pgfault/pool.h"
 #include "pgfault/proxy.h"
@@ -1494,6 +1495,10 @@ int pgf_driver_run(const pgf_scenario *sc, const pgf_driver_opts *o, pgf_run **o
         pgf_recorder_set_sink(res->rec, o->sink, o->sink_arg);
         pgf_recorder_set_window(res->rec, o->window);
     }
+    /* A run takes every fired fault from the recorder and faults.jsonl;
+     * the engine's in-memory copy (for a control API's /log) need only
+     * hold the newest few, or an hour-long soak holds them all. */
+    pgf_fault_log_set_limit(res->engine, 1000);
     if (sc->rules != NULL)
         pgf_fault_engine_set_rules(res->engine, pgf_fault_rules_ref(sc->rules));
     if (o != NULL && o->faults_log_path != NULL &&

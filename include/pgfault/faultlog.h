@@ -46,8 +46,9 @@ int pgf_fault_log_open(pgf_fault_engine *e, const char *path, unsigned flags, ch
  * caller can say "No space left on device" instead of committing a short
  * file. */
 int pgf_fault_log_errno(pgf_fault_engine *e);
-/* Keep at most `max` events in memory (default 100000); later ones are
- * still streamed and counted as dropped. */
+/* Keep the newest `max` events in memory (default 100000): an older one
+ * gives way to a new one and is counted as dropped (every event is still
+ * streamed to the log file). A long run holds a fixed amount. */
 void pgf_fault_log_set_limit(pgf_fault_engine *e, size_t max);
 size_t pgf_fault_log_count(pgf_fault_engine *e);
 /* The in-memory events with seq > since_seq as JSON lines ("" when none).
