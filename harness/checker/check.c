@@ -331,14 +331,28 @@ static void strset_free(strset *ss)
 
 #define REC_STRS(X) \
     X(op) X(from) X(to) X(cause) X(error) X(reason) X(phase) X(rule) X(action) X(sqlstate)
+/* The names: a small vocabulary, interned. `cause` is free text that may
+ * name a session, a port or a pid: interned, an hour-long soak's set grew
+ * without end, so each copy owns its own (rec_release frees it). */
+#define REC_NAMES(X) X(op) X(from) X(to) X(error) X(reason) X(phase) X(rule) X(action) X(sqlstate)
 
-/* *dst = *src with interned strings. */
+/* *dst = *src with interned names and an owned cause. */
 static void rec_intern(strset *ss, pgf_rec *dst, const pgf_rec *src, int *err)
 {
     *dst = *src;
 #define PGF__INTERN(f) dst->f = intern(ss, src->f, err);
-    REC_STRS(PGF__INTERN)
+    REC_NAMES(PGF__INTERN)
 #undef PGF__INTERN
+    dst->cause = NULL;
+    if (src->cause != NULL && (dst->cause = strdup(src->cause)) == NULL)
+        *err = PGF_ENOMEM;
+}
+
+/* What rec_intern gave the copy that is its own. */
+static void rec_release(pgf_rec *r)
+{
+    free((char *)r->cause);
+    r->cause = NULL;
 }
 
 /* ---- checker state ----------------------------------------------------- */
@@ -455,8 +469,10 @@ static fcopy *fault_ref(fcopy *f)
 
 static void fault_unref(fcopy *f)
 {
-    if (f != NULL && f != AMBIG && --f->refs == 0)
+    if (f != NULL && f != AMBIG && --f->refs == 0) {
+        rec_release(&f->rec);
         free(f);
+    }
 }
 
 static fcopy *fault_new(ck *c, const pgf_rec *r)
@@ -675,6 +691,7 @@ static void ring_push(ck *c, sess *s, const pgf_rec *r)
     } else {
         e = &s->ring[s->rhead];
         s->rhead = (s->rhead + 1) % c->wmax;
+        rec_release(&e->rec);
     }
     e->ord = c->cur_ord;
     rec_intern(&c->strs, &e->rec, r, &c->err);
@@ -701,6 +718,8 @@ static void session_conn(ck *c, sess *s, int64_t conn)
 static void session_free(sess *s)
 {
     fault_unref(s->pending);
+    for (unsigned i = 0; i < s->rn; i++)
+        rec_release(&s->ring[i].rec);
     free(s->ring);
     free(s->conns);
     free(s);
@@ -1199,6 +1218,7 @@ static void on_server(ck *c, const pgf_rec *r)
 {
     c->have_server = true;
     c->server_ord = c->cur_ord;
+    rec_release(&c->last_server);
     rec_intern(&c->strs, &c->last_server, r, &c->err);
     if (r->conns_accepted == PGF_REC_NONE)
         return;
@@ -1421,6 +1441,7 @@ void pgf_checker_free(pgf_checker *c)
     free(c->old_ops.v);
     free(c->fin);
     free(c->kept);
+    rec_release(&c->last_server);
     strset_free(&c->strs);
     pgf_check_result_free(c->res);
     free(c);
