@@ -538,6 +538,10 @@ int pgf_server_start(pgf_server *s, char *err, size_t errlen)
         }
         l->thread_started = true;
     }
+    if (s->nloops > 1)
+        pgf_log_info("[server] %d event loops: loop 0 accepts, connection k is served by loop "
+                     "(k - 1) %% %d",
+                     s->nloops, s->nloops);
     return 0;
 }
 
