@@ -595,6 +595,14 @@ void pgf_server_free(pgf_server *s)
         event_free(s->refuse_ev);
     for (int i = 0; s->loops != NULL && i < s->nloops; i++) {
         pgf__loop *l = &s->loops[i];
+        /* a cancel posted to a loop that had already stopped */
+        for (pgf__inbox_item *it = l->inbox_mu_ready ? inbox_take(l) : NULL, *next; it != NULL;
+             it = next) {
+            next = it->next;
+            if (it->kind == PGF__INBOX_CONN)
+                close(it->fd);
+            free(it);
+        }
         struct event *evs[] = {l->stop_ev, l->reap_ev, l->inbox_ev};
         for (size_t k = 0; k < sizeof evs / sizeof evs[0]; k++)
             if (evs[k] != NULL)

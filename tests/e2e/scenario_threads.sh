@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # scenario_threads.sh - `server.threads` in a scenario:
 #   - a stress scenario on a 2-loop embedded server (logins racing for
-#     max_connections, cancel and close racers, resets and delays) passes the
-#     checker: no violation, every session and server connection closed;
+#     max_connections, cancel and close racers, resets and delays, a restart:
+#     57P01 to every query, then a refuse window asked for from any loop)
+#     passes the checker: no violation, every session and server connection
+#     closed;
 #   - the run really used 2 loops (the server's info line), and --explain
 #     spells the key out for replay;
 #   - server.threads > 1 in sim mode (the default) is refused with
@@ -31,6 +33,10 @@ faults:
   - {name: slow-rows, phase: data-row, action: delay, ms: 2, jitter_ms: 2, probability: 0.3}
   - {name: rst-mid-query, phase: data-row, action: reset, probability: 0.02}
   - {name: full, phase: startup, action: error, preset: too-many-clients, probability: 0.02}
+  # a restart, as in the server-restart scenario: 57P01 to every query for 200 ms, then a
+  # connection on any loop asks loop 0 to stop accepting for 150 ms
+  - {name: shutdown, phase: query, action: error, preset: admin-shutdown, from_ms: 500, until_ms: 700}
+  - {name: down, phase: accept, action: refuse, ms: 150, from_ms: 700, until_ms: 720}
 workload:
   sessions: 14
   threads: 2
@@ -66,7 +72,7 @@ bad = [c["name"] for c in s["checks"] if not c["passed"]]
 assert not bad, bad
 o = s["outcomes"]
 # real work on both paths: healthy checks, and logins refused at max_connections
-assert o["healthy"] >= 20 and o["too_many_connections"] >= 1, o
+assert o["healthy"] >= 20 and o["too_many_connections"] >= 1 and o["shutting_down"] >= 1, o
 PY
 
 "$PGFAULT" run "$tmp/threads.yaml" --explain >"$tmp/explain.out" 2>&1 || fail "--explain: $(cat "$tmp/explain.out")"
