@@ -71,8 +71,9 @@ for want in ("checker: no connection_leak", "checker: no server_count_mismatch",
 bad = [c["name"] for c in s["checks"] if not c["passed"]]
 assert not bad, bad
 o = s["outcomes"]
-# real work on both paths: healthy checks, and logins refused at max_connections
-assert o["healthy"] >= 20 and o["too_many_connections"] >= 1 and o["shutting_down"] >= 1, o
+# real work on every path (a TSan build under load manages ~15 healthy checks in 1.5 s):
+# healthy checks, logins refused at max_connections, 57P01 during the restart
+assert o["healthy"] >= 5 and o["too_many_connections"] >= 1 and o["shutting_down"] >= 1, o
 PY
 
 "$PGFAULT" run "$tmp/threads.yaml" --explain >"$tmp/explain.out" 2>&1 || fail "--explain: $(cat "$tmp/explain.out")"
