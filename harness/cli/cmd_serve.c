@@ -25,6 +25,7 @@
 #include "pgfault/fault.h"
 #include "pgfault/faultlog.h"
 #include "pgfault/log.h"
+#include "pgfault/loop.h"
 #include "pgfault/rules.h"
 #include "pgfault/secret.h"
 #include "pgfault/server.h"
@@ -509,7 +510,9 @@ static int serve_load_inputs(serve_opts *o, serve_res *r)
 static int serve_start(serve_opts *o, serve_res *r)
 {
     char err[512];
-    r->base = event_base_new();
+    /* Made with libevent's thread support on: with --threads the worker
+     * loops post cancels and refuse windows to this base. */
+    r->base = pgf_loop_base_new();
     if (r->base == NULL) {
         fprintf(stderr, "pgfault serve: cannot create an event loop\n");
         return PGF_EXIT_INTERNAL;

@@ -125,7 +125,9 @@ typedef struct pgf_server_config {
 typedef struct pgf_server pgf_server;
 
 /* Create (copies cfg). base NULL: the server makes its own base for
- * pgf_server_start_thread(). On error returns a PGF_E* code and writes a
+ * pgf_server_start_thread(). With cfg->threads > 1 a caller's base must
+ * have been made with libevent's thread support on (pgf_loop_base_new(),
+ * loop.h): the worker loops post to it. On error returns a PGF_E* code and writes a
  * message naming the problem into err. */
 int pgf_server_new(const pgf_server_config *cfg, struct event_base *base, pgf_server **out,
                    char *err, size_t errlen) PGF_NODISCARD;

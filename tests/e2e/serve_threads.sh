@@ -8,6 +8,8 @@
 #     loops (consecutive connections alternate loops), removing it restores;
 #   - --history stays one well-formed history (serialized observers: seq
 #     strictly increasing, counts consistent) that `pgfault check` accepts;
+#   - a CancelRequest arriving on one loop cancels a backend on the other
+#     (both ways, psycopg2);
 #   - SIGTERM with a query running on each loop: exit 0, both clients see
 #     the connection closed;
 #   - bad --threads values exit 2 naming the value.
@@ -79,7 +81,50 @@ for i in 1 2; do
 done
 [ "$(stats | json 'd["server"]["faults_fired"]')" = 4 ] || fail "faults_fired: $(stats)"
 
-# 3. stop with a query running on each loop
+# 3. cancels crossing loops: a and b are consecutive connections (one per loop); one more
+# connection shifts the ids, so each CancelRequest lands on the loop that does not serve
+# its backend and must be posted to the other (psycopg2, the Debian package: required)
+/usr/bin/python3 -c 'import psycopg2' 2>/dev/null ||
+    fail "psycopg2 missing for /usr/bin/python3 (scripts/install-deps installs python3-psycopg2)"
+timeout 60 /usr/bin/python3 - "$SERVE_PORT" "${CONTROL}" <<'PY' || fail "cancel across loops"
+import json, sys, threading, time, urllib.request
+import psycopg2
+port, control = sys.argv[1], sys.argv[2]
+def stats():
+    return json.load(urllib.request.urlopen(control + "/stats", timeout=10))["server"]
+dsn = "host=127.0.0.1 port=%s user=app dbname=postgres sslmode=disable" % port
+a = psycopg2.connect(dsn)
+b = psycopg2.connect(dsn)
+psycopg2.connect(dsn).close()
+a.autocommit = b.autocommit = True  # no BEGIN: the next query the server counts is pg_sleep
+before = stats()
+results = {}
+def sleep_in(name, c):
+    try:
+        c.cursor().execute("SELECT pg_sleep(30)")
+        results[name] = "finished"
+    except psycopg2.extensions.QueryCanceledError:
+        results[name] = "canceled"
+    except Exception as e:
+        results[name] = repr(e)
+for i, (name, c) in enumerate((("a", a), ("b", b))):
+    t = threading.Thread(target=sleep_in, args=(name, c))
+    t.start()
+    deadline = time.monotonic() + 20
+    while stats()["queries"] < before["queries"] + i + 1:  # the server has the query
+        assert time.monotonic() < deadline, "the query never reached the server"
+        time.sleep(0.02)  # polling interval, not a timing assertion
+    c.cancel()
+    t.join(25)
+    assert results.get(name) == "canceled", results
+after = stats()
+assert after["cancel_requests"] == before["cancel_requests"] + 2, (before, after)
+assert after["canceled"] == before["canceled"] + 2, (before, after)
+a.close()
+b.close()
+PY
+
+# 4. stop with a query running on each loop
 psql "host=127.0.0.1 port=$SERVE_PORT user=app dbname=postgres" -XAtc 'SELECT pg_sleep(60)' \
     >"$tmp/long1.out" 2>&1 &
 PIDS+=($!)
@@ -104,7 +149,7 @@ grep -q 'server closed the connection unexpectedly\|terminating connection' "$tm
 grep -q 'server closed the connection unexpectedly\|terminating connection' "$tmp/long2.out" ||
     fail "unix client: $(cat "$tmp/long2.out")"
 
-# 4. the history: one writer at a time, counts that add up
+# 5. the history: one writer at a time, counts that add up
 python3 - "$tmp/h.jsonl" <<'EOF' || fail "history"
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1])]
@@ -112,7 +157,7 @@ seqs = [r["seq"] for r in recs if "seq" in r]
 assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), "seq not strictly increasing"
 acc = sum(1 for r in recs if r.get("event") == "accepted")
 clo = sum(1 for r in recs if r.get("event") == "closed")
-assert acc == clo and acc >= 206, (acc, clo)
+assert acc == clo and acc >= 211, (acc, clo)
 last = recs[-1]
 assert last["event"] == "stopped" and last["conns_open"] == 0, last
 conns = {r["conn"] for r in recs if r.get("event") == "accepted"}
