@@ -279,9 +279,12 @@ static void do_stop(pgf_server *s)
     s->nlisteners = 0;
     if (s->unix_path[0] != '\0')
         unlink(s->unix_path);
-    /* Nothing more is handed out: stop the workers, then loop 0. */
-    stop_workers(s);
-    loop_shutdown(&s->loops[0]);
+    /* Nothing more is handed out: stop the workers, then loop 0 (loops
+     * is NULL only when pgf_server_new ran out of memory). */
+    if (s->loops != NULL) {
+        stop_workers(s);
+        loop_shutdown(&s->loops[0]);
+    }
     if (s->own_base)
         event_base_loopexit(s->base, NULL);
 }
