@@ -7,7 +7,7 @@
 #   make test     build and run every test (ctest)
 #   make asan     the tests under ASan+UBSan (build-asan/)
 #   make tsan     the tests under TSan (build-tsan/)
-#   make bench    benchmarks (not part of test)
+#   make bench    benchmarks (not part of test; bench/run, then bench/threads)
 #   make mutants  does the suite catch realistic bugs it was not told about? (not part of test)
 #   make fuzz     libFuzzer targets (clang, build-fuzz/)
 #   make install  PREFIX=DIR (default /usr/local): binary, libraries, headers, pgfault.pc, man page
@@ -42,6 +42,7 @@ tsan:
 
 bench: build
 	@bench/run $(BUILD)
+	@bench/threads $(BUILD)
 
 mutants: deps
 	@JOBS=$(JOBS) tests/mutants/run

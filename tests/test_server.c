@@ -9,6 +9,11 @@
  * teardown; tests that need their own configuration (max_connections,
  * stop with open connections) start and stop their own. The last test
  * checks the counters: every accepted connection was closed.
+ *
+ * The same tests run twice: suite `server` on one event loop, suite
+ * `server_threads2` on two (cfg.threads = 2: loop 0 accepts and hands every
+ * second connection to loop 1), so every behaviour here, cancel and
+ * max_connections included, holds whichever loop serves a connection.
  */
 #include <errno.h>
 #include <libpq-fe.h>
@@ -60,6 +65,8 @@ static const pgf_server_user users[] = {
 };
 static const char *const databases[] = {"appdb", "postgres", "db_trust"};
 
+static int srv_threads = 1; /* event loops of every server this suite starts */
+
 static int tsrv_start(tsrv *t, int max_connections)
 {
     memset(t, 0, sizeof *t);
@@ -78,6 +85,7 @@ static int tsrv_start(tsrv *t, int max_connections)
     cfg.max_connections = max_connections;
     cfg.seed = 7;
     cfg.quiet = true;
+    cfg.threads = srv_threads;
     char err[256];
     if (pgf_server_new(&cfg, NULL, &t->srv, err, sizeof err) != 0 ||
         pgf_server_start_thread(t->srv, err, sizeof err) != 0) {
@@ -104,6 +112,13 @@ static tsrv S; /* the suite's server */
 
 static int suite_setup(void)
 {
+    srv_threads = 1;
+    return tsrv_start(&S, 0);
+}
+
+static int suite_setup_threads2(void)
+{
+    srv_threads = 2;
     return tsrv_start(&S, 0);
 }
 
@@ -1315,6 +1330,14 @@ static void stats_agree_no_leak(void)
     CU_ASSERT(st.cancel_requests >= 7);
     CU_ASSERT(st.canceled >= 4);
     CU_ASSERT(st.queries > 20);
+    /* each loop served its share: connection k goes to loop (k - 1) % N */
+    CU_ASSERT_EQUAL(st.threads, srv_threads);
+    uint64_t sum = 0;
+    for (int i = 0; i < st.threads; i++) {
+        CU_ASSERT(st.loop_accepted[i] >= st.accepted / (uint64_t)st.threads);
+        sum += st.loop_accepted[i];
+    }
+    CU_ASSERT_EQUAL(sum, st.accepted);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1574,5 +1597,6 @@ static const pgf_test server_tests[] = {
 
 const pgf_suite pgf_suites_server[] = {
     {"server", suite_setup, suite_teardown, server_tests},
+    {"server_threads2", suite_setup_threads2, suite_teardown, server_tests},
     PGF_SUITES_END,
 };

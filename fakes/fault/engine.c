@@ -8,11 +8,17 @@
  * phase: deterministic only when that order is, e.g. in sim mode).
  *
  * Rule sets are immutable and refcounted. set_rules() (any thread) swaps
- * the installed pointer under a mutex and bumps an atomic generation; the
- * loop thread's decide() compares one atomic per call and takes the mutex
- * only when the generation moved. When it does, each connection carries
- * its counters over for the rules whose canonical text did not change, so
- * adding a rule does not disturb the others.
+ * the installed pointer under a mutex and bumps an atomic generation;
+ * decide() compares one atomic per call and takes the mutex only when the
+ * generation moved. When it does, the connection carries its counters over
+ * for the rules whose canonical text did not change, so adding a rule does
+ * not disturb the others.
+ *
+ * Threads: a connection's state (pgf_fault_conn) is touched only by the
+ * loop that serves it, so several loops (pgf_server with threads > 1) may
+ * decide at once. What they share is behind locks: the installed set
+ * (`mu`), the `scope: global` counters (`g_mu`, taken only when a global
+ * rule is reached), the log (`log_mu`).
  *
  * Not here: parsing (rules.c), the log and coverage bookkeeping
  * (faultlog.c), sockets (the server carries actions out).
@@ -40,6 +46,7 @@ struct pgf_fault_conn {
     pgf_fault_engine *e;
     uint64_t conn_id;
     pgf_fault_rules *rules; /* the set `st` is laid out for (own ref) */
+    uint64_t gen;           /* the engine's generation `rules` came with */
     uint64_t epoch;
     struct rule_state *st;
     /* expanded texts handed out in pgf_fault_action */
@@ -53,6 +60,7 @@ pgf_fault_engine *pgf_fault_engine_new(uint64_t seed)
         return NULL;
     e->seed = seed;
     pthread_mutex_init(&e->mu, NULL);
+    pthread_mutex_init(&e->g_mu, NULL);
     pthread_mutex_init(&e->log_mu, NULL);
     atomic_init(&e->gen, 1);
     atomic_init(&e->epoch, 1);
@@ -66,10 +74,11 @@ void pgf_fault_engine_free(pgf_fault_engine *e)
     if (e == NULL)
         return;
     pgf_fault_rules_free(e->rules);
-    pgf_fault_rules_free(e->loop_rules);
+    pgf_fault_rules_free(e->g_rules);
     free(e->gstate);
     pgf__faultlog_destroy(e);
     pthread_mutex_destroy(&e->mu);
+    pthread_mutex_destroy(&e->g_mu);
     pthread_mutex_destroy(&e->log_mu);
     free(e);
 }
@@ -131,47 +140,57 @@ static struct rule_state *carry_over(const pgf_fault_rules *from, const struct r
     return st;
 }
 
-/* Loop thread: pick up a new rule set or a reset. */
-static void engine_refresh(pgf_fault_engine *e)
+/* The connection's loop: pick up a new rule set or a reset. */
+static void conn_refresh(pgf_fault_conn *c)
 {
+    pgf_fault_engine *e = c->e;
     uint64_t gen = atomic_load_explicit(&e->gen, memory_order_acquire);
-    uint64_t epoch = atomic_load_explicit(&e->epoch, memory_order_acquire);
-    if (gen == e->loop_gen && epoch == e->loop_epoch)
-        return;
-    if (gen != e->loop_gen) {
+    if (gen != c->gen) {
         pthread_mutex_lock(&e->mu);
         pgf_fault_rules *r = pgf_fault_rules_ref(e->rules);
         gen = atomic_load_explicit(&e->gen, memory_order_relaxed);
         pthread_mutex_unlock(&e->mu);
-        struct rule_state *st = carry_over(e->loop_rules, e->gstate, r);
-        free(e->gstate);
-        e->gstate = st;
-        pgf_fault_rules_free(e->loop_rules);
-        e->loop_rules = r;
-        e->loop_gen = gen;
-    }
-    if (epoch != e->loop_epoch) {
-        if (e->gstate != NULL)
-            memset(e->gstate, 0, pgf_fault_rules_count(e->loop_rules) * sizeof *e->gstate);
-        e->loop_epoch = epoch;
-    }
-}
-
-static void conn_refresh(pgf_fault_conn *c)
-{
-    pgf_fault_engine *e = c->e;
-    if (c->rules != e->loop_rules) {
-        struct rule_state *st = carry_over(c->rules, c->st, e->loop_rules);
+        struct rule_state *st = carry_over(c->rules, c->st, r);
         free(c->st);
         c->st = st;
         pgf_fault_rules_free(c->rules);
-        c->rules = pgf_fault_rules_ref(e->loop_rules);
+        c->rules = r;
+        c->gen = gen;
     }
-    if (c->epoch != e->loop_epoch) {
+    uint64_t epoch = atomic_load_explicit(&e->epoch, memory_order_acquire);
+    if (epoch != c->epoch) {
         if (c->st != NULL)
             memset(c->st, 0, pgf_fault_rules_count(c->rules) * sizeof *c->st);
-        c->epoch = e->loop_epoch;
+        c->epoch = epoch;
     }
+}
+
+/* With g_mu held: the global counters of rule r (of c's set), laid out
+ * for the newest set any connection has seen; NULL when r is no longer in
+ * it (a swap raced this decision: the rule is gone, it does not fire). */
+static struct rule_state *global_state(pgf_fault_engine *e, const pgf_fault_conn *c, size_t idx)
+{
+    if (c->gen > e->g_gen) {
+        struct rule_state *st = carry_over(e->g_rules, e->gstate, c->rules);
+        free(e->gstate);
+        e->gstate = st;
+        pgf_fault_rules_free(e->g_rules);
+        e->g_rules = pgf_fault_rules_ref(c->rules);
+        e->g_gen = c->gen;
+    }
+    if (c->epoch > e->g_epoch) {
+        if (e->gstate != NULL)
+            memset(e->gstate, 0, pgf_fault_rules_count(e->g_rules) * sizeof *e->gstate);
+        e->g_epoch = c->epoch;
+    }
+    if (e->gstate == NULL)
+        return NULL;
+    if (e->g_rules == c->rules)
+        return &e->gstate[idx];
+    for (size_t j = 0; j < e->g_rules->n; j++)
+        if (strcmp(e->g_rules->rules[j].canon, c->rules->rules[idx].canon) == 0)
+            return &e->gstate[j];
+    return NULL;
 }
 
 pgf_fault_conn *pgf_fault_conn_new(pgf_fault_engine *e, uint64_t conn_id)
@@ -181,8 +200,7 @@ pgf_fault_conn *pgf_fault_conn_new(pgf_fault_engine *e, uint64_t conn_id)
         return NULL;
     c->e = e;
     c->conn_id = conn_id;
-    engine_refresh(e);
-    c->epoch = e->loop_epoch;
+    conn_refresh(c);
     return c;
 }
 
@@ -271,16 +289,38 @@ static pgf_rng *rule_rng(const pgf_fault_engine *e, const pgf_fault_conn *c, con
     return &cst->rng;
 }
 
+/* Count a match of r in its scope (st) and decide whether it fires. */
+static bool counts_fire(const pgf_fault_engine *e, pgf_fault_conn *c, const pgf__rule *r,
+                        struct rule_state *st, struct rule_state *cst)
+{
+    uint64_t m = ++st->hits;
+    if (m <= r->after)
+        return false;
+    m -= r->after;
+    if (r->nth && m != r->nth)
+        return false;
+    if (r->every && m % r->every != 0)
+        return false;
+    if (r->times && st->fired >= r->times)
+        return false;
+    if (r->budget && cst->conn_fired >= r->budget)
+        return false;
+    if (r->probability < 1.0 && !(pgf_rng_unit(rule_rng(e, c, r, cst)) < r->probability))
+        return false;
+    st->fired++;
+    cst->conn_fired++;
+    return true;
+}
+
 bool pgf_fault_decide(pgf_fault_engine *e, pgf_fault_conn *c, pgf_phase phase,
                       const pgf_fault_ctx *ctx, pgf_fault_action *out)
 {
     if ((unsigned)phase >= PGF_PHASE_COUNT)
         return false;
-    engine_refresh(e);
-    const pgf_fault_rules *rs = e->loop_rules;
+    conn_refresh(c);
+    const pgf_fault_rules *rs = c->rules;
     if (rs == NULL || rs->by_phase_n[phase] == 0)
         return false;
-    conn_refresh(c);
     pgf_fault_ctx local;
     if (ctx == NULL) {
         memset(&local, 0, sizeof local);
@@ -296,23 +336,15 @@ bool pgf_fault_decide(pgf_fault_engine *e, pgf_fault_conn *c, pgf_phase phase,
         if (!rule_matches(r, ctx, c->conn_id))
             continue;
         struct rule_state *cst = &c->st[idx];
-        struct rule_state *st = r->scope == PGF__SCOPE_GLOBAL ? &e->gstate[idx] : cst;
-        uint64_t m = ++st->hits;
-        if (m <= r->after)
+        bool global = r->scope == PGF__SCOPE_GLOBAL;
+        if (global)
+            pthread_mutex_lock(&e->g_mu);
+        struct rule_state *st = global ? global_state(e, c, idx) : cst;
+        bool fire = st != NULL && counts_fire(e, c, r, st, cst);
+        if (global)
+            pthread_mutex_unlock(&e->g_mu);
+        if (!fire)
             continue;
-        m -= r->after;
-        if (r->nth && m != r->nth)
-            continue;
-        if (r->every && m % r->every != 0)
-            continue;
-        if (r->times && st->fired >= r->times)
-            continue;
-        if (r->budget && cst->conn_fired >= r->budget)
-            continue;
-        if (r->probability < 1.0 && !(pgf_rng_unit(rule_rng(e, c, r, cst)) < r->probability))
-            continue;
-        st->fired++;
-        cst->conn_fired++;
 
         *out = r->act;
         out->message = expand(c->message, sizeof c->message, r->act.message, ctx);

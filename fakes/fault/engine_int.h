@@ -20,10 +20,14 @@ struct pgf_fault_engine {
     atomic_uint_fast64_t gen;   /* bumped by every set_rules */
     atomic_uint_fast64_t epoch; /* bumped by every reset */
     atomic_uint_fast64_t fired_total;
-    /* loop thread only */
-    pgf_fault_rules *loop_rules;
-    uint64_t loop_gen, loop_epoch;
-    struct rule_state *gstate; /* scope: global counters, laid out for loop_rules */
+    /* scope: global counters, shared by every loop that decides (a server
+     * may run several): `g_mu`, taken only when a global rule is reached.
+     * Laid out for g_rules, the newest rule set a deciding connection has
+     * seen (generation g_gen). */
+    pthread_mutex_t g_mu;
+    pgf_fault_rules *g_rules;
+    uint64_t g_gen, g_epoch;
+    struct rule_state *gstate;
     /* fault log and coverage: `log_mu` */
     pthread_mutex_t log_mu;
     uint64_t seq;

@@ -117,7 +117,9 @@ void pgf__conn_note(pgf__conn *c, pgf_server_conn_note note, bool auth_ok, const
     pgf_server_conn_info info = {
         c->id, c->peer, c->app, c->user, c->ready_once, auth_ok, c->sql.txn ? c->sql.txn : 'I',
         why};
+    pgf__server_obs_lock(c->srv);
     c->srv->on_conn(c->srv->on_conn_arg, note, &info);
+    pgf__server_obs_unlock(c->srv);
 }
 
 void pgf__conn_auth_failed(pgf__conn *c)
@@ -235,7 +237,7 @@ static int apply(pgf__conn *c, pgf_phase ph, const pgf_fault_action *a, const ui
     }
     case PGF_ACTION_REFUSE:
         if (a->ms > 0)
-            pgf__server_refuse_for(c->srv, a->ms);
+            pgf__server_refuse_for(c->loop, a->ms);
         pgf__conn_close(c, CK_FIN, "refused by fault");
         return STOP;
     case PGF_ACTION_COUNT:
@@ -253,8 +255,10 @@ void pgf__conn_event(pgf__conn *c, const char *event, const char *cause)
     pgf_fault_ctx ctx;
     fill_ctx(c, &ctx, 0);
     bool closed = strcmp(event, "closed") == 0;
+    pgf__server_obs_lock(c->srv);
     c->srv->on_event(c->srv->on_event_arg, event, &ctx, cause,
                      closed && c->last_fault[0] != '\0' ? c->last_fault : NULL);
+    pgf__server_obs_unlock(c->srv);
 }
 
 /* Ask the engine at phase ph; see apply() for the return value. */
@@ -265,8 +269,11 @@ int pgf__conn_fault_point(pgf__conn *c, pgf_phase ph, uint8_t type, const uint8_
         pgf_fault_ctx ctx;
         fill_ctx(c, &ctx, type);
         if (pgf_fault_decide(c->srv->faults, c->fc, ph, &ctx, &a)) {
-            if (c->srv->on_fault != NULL)
+            if (c->srv->on_fault != NULL) {
+                pgf__server_obs_lock(c->srv);
                 c->srv->on_fault(c->srv->on_fault_arg, &ctx, ph, &a);
+                pgf__server_obs_unlock(c->srv);
+            }
             snprintf(c->last_fault, sizeof c->last_fault, "%s", a.rule ? a.rule : "");
             return apply(c, ph, &a, msg, len);
         }
@@ -436,14 +443,31 @@ static void on_deadline(void *arg)
 
 void pgf__conn_accept(pgf_server *s, int fd, const struct sockaddr *addr, int addrlen, bool is_unix)
 {
+    /* The id is the accept order, given out here by the one acceptor; the
+     * id alone picks the loop, so which loop serves a connection (and
+     * everything seeded by its id: pid, key, fault decisions) does not
+     * depend on scheduling. */
+    uint64_t id = ++s->next_conn_id;
+    pgf__loop *l = pgf__server_loop_of(s, id);
+    if (l->index == 0)
+        pgf__conn_start(l, fd, addr, addrlen, is_unix, id);
+    else
+        pgf__server_hand_off(l, fd, addr, addrlen, is_unix, id);
+}
+
+void pgf__conn_start(pgf__loop *l, int fd, const struct sockaddr *addr, int addrlen, bool is_unix,
+                     uint64_t id)
+{
+    pgf_server *s = l->srv;
     pgf__conn *c = calloc(1, sizeof *c);
     if (c == NULL) {
         close(fd);
         return;
     }
     c->srv = s;
+    c->loop = l;
     c->fd = fd;
-    c->id = ++s->next_conn_id;
+    c->id = id;
     c->is_unix = is_unix;
     c->trunc_next_bytes = -1;
     c->pid = (int32_t)(10000 + c->id % 2000000000u);
@@ -472,18 +496,19 @@ void pgf__conn_accept(pgf_server *s, int fd, const struct sockaddr *addr, int ad
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, pgf__conn_on_read, c);
-    c->wev = event_new(s->base, fd, EV_WRITE, pgf__conn_on_write, c);
-    c->wtimer = pgf_timer_new(s->base, pgf__conn_on_wtimer, c);
-    c->stall_timer = pgf_timer_new(s->base, on_stall_end, c);
-    c->sleep_timer = pgf_timer_new(s->base, pgf__conn_on_sleep_done, c);
-    c->deadline = pgf_timer_new(s->base, on_deadline, c);
-    c->resume_timer = pgf_timer_new(s->base, on_resume, c);
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
+    c->rev = event_new(l->base, fd, EV_READ | EV_PERSIST, pgf__conn_on_read, c);
+    c->wev = event_new(l->base, fd, EV_WRITE, pgf__conn_on_write, c);
+    c->wtimer = pgf_timer_new(l->base, pgf__conn_on_wtimer, c);
+    c->stall_timer = pgf_timer_new(l->base, on_stall_end, c);
+    c->sleep_timer = pgf_timer_new(l->base, pgf__conn_on_sleep_done, c);
+    c->deadline = pgf_timer_new(l->base, on_deadline, c);
+    c->resume_timer = pgf_timer_new(l->base, on_resume, c);
+    c->next = l->conns;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
     atomic_fetch_add(&s->stats.accepted, 1);
+    atomic_fetch_add(&s->stats.loop_accepted[l->index], 1);
     atomic_fetch_add(&s->stats.active, 1);
     /* calloc'd state is ST_STARTUP: count it as set_state would */
     atomic_fetch_add(&s->stats.by_phase[states[ST_STARTUP].group], 1);

@@ -5,9 +5,10 @@
  *              and dispatch by state, the authentication deadline;
  *   startup.c  startup packet, SSL/GSS negotiation, authentication;
  *   query.c    simple and extended query, pg_sleep, cancel.
- * A connection is only touched on its server's loop thread. Closing removes
- * its events and moves it to the server's reap list (server.c); it is freed
- * after the current callback returns, never inside it.
+ * A connection is only touched on its loop's thread (c->loop, one of the
+ * server's N loops). Closing removes its events and moves it to its loop's
+ * reap list (server.c); it is freed after the current callback returns,
+ * never inside it.
  */
 #ifndef PGF_CONN_INT_H
 #define PGF_CONN_INT_H
@@ -71,6 +72,7 @@ typedef struct portal {
 
 struct pgf__conn {
     pgf_server *srv;
+    pgf__loop *loop; /* the loop that serves it (server_int.h); only its thread touches c */
     pgf__conn *prev, *next;
     uint64_t id;
     int fd;

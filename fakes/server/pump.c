@@ -141,12 +141,12 @@ void pgf__conn_close(pgf__conn *c, enum close_kind how, const char *why)
     }
     pgf__conn_set_state(c, ST_CLOSED);
     if (c->counted_backend) {
-        c->srv->backends--;
+        pgf__server_release_backend(c->srv);
         c->counted_backend = false;
     }
     atomic_fetch_sub(&c->srv->stats.active, 1);
     atomic_fetch_add(&c->srv->stats.closed, 1);
-    pgf__server_reap(c->srv, c);
+    pgf__server_reap(c);
 }
 
 void pgf__conn_abort(pgf__conn *c)

@@ -1,7 +1,9 @@
 /* server.c - the fake server's lifecycle: configuration, listeners (TCP
- * and unix socket), its own thread, stop, the reap list, statistics.
- * the connection registry (live list, cancel lookup, reap list).
- * Connections themselves live in conn.c and its layers (conn_int.h). */
+ * and unix socket), its own thread, the worker loops (server_int.h: one
+ * acceptor on loop 0 hands connections to N loops), stop, statistics, and
+ * the connection registry (live lists, cancel lookup, reap lists, the
+ * max_connections count). Connections themselves live in conn.c and its
+ * layers (conn_int.h). */
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -65,6 +67,106 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
     pgf__server_reap_all(arg);
 }
 
+/* Take everything from the loop's inbox (under its lock), then act on it
+ * without the lock. */
+static pgf__inbox_item *inbox_take(pgf__loop *l)
+{
+    pthread_mutex_lock(&l->inbox_mu);
+    pgf__inbox_item *it = l->inbox;
+    l->inbox = l->inbox_tail = NULL;
+    pthread_mutex_unlock(&l->inbox_mu);
+    return it;
+}
+
+static void cancel_here(pgf__loop *l, int32_t pid, int32_t key);
+
+static void on_inbox(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pgf__loop *l = arg;
+    pgf_sim_activity();
+    for (pgf__inbox_item *it = inbox_take(l), *next; it != NULL; it = next) {
+        next = it->next;
+        if (it->kind == PGF__INBOX_CONN) {
+            if (l->stopped)
+                close(it->fd);
+            else
+                pgf__conn_start(l, it->fd, it->addrlen ? (struct sockaddr *)&it->addr : NULL,
+                                it->addrlen, it->is_unix, it->id);
+        } else if (!l->stopped) {
+            cancel_here(l, it->pid, it->key);
+        }
+        free(it);
+    }
+}
+
+/* Post an item to loop `to` and wake it. */
+static void inbox_post(pgf__loop *to, pgf__inbox_item *it)
+{
+    it->next = NULL;
+    pthread_mutex_lock(&to->inbox_mu);
+    if (to->inbox_tail != NULL)
+        to->inbox_tail->next = it;
+    else
+        to->inbox = it;
+    to->inbox_tail = it;
+    pthread_mutex_unlock(&to->inbox_mu);
+    event_active(to->inbox_ev, EV_TIMEOUT, 0);
+}
+
+void pgf__server_hand_off(pgf__loop *to, int fd, const struct sockaddr *addr, int addrlen,
+                          bool is_unix, uint64_t id)
+{
+    pgf__inbox_item *it = calloc(1, sizeof *it);
+    if (it == NULL) {
+        close(fd);
+        return;
+    }
+    it->kind = PGF__INBOX_CONN;
+    it->fd = fd;
+    it->is_unix = is_unix;
+    it->id = id;
+    if (addr != NULL && addrlen > 0 && (size_t)addrlen <= sizeof it->addr) {
+        memcpy(&it->addr, addr, (size_t)addrlen);
+        it->addrlen = addrlen;
+    }
+    inbox_post(to, it);
+}
+
+pgf__loop *pgf__server_loop_of(pgf_server *s, uint64_t id)
+{
+    return &s->loops[id == 0 ? 0 : (id - 1) % (uint64_t)s->nloops];
+}
+
+void pgf__server_obs_lock(pgf_server *s)
+{
+    if (s->nloops > 1)
+        pthread_mutex_lock(&s->obs_mu);
+}
+
+void pgf__server_obs_unlock(pgf_server *s)
+{
+    if (s->nloops > 1)
+        pthread_mutex_unlock(&s->obs_mu);
+}
+
+bool pgf__server_reserve_backend(pgf_server *s)
+{
+    /* One compare-and-swap: two loops cannot both take the last slot. */
+    int n = atomic_load(&s->backends);
+    do {
+        if (s->max_connections > 0 && n >= s->max_connections)
+            return false;
+    } while (!atomic_compare_exchange_weak(&s->backends, &n, n + 1));
+    return true;
+}
+
+void pgf__server_release_backend(pgf_server *s)
+{
+    atomic_fetch_sub(&s->backends, 1);
+}
+
 /* The accept guard may enable the listeners again after its back-off
  * unless the server was told to stop listening. */
 static bool may_listen(void *arg)
@@ -81,12 +183,87 @@ static void on_relisten(void *arg)
     s->listeners_enabled = true;
 }
 
-void pgf__server_refuse_for(pgf_server *s, uint32_t ms)
+static void refuse_now(pgf_server *s, uint32_t ms)
 {
+    if (s->stopped)
+        return;
     for (int i = 0; i < s->nlisteners; i++)
         evconnlistener_disable(s->listeners[i]);
     s->listeners_enabled = false;
     pgf_timer_arm(s->relisten, PGF_MS_NS(ms));
+}
+
+static void on_refuse(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pgf_server *s = arg;
+    uint32_t ms = atomic_exchange(&s->refuse_ms, 0);
+    if (ms > 0)
+        refuse_now(s, ms);
+}
+
+void pgf__server_refuse_for(pgf__loop *from, uint32_t ms)
+{
+    pgf_server *s = from->srv;
+    if (from->index == 0) {
+        refuse_now(s, ms);
+        return;
+    }
+    /* The listeners are loop 0's: ask it (the longest window wins). */
+    unsigned cur = atomic_load(&s->refuse_ms);
+    while (cur < ms && !atomic_compare_exchange_weak(&s->refuse_ms, &cur, ms))
+        ;
+    event_active(s->refuse_ev, EV_TIMEOUT, 0);
+}
+
+/* Close every connection of loop l and free them (on l's thread). */
+static void loop_shutdown(pgf__loop *l)
+{
+    if (l->stopped)
+        return;
+    l->stopped = true;
+    pgf__server_close_all(l);
+    pgf__server_reap_all(l);
+    /* connections handed to l that it never started */
+    for (pgf__inbox_item *it = inbox_take(l), *next; it != NULL; it = next) {
+        next = it->next;
+        if (it->kind == PGF__INBOX_CONN)
+            close(it->fd);
+        free(it);
+    }
+}
+
+static void on_loop_stop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pgf__loop *l = arg;
+    loop_shutdown(l);
+    event_base_loopexit(l->base, NULL);
+}
+
+static void *loop_thread(void *arg)
+{
+    pgf__loop *l = arg;
+    /* No listener here: an idle worker loop must wait for its inbox. */
+    event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    /* a stop that raced the start: nothing may stay open */
+    loop_shutdown(l);
+    return NULL;
+}
+
+/* Loops 1..N-1: close their connections, leave their loops, join them. */
+static void stop_workers(pgf_server *s)
+{
+    for (int i = 1; i < s->nloops; i++) {
+        pgf__loop *l = &s->loops[i];
+        if (!l->thread_started)
+            continue;
+        event_active(l->stop_ev, EV_TIMEOUT, 0);
+        pthread_join(l->thread, NULL);
+        l->thread_started = false;
+    }
 }
 
 static void do_stop(pgf_server *s)
@@ -102,8 +279,12 @@ static void do_stop(pgf_server *s)
     s->nlisteners = 0;
     if (s->unix_path[0] != '\0')
         unlink(s->unix_path);
-    pgf__server_close_all(s);
-    pgf__server_reap_all(s);
+    /* Nothing more is handed out: stop the workers, then loop 0 (loops
+     * is NULL only when pgf_server_new ran out of memory). */
+    if (s->loops != NULL) {
+        stop_workers(s);
+        loop_shutdown(&s->loops[0]);
+    }
     if (s->own_base)
         event_base_loopexit(s->base, NULL);
 }
@@ -151,6 +332,20 @@ int pgf_server_new(const pgf_server_config *cfg, struct event_base *base, pgf_se
     s->on_conn_arg = cfg->on_conn_arg;
     s->max_connections = cfg->max_connections;
     s->unix_port = cfg->unix_port;
+    s->nloops = cfg->threads > 1 ? cfg->threads : 1;
+    if (cfg->threads > PGF_SERVER_MAX_THREADS || cfg->threads < 0) {
+        snprintf(err, errlen, "threads %d: expected 1..%d", cfg->threads, PGF_SERVER_MAX_THREADS);
+        free(s);
+        return PGF_EINVAL;
+    }
+    if (s->nloops > 1 && base != NULL && pgf_simclock_of(base) != NULL) {
+        snprintf(err, errlen,
+                 "threads %d: sim mode keeps one event loop (its virtual clock is one loop's)",
+                 s->nloops);
+        free(s);
+        return PGF_EINVAL;
+    }
+    pthread_mutex_init(&s->obs_mu, NULL);
     if (cfg->nlisten > PGF_SERVER_MAX_LISTENERS - 1) {
         snprintf(err, errlen, "too many --listen addresses (at most %d)",
                  PGF_SERVER_MAX_LISTENERS - 1);
@@ -208,12 +403,32 @@ int pgf_server_new(const pgf_server_config *cfg, struct event_base *base, pgf_se
     }
     if (!oom) {
         s->stop_ev = event_new(s->base, -1, 0, on_stop, s);
-        s->reap_ev = event_new(s->base, -1, 0, on_reap, s);
+        s->refuse_ev = event_new(s->base, -1, 0, on_refuse, s);
         s->relisten = pgf_timer_new(s->base, on_relisten, s);
         s->accept_guard = pgf_accept_guard_new(s->base, "[server]", may_listen, s);
         s->clock = pgf_simclock_of(s->base);
         s->start_ns = pgf__server_now(s);
-        oom |= !s->stop_ev || !s->reap_ev || !s->relisten || !s->accept_guard;
+        oom |= !s->stop_ev || !s->refuse_ev || !s->relisten || !s->accept_guard;
+    }
+    if (!oom) {
+        s->loops = calloc((size_t)s->nloops, sizeof *s->loops);
+        oom |= s->loops == NULL;
+    }
+    for (int i = 0; !oom && i < s->nloops; i++) {
+        pgf__loop *l = &s->loops[i];
+        l->srv = s;
+        l->index = i;
+        pthread_mutex_init(&l->inbox_mu, NULL);
+        l->inbox_mu_ready = true;
+        l->base = i == 0 ? s->base : pgf_loop_base_new();
+        oom |= l->base == NULL;
+        if (oom)
+            break;
+        l->reap_ev = event_new(l->base, -1, 0, on_reap, l);
+        l->inbox_ev = event_new(l->base, -1, 0, on_inbox, l);
+        if (i > 0)
+            l->stop_ev = event_new(l->base, -1, 0, on_loop_stop, l);
+        oom |= !l->reap_ev || !l->inbox_ev || (i > 0 && !l->stop_ev);
     }
     if (oom) {
         snprintf(err, errlen, "out of memory");
@@ -231,6 +446,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     pgf_server *s = arg;
     pgf_sim_activity();
     bool is_unix = addr == NULL || addr->sa_family == AF_UNIX;
+    /* The listeners live on loop 0: this is the acceptor. */
     pgf__conn_accept(s, fd, addr, len, is_unix);
 }
 
@@ -317,6 +533,18 @@ int pgf_server_start(pgf_server *s, char *err, size_t errlen)
     }
     s->listeners_enabled = true;
     s->start_ns = pgf__server_now(s);
+    for (int i = 1; i < s->nloops; i++) {
+        pgf__loop *l = &s->loops[i];
+        if (pthread_create(&l->thread, NULL, loop_thread, l) != 0) {
+            snprintf(err, errlen, "cannot start event loop thread %d of %d", i + 1, s->nloops);
+            return PGF_EINTERNAL;
+        }
+        l->thread_started = true;
+    }
+    if (s->nloops > 1)
+        pgf_log_info("[server] %d event loops: loop 0 accepts, connection k is served by loop "
+                     "(k - 1) %% %d",
+                     s->nloops, s->nloops);
     return 0;
 }
 
@@ -366,8 +594,29 @@ void pgf_server_free(pgf_server *s)
         do_stop(s);
     if (s->stop_ev)
         event_free(s->stop_ev);
-    if (s->reap_ev)
-        event_free(s->reap_ev);
+    if (s->refuse_ev)
+        event_free(s->refuse_ev);
+    for (int i = 0; s->loops != NULL && i < s->nloops; i++) {
+        pgf__loop *l = &s->loops[i];
+        /* a cancel posted to a loop that had already stopped */
+        for (pgf__inbox_item *it = l->inbox_mu_ready ? inbox_take(l) : NULL, *next; it != NULL;
+             it = next) {
+            next = it->next;
+            if (it->kind == PGF__INBOX_CONN)
+                close(it->fd);
+            free(it);
+        }
+        struct event *evs[] = {l->stop_ev, l->reap_ev, l->inbox_ev};
+        for (size_t k = 0; k < sizeof evs / sizeof evs[0]; k++)
+            if (evs[k] != NULL)
+                event_free(evs[k]);
+        if (i > 0 && l->base != NULL)
+            event_base_free(l->base);
+        if (l->inbox_mu_ready)
+            pthread_mutex_destroy(&l->inbox_mu);
+    }
+    free(s->loops);
+    pthread_mutex_destroy(&s->obs_mu);
     pgf_timer_free(s->relisten);
     pgf_accept_guard_free(s->accept_guard);
     if (s->own_base && s->base)
@@ -435,46 +684,72 @@ void pgf_server_get_stats(const pgf_server *s, pgf_server_stats *o)
     o->faults_fired = atomic_load(&m->stats.faults_fired);
     for (int i = 0; i < 3; i++)
         o->by_phase[i] = atomic_load(&m->stats.by_phase[i]);
+    o->threads = s->nloops;
+    for (int i = 0; i < PGF_SERVER_MAX_THREADS; i++)
+        o->loop_accepted[i] = i < s->nloops ? atomic_load(&m->stats.loop_accepted[i]) : 0;
 }
 
 /* ------------------------------------------------------------------ */
 /* the connection registry                                             */
 
-/* Unlink from the live list; the server frees it from its reap event. */
-void pgf__server_reap(pgf_server *s, pgf__conn *c)
+/* Unlink from its loop's live list; the loop frees it from its reap event. */
+void pgf__server_reap(pgf__conn *c)
 {
+    pgf__loop *l = c->loop;
     if (c->prev)
         c->prev->next = c->next;
-    else if (s->conns == c)
-        s->conns = c->next;
+    else if (l->conns == c)
+        l->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
     c->prev = NULL;
-    c->next = s->reap;
-    s->reap = c;
-    if (s->reap_ev)
-        event_active(s->reap_ev, EV_TIMEOUT, 0);
+    c->next = l->reap;
+    l->reap = c;
+    if (l->reap_ev)
+        event_active(l->reap_ev, EV_TIMEOUT, 0);
 }
 
-void pgf__server_reap_all(pgf_server *s)
+void pgf__server_reap_all(pgf__loop *l)
 {
-    while (s->reap != NULL) {
-        pgf__conn *c = s->reap;
-        s->reap = c->next;
+    while (l->reap != NULL) {
+        pgf__conn *c = l->reap;
+        l->reap = c->next;
         pgf__conn_free(c);
     }
 }
 
-void pgf__server_close_all(pgf_server *s)
+void pgf__server_close_all(pgf__loop *l)
 {
-    while (s->conns != NULL)
-        pgf__conn_abort(s->conns);
+    while (l->conns != NULL)
+        pgf__conn_abort(l->conns);
 }
 
-/* CancelRequest: find the backend by pid; the key must match. */
-void pgf__server_cancel(pgf_server *s, int32_t pid, int32_t key)
+/* CancelRequest: the backend with this pid is served by the loop of its
+ * connection id (pid = 10000 + id, conn.c); that loop looks it up. */
+void pgf__server_cancel(pgf__loop *l, int32_t pid, int32_t key)
 {
-    for (pgf__conn *c = s->conns; c != NULL; c = c->next) {
+    pgf_server *s = l->srv;
+    if (pid <= 10000)
+        return; /* no backend of ours */
+    pgf__loop *owner = pgf__server_loop_of(s, (uint64_t)pid - 10000u);
+    if (owner == l) {
+        cancel_here(l, pid, key);
+        return;
+    }
+    pgf__inbox_item *it = calloc(1, sizeof *it);
+    if (it == NULL)
+        return;
+    it->kind = PGF__INBOX_CANCEL;
+    it->fd = -1;
+    it->pid = pid;
+    it->key = key;
+    inbox_post(owner, it);
+}
+
+/* On the owning loop: find the backend by pid; the key must match. */
+static void cancel_here(pgf__loop *l, int32_t pid, int32_t key)
+{
+    for (pgf__conn *c = l->conns; c != NULL; c = c->next) {
         if (c->pid != pid || c->state != ST_READY)
             continue;
         if (c->key != key) {

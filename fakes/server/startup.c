@@ -159,7 +159,7 @@ void pgf__conn_handle_startup(pgf__conn *c, const pgf_fe_msg *m)
         }
         if (pgf__conn_fault_point(c, PGF_PHASE_CANCEL, 0, NULL, 0) == STOP)
             return;
-        pgf__server_cancel(s, cr.pid, cr.key);
+        pgf__server_cancel(c->loop, cr.pid, cr.key);
         /* PostgreSQL answers nothing and closes. */
         pgf__conn_queue_close(c, CK_FIN);
         return;
@@ -207,11 +207,10 @@ void pgf__conn_handle_startup(pgf__conn *c, const pgf_fe_msg *m)
         pgf__conn_send_fatal(c, "28000", "no PostgreSQL user name specified in startup packet");
         return;
     }
-    if (s->max_connections > 0 && s->backends >= s->max_connections) {
+    if (!pgf__server_reserve_backend(s)) {
         pgf__conn_send_fatal(c, "53300", "sorry, too many clients already");
         return;
     }
-    s->backends++;
     c->counted_backend = true;
     c->u = find_user(s, c->user);
     pgf_sql_session_init(&c->sql, c->user, c->database, c->u ? c->u->superuser : false);

@@ -491,6 +491,13 @@ static int run_apply_overrides(const run_opts *o, pgf_scenario *sc)
                 o->cmd, sc->name);
         return PGF_EXIT_USAGE;
     }
+    if (sc->server_threads > 1 && sc->mode == PGF_MODE_SIM) {
+        fprintf(stderr,
+                "pgfault %s: %s: --mode sim keeps one event loop (server.threads: %u); use "
+                "--mode stress\n",
+                o->cmd, sc->name, sc->server_threads);
+        return PGF_EXIT_USAGE;
+    }
     if (sc->target.kind != PGF_TARGET_BUILTIN && sc->mode == PGF_MODE_SIM) {
         fprintf(stderr,
                 "pgfault %s: %s: --mode sim cannot drive a service (target:): it runs in "

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cli_common.h"
@@ -24,6 +25,7 @@
 #include "pgfault/fault.h"
 #include "pgfault/faultlog.h"
 #include "pgfault/log.h"
+#include "pgfault/loop.h"
 #include "pgfault/rules.h"
 #include "pgfault/secret.h"
 #include "pgfault/server.h"
@@ -50,19 +52,29 @@ static char *hook_stats_json(void *arg)
 {
     pgf_server_stats st;
     pgf_server_get_stats(arg, &st);
-    char *buf = malloc(768);
+    /* the per-loop accepted counts: which loop was handed how many */
+    char loops[PGF_SERVER_MAX_THREADS * 24 + 2] = "[";
+    size_t off = 1;
+    for (int i = 0; i < st.threads && off < sizeof loops; i++)
+        off += (size_t)snprintf(loops + off, sizeof loops - off, "%s%" PRIu64, i ? "," : "",
+                                st.loop_accepted[i]);
+    if (off < sizeof loops - 1)
+        snprintf(loops + off, sizeof loops - off, "]");
+    size_t cap = 768 + sizeof loops;
+    char *buf = malloc(cap);
     if (buf == NULL)
         return NULL;
-    snprintf(buf, 768,
+    snprintf(buf, cap,
              "{\"accepted\":%" PRIu64 ",\"active\":%" PRIu64 ",\"closed\":%" PRIu64
              ",\"auth_ok\":%" PRIu64 ",\"auth_failed\":%" PRIu64 ",\"queries\":%" PRIu64
              ",\"cancel_requests\":%" PRIu64 ",\"canceled\":%" PRIu64
              ",\"protocol_errors\":%" PRIu64 ",\"faults_fired\":%" PRIu64
              ",\"by_phase\":{\"startup\":%" PRIu64 ",\"auth\":%" PRIu64 ",\"query\":%" PRIu64
-             "},\"listening\":%s}",
+             "},\"listening\":%s,\"threads\":%d,\"loop_accepted\":%s}",
              st.accepted, st.active, st.closed, st.auth_ok, st.auth_failed, st.queries,
              st.cancel_requests, st.canceled, st.protocol_errors, st.faults_fired, st.by_phase[0],
-             st.by_phase[1], st.by_phase[2], pgf_server_listening(arg) ? "true" : "false");
+             st.by_phase[1], st.by_phase[2], pgf_server_listening(arg) ? "true" : "false",
+             st.threads, loops);
     return buf;
 }
 
@@ -255,6 +267,27 @@ static int serve_opt_max_connections(serve_opts *o, const char *arg)
     return SERVE_CONTINUE;
 }
 
+/* --threads N|cores: event loops (server.h); 1..PGF_SERVER_MAX_THREADS. */
+static int serve_opt_threads(serve_opts *o, const char *arg)
+{
+    long v;
+    if (strcmp(arg, "cores") == 0) {
+        v = sysconf(_SC_NPROCESSORS_ONLN);
+        v = v < 1 ? 1 : v > PGF_SERVER_MAX_THREADS ? PGF_SERVER_MAX_THREADS : v;
+    } else {
+        char *end;
+        errno = 0;
+        v = strtol(arg, &end, 10);
+        if (*arg == '\0' || *end != '\0' || errno != 0 || v < 1 || v > PGF_SERVER_MAX_THREADS) {
+            fprintf(stderr, "pgfault serve: --threads '%s': expected 1..%d or 'cores'\n", arg,
+                    PGF_SERVER_MAX_THREADS);
+            return PGF_EXIT_USAGE;
+        }
+    }
+    o->cfg.threads = (int)v;
+    return SERVE_CONTINUE;
+}
+
 static int serve_opt_seed(serve_opts *o, const char *arg)
 {
     if (strcmp(arg, "random") == 0) {
@@ -302,6 +335,8 @@ static int serve_opt(serve_opts *o, user_specs *specs, int c, char *arg)
         return SERVE_CONTINUE;
     case 'm':
         return serve_opt_max_connections(o, arg);
+    case 'j':
+        return serve_opt_threads(o, arg);
     case 's':
         return serve_opt_seed(o, arg);
     case 'L':
@@ -475,7 +510,9 @@ static int serve_load_inputs(serve_opts *o, serve_res *r)
 static int serve_start(serve_opts *o, serve_res *r)
 {
     char err[512];
-    r->base = event_base_new();
+    /* Made with libevent's thread support on: with --threads the worker
+     * loops post cancels and refuse windows to this base. */
+    r->base = pgf_loop_base_new();
     if (r->base == NULL) {
         fprintf(stderr, "pgfault serve: cannot create an event loop\n");
         return PGF_EXIT_INTERNAL;
@@ -508,6 +545,8 @@ static void serve_loop(const serve_opts *o, serve_res *r)
         char addrs[16][256];
         int n = pgf_server_addresses(r->srv, addrs, 16);
         printf("seed %" PRIu64 "\n", o->cfg.seed);
+        if (o->cfg.threads > 1)
+            printf("threads %d\n", o->cfg.threads);
         if (o->faults_path != NULL)
             printf("faults %s (%zu rules)\n", o->faults_path, r->nrules);
         if (o->answers_path != NULL)

@@ -44,6 +44,9 @@ static const pgf__cli_row serve_opts[] = {
      "FILE must not be readable by group or others (chmod 600)"},
     {"database", "NAME", 'd', "accept only these databases (repeatable; default any)"},
     {"max-connections", "N", 'm', "beyond N: FATAL 53300 (default unlimited)"},
+    {"threads", "N|cores", 'j',
+     "event loops: one accepts, all serve (default 1; cores = one\n"
+     "per core; docs/server-threads.md)"},
     {"seed", "N|random", 's', "seed for keys, salts, nonces and faults (default 1)"},
     {"faults", "FILE", 'F', "fault rules (YAML, docs/faults.md)"},
     {"fault-log", "FILE", 'O', "append every fired fault as a JSON line"},

@@ -930,6 +930,7 @@ static int start_server(run_ctx *rc, char *err, size_t errlen)
     cfg.quiet = true;
     cfg.on_fault = on_fault;
     cfg.on_fault_arg = rc;
+    cfg.threads = (int)sc->server_threads; /* > 1 only in stress mode (scenario.c) */
     int e = pgf_server_new(&cfg, rc->sim ? rc->sim_base : NULL, &rc->server, err, errlen);
     if (e != 0)
         return e;

@@ -329,9 +329,10 @@ static bool parse_proxy(vctx *v, const pgf_doc *n, pgf_scenario *sc)
 
 static bool parse_server(vctx *v, const pgf_doc *n, pgf_scenario *sc)
 {
-    static const char *const keys[] = {"users",    "databases", "transport",     "max_connections",
-                                       "external", "proxy",     "socket_subdir", "answers"};
-    if (!only_keys(v, n, "'server'", keys, 8))
+    static const char *const keys[] = {"users",           "databases", "transport",
+                                       "max_connections", "external",  "proxy",
+                                       "socket_subdir",   "answers",   "threads"};
+    if (!only_keys(v, n, "'server'", keys, 9))
         return false;
     const pgf_doc *x;
     if ((x = pgf_doc_get(n, "answers")) != NULL && !is_null(x)) {
@@ -371,6 +372,10 @@ static bool parse_server(vctx *v, const pgf_doc *n, pgf_scenario *sc)
             return false;
         sc->max_connections = (int)m;
     }
+    /* server.threads: the embedded server's event loops (docs/server-threads.md) */
+    if ((x = pgf_doc_get(n, "threads")) != NULL &&
+        !get_uns(v, x, "threads", 1, PGF_SERVER_MAX_THREADS, &sc->server_threads))
+        return false;
     if ((x = pgf_doc_get(n, "external")) != NULL && !is_null(x) &&
         !get_str(v, x, "external", &sc->external))
         return false;
@@ -762,6 +767,19 @@ static bool parse_root(vctx *v, const pgf_doc *root, pgf_scenario *sc)
                         "'racers' call pgfault's own session manager; a 'target' service is "
                         "driven only through its health URL");
     }
+    if (sc->server_threads > 1 &&
+        (sc->external != NULL || sc->proxy_upstream != NULL || pgf_doc_get(root, "target")))
+        return verr(v, pgf_doc_get(pgf_doc_get(root, "server"), "threads"),
+                    "'server.threads' sets the event loops of the driver's embedded fake server: "
+                    "not supported with %s",
+                    sc->external != NULL         ? "'server.external'"
+                    : sc->proxy_upstream != NULL ? "'server.proxy'"
+                                                 : "a 'target' yet");
+    if (sc->server_threads > 1 && sc->mode == PGF_MODE_SIM)
+        return verr(v, pgf_doc_get(pgf_doc_get(root, "server"), "threads"),
+                    "'server.threads: %u' needs 'mode: stress' (sim mode keeps one event loop: "
+                    "its virtual clock is that loop's)",
+                    sc->server_threads);
     if ((x = pgf_doc_get(root, "racers")) != NULL && !is_null(x) && !parse_racers(v, x, sc))
         return false;
     if ((x = pgf_doc_get(root, "bugs")) && !parse_bugs(v, x, sc))
@@ -877,6 +895,8 @@ void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
         fprintf(f, "]\n  max_connections: %d\n", sc->max_connections);
     }
     fprintf(f, "  transport: %s\n", sc->unix_socket ? "unix" : "tcp");
+    if (sc->server_threads > 1)
+        fprintf(f, "  threads: %u\n", sc->server_threads);
     if (sc->socket_subdir) {
         fprintf(f, "  socket_subdir: ");
         yq(f, sc->socket_subdir);

@@ -8,7 +8,10 @@
  * the action out; the engine never touches a socket.
  *
  * Threading: pgf_fault_decide() and the pgf_fault_conn functions are
- * called only on the server's loop thread. The rule set is immutable once
+ * called only on the loop thread that serves the connection; connections
+ * served by different loops (pgf_server with threads > 1) may decide at
+ * the same time, and each one's decisions depend only on the seed, its id
+ * and its own calls (scope: global counters excepted). The rule set is immutable once
  * installed; pgf_fault_engine_set_rules() (any thread) swaps it atomically
  * and the next decision sees the new set, including on connections that
  * are already open.

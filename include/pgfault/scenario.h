@@ -75,6 +75,7 @@ typedef struct pgf_scenario {
     char *databases[PGF_SCENARIO_MAX_DBS];
     bool unix_socket; /* listen (and connect) on a temp unix-socket dir */
     int max_connections;
+    unsigned server_threads; /* server.threads: the embedded server's event loops (0/1 = one) */
     char *external; /* run against this libpq conninfo/URL instead of the embedded server */
     /* server.proxy: run the fault proxy (proxy.h) in front of this real
      * server and connect through it with client.user/password/database */

@@ -12,12 +12,24 @@
  * that loop; pgf_server_stop() and pgf_server_get_stats() may be called
  * from any thread.
  *
+ * With cfg.threads = N > 1 the server runs N event loops: the base above
+ * is loop 0, which accepts every connection and hands connection id k to
+ * loop (k - 1) % N; loops 1..N-1 run on threads of their own, started by
+ * pgf_server_start() and joined by pgf_server_stop(). The observers below
+ * are then called from any of the N loop threads, one call at a time (the
+ * server serializes them). Sim mode (a base on a virtual clock) keeps one
+ * loop: threads > 1 there is an error. docs/server-threads.md says why one
+ * acceptor rather than SO_REUSEPORT.
+ *
  * What it does not do: TLS (SSLRequest is answered 'N'), GSSAPI, COPY,
  * replication, real SQL. Queries it does not recognize get a real-looking
  * ERROR (see sql.h).
  */
 #ifndef PGF_SERVER_H
 #define PGF_SERVER_H
+
+/* The most event loops one server runs (cfg.threads). */
+#define PGF_SERVER_MAX_THREADS 64
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -48,13 +60,13 @@ typedef struct pgf_server_user {
     bool superuser; /* is_superuser=on in ParameterStatus */
 } pgf_server_user;
 
-/* Called on the server's loop for every fault that fires, after the engine
+/* Called on the loop serving the connection for every fault that fires, after the engine
  * decided and before the server carries the action out. */
 typedef void (*pgf_server_fault_fn)(void *arg, const struct pgf_fault_ctx *ctx, int phase,
                                     const struct pgf_fault_action *action);
 
 /* What the server sees of each client, for wire-side checks of any client
- * (a service's pool, a driver): called on the server's loop. */
+ * (a service's pool, a driver): called on the loop serving the connection. */
 typedef enum pgf_server_conn_note {
     PGF_CONN_NOTE_OPEN,            /* accepted */
     PGF_CONN_NOTE_STARTUP,         /* the startup packet was accepted (user, application_name) */
@@ -79,7 +91,7 @@ typedef struct pgf_server_conn_info {
 typedef void (*pgf_server_conn_fn)(void *arg, pgf_server_conn_note note,
                                    const pgf_server_conn_info *info);
 
-/* Called on the server's loop for each connection event, the server's view
+/* Called on the loop serving the connection for each connection event, the server's view
  * of its clients (`pgfault serve --history`): event is "accepted",
  * "authenticated" (BackendKeyData sent), "query" (ctx->query is the text),
  * "terminated" (the client sent Terminate) or "closed" (cause: why;
@@ -107,12 +119,15 @@ typedef struct pgf_server_config {
     const struct pgf_answers *answers; /* borrowed, outlives the server; NULL = none */
     pgf_server_event_fn on_event;      /* optional observer of connection events */
     void *on_event_arg;
+    int threads; /* event loops (0 or 1 = one); at most PGF_SERVER_MAX_THREADS; sim mode: 1 */
 } pgf_server_config;
 
 typedef struct pgf_server pgf_server;
 
 /* Create (copies cfg). base NULL: the server makes its own base for
- * pgf_server_start_thread(). On error returns a PGF_E* code and writes a
+ * pgf_server_start_thread(). With cfg->threads > 1 a caller's base must
+ * have been made with libevent's thread support on (pgf_loop_base_new(),
+ * loop.h): the worker loops post to it. On error returns a PGF_E* code and writes a
  * message naming the problem into err. */
 int pgf_server_new(const pgf_server_config *cfg, struct event_base *base, pgf_server **out,
                    char *err, size_t errlen) PGF_NODISCARD;
@@ -149,6 +164,8 @@ typedef struct pgf_server_stats {
     uint64_t protocol_errors;
     uint64_t faults_fired;
     uint64_t by_phase[3]; /* open connections in startup, authentication, query phases */
+    int threads;          /* event loops */
+    uint64_t loop_accepted[PGF_SERVER_MAX_THREADS]; /* connections each loop was handed */
 } pgf_server_stats;
 
 /* Counters are atomics; any thread. */

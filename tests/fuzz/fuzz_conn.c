@@ -441,13 +441,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cs[k].fd = -1;
         pgf_buf_free(&cs[k].out);
     }
-    for (int k = 0; k < 1000 && srv->conns != NULL; k++) {
+    for (int k = 0; k < 1000 && srv->loops[0].conns != NULL; k++) {
         settle(cs);
-        if (srv->conns != NULL)
+        if (srv->loops[0].conns != NULL)
             pgf_simclock_advance(clk);
     }
-    must(srv->conns == NULL, "a connection outlived its client");
-    pgf__server_reap_all(srv);
+    must(srv->loops[0].conns == NULL, "a connection outlived its client");
+    pgf__server_reap_all(&srv->loops[0]);
     /* Leave no timer armed into the next input (the relisten window). */
     pgf_server_set_listening(srv, true);
     pgf_server_stats after;
