@@ -53,10 +53,12 @@ for x in r["matrix"]["runs"]:
     assert x["checks"] > 0 and x["checks_per_s"] > 0 and x["peak_rss_mb"] > 1, x
     assert x["server_peak_rss_mb"] > 1, x
     assert x["exit_after_load_s"] is not None, x
+    assert 0 < x["cpu_load_s"] <= x["cpu_total_s"] and x["cpu_us_per_check_total"] > 0, x
     if x["checker"] == "on":
         assert x["verdict_s"] is not None and x["verdict_s"] >= 0, x
 for p in pts:
     assert p["overhead_pct"] is not None and len(p["overhead_pct_rounds"]) == 1, p
+    assert p["overhead_cpu_load_pct"] is not None and p["overhead_cpu_total_pct"] is not None, p
 f = r["flatness"]
 assert f["exit"] == 0 and f["slope_mb_per_min"] is not None and f["fit_samples"] >= 3, f
 assert f["extrapolated_mb_per_hour"] == round(f["slope_mb_per_min"] * 60, 1), f
