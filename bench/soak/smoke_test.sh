@@ -72,8 +72,9 @@ cp "$tmp/res/soak.md" "$tmp/before.md"
 "$here/run" --render "$tmp/res/soak.json" >/dev/null
 cmp -s "$tmp/before.md" "$tmp/res/soak.md" || fail "--render does not reproduce soak.md"
 
-# the soak runner, 6 s
-SOAK_SAMPLE_S=1 "$here/hour.sh" "$BUILD_DIR" "$tmp/hour" 0.1 >"$tmp/hour.out" 2>&1 \
+# the soak runner, 6 s, on a frozen copy of the binary (PGFAULT)
+cp "$BUILD_DIR/harness/cli/pgfault" "$tmp/pgfault-copy"
+PGFAULT="$tmp/pgfault-copy" SOAK_SAMPLE_S=1 "$here/hour.sh" "$BUILD_DIR" "$tmp/hour" 0.1 >"$tmp/hour.out" 2>&1 \
     || fail "hour.sh failed: $(tail -5 "$tmp/hour.out")"
 $py - "$tmp/hour/summary.json" <<'PY' || fail "summary.json: $(cat "$tmp/hour/summary.json")"
 import json, sys
@@ -82,6 +83,7 @@ assert r["exit"] in (0, 1) and r["killed"] is None, r
 assert r["records"] > 0 and 0 < r["operations"] < r["records"] and r["health_checks"] > 0, r
 assert r["history_bytes"] > 0 and r["peak_rss_mb"] > 1 and r["rss_samples"] >= 3, r
 assert r["verdict_s"] is not None and "--scenario soak" in r["meta"]["command"], r
+assert r["meta"]["command"].split()[0].endswith("/pgfault-copy"), r["meta"]["command"]
 PY
 [ "$(wc -l <"$tmp/hour/rss.tsv")" -ge 4 ] || fail "rss.tsv has too few samples"
 grep -q '^| history records |' "$tmp/hour/summary.md" || fail "no summary.md"
