@@ -63,8 +63,10 @@ f = r["flatness"]
 assert f["exit"] == 0 and f["slope_mb_per_min"] is not None and f["fit_samples"] >= 3, f
 assert f["extrapolated_mb_per_hour"] == round(f["slope_mb_per_min"] * 60, 1), f
 names = [t["target"] for t in r["targets"]]
-assert len(names) == 5 and all(t["status"] in ("met", "missed", "not measured") for t in r["targets"]), r["targets"]
+assert len(names) == 6 and all(t["status"] in ("met", "missed", "not measured") for t in r["targets"]), r["targets"]
 assert [t for t in r["targets"] if t["target"].startswith("end of load")][0]["status"] != "not measured"
+assert [t for t in r["targets"] if "from the outside" in t["target"]][0]["status"] != "not measured"
+assert all(x["after_configured_end_s"] is not None for x in r["matrix"]["runs"]), r["matrix"]["runs"]
 PY
 grep -q '^## Targets' "$tmp/md" || fail "no Markdown printed"
 cmp -s "$tmp/md" "$tmp/res/soak.md" || fail "printed Markdown differs from soak.md"
