@@ -7,7 +7,8 @@
 #   make test     build and run every test (ctest)
 #   make asan     the tests under ASan+UBSan (build-asan/)
 #   make tsan     the tests under TSan (build-tsan/)
-#   make bench    benchmarks (not part of test; bench/run, then bench/threads)
+#   make bench    benchmarks (not part of test; bench/run, bench/threads, bench/soak/run)
+#   make bench-soak  issue 17's soak targets only (bench/soak/run; part of bench)
 #   make mutants  does the suite catch realistic bugs it was not told about? (not part of test)
 #   make fuzz     libFuzzer targets (clang, build-fuzz/)
 #   make install  PREFIX=DIR (default /usr/local): binary, libraries, headers, pgfault.pc, man page
@@ -17,7 +18,7 @@ JOBS ?= 2
 CMAKE_FLAGS ?=
 CTEST_FLAGS ?=
 
-.PHONY: all deps build demo test asan tsan bench mutants fuzz format clean install
+.PHONY: all deps build demo test asan tsan bench bench-soak mutants fuzz format clean install
 
 all: build
 
@@ -43,6 +44,10 @@ tsan:
 bench: build
 	@bench/run $(BUILD)
 	@bench/threads $(BUILD)
+	@bench/soak/run $(BUILD)
+
+bench-soak: build
+	@bench/soak/run $(BUILD)
 
 mutants: deps
 	@JOBS=$(JOBS) tests/mutants/run
