@@ -501,8 +501,11 @@ static int listen_unix(pgf_server *s, char *err, size_t errlen)
             close(fd);
         return PGF_EBIND;
     }
+    /* backlog 0: listen(fd, 4096) above stands (with -1 libevent would call
+     * listen(fd, 128) again, and 1,000 clients connecting at once got
+     * refused) */
     struct evconnlistener *l =
-        evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+        evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, 0, fd);
     if (l == NULL) {
         close(fd);
         snprintf(err, errlen, "cannot listen on unix socket %s", sun.sun_path);
