@@ -72,6 +72,14 @@ struct pgf_recorder {
     int nthreads;
     chunk *pool;
     size_t pool_n;
+    /* backpressure (`lock`): once a thread drains, any other thread that
+     * needs a chunk while PGF_RECORDER_INFLIGHT are written but not yet
+     * drained waits for the drain to free one, at most BACKOFF_MS a chunk
+     * (never for ever: the drainer may itself be waiting on that thread) */
+    pthread_cond_t room;
+    bool has_drainer;
+    pthread_t drainer;
+    uint64_t waits, waited_ns;
     atomic_size_t chunks_allocated;
     atomic_uint_fast64_t count;
     atomic_bool failed;
@@ -97,9 +105,35 @@ static _Thread_local struct {
     recbuf *b;
 } tls[TLS_SLOTS];
 
+#define BACKOFF_MS 100
+
+/* Too many chunks written and not yet drained: wait (lock held) for the
+ * drainer to hand one back, or for BACKOFF_MS. */
+static void backpressure(pgf_recorder *r)
+{
+    if (!r->has_drainer || pthread_equal(r->drainer, pthread_self()))
+        return;
+    size_t inflight = atomic_load(&r->chunks_allocated) - r->pool_n;
+    if (inflight < PGF_RECORDER_INFLIGHT || r->pool_n > 0)
+        return;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    uint64_t t0 = (uint64_t)until.tv_sec * 1000000000ULL + (uint64_t)until.tv_nsec;
+    until.tv_nsec += BACKOFF_MS * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    r->waits++;
+    while (r->pool_n == 0 && pthread_cond_timedwait(&r->room, &r->lock, &until) == 0)
+        ;
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    r->waited_ns += (uint64_t)t1.tv_sec * 1000000000ULL + (uint64_t)t1.tv_nsec - t0;
+}
+
 static chunk *chunk_get(pgf_recorder *r)
 {
     pthread_mutex_lock(&r->lock);
+    backpressure(r);
     chunk *c = r->pool;
     if (c != NULL) {
         r->pool = c->pool_next;
@@ -137,6 +171,7 @@ static void chunk_put(pgf_recorder *r, chunk *c)
     c->pool_next = r->pool;
     r->pool = c;
     r->pool_n++;
+    pthread_cond_signal(&r->room);
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -266,6 +301,11 @@ pgf_recorder *pgf_recorder_new(struct event_base *clock_base, uint64_t start_ns)
     if (r == NULL)
         return NULL;
     pthread_mutex_init(&r->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->room, &ca);
+    pthread_condattr_destroy(&ca);
     r->clock_base = clock_base;
     r->clock = clock_base != NULL ? pgf_simclock_of(clock_base) : NULL;
     r->start_ns = start_ns;
@@ -301,6 +341,7 @@ void pgf_recorder_free(pgf_recorder *r)
         if (tls[i].r == r)
             tls[i].r = NULL;
     pgf_rec_store_free(&r->merged);
+    pthread_cond_destroy(&r->room);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
@@ -497,7 +538,11 @@ int pgf_recorder_drain(pgf_recorder *r, bool final)
     if (r->sink == NULL)
         return 0; /* nobody to hand records to: keep them */
     pthread_mutex_lock(&r->lock);
-    recbuf *bufs = r->bufs; /* the list only grows at its front */
+    recbuf *bufs = r->bufs;          /* the list only grows at its front */
+    if (!final && !r->has_drainer) { /* producers may now wait for this thread */
+        r->drainer = pthread_self();
+        r->has_drainer = true;
+    }
     pthread_mutex_unlock(&r->lock);
     for (;;) {
         pgf_rec *best = NULL;
@@ -556,6 +601,8 @@ void pgf_recorder_get_stats(pgf_recorder *r, pgf_recorder_stats *st)
     pthread_mutex_lock(&r->lock);
     st->chunks_pooled = r->pool_n;
     st->threads = (unsigned)r->nthreads;
+    st->waits = r->waits;
+    st->waited_ns = r->waited_ns;
     pthread_mutex_unlock(&r->lock);
     st->failed = atomic_load(&r->failed);
 }

@@ -62,6 +62,15 @@ void pgf_recorder_set_sink(pgf_recorder *r, pgf_recorder_sink fn, void *arg);
 #define PGF_RECORDER_WINDOW_DEFAULT 1000000
 void pgf_recorder_set_window(pgf_recorder *r, size_t window); /* 0 = the default */
 
+/* Backpressure: once some thread has called pgf_recorder_drain (it is
+ * then "the drainer"), another thread that needs a new chunk while this
+ * many chunks (1024 records each) are written and not yet drained waits
+ * for the drainer to free one -- at most 100 ms a chunk, so a drainer that
+ * is itself waiting on that thread slows the run, never hangs it. The
+ * history's memory stays near this bound when producers outrun the
+ * consumer (the checker's cost then shows as throughput). */
+#define PGF_RECORDER_INFLIGHT 64
+
 /* Emit every record that can be emitted in order (one consumer thread at a
  * time; producers keep running). final: the producers have stopped, so a
  * gap is a seq nobody will record (a muted or failed record) and is
@@ -77,6 +86,8 @@ typedef struct pgf_recorder_stats {
     size_t chunks_allocated; /* ever malloc'ed: bounded once drains keep up */
     size_t chunks_pooled;    /* drained, waiting for reuse */
     unsigned threads;        /* producing threads seen */
+    uint64_t waits;          /* times a producer waited for the drain (backpressure) */
+    uint64_t waited_ns;      /* ... and how long in all */
     bool failed;             /* a record was lost (out of memory) */
 } pgf_recorder_stats;
 void pgf_recorder_get_stats(pgf_recorder *r, pgf_recorder_stats *st);
