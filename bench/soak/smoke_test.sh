@@ -61,7 +61,8 @@ for p in pts:
     assert p["overhead_cpu_load_pct"] is not None and p["overhead_cpu_total_pct"] is not None, p
 f = r["flatness"]
 assert f["exit"] == 0 and f["slope_mb_per_min"] is not None and f["fit_samples"] >= 3, f
-assert f["extrapolated_mb_per_hour"] == round(f["slope_mb_per_min"] * 60, 1), f
+# both are rounded from the same unrounded slope (3 and 1 decimals)
+assert abs(f["extrapolated_mb_per_hour"] - f["slope_mb_per_min"] * 60) <= 0.1, f
 names = [t["target"] for t in r["targets"]]
 assert len(names) == 6 and all(t["status"] in ("met", "missed", "not measured") for t in r["targets"]), r["targets"]
 assert [t for t in r["targets"] if t["target"].startswith("end of load")][0]["status"] != "not measured"
