@@ -196,7 +196,7 @@ static void imap_free(imap *m)
 
 enum {
     TRACKED = PGF_REPORT_HTML_MAX_SESSIONS + PGF_REPORT_HTML_MAX_FAILING, /* sampled sessions */
-    TRACK_RECS = 3 * 1000, /* records kept per sampled session (PER_SESSION spans/ops) */
+    TRACK_RECS = 600,      /* records kept per sampled session (~200 operations on its row) */
     SERVER_MARKS = 2000,   /* server-wide fault marks kept */
     CLOSED_KEPT = 1 << 16, /* closed sessions whose state the coverage remembers */
     MAXE = 256,            /* distinct (from, to, op) edges */
