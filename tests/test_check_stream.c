@@ -232,6 +232,15 @@ static void long_history_stays_bounded(void)
             if (s->step == 12)
                 *s = (slot){next_session, 0, 0, (int)(next_session % 3)}, next_session++;
         }
+        /* free text that names the session (as libpq's and the session
+         * manager's messages do): a checker that interned it would keep one
+         * string per session for ever (`strings` below stays small) */
+        char cause[64];
+        if (r.type == PGF_REC_OK && r.cause == NULL) {
+            snprintf(cause, sizeof cause, "done (session %lld, op %lld)", (long long)r.session,
+                     (long long)r.op_id);
+            r.cause = cause;
+        }
         r.seq = ord + 1;
         r.time_ns = 1000 * (ord + 1);
         r.line = (uint32_t)(ord + 2);

@@ -254,6 +254,67 @@ static void test_merge_sorted(void)
     pgf_recorder_free(r);
 }
 
+/* ---- backpressure ---- */
+
+typedef struct burst {
+    pgf_recorder *r;
+    int n;
+} burst;
+
+static void *produce_burst(void *arg)
+{
+    burst *b = arg;
+    for (int i = 0; i < b->n; i++)
+        put(b->r, 1, NULL);
+    return NULL;
+}
+
+/* This thread drains once (it becomes the drainer), then stops draining
+ * while another thread writes PGF_RECORDER_INFLIGHT + 4 chunks' worth: past
+ * the bound that thread must wait for the drain (counted), each wait
+ * ending at its 100 ms limit here, so it never hangs; everything still
+ * reaches the sink in order. */
+static void test_producer_waits_for_the_drain(void)
+{
+    pgf_seq_reset();
+    pgf_recorder *r = pgf_recorder_new(NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    seen s = {0, 0, 0, true, 0};
+    pgf_recorder_set_sink(r, sink_check, &s);
+    CU_ASSERT_EQUAL_FATAL(pgf_recorder_drain(r, false), 0);
+    burst b = {r, (PGF_RECORDER_INFLIGHT + 4) * 1024};
+    pthread_t th;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, produce_burst, &b), 0);
+    pthread_join(th, NULL);
+    pgf_recorder_stats st;
+    pgf_recorder_get_stats(r, &st);
+    CU_ASSERT_TRUE(st.waits >= 3);
+    CU_ASSERT_TRUE(st.waited_ns > 0);
+    CU_ASSERT_EQUAL(pgf_recorder_drain(r, true), 0);
+    CU_ASSERT_TRUE(s.in_order);
+    CU_ASSERT_EQUAL(s.n, (uint64_t)b.n);
+    pgf_recorder_free(r);
+}
+
+/* The drainer itself never waits: the same burst from this thread. */
+static void test_drainer_never_waits(void)
+{
+    pgf_seq_reset();
+    pgf_recorder *r = pgf_recorder_new(NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    seen s = {0, 0, 0, true, 0};
+    pgf_recorder_set_sink(r, sink_check, &s);
+    CU_ASSERT_EQUAL_FATAL(pgf_recorder_drain(r, false), 0);
+    burst b = {r, (PGF_RECORDER_INFLIGHT + 4) * 1024};
+    produce_burst(&b);
+    pgf_recorder_stats st;
+    pgf_recorder_get_stats(r, &st);
+    CU_ASSERT_EQUAL(st.waits, 0);
+    CU_ASSERT_EQUAL(pgf_recorder_drain(r, true), 0);
+    CU_ASSERT_EQUAL(s.n, (uint64_t)b.n);
+    pgf_recorder_free(r);
+}
+
 static const pgf_test recorder_tests[] = {
     {"threads_in_order", test_threads_in_order},
     {"gap_waits_then_skips_at_the_end", test_gap_waits_then_skips_at_the_end},
@@ -261,6 +322,8 @@ static const pgf_test recorder_tests[] = {
     {"late_record_fails", test_late_record_fails},
     {"long_feed_reuses_chunks", test_long_feed_reuses_chunks},
     {"merge_sorted", test_merge_sorted},
+    {"producer_waits_for_the_drain", test_producer_waits_for_the_drain},
+    {"drainer_never_waits", test_drainer_never_waits},
     PGF_TESTS_END,
 };
 
