@@ -5,6 +5,7 @@
  * (valid_basic.jsonl and one v_<kind>.jsonl per violation kind). Malformed
  * input is generated into a temp dir so each case names its line.
  */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -904,6 +905,172 @@ static void streaming_reader_counts_records(void)
     CU_ASSERT_STRING_EQUAL(pgf_violation_name(PGF_VIOL_USE_AFTER_CLOSE), "use_after_close");
 }
 
+/* ---- the direct formatter against jansson --------------------------------- */
+
+/* What pgf_rec_format wrote before it was made direct: jansson, keys in
+ * the documented order, compact. Kept here as the reference. */
+static char *jansson_line(const pgf_rec *r)
+{
+    json_t *o = json_object();
+#define J_INT(key, v)                                                  \
+    do {                                                               \
+        if ((v) != PGF_REC_NONE)                                       \
+            json_object_set_new(o, key, json_integer((json_int_t)(v))); \
+    } while (0)
+#define J_STR(key, v)                                \
+    do {                                             \
+        if ((v) != NULL)                             \
+            json_object_set_new(o, key, json_string(v)); \
+    } while (0)
+    json_object_set_new(o, "seq", json_integer((json_int_t)r->seq));
+    json_object_set_new(o, "time_ns", json_integer((json_int_t)r->time_ns));
+    json_object_set_new(o, "type", json_string(pgf_rec_type_name(r->type)));
+    J_INT("session", r->session);
+    J_STR("op", r->op);
+    J_INT("op_id", r->op_id);
+    J_STR("from", r->from);
+    J_STR("to", r->to);
+    J_STR("cause", r->cause);
+    J_STR("error", r->error);
+    J_STR("reason", r->reason);
+    J_INT("conn", r->conn);
+    J_STR("phase", r->phase);
+    J_STR("rule", r->rule);
+    J_STR("action", r->action);
+    J_STR("sqlstate", r->sqlstate);
+    J_INT("conns_open", r->conns_open);
+    J_INT("conns_accepted", r->conns_accepted);
+    J_INT("conns_closed", r->conns_closed);
+    J_INT("sessions_open", r->sessions_open);
+    J_INT("thread", r->thread);
+#undef J_INT
+#undef J_STR
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+/* A random valid UTF-8 string: printable ASCII, every control byte, the
+ * characters JSON escapes, and 2-, 3- and 4-byte sequences. */
+static void random_utf8(pgf_rng *g, char *out, size_t cap)
+{
+    static const char *const pieces[] = {"\"", "\\", "/", "\x7f", "\xc3\xa9", "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80", "\xef\xbf\xbd", "\xdf\xbf",
+                                         "\xf4\x8f\xbf\xbf"};
+    size_t n = 0, want = (size_t)pgf_rng_below(g, 40);
+    for (size_t i = 0; i < want; i++) {
+        char one[2] = {0, 0};
+        const char *p = one;
+        switch (pgf_rng_below(g, 3)) {
+        case 0: one[0] = (char)(0x20 + pgf_rng_below(g, 0x5f)); break;
+        case 1: one[0] = (char)(1 + pgf_rng_below(g, 0x1f)); break;
+        default: p = pieces[pgf_rng_below(g, sizeof pieces / sizeof pieces[0])]; break;
+        }
+        size_t l = strlen(p);
+        if (n + l + 1 > cap)
+            break;
+        memcpy(out + n, p, l);
+        n += l;
+    }
+    out[n] = '\0';
+}
+
+static void format_matches_jansson(void)
+{
+    pgf_rng g;
+    pgf_rng_init(&g, 17, 1, 2);
+    static const int64_t ints[] = {0, 1, -2, 9, 10, 4096, INT64_MAX, INT64_MIN + 1, 1234567890123};
+    char strs[10][200];
+    int mismatches = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        pgf_rec r;
+        pgf_rec_init(&r, (pgf_rec_type)pgf_rng_below(&g, PGF_REC_TYPE_COUNT));
+        r.seq = pgf_rng_next(&g) >> 1;
+        r.time_ns = pgf_rng_next(&g) >> (1 + pgf_rng_below(&g, 60));
+        int64_t *ip[] = {&r.session, &r.op_id, &r.conn, &r.thread, &r.conns_open,
+                         &r.conns_accepted, &r.conns_closed, &r.sessions_open};
+        for (size_t k = 0; k < sizeof ip / sizeof ip[0]; k++)
+            if (pgf_rng_below(&g, 2))
+                *ip[k] = ints[pgf_rng_below(&g, sizeof ints / sizeof ints[0])];
+        const char **sp[] = {&r.op,    &r.from,  &r.to,     &r.cause,   &r.error,
+                             &r.reason, &r.phase, &r.rule, &r.action, &r.sqlstate};
+        for (size_t k = 0; k < sizeof sp / sizeof sp[0]; k++) {
+            if (pgf_rng_below(&g, 2)) {
+                random_utf8(&g, strs[k], sizeof strs[k]);
+                *sp[k] = strs[k];
+            }
+        }
+        char buf[4096];
+        int n = pgf_rec_format(&r, buf, sizeof buf);
+        char *ref = jansson_line(&r);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ref);
+        if (n < 0 || strcmp(buf, ref) != 0) {
+            if (mismatches++ < 3)
+                fprintf(stderr, "\n  direct:  %s\n  jansson: %s\n", n >= 0 ? buf : "(error)", ref);
+        }
+        free(ref);
+    }
+    CU_ASSERT_EQUAL(mismatches, 0);
+}
+
+/* Bytes that are not UTF-8 become U+FFFD, one per bad byte, and the line
+ * stays valid JSON; a record bigger than any stack buffer still writes. */
+static void format_survives_bad_utf8_and_size(void)
+{
+    pgf_rec r;
+    pgf_rec_init(&r, PGF_REC_TRANSITION);
+    r.seq = 1;
+    r.session = 1;
+    r.op = "open";
+    r.op_id = 1;
+    r.from = "NEW";
+    r.to = "CONNECTING";
+    r.cause = "a\xff" "b\xc0\x80" "c\xed\xa0\x80" "d\xe2\x82";
+    char buf[512];
+    int n = pgf_rec_format(&r, buf, sizeof buf);
+    CU_ASSERT_TRUE_FATAL(n > 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"cause\":\"a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd"
+                                       "c\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                                       "d\xef\xbf\xbd\xef\xbf\xbd\""));
+    json_t *o = json_loads(buf, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL(o);
+    json_decref(o);
+
+    /* a 100 kB cause: the writer and the digest take it whole */
+    size_t big = 100000;
+    char *cause = malloc(big + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cause);
+    memset(cause, 'x', big);
+    cause[big] = '\0';
+    cause[500] = '\n';
+    r.cause = cause;
+    CU_ASSERT_EQUAL(pgf_rec_format(&r, buf, sizeof buf), PGF_ETOOBIG);
+    char path[512];
+    snprintf(path, sizeof path, "%s/big.jsonl", tmpdir);
+    pgf_hist_writer *w = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgf_hist_writer_open(path, &w), 0);
+    pgf_hist_meta meta = {.version = 1};
+    CU_ASSERT_EQUAL(pgf_hist_writer_meta(w, &meta), 0);
+    CU_ASSERT_EQUAL(pgf_hist_writer_put(w, &r), 0);
+    char hw[65], hd[65];
+    pgf_hist_writer_digest(w, hw);
+    CU_ASSERT_EQUAL(pgf_hist_writer_close(w), 0);
+    pgf_history *h = NULL;
+    char err[256];
+    int lrc = pgf_history_load(path, &h, err, sizeof err);
+    if (lrc != 0)
+        fprintf(stderr, "\n  load: %s\n", err);
+    CU_ASSERT_EQUAL_FATAL(lrc, 0);
+    size_t nr = 0;
+    const pgf_rec *back = pgf_history_records(h, &nr);
+    CU_ASSERT_EQUAL_FATAL(nr, 1u);
+    CU_ASSERT_STRING_EQUAL(back[0].cause, cause);
+    pgf_history_digest(pgf_history_meta(h), back, nr, hd);
+    CU_ASSERT_STRING_EQUAL(hw, hd);
+    pgf_history_free(h);
+    free(cause);
+}
+
 static const pgf_test spec_tests[] = {
     {"spec_loads_contract_fixture", spec_loads_contract_fixture},
     {"spec_rejects_bad_specs_clearly", spec_rejects_bad_specs_clearly},
@@ -925,6 +1092,8 @@ static const pgf_test history_tests[] = {
     {"malformed_lines_give_file_line", malformed_lines_give_file_line},
     {"random_garbage_never_crashes", random_garbage_never_crashes},
     {"canonical_line_has_fixed_key_order", canonical_line_has_fixed_key_order},
+    {"format_matches_jansson", format_matches_jansson},
+    {"format_survives_bad_utf8_and_size", format_survives_bad_utf8_and_size},
     {"digest_ignores_wall_and_sees_everything_else", digest_ignores_wall_and_sees_everything_else},
     {"meta_embeds_the_spec", meta_embeds_the_spec},
     {"large_history_checks_in_one_pass", large_history_checks_in_one_pass},

@@ -3,10 +3,11 @@
  *
  * The reader parses each line on its own with json_loadb, so one bad line
  * is reported as "file:line[:col]: message" and never takes the rest of
- * the process down. The canonical form of a record is built with jansson
- * in the fixed key order of docs/history-format.md (insertion order is
- * preserved by jansson >= 2.8); `wall` is appended after the canonical
- * bytes so the digest can skip it without re-encoding. Nothing here knows
+ * the process down. The canonical form of a record is written directly,
+ * in the fixed key order of docs/history-format.md, byte for byte what
+ * jansson's compact dump would give (it is the hot path of a run; see
+ * pgf_rec_format); `wall` is appended after the canonical bytes so the
+ * digest can skip it without re-encoding. Nothing here knows
  * about states or operations: that is the checker's business.
  */
 #include "pgfault/history.h"
@@ -40,54 +41,6 @@ void pgf_rec_init(pgf_rec *r, pgf_rec_type type)
 }
 
 /* ---- canonical JSON ---------------------------------------------------- */
-
-/* The fixed field order. Every writer (C or not) that wants byte-equal
- * digests uses it; readers accept any order. */
-json_t *pgf__hist_rec_json(const pgf_rec *r)
-{
-    json_t *o = json_object();
-    if (o == NULL)
-        return NULL;
-    int rc = 0;
-#define PUT_INT(key, v)                                                       \
-    do {                                                                      \
-        if ((v) != PGF_REC_NONE)                                              \
-            rc |= json_object_set_new(o, key, json_integer((json_int_t)(v))); \
-    } while (0)
-#define PUT_STR(key, v)                                        \
-    do {                                                       \
-        if ((v) != NULL)                                       \
-            rc |= json_object_set_new(o, key, json_string(v)); \
-    } while (0)
-    rc |= json_object_set_new(o, "seq", json_integer((json_int_t)r->seq));
-    rc |= json_object_set_new(o, "time_ns", json_integer((json_int_t)r->time_ns));
-    rc |= json_object_set_new(o, "type", json_string(pgf_rec_type_name(r->type)));
-    PUT_INT("session", r->session);
-    PUT_STR("op", r->op);
-    PUT_INT("op_id", r->op_id);
-    PUT_STR("from", r->from);
-    PUT_STR("to", r->to);
-    PUT_STR("cause", r->cause);
-    PUT_STR("error", r->error);
-    PUT_STR("reason", r->reason);
-    PUT_INT("conn", r->conn);
-    PUT_STR("phase", r->phase);
-    PUT_STR("rule", r->rule);
-    PUT_STR("action", r->action);
-    PUT_STR("sqlstate", r->sqlstate);
-    PUT_INT("conns_open", r->conns_open);
-    PUT_INT("conns_accepted", r->conns_accepted);
-    PUT_INT("conns_closed", r->conns_closed);
-    PUT_INT("sessions_open", r->sessions_open);
-    PUT_INT("thread", r->thread);
-#undef PUT_INT
-#undef PUT_STR
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
 
 static json_t *meta_to_json(const pgf_hist_meta *m)
 {
@@ -141,27 +94,206 @@ static json_t *meta_to_json(const pgf_hist_meta *m)
     return o;
 }
 
-/* Dump into buf (NUL-terminated); returns the length, or -1 on failure /
- * PGF_ETOOBIG when it does not fit. */
-static int dump_into(json_t *o, char *buf, size_t len)
+/* ---- the hot path: records straight to bytes ---------------------------
+ *
+ * Every record of a run goes through pgf_rec_format on the consumer thread,
+ * and building a json_t per record (a malloc per key and value, a hash
+ * table, a callback dump) was four fifths of that thread's time (perf,
+ * bench/soak). Records have a fixed schema, so they are written here
+ * directly, byte for byte what json_dumpb(pgf__hist_rec_json(r),
+ * JSON_COMPACT) gives for valid UTF-8 (test_history's
+ * format_matches_jansson holds the two together). One difference, on
+ * purpose: a string that is not valid UTF-8 (a server message in another
+ * client_encoding, say) has each bad byte written as U+FFFD instead of
+ * failing the whole history. */
+
+typedef struct fmt_out {
+    char *p, *end;
+    bool over;
+} fmt_out;
+
+static void fmt_put(fmt_out *o, const char *s, size_t n)
 {
-    size_t n = json_dumpb(o, buf, len, JSON_COMPACT);
-    if (n == 0)
-        return PGF_ENOMEM;
-    if (n >= len)
-        return PGF_ETOOBIG;
-    buf[n] = '\0';
-    return (int)n;
+    if (o->over || (size_t)(o->end - o->p) < n) {
+        o->over = true;
+        return;
+    }
+    memcpy(o->p, s, n);
+    o->p += n;
+}
+
+static void fmt_int(fmt_out *o, int64_t v)
+{
+    char t[24], *e = t + sizeof t, *q = e;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--q = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--q = '-';
+    fmt_put(o, q, (size_t)(e - q));
+}
+
+/* Length of the valid UTF-8 sequence at s (as jansson accepts it: no
+ * overlongs, no surrogates, nothing above U+10FFFF), 0 if invalid. */
+static size_t utf8_len(const unsigned char *s, const unsigned char *end)
+{
+    unsigned c = s[0];
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if ((size_t)(end - s) < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return n;
+}
+
+static void fmt_str(fmt_out *o, const char *str)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *s = (const unsigned char *)str, *end = s + strlen(str), *run = s;
+    fmt_put(o, "\"", 1);
+    while (s < end) {
+        unsigned c = *s;
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            s++;
+            continue;
+        }
+        size_t n = c < 0x80 ? 1 : utf8_len(s, end);
+        if (n > 1) {
+            s += n;
+            continue;
+        }
+        fmt_put(o, (const char *)run, (size_t)(s - run));
+        if (n == 0) {
+            fmt_put(o, "\xEF\xBF\xBD", 3); /* U+FFFD for a byte that is not UTF-8 */
+        } else {
+            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            switch (c) {
+            case '"': fmt_put(o, "\\\"", 2); break;
+            case '\\': fmt_put(o, "\\\\", 2); break;
+            case '\b': fmt_put(o, "\\b", 2); break;
+            case '\f': fmt_put(o, "\\f", 2); break;
+            case '\n': fmt_put(o, "\\n", 2); break;
+            case '\r': fmt_put(o, "\\r", 2); break;
+            case '\t': fmt_put(o, "\\t", 2); break;
+            default: fmt_put(o, e, sizeof e); break;
+            }
+        }
+        run = ++s;
+    }
+    fmt_put(o, (const char *)run, (size_t)(s - run));
+    fmt_put(o, "\"", 1);
 }
 
 int pgf_rec_format(const pgf_rec *r, char *buf, size_t len)
 {
-    json_t *o = pgf__hist_rec_json(r);
-    if (o == NULL)
-        return PGF_ENOMEM;
-    int n = dump_into(o, buf, len);
-    json_decref(o);
-    return n;
+    if (len == 0)
+        return PGF_ETOOBIG;
+    fmt_out o = {buf, buf + len - 1, false}; /* room for the NUL */
+#define KEY(lit) fmt_put(&o, lit, sizeof lit - 1)
+#define PUT_INT(key, v)                    \
+    do {                                   \
+        if ((v) != PGF_REC_NONE) {         \
+            KEY(",\"" key "\":");           \
+            fmt_int(&o, (int64_t)(v));     \
+        }                                  \
+    } while (0)
+#define PUT_STR(key, v)                    \
+    do {                                   \
+        if ((v) != NULL) {                 \
+            KEY(",\"" key "\":");           \
+            fmt_str(&o, (v));              \
+        }                                  \
+    } while (0)
+    /* the order of pgf__hist_rec_json, which is docs/history-format.md's */
+    KEY("{\"seq\":");
+    fmt_int(&o, (int64_t)r->seq);
+    KEY(",\"time_ns\":");
+    fmt_int(&o, (int64_t)r->time_ns);
+    KEY(",\"type\":");
+    fmt_str(&o, pgf_rec_type_name(r->type));
+    PUT_INT("session", r->session);
+    PUT_STR("op", r->op);
+    PUT_INT("op_id", r->op_id);
+    PUT_STR("from", r->from);
+    PUT_STR("to", r->to);
+    PUT_STR("cause", r->cause);
+    PUT_STR("error", r->error);
+    PUT_STR("reason", r->reason);
+    PUT_INT("conn", r->conn);
+    PUT_STR("phase", r->phase);
+    PUT_STR("rule", r->rule);
+    PUT_STR("action", r->action);
+    PUT_STR("sqlstate", r->sqlstate);
+    PUT_INT("conns_open", r->conns_open);
+    PUT_INT("conns_accepted", r->conns_accepted);
+    PUT_INT("conns_closed", r->conns_closed);
+    PUT_INT("sessions_open", r->sessions_open);
+    PUT_INT("thread", r->thread);
+    KEY("}");
+#undef KEY
+#undef PUT_INT
+#undef PUT_STR
+    if (o.over)
+        return PGF_ETOOBIG;
+    *o.p = '\0';
+    return (int)(o.p - buf);
+}
+
+/* pgf_rec_format for a record of any size: into buf when it fits, else
+ * into a malloc'd buffer handed back in *heap (free it). NULL if memory
+ * runs out. */
+static const char *rec_line(const pgf_rec *r, char *buf, size_t len, char **heap, int *n)
+{
+    *heap = NULL;
+    if ((*n = pgf_rec_format(r, buf, len)) >= 0)
+        return buf;
+    for (size_t cap = len * 4; cap <= ((size_t)1 << 30) && *n == PGF_ETOOBIG; cap *= 4) {
+        free(*heap);
+        if ((*heap = malloc(cap)) == NULL)
+            return NULL;
+        *n = pgf_rec_format(r, *heap, cap);
+    }
+    if (*n < 0) {
+        free(*heap);
+        *heap = NULL;
+        return NULL;
+    }
+    return *heap;
+}
+
+/* A record as a jansson object (for reports that embed records): the
+ * canonical line of pgf_rec_format, parsed, so the two never disagree. */
+json_t *pgf__hist_rec_json(const pgf_rec *r)
+{
+    char buf[4096], *heap;
+    int n;
+    const char *line = rec_line(r, buf, sizeof buf, &heap, &n);
+    json_t *o = line != NULL ? json_loadb(line, (size_t)n, 0, NULL) : NULL;
+    free(heap);
+    return o;
 }
 
 /* A malloc'd canonical line (no newline) or NULL. */
@@ -208,17 +340,12 @@ void pgf_history_digest(const pgf_hist_meta *meta, const pgf_rec *recs, size_t n
     }
     char buf[4096];
     for (size_t i = 0; i < n; i++) {
-        int len = pgf_rec_format(&recs[i], buf, sizeof buf);
-        if (len >= 0) {
-            hash_line(md, buf, (size_t)len);
-        } else {
-            json_t *o = pgf__hist_rec_json(&recs[i]);
-            char *s = dump_alloc(o);
-            json_decref(o);
-            if (s != NULL)
-                hash_line(md, s, strlen(s));
-            free(s);
-        }
+        char *heap;
+        int len;
+        const char *line = rec_line(&recs[i], buf, sizeof buf, &heap, &len);
+        if (line != NULL)
+            hash_line(md, line, (size_t)len);
+        free(heap);
     }
     hex_digest(md, hex);
     EVP_MD_CTX_free(md);
@@ -275,8 +402,13 @@ static int writer_line(pgf_hist_writer *w, const char *line, size_t n, int64_t w
     if (w->f == NULL)
         return 0;
     if (wall_us != PGF_REC_NONE && n >= 2 && line[n - 1] == '}') {
+        char tail[48];
+        fmt_out o = {tail, tail + sizeof tail, false};
+        fmt_put(&o, ",\"wall\":", 8);
+        fmt_int(&o, wall_us);
+        fmt_put(&o, "}\n", 2);
         pgf_buf_put(&w->out, line, n - 1);
-        pgf_buf_printf(&w->out, ",\"wall\":%" PRId64 "}\n", wall_us);
+        pgf_buf_put(&w->out, tail, (size_t)(o.p - tail));
     } else {
         pgf_buf_put(&w->out, line, n);
         pgf_buf_put_u8(&w->out, '\n');
@@ -302,17 +434,13 @@ int pgf_hist_writer_meta(pgf_hist_writer *w, const pgf_hist_meta *m)
 
 int pgf_hist_writer_put(pgf_hist_writer *w, const pgf_rec *r)
 {
-    char buf[4096];
-    int n = pgf_rec_format(r, buf, sizeof buf);
-    if (n >= 0)
-        return writer_line(w, buf, (size_t)n, r->wall_us);
-    json_t *o = pgf__hist_rec_json(r);
-    char *s = dump_alloc(o);
-    json_decref(o);
-    if (s == NULL)
+    char buf[4096], *heap;
+    int n;
+    const char *line = rec_line(r, buf, sizeof buf, &heap, &n);
+    if (line == NULL)
         return PGF_ENOMEM;
-    int rc = writer_line(w, s, strlen(s), r->wall_us);
-    free(s);
+    int rc = writer_line(w, line, (size_t)n, r->wall_us);
+    free(heap);
     return rc;
 }
 
