@@ -676,7 +676,7 @@ static void ring_push(ck *c, sess *s, const pgf_rec *r)
     wrent *e;
     if (s->rn < c->wmax) {
         if (s->rn == s->rcap) {
-            unsigned ncap = s->rcap ? s->rcap * 2 : 4;
+            unsigned ncap = s->rcap ? s->rcap * 2 : 16; /* a check is ~15 records */
             if (ncap > c->wmax)
                 ncap = c->wmax;
             wrent *nr = realloc(s->ring, ncap * sizeof *nr);
@@ -886,6 +886,16 @@ static void on_invoke(ck *c, sess *s, const pgf_rec *r)
     s->first_active = o;
 }
 
+/* "op#id" (or "op") of a transition, for its violation message. */
+static const char *who_of(const pgf_rec *r, char *who, size_t n)
+{
+    if (r->op_id != PGF_REC_NONE)
+        snprintf(who, n, "%s#%" PRId64, r->op, r->op_id);
+    else
+        snprintf(who, n, "%s", r->op);
+    return who;
+}
+
 static void on_transition(ck *c, sess *s, const pgf_rec *r)
 {
     const pgf_spec *sp = c->spec;
@@ -912,49 +922,46 @@ static void on_transition(ck *c, sess *s, const pgf_rec *r)
                 break;
             }
     }
-    char who[96];
-    if (r->op_id != PGF_REC_NONE)
-        snprintf(who, sizeof who, "%s#%" PRId64, r->op, r->op_id);
-    else
-        snprintf(who, sizeof who, "%s", r->op);
+    char who[96]; /* "op#id", written only for a message (WHO) */
+#define WHO who_of(r, who, sizeof who)
 
     int kind = -1;
     char msg[256] = "";
     if (actor != NULL && actor->status == OP_AFTER_CLOSE && !actor->flagged) {
         kind = PGF_VIOL_USE_AFTER_CLOSE;
         snprintf(msg, sizeof msg, "%s -> %s by %s, invoked on a terminal session", r->from, r->to,
-                 who);
+                 WHO);
         actor->flagged = true;
     } else if (cur != STATE_UNKNOWN && pgf_spec_state_terminal(sp, cur)) {
         kind = PGF_VIOL_TRANSITION_FROM_TERMINAL;
-        snprintf(msg, sizeof msg, "%s -> %s by %s leaves terminal state %s", r->from, r->to, who,
+        snprintf(msg, sizeof msg, "%s -> %s by %s leaves terminal state %s", r->from, r->to, WHO,
                  state_str(c, cur));
     } else if (actor != NULL && actor->status == OP_ILLEGAL_START) {
         kind = PGF_VIOL_ILLEGAL_START;
         snprintf(msg, sizeof msg,
                  "%s -> %s by %s, which was started outside its `from` states and must have "
                  "changed nothing",
-                 r->from, r->to, who);
+                 r->from, r->to, WHO);
         actor->flagged = true;
     } else if (from < 0 || (cur != STATE_UNKNOWN && from != cur)) {
         kind = PGF_VIOL_FROM_MISMATCH;
         snprintf(msg, sizeof msg, "transition %s -> %s by %s, but the session was in %s%s", r->from,
-                 r->to, who, state_str(c, cur), from < 0 ? " (unknown state name)" : "");
+                 r->to, WHO, state_str(c, cur), from < 0 ? " (unknown state name)" : "");
     } else if (to < 0 || opi < 0 || !pgf_spec_transition_ok(sp, opi, from, to)) {
         kind = PGF_VIOL_ILLEGAL_TRANSITION;
         snprintf(msg, sizeof msg, "%s -> %s by %s is not in the transition table%s", r->from, r->to,
-                 who,
+                 WHO,
                  to < 0    ? " (unknown state)"
                  : opi < 0 ? " (undeclared op)"
                            : "");
     } else if (orphan) {
         kind = PGF_VIOL_ORPHAN_TRANSITION;
         snprintf(msg, sizeof msg, "%s -> %s attributed to %s, which is not in progress", r->from,
-                 r->to, who);
+                 r->to, WHO);
     } else if (actor != NULL && actor->preempted_by >= 0) {
         kind = PGF_VIOL_CONCURRENT_TRANSITION;
         snprintf(msg, sizeof msg, "%s -> %s by %s after it was preempted by %s", r->from, r->to,
-                 who, pgf_spec_op_name(sp, actor->preempted_by));
+                 WHO, pgf_spec_op_name(sp, actor->preempted_by));
     }
 
     /* An op that already entered one of its end states by its own
@@ -969,7 +976,7 @@ static void on_transition(ck *c, sess *s, const pgf_rec *r)
         snprintf(msg, sizeof msg,
                  "%s -> %s by %s while %s#%" PRId64 " had reached its end state %s but not "
                  "completed",
-                 r->from, r->to, who, pgf_spec_op_name(sp, q->op), q->op_id,
+                 r->from, r->to, WHO, pgf_spec_op_name(sp, q->op), q->op_id,
                  state_str(c, q->end_state));
         q->flagged = true;
     }
@@ -993,7 +1000,7 @@ static void on_transition(ck *c, sess *s, const pgf_rec *r)
             kind = PGF_VIOL_CONCURRENT_TRANSITION;
             snprintf(msg, sizeof msg,
                      "%s -> %s by %s while %s#%" PRId64 " was in progress (%s does not preempt)",
-                     r->from, r->to, who, pgf_spec_op_name(sp, q->op), q->op_id, r->op);
+                     r->from, r->to, WHO, pgf_spec_op_name(sp, q->op), q->op_id, r->op);
         }
     }
     if (actor != NULL) {
@@ -1007,6 +1014,7 @@ static void on_transition(ck *c, sess *s, const pgf_rec *r)
     s->state = to; /* STATE_UNKNOWN (-1) when the name is unknown: resync later */
     if (kind >= 0)
         violate(c, (pgf_violation_kind)kind, s, c->cur_ord, r, NULL, "%s", msg);
+#undef WHO
 }
 
 /* A completion of an op no longer open: a second one for an op of this
