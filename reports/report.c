@@ -353,6 +353,8 @@ static void scenario_free(pgf_report_scenario *s)
         free(s->windows.items[i].rule);
     free(s->windows.items);
     free(s->samples.items);
+    free(s->tput_ok);
+    free(s->tput_bad);
     free(s->mode);
     free(s->stopped_early);
     for (size_t i = 0; i < s->rules.len; i++) {
@@ -854,6 +856,28 @@ int pgf_report_add_sample(pgf_report_scenario *s, pgf_report_outcome o, uint64_t
     if (!VEC_PUSH_ROOM(s->report, s->samples))
         return PGF_ENOMEM;
     s->samples.items[s->samples.len++] = (pgf__sample){t_ns, latency_ns, o};
+    return 0;
+}
+
+int pgf_report_set_throughput(pgf_report_scenario *s, uint64_t bin_ns, size_t n,
+                              const uint64_t *ok, const uint64_t *bad)
+{
+    if (s == NULL || bin_ns == 0 || n == 0 || ok == NULL || bad == NULL)
+        return PGF_EINVAL;
+    uint64_t *o = malloc(n * sizeof *o), *b = malloc(n * sizeof *b);
+    if (o == NULL || b == NULL) {
+        free(o);
+        free(b);
+        return PGF_ENOMEM;
+    }
+    memcpy(o, ok, n * sizeof *o);
+    memcpy(b, bad, n * sizeof *b);
+    free(s->tput_ok);
+    free(s->tput_bad);
+    s->tput_ok = o;
+    s->tput_bad = b;
+    s->tput_n = n;
+    s->tput_bin_ns = bin_ns;
     return 0;
 }
 

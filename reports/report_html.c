@@ -1082,11 +1082,17 @@ static void ot_grid(pgf_buf *b, const ot_ctx *c, double vmax, bool is_dur)
 /* Latency over time: one dot per health check. */
 static void ot_latency(pgf_buf *b, const ot_ctx *c)
 {
+    size_t stride = c->n > 4000 ? (c->n + 3999) / 4000 : 1;
+    unsigned long long drawn = (c->n + stride - 1) / stride,
+                       all = (unsigned long long)c->n + c->s->samples_dropped;
     pgf_buf_printf(b,
                    "<div class=\"ot\"><figure class=\"chart\"><figcaption><b>latency over "
                    "time</b> &#183; each dot is one health check, at the time it ended "
-                   "(%s)%s</figcaption>\n",
-                   c->clock, c->s->samples_dropped ? "; some samples were not kept" : "");
+                   "(%s)",
+                   c->clock);
+    if (drawn < all)
+        pgf_buf_printf(b, "; %llu of %llu checks, a uniform sample", drawn, all);
+    H(b, "</figcaption>\n");
     pgf_buf_printf(b,
                    "<svg class=\"lot\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
                    "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"latency "
@@ -1094,7 +1100,6 @@ static void ot_latency(pgf_buf *b, const ot_ctx *c)
                    c->W, c->Hh, c->W, c->Hh);
     shade_windows(b, c->s, c->L, c->P, c->t1, 8, c->ch + 10, false);
     ot_grid(b, c, (double)c->lmax, true);
-    size_t stride = c->n > 4000 ? (c->n + 3999) / 4000 : 1;
     for (size_t i = 0; i < c->n; i += stride) {
         double x = ot_x(c, c->v[i].t_ns),
                y = 10 + c->ch - c->ch * ((double)c->v[i].latency_ns / (double)c->lmax);
@@ -1158,7 +1163,9 @@ static void over_time(pgf_buf *b, const pgf_report_scenario *s)
     memcpy(v, s->samples.items, s->samples.len * sizeof *v);
     qsort(v, s->samples.len, sizeof *v, cmp_sample);
     size_t n = s->samples.len;
-    uint64_t t1 = v[n - 1].t_ns, lmax = 1;
+    uint64_t t1 = v[n - 1].t_ns, lmax = 1, tb = s->tput_bin_ns;
+    if (tb > 0 && (s->tput_n - 1) * tb > t1)
+        t1 = (s->tput_n - 1) * tb;
     if (s->has_run && s->duration_ns > t1)
         t1 = s->duration_ns;
     for (size_t i = 0; i < s->windows.len; i++)
@@ -1170,6 +1177,8 @@ static void over_time(pgf_buf *b, const pgf_report_scenario *s)
         if (v[i].latency_ns > lmax)
             lmax = v[i].latency_ns;
     uint64_t bin = pick_bin(t1);
+    if (tb > 0 && bin % tb != 0) /* the run's exact bins, whole, in each of the chart's */
+        bin = (bin / tb + 1) * tb;
     size_t nb = (size_t)(t1 / bin) + 1;
     uint64_t *ok = calloc(nb, sizeof *ok), *bad = calloc(nb, sizeof *bad);
     if (ok == NULL || bad == NULL) {
@@ -1179,12 +1188,20 @@ static void over_time(pgf_buf *b, const pgf_report_scenario *s)
         b->failed = true;
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        size_t k = (size_t)(v[i].t_ns / bin);
-        if (v[i].outcome == PGF_REPORT_HEALTHY)
-            ok[k]++;
-        else
-            bad[k]++;
+    if (tb > 0) { /* every check, counted by the run */
+        for (size_t i = 0; i < s->tput_n; i++) {
+            size_t k = (size_t)(i * tb / bin);
+            ok[k] += s->tput_ok[i];
+            bad[k] += s->tput_bad[i];
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            size_t k = (size_t)(v[i].t_ns / bin);
+            if (v[i].outcome == PGF_REPORT_HEALTHY)
+                ok[k]++;
+            else
+                bad[k]++;
+        }
     }
     double bin_s = (double)bin / 1e9, rmax = 1;
     for (size_t k = 0; k < nb; k++)

@@ -130,6 +130,9 @@ struct pgf_report_scenario {
     PGF__VEC(pgf__vmark) vmarks;
     PGF__VEC(pgf__window) windows;
     PGF__VEC(pgf__sample) samples;
+    uint64_t tput_bin_ns; /* pgf_report_set_throughput; 0 = not set */
+    size_t tput_n;
+    uint64_t *tput_ok, *tput_bad;
     PGF__VEC(pgf__rule) rules;
     PGF__VEC(pgf__cell) cells;
     PGF__VEC(pgf__opcell) opcells;

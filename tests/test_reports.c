@@ -713,6 +713,50 @@ static int console_errors(const char *log)
     return n;
 }
 
+/* The throughput chart draws the run's exact bins, not its sample: dots
+ * only in the first second, checks counted over ten; the caption says the
+ * dots are a sample of how many checks. */
+static void html_throughput_from_exact_bins(void)
+{
+    char *dir = pgf_t_mkdtemp("reports-tput");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    pgf_report *r = pgf_report_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    pgf_report_meta m = {.tool_version = PGF_VERSION, .seed = 1, .mode = "stress",
+                         .name = "tput", .duration_ns = 10000000000ULL};
+    CU_ASSERT_EQUAL(pgf_report_set_meta(r, &m), 0);
+    pgf_report_scenario *s = pgf_report_add_scenario(r, "soak", "bins");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(pgf_report_scenario_set_run(s, 1, NULL, 10000000000ULL), 0);
+    for (uint64_t k = 0; k < 100; k++)
+        CU_ASSERT_EQUAL(pgf_report_add_sample(s, PGF_REPORT_HEALTHY, k * 10000000ULL, 2000000), 0);
+    pgf_report_scenario_add_samples_dropped(s, 99900);
+    CU_ASSERT_EQUAL(pgf_report_add_latency(s, PGF_REPORT_HEALTHY, 2000000, 98000), 0);
+    CU_ASSERT_EQUAL(pgf_report_add_latency(s, PGF_REPORT_TIMEOUT, 9000000, 2000), 0);
+    /* 1,000 bins of 10 ms: 100 checks each, 2 of them failed */
+    uint64_t ok[1000], bad[1000];
+    for (int i = 0; i < 1000; i++)
+        ok[i] = 98, bad[i] = 2;
+    CU_ASSERT_EQUAL(pgf_report_set_throughput(s, 0, 1000, ok, bad), PGF_EINVAL);
+    CU_ASSERT_EQUAL(pgf_report_set_throughput(s, 10000000ULL, 1000, ok, bad), 0);
+    char err[512] = "";
+    CU_ASSERT_EQUAL_FATAL(pgf_report_write_html(r, dir, err, sizeof err), 0);
+    char *p = path_in(dir, "report.html");
+    char *h = slurp(p, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "100 of 100000 checks, a uniform sample"));
+    /* 200-ms chart bins, each 20 of the run's: 1,960 healthy, 40 failed,
+     * to the end of the run, though no dot is past 1 s */
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "in bins of 200ms"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "9.80s: 1960 healthy, 40 failed</title>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "0ns: 1960 healthy, 40 failed</title>"));
+    free(h);
+    free(p);
+    pgf_report_free(r);
+    pgf_t_rmtree(dir);
+    free(dir);
+}
+
 static void html_renders_in_headless_chromium(void)
 {
     char *dir = pgf_t_mkdtemp("reports-chromium");
@@ -973,6 +1017,7 @@ static const pgf_test writer_tests[] = {
     {"json_parses_back_with_documented_keys", json_parses_back_with_documented_keys},
     {"junit_validates_against_schema", junit_validates_against_schema},
     {"html_is_self_contained", html_is_self_contained},
+    {"html_throughput_from_exact_bins", html_throughput_from_exact_bins},
     {"console_summary_fits_one_screen", console_summary_fits_one_screen},
     {"atomic_write_replaces_or_keeps", atomic_write_replaces_or_keeps},
     {"failed_report_write_keeps_old_file", failed_report_write_keeps_old_file},

@@ -19,6 +19,7 @@
 #include "pgfault/health.h"
 #include "pgfault/report.h"
 #include "lathist.h"
+#include "overtime.h"
 #include "recorder.h"
 #include "pgfault/scenario.h"
 #include "pgfault/server.h"
@@ -43,9 +44,6 @@ typedef struct pgf_driver_opts {
     bool (*live)(void *arg, uint64_t *violations, const char **first_kind);
 } pgf_driver_opts;
 
-/* Latency samples kept for the over-time plots (what the report keeps). */
-#define PGF_RUN_MAX_SAMPLES PGF_REPORT_MAX_SAMPLES
-
 /* Everything a run produced. */
 typedef struct pgf_run {
     const pgf_scenario *sc;
@@ -54,12 +52,10 @@ typedef struct pgf_run {
     uint64_t checks;                            /* health checks completed */
     uint64_t outcomes[PGF_HEALTH_REASON_COUNT]; /* by classified reason */
     pgf_lathist lat[PGF_HEALTH_REASON_COUNT];   /* every check's latency (ns) per outcome */
-    /* The first PGF_RUN_MAX_SAMPLES checks (spread over the workers): when
-     * each ended, ns on the history's clock (virtual in sim mode), and its
-     * latency; the report's over-time plots. The rest are only counted. */
-    uint64_t *sample_end[PGF_HEALTH_REASON_COUNT], *sample_lat[PGF_HEALTH_REASON_COUNT];
-    size_t nsample[PGF_HEALTH_REASON_COUNT];
-    uint64_t samples_dropped;
+    /* The over-time charts: every check in time bins (on the history's
+     * clock, virtual in sim mode) and a uniform sample of latency dots,
+     * in fixed memory (overtime.h). */
+    pgf_overtime ot;
     uint64_t racer_fired;
     uint64_t api_errors; /* calls refused with PGF_EILLEGAL_STATE (racers' misuse included) */
     pgf_server_stats server;

@@ -626,10 +626,18 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
         pgf_report_outcome o = outcome_of((pgf_health_reason)k);
         ignore_(pgf_report_count_outcome(rs, o, r->outcomes[k]));
         add_latencies(rs, o, &r->lat[k]);
-        for (size_t i = 0; i < r->nsample[k]; i++)
-            ignore_(pgf_report_add_sample(rs, o, r->sample_end[k][i], r->sample_lat[k][i]));
     }
-    pgf_report_scenario_add_samples_dropped(rs, r->samples_dropped);
+    /* the over-time charts: exact throughput bins, sampled latency dots */
+    const pgf_overtime *ot = &r->ot;
+    for (size_t i = 0; i < ot->ndots; i++)
+        ignore_(pgf_report_add_sample(rs, outcome_of((pgf_health_reason)ot->dots[i].reason),
+                                      ot->dots[i].t_ns, ot->dots[i].latency_ns));
+    pgf_report_scenario_add_samples_dropped(rs, ot->seen - ot->ndots);
+    if (ot->nbins > 0 &&
+        pgf_report_set_throughput(rs, ot->bin_ns, ot->nbins, ot->ok, ot->bad) != 0)
+        pgf_report_scenario_set_incomplete(rs);
+    if (ot->failed)
+        pgf_report_scenario_set_incomplete(rs);
     for (int st = 0; st < PGF_SESS_STATE_COUNT; st++)
         ignore_(pgf_report_add_state(rs, pgf_session_state_name((pgf_sess_state)st)));
     ignore_(pgf_report_scenario_set_timing(rs, pgf_run_mode_name(sc->mode), r->wall_ns));

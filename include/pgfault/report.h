@@ -129,8 +129,8 @@ void pgf_report_scenario_set_phases(pgf_report_scenario *s, uint64_t load_ns, ui
 /* The run stopped before its end on purpose, and why (--fail-fast at the
  * first violation); copied. report.json: the scenario's `stopped_early`. */
 PGF_NODISCARD int pgf_report_scenario_set_stopped_early(pgf_report_scenario *s, const char *why);
-/* Samples the run itself did not keep (past its own cap): counted as
- * dropped, like those past PGF_REPORT_MAX_SAMPLES. */
+/* Checks the run itself kept no sample of (its sample is a part of them):
+ * counted as dropped, like those past PGF_REPORT_MAX_SAMPLES. */
 void pgf_report_scenario_add_samples_dropped(pgf_report_scenario *s, uint64_t n);
 /* Fired faults the run did not keep as timeline marks (they hit sessions
  * the timeline does not draw): counted with the marks on sessions not
@@ -213,6 +213,13 @@ PGF_NODISCARD int pgf_report_add_fault_window(pgf_report_scenario *s, const char
 PGF_NODISCARD int pgf_report_add_sample(pgf_report_scenario *s, pgf_report_outcome o, uint64_t t_ns,
                                         uint64_t latency_ns);
 #define PGF_REPORT_MAX_SAMPLES 1000000
+/* Throughput over time: every check counted, healthy (ok[k]) and failed
+ * (bad[k]), in n bins of bin_ns from the start; copied. When set, the
+ * throughput chart is drawn from these exact counts (in bins that are a
+ * whole number of these) instead of from the samples, which may then be a
+ * sample. Replaces an earlier call. */
+PGF_NODISCARD int pgf_report_set_throughput(pgf_report_scenario *s, uint64_t bin_ns, size_t n,
+                                            const uint64_t *ok, const uint64_t *bad);
 
 /* Fault-site coverage: a rule of the fault set (with the phase and action it
  * targets) and how often it fired. Adding a rule again adds to its count.
