@@ -267,9 +267,15 @@ static int runs_del(runset *rs, run *r, uint64_t key)
 
 /* Record strings come from a small vocabulary (op, state, error, rule
  * names): each distinct one is stored once per checker. */
+/* One slot per interned field of a record (REC_NAMES): the two strings it
+ * last interned, tried before the hash (a run's records repeat a small
+ * vocabulary: "check", "BUSY", "READY" ...). */
+enum { F_op, F_from, F_to, F_error, F_reason, F_phase, F_rule, F_action, F_sqlstate, F_COUNT };
+
 typedef struct strset {
     char **v;
     size_t cap, n, bytes;
+    const char *recent[F_COUNT][2];
 } strset;
 
 static uint64_t str_hash(const char *s)
@@ -336,11 +342,33 @@ static void strset_free(strset *ss)
  * without end, so each copy owns its own (rec_release frees it). */
 #define REC_NAMES(X) X(op) X(from) X(to) X(error) X(reason) X(phase) X(rule) X(action) X(sqlstate)
 
+/* intern() behind the field's two most recent strings. */
+static const char *intern_field(strset *ss, int f, const char *s, int *err)
+{
+    if (s == NULL)
+        return NULL;
+    const char **r = ss->recent[f];
+    if (r[0] != NULL && strcmp(r[0], s) == 0)
+        return r[0];
+    if (r[1] != NULL && strcmp(r[1], s) == 0) {
+        const char *t = r[1];
+        r[1] = r[0];
+        r[0] = t;
+        return t;
+    }
+    const char *p = intern(ss, s, err);
+    if (p != NULL) {
+        r[1] = r[0];
+        r[0] = p;
+    }
+    return p;
+}
+
 /* *dst = *src with interned names and an owned cause. */
 static void rec_intern(strset *ss, pgf_rec *dst, const pgf_rec *src, int *err)
 {
     *dst = *src;
-#define PGF__INTERN(f) dst->f = intern(ss, src->f, err);
+#define PGF__INTERN(f) dst->f = intern_field(ss, F_##f, src->f, err);
     REC_NAMES(PGF__INTERN)
 #undef PGF__INTERN
     dst->cause = NULL;
