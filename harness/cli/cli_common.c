@@ -1,6 +1,9 @@
 /* cli_common.c - option parsing, output and the signal stop shared by
  * cmd_serve.c and cmd_proxy.c; see cli_common.h. */
 #include <event2/event.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,4 +82,25 @@ void pgf__cli_stopper_free(pgf__cli_stopper *s)
 {
     event_free(s->sigint);
     event_free(s->sigterm);
+}
+
+static void on_trim(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+#ifdef __GLIBC__
+    (void)malloc_trim(0);
+#endif
+}
+
+struct event *pgf__cli_trimmer_add(struct event_base *base)
+{
+    struct event *ev = event_new(base, -1, EV_PERSIST, on_trim, NULL);
+    struct timeval every = {5, 0};
+    if (ev != NULL && event_add(ev, &every) != 0) {
+        event_free(ev);
+        ev = NULL;
+    }
+    return ev;
 }

@@ -208,6 +208,7 @@ int pgf_cmd_proxy(int argc, char **argv)
     }
     pgf__cli_stopper stopper = {.base = base, .tag = "[proxy]", .stop = stop_proxy, .obj = px};
     pgf__cli_stopper_add(&stopper);
+    struct event *trimmer = pgf__cli_trimmer_add(base);
     event_base_dispatch(base);
     pgf_proxy_stats st;
     pgf_proxy_get_stats(px, &st);
@@ -216,6 +217,8 @@ int pgf_cmd_proxy(int argc, char **argv)
     if (!cfg.quiet) {
         pgf__cli_print_coverage(engine);
     }
+    if (trimmer != NULL)
+        event_free(trimmer);
     pgf__cli_stopper_free(&stopper);
     pgf_fault_control_free(ctl);
     pgf_proxy_free(px);

@@ -541,6 +541,7 @@ static void serve_loop(const serve_opts *o, serve_res *r)
     pgf__cli_stopper stopper = {
         .base = r->base, .tag = "[serve]", .stop = stop_server, .obj = r->srv};
     pgf__cli_stopper_add(&stopper);
+    struct event *trimmer = pgf__cli_trimmer_add(r->base);
     if (!o->quiet) {
         char addrs[16][256];
         int n = pgf_server_addresses(r->srv, addrs, 16);
@@ -565,6 +566,8 @@ static void serve_loop(const serve_opts *o, serve_res *r)
     if (r->engine != NULL && !o->quiet) {
         pgf__cli_print_coverage(r->engine);
     }
+    if (trimmer != NULL)
+        event_free(trimmer);
     pgf__cli_stopper_free(&stopper);
 }
 
