@@ -63,8 +63,20 @@ f = r["flatness"]
 assert f["exit"] == 0 and f["slope_mb_per_min"] is not None and f["fit_samples"] >= 3, f
 # both are rounded from the same unrounded slope (3 and 1 decimals)
 assert abs(f["extrapolated_mb_per_hour"] - f["slope_mb_per_min"] * 60) <= 0.1, f
+# the pinned matrix (load on CPU 0, the drain on CPU 1) wherever there are two cores
+mp = r.get("matrix_pinned")
+assert (mp is not None) == (m["nproc"] >= 2 and m["settings"]["pinned"]), m
+if mp is not None:
+    assert [p["sessions"] for p in mp["points"]] == [1, 2], mp["points"]
+    for x in mp["runs"]:
+        assert x["pinned"] and x["pin_ok"] is True, x
+        assert x["exit"] == 0 and not x.get("error") and x["checks"] > 0, x
+    for p in mp["points"]:
+        assert p["overhead_pct"] is not None, p
 names = [t["target"] for t in r["targets"]]
-assert len(names) == 6 and all(t["status"] in ("met", "missed", "not measured") for t in r["targets"]), r["targets"]
+assert len(names) == 6 + (len(mp["points"]) if mp else 0), names
+assert all(t["status"] in ("met", "missed", "not measured") for t in r["targets"]), r["targets"]
+assert sum("core of its own" in n for n in names) == (2 if mp else 0), names
 assert [t for t in r["targets"] if t["target"].startswith("end of load")][0]["status"] != "not measured"
 assert [t for t in r["targets"] if "from the outside" in t["target"]][0]["status"] != "not measured"
 assert all(x["after_configured_end_s"] is not None for x in r["matrix"]["runs"]), r["matrix"]["runs"]
