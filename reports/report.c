@@ -859,8 +859,8 @@ int pgf_report_add_sample(pgf_report_scenario *s, pgf_report_outcome o, uint64_t
     return 0;
 }
 
-int pgf_report_set_throughput(pgf_report_scenario *s, uint64_t bin_ns, size_t n,
-                              const uint64_t *ok, const uint64_t *bad)
+int pgf_report_set_throughput(pgf_report_scenario *s, uint64_t bin_ns, size_t n, const uint64_t *ok,
+                              const uint64_t *bad)
 {
     if (s == NULL || bin_ns == 0 || n == 0 || ok == NULL || bad == NULL)
         return PGF_EINVAL;

@@ -912,14 +912,14 @@ static void streaming_reader_counts_records(void)
 static char *jansson_line(const pgf_rec *r)
 {
     json_t *o = json_object();
-#define J_INT(key, v)                                                  \
-    do {                                                               \
-        if ((v) != PGF_REC_NONE)                                       \
+#define J_INT(key, v)                                                   \
+    do {                                                                \
+        if ((v) != PGF_REC_NONE)                                        \
             json_object_set_new(o, key, json_integer((json_int_t)(v))); \
     } while (0)
-#define J_STR(key, v)                                \
-    do {                                             \
-        if ((v) != NULL)                             \
+#define J_STR(key, v)                                    \
+    do {                                                 \
+        if ((v) != NULL)                                 \
             json_object_set_new(o, key, json_string(v)); \
     } while (0)
     json_object_set_new(o, "seq", json_integer((json_int_t)r->seq));
@@ -954,17 +954,30 @@ static char *jansson_line(const pgf_rec *r)
  * characters JSON escapes, and 2-, 3- and 4-byte sequences. */
 static void random_utf8(pgf_rng *g, char *out, size_t cap)
 {
-    static const char *const pieces[] = {"\"", "\\", "/", "\x7f", "\xc3\xa9", "\xe2\x82\xac",
-                                         "\xf0\x9f\x98\x80", "\xef\xbf\xbd", "\xdf\xbf",
+    static const char *const pieces[] = {"\"",
+                                         "\\",
+                                         "/",
+                                         "\x7f",
+                                         "\xc3\xa9",
+                                         "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80",
+                                         "\xef\xbf\xbd",
+                                         "\xdf\xbf",
                                          "\xf4\x8f\xbf\xbf"};
     size_t n = 0, want = (size_t)pgf_rng_below(g, 40);
     for (size_t i = 0; i < want; i++) {
         char one[2] = {0, 0};
         const char *p = one;
         switch (pgf_rng_below(g, 3)) {
-        case 0: one[0] = (char)(0x20 + pgf_rng_below(g, 0x5f)); break;
-        case 1: one[0] = (char)(1 + pgf_rng_below(g, 0x1f)); break;
-        default: p = pieces[pgf_rng_below(g, sizeof pieces / sizeof pieces[0])]; break;
+        case 0:
+            one[0] = (char)(0x20 + pgf_rng_below(g, 0x5f));
+            break;
+        case 1:
+            one[0] = (char)(1 + pgf_rng_below(g, 0x1f));
+            break;
+        default:
+            p = pieces[pgf_rng_below(g, sizeof pieces / sizeof pieces[0])];
+            break;
         }
         size_t l = strlen(p);
         if (n + l + 1 > cap)
@@ -987,12 +1000,12 @@ static void format_matches_jansson(void)
         pgf_rec_init(&r, (pgf_rec_type)pgf_rng_below(&g, PGF_REC_TYPE_COUNT));
         r.seq = pgf_rng_next(&g) >> 1;
         r.time_ns = pgf_rng_next(&g) >> (1 + pgf_rng_below(&g, 60));
-        int64_t *ip[] = {&r.session, &r.op_id, &r.conn, &r.thread, &r.conns_open,
-                         &r.conns_accepted, &r.conns_closed, &r.sessions_open};
+        int64_t *ip[] = {&r.session,    &r.op_id,          &r.conn,         &r.thread,
+                         &r.conns_open, &r.conns_accepted, &r.conns_closed, &r.sessions_open};
         for (size_t k = 0; k < sizeof ip / sizeof ip[0]; k++)
             if (pgf_rng_below(&g, 2))
                 *ip[k] = ints[pgf_rng_below(&g, sizeof ints / sizeof ints[0])];
-        const char **sp[] = {&r.op,    &r.from,  &r.to,     &r.cause,   &r.error,
+        const char **sp[] = {&r.op,     &r.from,  &r.to,   &r.cause,  &r.error,
                              &r.reason, &r.phase, &r.rule, &r.action, &r.sqlstate};
         for (size_t k = 0; k < sizeof sp / sizeof sp[0]; k++) {
             if (pgf_rng_below(&g, 2)) {
@@ -1025,11 +1038,15 @@ static void format_survives_bad_utf8_and_size(void)
     r.op_id = 1;
     r.from = "NEW";
     r.to = "CONNECTING";
-    r.cause = "a\xff" "b\xc0\x80" "c\xed\xa0\x80" "d\xe2\x82";
+    r.cause = "a\xff"
+              "b\xc0\x80"
+              "c\xed\xa0\x80"
+              "d\xe2\x82";
     char buf[512];
     int n = pgf_rec_format(&r, buf, sizeof buf);
     CU_ASSERT_TRUE_FATAL(n > 0);
-    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"cause\":\"a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd"
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"cause\":\"a\xef\xbf\xbd"
+                                       "b\xef\xbf\xbd\xef\xbf\xbd"
                                        "c\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
                                        "d\xef\xbf\xbd\xef\xbf\xbd\""));
     json_t *o = json_loads(buf, 0, NULL);

@@ -101,8 +101,8 @@ static void merge_keeps_counts_and_shares(void)
     pgf_overtime w1, w2, all;
     pgf_ot_init(&w1, 500, 3, 1);
     pgf_ot_init(&w2, 500, 3, 2);
-    uint64_t n1 = feed_lat(&w1, 6.0, 250000, 1000);           /* 24,000; 10-ms bins */
-    uint64_t n2 = feed_lat(&w2, 2.0, 62500, 1000000000ULL);   /* 32,000; 1-ms bins */
+    uint64_t n1 = feed_lat(&w1, 6.0, 250000, 1000);         /* 24,000; 10-ms bins */
+    uint64_t n2 = feed_lat(&w2, 2.0, 62500, 1000000000ULL); /* 32,000; 1-ms bins */
     CU_ASSERT_EQUAL(n1, 24000u);
     CU_ASSERT_EQUAL(n2, 32000u);
     CU_ASSERT_EQUAL(w1.bin_ns, 10 * PGF_OT_BIN0_NS);

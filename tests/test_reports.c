@@ -722,8 +722,11 @@ static void html_throughput_from_exact_bins(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
     pgf_report *r = pgf_report_new();
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-    pgf_report_meta m = {.tool_version = PGF_VERSION, .seed = 1, .mode = "stress",
-                         .name = "tput", .duration_ns = 10000000000ULL};
+    pgf_report_meta m = {.tool_version = PGF_VERSION,
+                         .seed = 1,
+                         .mode = "stress",
+                         .name = "tput",
+                         .duration_ns = 10000000000ULL};
     CU_ASSERT_EQUAL(pgf_report_set_meta(r, &m), 0);
     pgf_report_scenario *s = pgf_report_add_scenario(r, "soak", "bins");
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);

@@ -191,14 +191,30 @@ static void fmt_str(fmt_out *o, const char *str)
         } else {
             char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             switch (c) {
-            case '"': fmt_put(o, "\\\"", 2); break;
-            case '\\': fmt_put(o, "\\\\", 2); break;
-            case '\b': fmt_put(o, "\\b", 2); break;
-            case '\f': fmt_put(o, "\\f", 2); break;
-            case '\n': fmt_put(o, "\\n", 2); break;
-            case '\r': fmt_put(o, "\\r", 2); break;
-            case '\t': fmt_put(o, "\\t", 2); break;
-            default: fmt_put(o, e, sizeof e); break;
+            case '"':
+                fmt_put(o, "\\\"", 2);
+                break;
+            case '\\':
+                fmt_put(o, "\\\\", 2);
+                break;
+            case '\b':
+                fmt_put(o, "\\b", 2);
+                break;
+            case '\f':
+                fmt_put(o, "\\f", 2);
+                break;
+            case '\n':
+                fmt_put(o, "\\n", 2);
+                break;
+            case '\r':
+                fmt_put(o, "\\r", 2);
+                break;
+            case '\t':
+                fmt_put(o, "\\t", 2);
+                break;
+            default:
+                fmt_put(o, e, sizeof e);
+                break;
             }
         }
         run = ++s;
@@ -213,19 +229,19 @@ int pgf_rec_format(const pgf_rec *r, char *buf, size_t len)
         return PGF_ETOOBIG;
     fmt_out o = {buf, buf + len - 1, false}; /* room for the NUL */
 #define KEY(lit) fmt_put(&o, lit, sizeof lit - 1)
-#define PUT_INT(key, v)                    \
-    do {                                   \
-        if ((v) != PGF_REC_NONE) {         \
-            KEY(",\"" key "\":");           \
-            fmt_int(&o, (int64_t)(v));     \
-        }                                  \
+#define PUT_INT(key, v)                \
+    do {                               \
+        if ((v) != PGF_REC_NONE) {     \
+            KEY(",\"" key "\":");      \
+            fmt_int(&o, (int64_t)(v)); \
+        }                              \
     } while (0)
-#define PUT_STR(key, v)                    \
-    do {                                   \
-        if ((v) != NULL) {                 \
-            KEY(",\"" key "\":");           \
-            fmt_str(&o, (v));              \
-        }                                  \
+#define PUT_STR(key, v)           \
+    do {                          \
+        if ((v) != NULL) {        \
+            KEY(",\"" key "\":"); \
+            fmt_str(&o, (v));     \
+        }                         \
     } while (0)
     /* the order of pgf__hist_rec_json, which is docs/history-format.md's */
     KEY("{\"seq\":");

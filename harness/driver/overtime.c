@@ -86,8 +86,7 @@ static void keep_dot(pgf_overtime *ot, const pgf_ot_dot *d)
         ot->dots[j] = *d;
 }
 
-void pgf_ot_add(pgf_overtime *ot, bool healthy, unsigned reason, uint64_t t_ns,
-                uint64_t latency_ns)
+void pgf_ot_add(pgf_overtime *ot, bool healthy, unsigned reason, uint64_t t_ns, uint64_t latency_ns)
 {
     count(ot, t_ns, healthy ? 1 : 0, healthy ? 0 : 1);
     keep_dot(ot, &(pgf_ot_dot){t_ns, latency_ns, (uint8_t)reason});

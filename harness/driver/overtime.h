@@ -21,9 +21,9 @@
 #include "pgfault/err.h"
 #include "pgfault/rng.h"
 
-#define PGF_OT_BINS     4096
-#define PGF_OT_BIN0_NS  1000000ULL /* the first bin width, 1 ms */
-#define PGF_OT_DOTS     8192       /* latency dots kept in a run */
+#define PGF_OT_BINS    4096
+#define PGF_OT_BIN0_NS 1000000ULL /* the first bin width, 1 ms */
+#define PGF_OT_DOTS    8192       /* latency dots kept in a run */
 
 typedef struct pgf_ot_dot {
     uint64_t t_ns, latency_ns;
@@ -31,14 +31,14 @@ typedef struct pgf_ot_dot {
 } pgf_ot_dot;
 
 typedef struct pgf_overtime {
-    uint64_t bin_ns;         /* width of a bin */
-    uint32_t nbins;          /* bins in use (the last one with a check, + 1) */
-    uint64_t *ok, *bad;      /* PGF_OT_BINS each, allocated with the first check */
-    pgf_ot_dot *dots;        /* the reservoir */
+    uint64_t bin_ns;    /* width of a bin */
+    uint32_t nbins;     /* bins in use (the last one with a check, + 1) */
+    uint64_t *ok, *bad; /* PGF_OT_BINS each, allocated with the first check */
+    pgf_ot_dot *dots;   /* the reservoir */
     size_t ndots, capdots;
-    uint64_t seen;           /* checks offered to the reservoir */
+    uint64_t seen; /* checks offered to the reservoir */
     pgf_rng rng;
-    bool failed;             /* out of memory: the charts are incomplete */
+    bool failed; /* out of memory: the charts are incomplete */
 } pgf_overtime;
 
 /* Keep at most cap dots; the reservoir's choices are drawn from (seed,

@@ -633,8 +633,7 @@ void pgf__fill_pictures(const pgf_scenario *sc, const pgf_run *r, const pgf_chec
         ignore_(pgf_report_add_sample(rs, outcome_of((pgf_health_reason)ot->dots[i].reason),
                                       ot->dots[i].t_ns, ot->dots[i].latency_ns));
     pgf_report_scenario_add_samples_dropped(rs, ot->seen - ot->ndots);
-    if (ot->nbins > 0 &&
-        pgf_report_set_throughput(rs, ot->bin_ns, ot->nbins, ot->ok, ot->bad) != 0)
+    if (ot->nbins > 0 && pgf_report_set_throughput(rs, ot->bin_ns, ot->nbins, ot->ok, ot->bad) != 0)
         pgf_report_scenario_set_incomplete(rs);
     if (ot->failed)
         pgf_report_scenario_set_incomplete(rs);

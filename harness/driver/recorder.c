@@ -53,12 +53,12 @@ typedef struct recbuf {
     struct recbuf *next; /* registry list */
     pgf_recorder *owner;
     int thread;
-    chunk *tail;                 /* producer: the chunk being filled */
-    size_t wn;                   /* producer: records in tail, published or being written */
-    atomic_uint_fast64_t total;  /* producer: records committed (pgf_recorder_count) */
-    _Alignas(64) chunk *head;    /* consumer: the oldest chunk not fully consumed */
-    size_t rd;                   /* consumer: next record in head */
-    size_t avail;                /* consumer: head's published count, as last read */
+    chunk *tail;                /* producer: the chunk being filled */
+    size_t wn;                  /* producer: records in tail, published or being written */
+    atomic_uint_fast64_t total; /* producer: records committed (pgf_recorder_count) */
+    _Alignas(64) chunk *head;   /* consumer: the oldest chunk not fully consumed */
+    size_t rd;                  /* consumer: next record in head */
+    size_t avail;               /* consumer: head's published count, as last read */
     char pad_[64 - sizeof(chunk *) - 2 * sizeof(size_t)];
 } recbuf;
 

@@ -675,8 +675,7 @@ static void record_resp(tgt *t, resp *r)
     res->outcomes[o]++;
     uint64_t ns = r->t1 - r->t0;
     if (pgf_lathist_add(&res->lat[o], ns) != 0)
-        snprintf(res->harness_error, sizeof res->harness_error,
-                 "out of memory keeping latencies");
+        snprintf(res->harness_error, sizeof res->harness_error, "out of memory keeping latencies");
     if (t->o == NULL || !t->o->no_record) {
         char cause[400];
         if (r->status)
