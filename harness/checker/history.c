@@ -122,14 +122,29 @@ static void fmt_put(fmt_out *o, const char *s, size_t n)
     o->p += n;
 }
 
+/* Two digits at a time: a record has five or six integers, and a digit
+ * loop of one division per digit was a third of the formatting (bench/
+ * stream_cost). */
+static const char digits2[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                              "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                              "8081828384858687888990919293949596979899";
+
 static void fmt_int(fmt_out *o, int64_t v)
 {
     char t[24], *e = t + sizeof t, *q = e;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--q = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
+    while (u >= 100) {
+        unsigned d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        *--q = digits2[d + 1];
+        *--q = digits2[d];
+    }
+    if (u >= 10) {
+        *--q = digits2[u * 2 + 1];
+        *--q = digits2[u * 2];
+    } else {
+        *--q = (char)('0' + u);
+    }
     if (v < 0)
         *--q = '-';
     fmt_put(o, q, (size_t)(e - q));
@@ -169,12 +184,29 @@ static size_t utf8_len(const unsigned char *s, const unsigned char *end)
     return n;
 }
 
+/* Whether any of the 8 bytes in x needs more than a copy: a control byte,
+ * a byte >= 0x80 (UTF-8, checked one at a time), '"' or '\\' (the classic
+ * SWAR tests; exact as a yes/no). Most strings are plain ASCII names. */
+static bool word_special(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    uint64_t ctl = (x - ones * 0x20) & ~x;
+    uint64_t zq = (q - ones) & ~q, zb = (b - ones) & ~b;
+    return ((x | ctl | zq | zb) & highs) != 0;
+}
+
 static void fmt_str(fmt_out *o, const char *str)
 {
     static const char hex[] = "0123456789ABCDEF";
     const unsigned char *s = (const unsigned char *)str, *end = s + strlen(str), *run = s;
     fmt_put(o, "\"", 1);
     while (s < end) {
+        uint64_t w;
+        if (end - s >= 8 && (memcpy(&w, s, 8), !word_special(w))) {
+            s += 8;
+            continue;
+        }
         unsigned c = *s;
         if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
             s++;
@@ -371,11 +403,16 @@ void pgf_history_digest(const pgf_hist_meta *meta, const pgf_rec *recs, size_t n
 
 #define WRITER_FLUSH_AT (64 * 1024)
 
+/* Lines are formatted straight into `out` and digested a buffer at a time
+ * (a digest update per line, twice, was a tenth of the writer; bench/
+ * stream_cost). `hashed` is how much of `out` the digest has seen: all of
+ * it but what a `wall` field added, which is never part of the digest. */
 struct pgf_hist_writer {
     FILE *f;
     bool own;
     int err;
     pgf_buf out;
+    size_t hashed;
     EVP_MD_CTX *md;
 };
 
@@ -411,29 +448,52 @@ int pgf_hist_writer_open(const char *path, pgf_hist_writer **out)
     return 0;
 }
 
-/* Append a canonical line (plus `wall` when given) and hash it. */
-static int writer_line(pgf_hist_writer *w, const char *line, size_t n, int64_t wall_us)
+/* Digest what `out` holds beyond `hashed`. */
+static void writer_hash(pgf_hist_writer *w)
 {
-    hash_line(w->md, line, n);
-    if (w->f == NULL)
-        return 0;
-    if (wall_us != PGF_REC_NONE && n >= 2 && line[n - 1] == '}') {
+    if (w->out.len > w->hashed)
+        EVP_DigestUpdate(w->md, w->out.data + w->hashed, w->out.len - w->hashed);
+    w->hashed = w->out.len;
+}
+
+/* The canonical line just appended at out[at..] (with its '\n'): add the
+ * `wall` field when given, outside the digest; flush when the buffer is
+ * full. Without a file (a writer that only digests) nothing is kept. */
+static int writer_end_line(pgf_hist_writer *w, size_t at, int64_t wall_us)
+{
+    size_t n = w->out.len - at; /* the line and its '\n' */
+    if (wall_us != PGF_REC_NONE && w->f != NULL && n >= 3 && w->out.data[w->out.len - 2] == '}') {
         char tail[48];
         fmt_out o = {tail, tail + sizeof tail, false};
         fmt_put(&o, ",\"wall\":", 8);
         fmt_int(&o, wall_us);
         fmt_put(&o, "}\n", 2);
-        pgf_buf_put(&w->out, line, n - 1);
+        writer_hash(w);       /* the canonical line, '}' and '\n' included */
+        w->out.len -= 2;      /* then the same line with `wall` for the file */
         pgf_buf_put(&w->out, tail, (size_t)(o.p - tail));
-    } else {
-        pgf_buf_put(&w->out, line, n);
-        pgf_buf_put_u8(&w->out, '\n');
+        if (w->out.failed)
+            return w->err = PGF_ENOMEM;
+        w->hashed = w->out.len;
     }
+    if (w->out.len < WRITER_FLUSH_AT)
+        return 0;
+    if (w->f != NULL)
+        return pgf_hist_writer_flush(w);
+    writer_hash(w); /* a writer that only digests keeps nothing */
+    pgf_buf_reset(&w->out);
+    w->hashed = 0;
+    return 0;
+}
+
+/* Append a canonical line given as text. */
+static int writer_line(pgf_hist_writer *w, const char *line, size_t n, int64_t wall_us)
+{
+    size_t at = w->out.len;
+    pgf_buf_put(&w->out, line, n);
+    pgf_buf_put_u8(&w->out, '\n');
     if (w->out.failed)
         return w->err = PGF_ENOMEM;
-    if (w->out.len >= WRITER_FLUSH_AT)
-        return pgf_hist_writer_flush(w);
-    return 0;
+    return writer_end_line(w, at, wall_us);
 }
 
 int pgf_hist_writer_meta(pgf_hist_writer *w, const pgf_hist_meta *m)
@@ -450,11 +510,20 @@ int pgf_hist_writer_meta(pgf_hist_writer *w, const pgf_hist_meta *m)
 
 int pgf_hist_writer_put(pgf_hist_writer *w, const pgf_rec *r)
 {
+    /* most lines fit the room reserved here: formatted in place */
+    if (!pgf_buf_reserve(&w->out, 1024))
+        return w->err = PGF_ENOMEM;
+    size_t at = w->out.len;
+    int n = pgf_rec_format(r, (char *)w->out.data + at, w->out.cap - at);
+    if (n >= 0) {
+        w->out.len = at + (size_t)n;
+        pgf_buf_put_u8(&w->out, '\n');
+        return writer_end_line(w, at, r->wall_us);
+    }
     char buf[4096], *heap;
-    int n;
     const char *line = rec_line(r, buf, sizeof buf, &heap, &n);
     if (line == NULL)
-        return PGF_ENOMEM;
+        return w->err = PGF_ENOMEM;
     int rc = writer_line(w, line, (size_t)n, r->wall_us);
     free(heap);
     return rc;
@@ -462,10 +531,12 @@ int pgf_hist_writer_put(pgf_hist_writer *w, const pgf_rec *r)
 
 int pgf_hist_writer_flush(pgf_hist_writer *w)
 {
+    writer_hash(w);
     if (w->f != NULL && w->out.len > 0) {
         if (fwrite(w->out.data, 1, w->out.len, w->f) != w->out.len && w->err == 0)
             w->err = PGF_EIO;
         pgf_buf_reset(&w->out);
+        w->hashed = 0;
     }
     if (w->f != NULL && fflush(w->f) != 0 && w->err == 0)
         w->err = PGF_EIO;
@@ -474,6 +545,10 @@ int pgf_hist_writer_flush(pgf_hist_writer *w)
 
 void pgf_hist_writer_digest(const pgf_hist_writer *w, char hex[65])
 {
+    /* what is still buffered goes into the digest first: the writer is the
+     * caller's, never a const object, and the lines it digests do not
+     * change (only when they are digested) */
+    writer_hash((pgf_hist_writer *)w);
     hex_digest(w->md, hex);
 }
 
