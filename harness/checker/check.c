@@ -26,6 +26,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -272,6 +273,17 @@ static int runs_del(runset *rs, run *r, uint64_t key)
  * vocabulary: "check", "BUSY", "READY" ...). */
 enum { F_op, F_from, F_to, F_error, F_reason, F_phase, F_rule, F_action, F_sqlstate, F_COUNT };
 
+/* An interned name, with what the spec says of it, looked up once: the
+ * records a session's handlers read are its ring copies, whose names are
+ * interned, so a transition's three lookups (a strcmp per state and op
+ * each, a third of the checker's time; bench/stream_cost) become reads. */
+#define NAME_UNRESOLVED (-2)
+typedef struct iname {
+    int16_t state, op;                   /* spec index, -1 none, or NAME_UNRESOLVED */
+    int8_t means_refused, means_canceled; /* pgf_spec_error_means, or NAME_UNRESOLVED */
+    char s[];
+} iname;
+
 typedef struct strset {
     char **v;
     size_t cap, n, bytes;
@@ -316,22 +328,30 @@ static const char *intern(strset *ss, const char *s, int *err)
         j = (j + 1) & (ss->cap - 1);
     }
     size_t len = strlen(s) + 1;
-    char *copy = malloc(len);
-    if (copy == NULL) {
+    iname *nm = malloc(sizeof *nm + len);
+    if (nm == NULL) {
         *err = PGF_ENOMEM;
         return NULL;
     }
-    memcpy(copy, s, len);
-    ss->v[j] = copy;
+    nm->state = nm->op = NAME_UNRESOLVED;
+    nm->means_refused = nm->means_canceled = NAME_UNRESOLVED;
+    memcpy(nm->s, s, len);
+    ss->v[j] = nm->s;
     ss->n++;
-    ss->bytes += len;
-    return copy;
+    ss->bytes += sizeof *nm + len;
+    return nm->s;
+}
+
+static iname *name_of(const char *interned)
+{
+    return (iname *)(void *)(interned - offsetof(iname, s));
 }
 
 static void strset_free(strset *ss)
 {
     for (size_t i = 0; i < ss->cap; i++)
-        free(ss->v[i]);
+        if (ss->v[i] != NULL)
+            free(name_of(ss->v[i]));
     free(ss->v);
 }
 
@@ -699,7 +719,8 @@ static sess *session_get(ck *c, int64_t id)
     return s;
 }
 
-static void ring_push(ck *c, sess *s, const pgf_rec *r)
+/* Copy r into s's ring; the copy (interned names), or NULL on ENOMEM. */
+static const pgf_rec *ring_push(ck *c, sess *s, const pgf_rec *r)
 {
     wrent *e;
     if (s->rn < c->wmax) {
@@ -710,7 +731,7 @@ static void ring_push(ck *c, sess *s, const pgf_rec *r)
             wrent *nr = realloc(s->ring, ncap * sizeof *nr);
             if (nr == NULL) {
                 c->err = PGF_ENOMEM;
-                return;
+                return NULL;
             }
             s->ring = nr;
             s->rcap = ncap;
@@ -723,6 +744,7 @@ static void ring_push(ck *c, sess *s, const pgf_rec *r)
     }
     e->ord = c->cur_ord;
     rec_intern(&c->strs, &e->rec, r, &c->err);
+    return c->err == 0 ? &e->rec : NULL;
 }
 
 static void session_conn(ck *c, sess *s, int64_t conn)
@@ -802,9 +824,41 @@ static const char *state_str(const ck *c, int st)
     return st == STATE_UNKNOWN ? "<unknown>" : pgf_spec_state_name(c->spec, st);
 }
 
+/* The spec's index of an interned state or op name (-1: not in it).
+ * Only for names of a session's ring copy (pgf_checker_feed). */
+static int spec_state(const ck *c, const char *name)
+{
+    if (name == NULL)
+        return -1;
+    iname *n = name_of(name);
+    if (n->state == NAME_UNRESOLVED)
+        n->state = (int16_t)pgf_spec_state_find(c->spec, name);
+    return n->state;
+}
+
+static int spec_op(const ck *c, const char *name)
+{
+    if (name == NULL)
+        return -1;
+    iname *n = name_of(name);
+    if (n->op == NAME_UNRESOLVED)
+        n->op = (int16_t)pgf_spec_op_find(c->spec, name);
+    return n->op;
+}
+
 static bool is_err(const ck *c, const pgf_rec *r, int code)
 {
-    return r->type == PGF_REC_FAIL && pgf_spec_error_means(c->spec, r->error, code);
+    if (r->type != PGF_REC_FAIL || r->error == NULL)
+        return false;
+    iname *n = name_of(r->error);
+    int8_t *m = code == PGF_EILLEGAL_STATE ? &n->means_refused
+                : code == PGF_ECANCELED    ? &n->means_canceled
+                                           : NULL;
+    if (m == NULL)
+        return pgf_spec_error_means(c->spec, r->error, code);
+    if (*m == NAME_UNRESOLVED)
+        *m = pgf_spec_error_means(c->spec, r->error, code);
+    return *m;
 }
 
 static opst *op_open(const ck *c, int64_t op_id)
@@ -885,7 +939,7 @@ static void on_invoke(ck *c, sess *s, const pgf_rec *r)
     o->s = s;
     o->preempted_by = -1;
     s->nopen++;
-    o->op = pgf_spec_op_find(c->spec, r->op);
+    o->op = spec_op(c, r->op);
     if (o->op < 0) {
         o->status = OP_UNDECLARED;
         o->flagged = true;
@@ -928,9 +982,9 @@ static void on_transition(ck *c, sess *s, const pgf_rec *r)
 {
     const pgf_spec *sp = c->spec;
     s->active_seen = true;
-    int from = pgf_spec_state_find(sp, r->from);
-    int to = pgf_spec_state_find(sp, r->to);
-    int opi = pgf_spec_op_find(sp, r->op);
+    int from = spec_state(c, r->from);
+    int to = spec_state(c, r->to);
+    int opi = spec_op(c, r->op);
     int cur = s->state;
 
     /* Who made this change? By op_id when given, else the op in progress
@@ -1148,7 +1202,7 @@ static void on_completion(ck *c, sess *s, const pgf_rec *r)
     s->active_seen = true;
     opst *o = op_open(c, r->op_id);
     if (o == NULL || o->s != s ||
-        (r->op != NULL && o->op >= 0 && strcmp(r->op, pgf_spec_op_name(c->spec, o->op)) != 0)) {
+        (r->op != NULL && o->op >= 0 && spec_op(c, r->op) != o->op)) {
         completion_not_open(c, s, r, o);
         return;
     }
@@ -1391,7 +1445,10 @@ int pgf_checker_feed(pgf_checker *c, const pgf_rec *r)
         s = session_get(c, r->session);
         if (s == NULL)
             return c->err = PGF_ENOMEM;
-        ring_push(c, s, r);
+        /* from here on the session's handlers read the ring's copy: its
+         * names are interned (spec_state, spec_op) */
+        if ((r = ring_push(c, s, r)) == NULL)
+            return c->err;
         if (r->conn != PGF_REC_NONE)
             session_conn(c, s, r->conn);
     }
