@@ -225,6 +225,9 @@ struct pgf__pics {
         uint64_t n;
     } edges[MAXE];
     int ne;
+    /* (op, from, to) of the session manager's names -> edge index + 1:
+     * the common case without a strcmp scan of the edges */
+    int16_t edge_ix[PGF_OP_COUNT][PGF_SESS_STATE_COUNT][PGF_SESS_STATE_COUNT];
     /* the sample */
     trk trk[TRACKED];
     size_t ntrk;
@@ -360,6 +363,14 @@ static int edge_feed(pgf__pics *p, const pgf_rec *rec)
 {
     if (rec->type != PGF_REC_TRANSITION || !rec->from || !rec->to || !rec->op)
         return 0;
+    int op = pgf_session_op_parse(rec->op), from = pgf_session_state_parse(rec->from),
+        to = pgf_session_state_parse(rec->to);
+    int16_t *ix = op > 0 && op < PGF_OP_COUNT && from >= 0 && to >= 0 ? &p->edge_ix[op][from][to]
+                                                                       : NULL;
+    if (ix != NULL && *ix > 0) {
+        p->edges[*ix - 1].n++;
+        return 0;
+    }
     int k;
     for (k = 0; k < p->ne; k++)
         if (strcmp(p->edges[k].from, rec->from) == 0 && strcmp(p->edges[k].to, rec->to) == 0 &&
@@ -382,6 +393,8 @@ static int edge_feed(pgf__pics *p, const pgf_rec *rec)
         p->ne++;
     }
     p->edges[k].n++;
+    if (ix != NULL)
+        *ix = (int16_t)(k + 1);
     return 0;
 }
 

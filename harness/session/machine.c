@@ -120,8 +120,14 @@ bool pgf_session_state_connecting(pgf_sess_state s)
     return state_ok(s) && strcmp(states[s].group, "CONNECTING") == 0;
 }
 
+/* The recorder hands the history stream these very strings: a pointer
+ * match first, then by name (a scan of strcmp per record was most of the
+ * report pictures' time; bench/stream_cost). */
 int pgf_session_state_parse(const char *name)
 {
+    for (int i = 0; name != NULL && i < PGF_SESS_STATE_COUNT; i++)
+        if (states[i].name == name)
+            return i;
     for (int i = 0; name != NULL && i < PGF_SESS_STATE_COUNT; i++)
         if (strcmp(states[i].name, name) == 0)
             return i;
@@ -145,6 +151,9 @@ bool pgf_session_op_preempts(pgf_sess_op op)
 
 int pgf_session_op_parse(const char *name)
 {
+    for (int i = 1; name != NULL && i < PGF_OP_COUNT; i++)
+        if (ops[i].name == name)
+            return i;
     for (int i = 1; name != NULL && i < PGF_OP_COUNT; i++)
         if (strcmp(ops[i].name, name) == 0)
             return i;
