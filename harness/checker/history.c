@@ -413,7 +413,7 @@ struct pgf_hist_writer {
     int err;
     pgf_buf out;
     size_t hashed;
-    EVP_MD_CTX *md;
+    EVP_MD_CTX *md; /* NULL: no digest (pgf_hist_writer_no_digest) */
 };
 
 pgf_hist_writer *pgf_hist_writer_new_fp(FILE *f)
@@ -451,7 +451,7 @@ int pgf_hist_writer_open(const char *path, pgf_hist_writer **out)
 /* Digest what `out` holds beyond `hashed`. */
 static void writer_hash(pgf_hist_writer *w)
 {
-    if (w->out.len > w->hashed)
+    if (w->md != NULL && w->out.len > w->hashed)
         EVP_DigestUpdate(w->md, w->out.data + w->hashed, w->out.len - w->hashed);
     w->hashed = w->out.len;
 }
@@ -549,7 +549,16 @@ void pgf_hist_writer_digest(const pgf_hist_writer *w, char hex[65])
      * caller's, never a const object, and the lines it digests do not
      * change (only when they are digested) */
     writer_hash((pgf_hist_writer *)w);
-    hex_digest(w->md, hex);
+    if (w->md == NULL)
+        hex[0] = '\0';
+    else
+        hex_digest(w->md, hex);
+}
+
+void pgf_hist_writer_no_digest(pgf_hist_writer *w)
+{
+    EVP_MD_CTX_free(w->md);
+    w->md = NULL;
 }
 
 int pgf_hist_writer_close(pgf_hist_writer *w)

@@ -154,6 +154,12 @@ PGF_NODISCARD int pgf_hist_writer_flush(pgf_hist_writer *w);
 /* Hex SHA-256 (65 bytes with NUL) of everything written so far, wall
  * fields excluded: equal to pgf_history_digest() of the same records. */
 void pgf_hist_writer_digest(const pgf_hist_writer *w, char hex[65]);
+/* Do not compute the digest (call before the first line; pgf_hist_writer_digest
+ * then gives ""). For a history no run can reproduce (stress mode, a service
+ * under test), whose digest checks no determinism: SHA-256 was a sixth of the
+ * history thread's time there. The output set's manifest still hashes the
+ * file, and `pgfault check FILE --digest` computes it on demand. */
+void pgf_hist_writer_no_digest(pgf_hist_writer *w);
 /* Flushes, closes a file it opened, frees. Returns the first write error. */
 int pgf_hist_writer_close(pgf_hist_writer *w);
 

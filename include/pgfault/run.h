@@ -35,7 +35,8 @@ typedef struct pgf_run_opts {
 int pgf_run_suite(pgf_scenario *const *scs, int n, const pgf_run_opts *o);
 
 /* The determinism digest of one sim run (hex SHA-256 of its history without
- * wall times), for the self-check test. 0 or a PGF_E* code. */
+ * wall times), for the self-check test. 0 or a PGF_E* code. A run that is
+ * not replayed exactly (stress mode, a service) has none: hex is "". */
 int pgf_run_digest(const pgf_scenario *sc, char hex[65], char *err, size_t errlen) PGF_NODISCARD;
 
 #endif

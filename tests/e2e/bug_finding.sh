@@ -66,6 +66,7 @@ rc=$(run "$TMP/suite.log" run --scenario incident --scenario cancel-race "${comm
 d_suite=$(field "$TMP/suite/report.json" cancel-race digest)
 rc=$(run "$TMP/alone.log" run --scenario cancel-race "${common[@]}" --out "$TMP/alone")
 d_alone=$(field "$TMP/alone/report.json" cancel-race digest)
+[[ $d_suite =~ ^[0-9a-f]{64}$ ]] || fail "cancel-race (sim): digest '$d_suite', want 64 hex digits"
 [ -n "$d_suite" ] && [ "$d_suite" = "$d_alone" ] ||
     fail "cancel-race: digest in the suite '$d_suite' != alone '$d_alone' (counters must restart)"
 cmd=$(field "$TMP/suite/report.json" incident replay_command)

@@ -76,7 +76,14 @@ o = s["outcomes"]
 # real work on every path (a TSan build under load manages ~15 healthy checks in 1.5 s):
 # healthy checks, logins refused at max_connections, 57P01 during the restart
 assert o["healthy"] >= 5 and o["too_many_connections"] >= 1 and o["shutting_down"] >= 1, o
+# a stress run is never replayed exactly: no determinism digest (docs/history-format.md)
+c = r["config"]["scenarios"][0]
+assert "digest" in c and c["digest"] is None, c.get("digest")
 PY
+! grep -q "(digest" "$tmp/run.out" || fail "a stress run printed a digest: $(grep digest "$tmp/run.out")"
+# ... which `pgfault check --digest` still computes on demand
+"$PGFAULT" check "$tmp/out/history.jsonl" --digest >"$tmp/check.out" 2>&1 || fail "check: $(cat "$tmp/check.out")"
+grep -Eq '^digest [0-9a-f]{64}$' "$tmp/check.out" || fail "check --digest: $(cat "$tmp/check.out")"
 
 "$PGFAULT" run "$tmp/threads.yaml" --explain >"$tmp/explain.out" 2>&1 || fail "--explain: $(cat "$tmp/explain.out")"
 grep -q '^  threads: 2$' "$tmp/explain.out" || fail "--explain lost server.threads: $(cat "$tmp/explain.out")"
