@@ -57,7 +57,9 @@ static double stage(const pgf_rec *recs, size_t n, const pgf_spec *spec, int wha
     for (size_t i = 0; i < n; i++) {
         if (w != NULL && pgf_hist_writer_put(w, &recs[i]) != 0)
             return -1;
-        if (ck != NULL && pgf_checker_feed(ck, &recs[i]) != 0)
+        size_t len = 0; /* as run.c's stream_sink: the writer's line is the witness */
+        const char *line = w != NULL ? pgf_hist_writer_last(w, &len) : NULL;
+        if (ck != NULL && pgf_checker_feed_line(ck, &recs[i], line, len) != 0)
             return -1;
         if (p != NULL && pgf__pics_feed(p, &recs[i]) != 0)
             return -1;

@@ -24,6 +24,8 @@
  */
 #include "pgfault/check.h"
 
+#include "history_internal.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -273,17 +275,6 @@ static int runs_del(runset *rs, run *r, uint64_t key)
  * vocabulary: "check", "BUSY", "READY" ...). */
 enum { F_op, F_from, F_to, F_error, F_reason, F_phase, F_rule, F_action, F_sqlstate, F_COUNT };
 
-/* An interned name, with what the spec says of it, looked up once: the
- * records a session's handlers read are its ring copies, whose names are
- * interned, so a transition's three lookups (a strcmp per state and op
- * each, a third of the checker's time; bench/stream_cost) become reads. */
-#define NAME_UNRESOLVED (-2)
-typedef struct iname {
-    int16_t state, op;                   /* spec index, -1 none, or NAME_UNRESOLVED */
-    int8_t means_refused, means_canceled; /* pgf_spec_error_means, or NAME_UNRESOLVED */
-    char s[];
-} iname;
-
 typedef struct strset {
     char **v;
     size_t cap, n, bytes;
@@ -328,30 +319,22 @@ static const char *intern(strset *ss, const char *s, int *err)
         j = (j + 1) & (ss->cap - 1);
     }
     size_t len = strlen(s) + 1;
-    iname *nm = malloc(sizeof *nm + len);
-    if (nm == NULL) {
+    char *copy = malloc(len);
+    if (copy == NULL) {
         *err = PGF_ENOMEM;
         return NULL;
     }
-    nm->state = nm->op = NAME_UNRESOLVED;
-    nm->means_refused = nm->means_canceled = NAME_UNRESOLVED;
-    memcpy(nm->s, s, len);
-    ss->v[j] = nm->s;
+    memcpy(copy, s, len);
+    ss->v[j] = copy;
     ss->n++;
-    ss->bytes += sizeof *nm + len;
-    return nm->s;
-}
-
-static iname *name_of(const char *interned)
-{
-    return (iname *)(void *)(interned - offsetof(iname, s));
+    ss->bytes += len;
+    return copy;
 }
 
 static void strset_free(strset *ss)
 {
     for (size_t i = 0; i < ss->cap; i++)
-        if (ss->v[i] != NULL)
-            free(name_of(ss->v[i]));
+        free(ss->v[i]);
     free(ss->v);
 }
 
@@ -420,9 +403,16 @@ typedef struct fcopy {
 static fcopy ambiguous_fault;
 #define AMBIG (&ambiguous_fault)
 
+/* A witness: the record's line as the history has it (the writer's own
+ * bytes, pgf_checker_feed_line), kept in its session's line buffer and
+ * parsed back only for a violation. Copying a record with its strings
+ * interned was the checker's largest cost (perf, bench/stream_cost); a
+ * line is one memcpy. What a line does not carry is kept beside it. */
 typedef struct wrent {
     size_t ord;
-    pgf_rec rec; /* interned strings */
+    uint32_t line; /* the record's source line (pgfault check) */
+    uint32_t off, len;
+    int64_t backend_pid, client_port;
 } wrent;
 
 struct opst;
@@ -439,6 +429,8 @@ typedef struct sess {
     size_t nopen; /* ops invoked, not completed, any status */
     wrent *ring;  /* last witness_max records */
     unsigned rn, rcap, rhead;
+    char *lb; /* their lines; what evicted ones leave is reclaimed when full */
+    uint32_t lused, lcap;
     int64_t *conns; /* connections seen on its records */
     unsigned nconns, capconns;
 } sess;
@@ -476,8 +468,15 @@ typedef struct finop {
 #define TOMB_ACTIVE_SEEN (1u << 17)
 #define TOMB_AMBIG       (1u << 18)
 
+#define LMEMO_SETS 32
+typedef struct lmemo {
+    const char *src;
+    int idx;
+} lmemo;
+
 struct pgf_checker {
     const pgf_spec *spec;
+    lmemo lmemo[2][LMEMO_SETS][2]; /* [op, state]: spec_lookup */
     unsigned wmax;
     pgf_check_result *res;
     int err;
@@ -644,14 +643,33 @@ static void violate(ck *c, pgf_violation_kind kind, sess *s, size_t at, const pg
         return;
     }
     size_t k = 0;
+    /* the ring's lines, parsed back (their strings borrowed from hold[]) */
+    pgf_rec *parsed = s != NULL && s->rn > 0 ? malloc(s->rn * sizeof *parsed) : NULL;
+    json_t **hold = s != NULL && s->rn > 0 ? calloc(s->rn, sizeof *hold) : NULL;
+    if (s != NULL && s->rn > 0 && (parsed == NULL || hold == NULL)) {
+        free(parsed);
+        free(hold);
+        free(src);
+        free(v.witness);
+        c->err = PGF_ENOMEM;
+        return;
+    }
     if (s != NULL) {
         /* the ring holds the session's last records, the violating one
          * last (or, at end of history, its last record) */
         unsigned start = s->rn < c->wmax ? 0 : s->rhead;
         for (unsigned j = 0; j < s->rn; j++) {
             const wrent *e = &s->ring[(start + j) % s->rn];
+            if (pgf__hist_line_rec(s->lb + e->off, e->len, &parsed[j], &hold[j]) != 0) {
+                /* our own bytes: a line that does not parse is a bug here */
+                c->err = PGF_EINTERNAL;
+                continue;
+            }
+            parsed[j].line = e->line;
+            parsed[j].backend_pid = e->backend_pid;
+            parsed[j].client_port = e->client_port;
             v.witness[k] = e->ord;
-            src[k++] = &e->rec;
+            src[k++] = &parsed[j];
         }
     } else if (atrec != NULL) {
         v.witness[k] = at;
@@ -672,6 +690,10 @@ static void violate(ck *c, pgf_violation_kind kind, sess *s, size_t at, const pg
     v.nwitness = k;
     v.wrec = copy_block(src, k);
     free(src);
+    for (unsigned j = 0; hold != NULL && j < s->rn; j++)
+        json_decref(hold[j]);
+    free(hold);
+    free(parsed);
     if (v.wrec == NULL || push_first(c, &v) < 0) {
         free(v.witness);
         free(v.wrec);
@@ -719,8 +741,40 @@ static sess *session_get(ck *c, int64_t id)
     return s;
 }
 
-/* Copy r into s's ring; the copy (interned names), or NULL on ENOMEM. */
-static const pgf_rec *ring_push(ck *c, sess *s, const pgf_rec *r)
+/* Room for n more bytes in s's line buffer: the live lines move to a fresh
+ * buffer of twice their size (amortized: only when the evicted ones have
+ * left at least as much behind). */
+static bool lines_room(ck *c, sess *s, size_t n)
+{
+    if ((size_t)s->lcap - s->lused >= n)
+        return true;
+    size_t live = 0;
+    for (unsigned i = 0; i < s->rn; i++)
+        live += s->ring[i].len;
+    size_t cap = 2 * (live + n);
+    if (cap < 1024)
+        cap = 1024;
+    char *nb = cap <= UINT32_MAX ? malloc(cap) : NULL;
+    if (nb == NULL) {
+        c->err = PGF_ENOMEM;
+        return false;
+    }
+    uint32_t used = 0;
+    for (unsigned i = 0; i < s->rn; i++) {
+        wrent *e = &s->ring[i];
+        memcpy(nb + used, s->lb + e->off, e->len);
+        e->off = used;
+        used += e->len;
+    }
+    free(s->lb);
+    s->lb = nb;
+    s->lused = used;
+    s->lcap = (uint32_t)cap;
+    return true;
+}
+
+/* Keep r's line as s's newest witness. */
+static void ring_push(ck *c, sess *s, const pgf_rec *r, const char *line, size_t n)
 {
     wrent *e;
     if (s->rn < c->wmax) {
@@ -731,7 +785,7 @@ static const pgf_rec *ring_push(ck *c, sess *s, const pgf_rec *r)
             wrent *nr = realloc(s->ring, ncap * sizeof *nr);
             if (nr == NULL) {
                 c->err = PGF_ENOMEM;
-                return NULL;
+                return;
             }
             s->ring = nr;
             s->rcap = ncap;
@@ -740,11 +794,18 @@ static const pgf_rec *ring_push(ck *c, sess *s, const pgf_rec *r)
     } else {
         e = &s->ring[s->rhead];
         s->rhead = (s->rhead + 1) % c->wmax;
-        rec_release(&e->rec);
     }
+    e->len = 0; /* not live while the buffer makes room */
+    if (!lines_room(c, s, n))
+        return;
+    memcpy(s->lb + s->lused, line, n);
+    e->off = s->lused;
+    e->len = (uint32_t)n;
+    s->lused += (uint32_t)n;
     e->ord = c->cur_ord;
-    rec_intern(&c->strs, &e->rec, r, &c->err);
-    return c->err == 0 ? &e->rec : NULL;
+    e->line = r->line;
+    e->backend_pid = r->backend_pid;
+    e->client_port = r->client_port;
 }
 
 static void session_conn(ck *c, sess *s, int64_t conn)
@@ -768,9 +829,8 @@ static void session_conn(ck *c, sess *s, int64_t conn)
 static void session_free(sess *s)
 {
     fault_unref(s->pending);
-    for (unsigned i = 0; i < s->rn; i++)
-        rec_release(&s->ring[i].rec);
     free(s->ring);
+    free(s->lb);
     free(s->conns);
     free(s);
 }
@@ -824,41 +884,47 @@ static const char *state_str(const ck *c, int st)
     return st == STATE_UNKNOWN ? "<unknown>" : pgf_spec_state_name(c->spec, st);
 }
 
-/* The spec's index of an interned state or op name (-1: not in it).
- * Only for names of a session's ring copy (pgf_checker_feed). */
-static int spec_state(const ck *c, const char *name)
+/* The spec's index of a state or op name (-1: not in it), behind a memo
+ * keyed by the caller's pointer: a run's recorder hands over the same few
+ * static strings millions of times, and a scan of strcmp over every state
+ * and op was a third of the checker's time (bench/stream_cost). A memo
+ * entry is only trusted when the spec's name still equals the string (the
+ * pointer may be a buffer that now holds another). */
+static int spec_lookup(ck *c, const char *name, bool state)
 {
     if (name == NULL)
         return -1;
-    iname *n = name_of(name);
-    if (n->state == NAME_UNRESOLVED)
-        n->state = (int16_t)pgf_spec_state_find(c->spec, name);
-    return n->state;
+    uint64_t k = (uint64_t)(uintptr_t)name * 0x9E3779B97F4A7C15ULL;
+    lmemo *m = c->lmemo[state][(k >> 32) % LMEMO_SETS];
+    for (int w = 0; w < 2; w++) {
+        if (m[w].src != name)
+            continue;
+        const char *is = state ? pgf_spec_state_name(c->spec, m[w].idx)
+                               : pgf_spec_op_name(c->spec, m[w].idx);
+        if (strcmp(is, name) == 0)
+            return m[w].idx;
+    }
+    int idx = state ? pgf_spec_state_find(c->spec, name) : pgf_spec_op_find(c->spec, name);
+    if (idx >= 0) {
+        m[1] = m[0];
+        m[0] = (lmemo){name, idx};
+    }
+    return idx;
 }
 
-static int spec_op(const ck *c, const char *name)
+static int spec_state(ck *c, const char *name)
 {
-    if (name == NULL)
-        return -1;
-    iname *n = name_of(name);
-    if (n->op == NAME_UNRESOLVED)
-        n->op = (int16_t)pgf_spec_op_find(c->spec, name);
-    return n->op;
+    return spec_lookup(c, name, true);
+}
+
+static int spec_op(ck *c, const char *name)
+{
+    return spec_lookup(c, name, false);
 }
 
 static bool is_err(const ck *c, const pgf_rec *r, int code)
 {
-    if (r->type != PGF_REC_FAIL || r->error == NULL)
-        return false;
-    iname *n = name_of(r->error);
-    int8_t *m = code == PGF_EILLEGAL_STATE ? &n->means_refused
-                : code == PGF_ECANCELED    ? &n->means_canceled
-                                           : NULL;
-    if (m == NULL)
-        return pgf_spec_error_means(c->spec, r->error, code);
-    if (*m == NAME_UNRESOLVED)
-        *m = pgf_spec_error_means(c->spec, r->error, code);
-    return *m;
+    return r->type == PGF_REC_FAIL && pgf_spec_error_means(c->spec, r->error, code);
 }
 
 static opst *op_open(const ck *c, int64_t op_id)
@@ -1436,18 +1502,38 @@ int pgf_checker_new(const pgf_spec *spec, const pgf_check_opts *opts, pgf_checke
 
 int pgf_checker_feed(pgf_checker *c, const pgf_rec *r)
 {
+    if (c->err != 0 || r->session == PGF_REC_NONE)
+        return pgf_checker_feed_line(c, r, NULL, 0);
+    /* the witness is the record's line: written here as the writer would */
+    char buf[2048], *heap = NULL;
+    int n = pgf_rec_format(r, buf, sizeof buf);
+    for (size_t cap = sizeof buf * 8; n == PGF_ETOOBIG && cap <= ((size_t)1 << 30); cap *= 8) {
+        free(heap);
+        if ((heap = malloc(cap)) == NULL)
+            return c->err = PGF_ENOMEM;
+        n = pgf_rec_format(r, heap, cap);
+    }
+    int e = n < 0 ? (c->err = PGF_ENOMEM)
+                  : pgf_checker_feed_line(c, r, heap ? heap : buf, (size_t)n);
+    free(heap);
+    return e;
+}
+
+int pgf_checker_feed_line(pgf_checker *c, const pgf_rec *r, const char *line, size_t n)
+{
     if (c->err != 0)
         return c->err;
     c->cur_ord = (size_t)c->nrec++;
     c->last_time = r->time_ns;
     sess *s = NULL;
     if (r->session != PGF_REC_NONE) {
+        if (line == NULL)
+            return pgf_checker_feed(c, r);
         s = session_get(c, r->session);
         if (s == NULL)
             return c->err = PGF_ENOMEM;
-        /* from here on the session's handlers read the ring's copy: its
-         * names are interned (spec_state, spec_op) */
-        if ((r = ring_push(c, s, r)) == NULL)
+        ring_push(c, s, r, line, n);
+        if (c->err != 0)
             return c->err;
         if (r->conn != PGF_REC_NONE)
             session_conn(c, s, r->conn);
@@ -1556,7 +1642,7 @@ void pgf_checker_stats_get(const pgf_checker *c, pgf_checker_stats *st)
         if (c->sess_by_id.keys[i] == 0)
             continue;
         const sess *s = (const sess *)(uintptr_t)c->sess_by_id.vals[i];
-        b += sizeof *s + s->rcap * sizeof *s->ring + s->capconns * sizeof *s->conns;
+        b += sizeof *s + s->rcap * sizeof *s->ring + s->lcap + s->capconns * sizeof *s->conns;
     }
     b += c->op_by_id.n * sizeof(opst);
     b += 2 * sizeof(uint64_t) *

@@ -413,7 +413,8 @@ struct pgf_hist_writer {
     int err;
     pgf_buf out;
     size_t hashed;
-    EVP_MD_CTX *md; /* NULL: no digest (pgf_hist_writer_no_digest) */
+    size_t last_at, last_len; /* the last line put, in `out` (pgf_hist_writer_last) */
+    EVP_MD_CTX *md;           /* NULL: no digest (pgf_hist_writer_no_digest) */
 };
 
 pgf_hist_writer *pgf_hist_writer_new_fp(FILE *f)
@@ -468,18 +469,29 @@ static int writer_end_line(pgf_hist_writer *w, size_t at, int64_t wall_us)
         fmt_put(&o, ",\"wall\":", 8);
         fmt_int(&o, wall_us);
         fmt_put(&o, "}\n", 2);
-        writer_hash(w);       /* the canonical line, '}' and '\n' included */
-        w->out.len -= 2;      /* then the same line with `wall` for the file */
+        writer_hash(w);  /* the canonical line, '}' and '\n' included */
+        w->out.len -= 2; /* then the same line with `wall` for the file */
         pgf_buf_put(&w->out, tail, (size_t)(o.p - tail));
         if (w->out.failed)
             return w->err = PGF_ENOMEM;
         w->hashed = w->out.len;
     }
+    w->last_at = at;
+    w->last_len = w->out.len - at - 1;
+    return 0;
+}
+
+/* Before a line: a full buffer goes to the file (or, for a writer that
+ * only digests, into the digest), so the last line stays readable until
+ * the next one (pgf_hist_writer_last). */
+static int writer_room(pgf_hist_writer *w)
+{
+    w->last_len = 0;
     if (w->out.len < WRITER_FLUSH_AT)
         return 0;
     if (w->f != NULL)
         return pgf_hist_writer_flush(w);
-    writer_hash(w); /* a writer that only digests keeps nothing */
+    writer_hash(w);
     pgf_buf_reset(&w->out);
     w->hashed = 0;
     return 0;
@@ -488,12 +500,21 @@ static int writer_end_line(pgf_hist_writer *w, size_t at, int64_t wall_us)
 /* Append a canonical line given as text. */
 static int writer_line(pgf_hist_writer *w, const char *line, size_t n, int64_t wall_us)
 {
+    int e = writer_room(w);
+    if (e != 0)
+        return e;
     size_t at = w->out.len;
     pgf_buf_put(&w->out, line, n);
     pgf_buf_put_u8(&w->out, '\n');
     if (w->out.failed)
         return w->err = PGF_ENOMEM;
     return writer_end_line(w, at, wall_us);
+}
+
+const char *pgf_hist_writer_last(const pgf_hist_writer *w, size_t *n)
+{
+    *n = w->last_len;
+    return w->last_len > 0 ? (const char *)w->out.data + w->last_at : NULL;
 }
 
 int pgf_hist_writer_meta(pgf_hist_writer *w, const pgf_hist_meta *m)
@@ -510,6 +531,9 @@ int pgf_hist_writer_meta(pgf_hist_writer *w, const pgf_hist_meta *m)
 
 int pgf_hist_writer_put(pgf_hist_writer *w, const pgf_rec *r)
 {
+    int e = writer_room(w);
+    if (e != 0)
+        return e;
     /* most lines fit the room reserved here: formatted in place */
     if (!pgf_buf_reserve(&w->out, 1024))
         return w->err = PGF_ENOMEM;
@@ -537,6 +561,7 @@ int pgf_hist_writer_flush(pgf_hist_writer *w)
             w->err = PGF_EIO;
         pgf_buf_reset(&w->out);
         w->hashed = 0;
+        w->last_len = 0;
     }
     if (w->f != NULL && fflush(w->f) != 0 && w->err == 0)
         w->err = PGF_EIO;
@@ -572,6 +597,53 @@ int pgf_hist_writer_close(pgf_hist_writer *w)
     EVP_MD_CTX_free(w->md);
     free(w);
     return rc;
+}
+
+/* ---- a line back into a record (the checker's witnesses) --------------- */
+
+static int64_t line_int(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : PGF_REC_NONE;
+}
+
+static const char *line_str(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key)); /* NULL unless a string */
+}
+
+int pgf__hist_line_rec(const char *line, size_t n, pgf_rec *r, json_t **hold)
+{
+    *hold = json_loadb(line, n, 0, NULL);
+    int t = pgf_rec_type_parse(line_str(*hold, "type") ? line_str(*hold, "type") : "");
+    if (*hold == NULL || t < 0) {
+        json_decref(*hold);
+        *hold = NULL;
+        return PGF_EPARSE;
+    }
+    json_t *o = *hold;
+    pgf_rec_init(r, (pgf_rec_type)t);
+    r->seq = (uint64_t)line_int(o, "seq");
+    r->time_ns = (uint64_t)line_int(o, "time_ns");
+    r->session = line_int(o, "session");
+    r->op_id = line_int(o, "op_id");
+    r->conn = line_int(o, "conn");
+    r->thread = line_int(o, "thread");
+    r->conns_open = line_int(o, "conns_open");
+    r->conns_accepted = line_int(o, "conns_accepted");
+    r->conns_closed = line_int(o, "conns_closed");
+    r->sessions_open = line_int(o, "sessions_open");
+    r->op = line_str(o, "op");
+    r->from = line_str(o, "from");
+    r->to = line_str(o, "to");
+    r->cause = line_str(o, "cause");
+    r->error = line_str(o, "error");
+    r->reason = line_str(o, "reason");
+    r->phase = line_str(o, "phase");
+    r->rule = line_str(o, "rule");
+    r->action = line_str(o, "action");
+    r->sqlstate = line_str(o, "sqlstate");
+    return 0;
 }
 
 /* ---- reader ------------------------------------------------------------ */

@@ -428,7 +428,9 @@ static int stream_sink(void *arg, const pgf_rec *rec)
         return e;
     }
     if (st->checker != NULL) {
-        if ((e = pgf_checker_feed(st->checker, rec)) != 0)
+        size_t n;
+        const char *line = pgf_hist_writer_last(st->h.w, &n); /* the witness, as written */
+        if ((e = pgf_checker_feed_line(st->checker, rec, line, n)) != 0)
             return e;
         if (st->checks_at_first < 0 && pgf_checker_violations(st->checker) > 0) {
             /* how long it took to catch: completed health checks before

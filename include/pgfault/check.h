@@ -145,6 +145,12 @@ PGF_NODISCARD int pgf_checker_new(const pgf_spec *spec, const pgf_check_opts *op
  * whatever a witness may need later is copied. Returns 0 or a negative
  * PGF_E* code (the checker is then unusable: free it). */
 PGF_NODISCARD int pgf_checker_feed(pgf_checker *c, const pgf_rec *r);
+/* The same, with the record's line as the history has it (what
+ * pgf_hist_writer_last gives after pgf_hist_writer_put; a `wall` field may
+ * be in it): the checker keeps that line as the witness instead of
+ * formatting one (pgf_rec_format). line NULL = pgf_checker_feed. */
+PGF_NODISCARD int pgf_checker_feed_line(pgf_checker *c, const pgf_rec *r, const char *line,
+                                        size_t n);
 /* Live view while feeding: violations counted so far, and the first one
  * found (NULL if none; valid until the next feed/finish/free). */
 uint64_t pgf_checker_violations(const pgf_checker *c);

@@ -149,6 +149,11 @@ PGF_NODISCARD pgf_hist_writer *pgf_hist_writer_new_fp(FILE *f);
 /* The meta line; call once, first. */
 PGF_NODISCARD int pgf_hist_writer_meta(pgf_hist_writer *w, const pgf_hist_meta *m);
 PGF_NODISCARD int pgf_hist_writer_put(pgf_hist_writer *w, const pgf_rec *r);
+/* The line the last pgf_hist_writer_put wrote (no '\n'; a `wall` field
+ * included when it had one), valid until the next call on the writer; NULL
+ * when there is none. The streaming checker keeps its witnesses from it
+ * (pgf_checker_feed_line) instead of formatting them again. */
+const char *pgf_hist_writer_last(const pgf_hist_writer *w, size_t *n);
 /* Flush buffered lines to the stream. */
 PGF_NODISCARD int pgf_hist_writer_flush(pgf_hist_writer *w);
 /* Hex SHA-256 (65 bytes with NUL) of everything written so far, wall
