@@ -39,15 +39,23 @@ void pgf_secret_scrub_n(char *s, size_t n)
     if (s == NULL || k == 0)
         return;
     for (size_t i = 0; i < k; i++) {
-        size_t len = lens[i];
-        char first = secrets[i][0];
-        for (size_t at = 0; at + len <= n; at++) {
-            if (s[at] == first && memcmp(s + at, secrets[i], len) == 0) {
-                memset(s + at, '*', len);
-                at += len - 1;
-            }
+        char *at = s, *end = s + n;
+        while ((at = memmem(at, (size_t)(end - at), secrets[i], lens[i])) != NULL) {
+            memset(at, '*', lens[i]);
+            at += lens[i];
         }
     }
+}
+
+bool pgf_secret_found(const char *s)
+{
+    size_t k = atomic_load(&count);
+    if (s == NULL || k == 0)
+        return false;
+    for (size_t i = 0; i < k; i++)
+        if (strstr(s, secrets[i]) != NULL)
+            return true;
+    return false;
 }
 
 void pgf_secret_scrub(char *s)

@@ -286,7 +286,11 @@ static void registered_secrets_are_blanked(void)
     CU_ASSERT_EQUAL(pgf_secret_add(NULL), 1);
     char msg[] = "FATAL: database \"host=h password=" SECRET " dbname=d\" (" SECRET SECRET ")";
     size_t before = strlen(msg);
+    CU_ASSERT_TRUE(pgf_secret_found(msg)); /* the test before a copy is scrubbed */
+    CU_ASSERT_FALSE(pgf_secret_found("password=********* dbname=d"));
+    CU_ASSERT_FALSE(pgf_secret_found(NULL));
     pgf_secret_scrub(msg);
+    CU_ASSERT_FALSE(pgf_secret_found(msg));
     CU_ASSERT_EQUAL(strlen(msg), before); /* in place, same length */
     CU_ASSERT_PTR_NULL(strstr(msg, SECRET));
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "password=********* dbname=d"));
@@ -299,6 +303,7 @@ static void registered_secrets_are_blanked(void)
     pgf_report_free(r);
     pgf_secret_clear();
     char keep[] = "x " SECRET;
+    CU_ASSERT_FALSE(pgf_secret_found(keep));
     pgf_secret_scrub(keep);
     CU_ASSERT_PTR_NOT_NULL(strstr(keep, SECRET)); /* cleared: nothing to blank */
 }

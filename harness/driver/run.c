@@ -381,17 +381,33 @@ static bool evaluate(const pgf_scenario *sc, outcome *oc, pgf_report_scenario *r
 
 /* Texts that came off the wire (a server may quote a conninfo, password
  * and all, as a database name) lose every registered secret before they
- * reach the history or a report. Only a match is written, so strings that
- * are literals are never touched. */
-static void scrub_records(const pgf_rec *recs, size_t n)
+ * reach the history or a report. */
+static const pgf_rec *scrubbed(const pgf_rec *in, pgf_rec *tmp, char *own[7])
 {
-    for (size_t i = 0; i < n; i++) {
-        const char *fields[] = {recs[i].cause, recs[i].error, recs[i].reason, recs[i].sqlstate,
-                                recs[i].rule,  recs[i].phase, recs[i].action, recs[i].op,
-                                recs[i].from,  recs[i].to};
-        for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++)
-            pgf_secret_scrub((char *)fields[k]);
+    /* Never in place: a record's strings may be string literals (the
+     * recorder's names), and writing one crashed the run when a password
+     * was a word like "close" (SIGSEGV). A field with a secret in it gets a
+     * scrubbed copy, which the caller frees. type, op, from and to are
+     * pgfault's own names (the checker reads them against the spec):
+     * masking them could only corrupt the history, never hide a leak. */
+    const char **f[] = {&tmp->cause, &tmp->error,  &tmp->reason,  &tmp->phase,
+                        &tmp->rule,  &tmp->action, &tmp->sqlstate};
+    const char *const v[] = {in->cause, in->error,  in->reason,  in->phase,
+                             in->rule,  in->action, in->sqlstate};
+    const pgf_rec *out = in;
+    for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
+        own[k] = NULL;
+        if (!pgf_secret_found(v[k]))
+            continue;
+        if (out == in) {
+            *tmp = *in;
+            out = tmp;
+        }
+        if ((own[k] = strdup(v[k])) != NULL)
+            pgf_secret_scrub(own[k]);
+        *f[k] = own[k] != NULL ? own[k] : "(scrubbed)"; /* out of memory: drop it */
     }
+    return out;
 }
 
 /* The stream every recorded record goes through, in seq order, while the
@@ -418,10 +434,22 @@ static bool completes_check(const pgf_rec *r)
     return op == PGF_OP_check || (r->type == PGF_REC_FAIL && op == PGF_OP_open);
 }
 
+static int stream_sink_(stream_ctx *st, const pgf_rec *rec);
+
 static int stream_sink(void *arg, const pgf_rec *rec)
 {
-    stream_ctx *st = arg;
-    scrub_records(rec, 1);
+    pgf_rec tmp;
+    char *own[7];
+    const pgf_rec *r = scrubbed(rec, &tmp, own);
+    int e = stream_sink_(arg, r);
+    if (r != rec)
+        for (size_t k = 0; k < 7; k++)
+            free(own[k]);
+    return e;
+}
+
+static int stream_sink_(stream_ctx *st, const pgf_rec *rec)
+{
     int e = pgf_hist_writer_put(st->h.w, rec);
     if (e != 0) {
         st->write_failed = true;

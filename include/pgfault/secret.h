@@ -29,6 +29,9 @@ int pgf_secret_add(const char *s);
 void pgf_secret_scrub(char *s);
 /* The same on s[0..n). */
 void pgf_secret_scrub_n(char *s, size_t n);
+/* Whether any registered secret occurs in s (NUL-terminated): for text that
+ * must not be written to (a string literal), scrub a copy when true. */
+bool pgf_secret_found(const char *s);
 /* Forget every secret (tests). */
 void pgf_secret_clear(void);
 

@@ -168,4 +168,37 @@ fi
 for frag in "Secret-7731" "Zq9-S"; do
     grep -rlF -- "$frag" "$O" >/dev/null && fail "a fragment of the password ($frag) leaked: $(grep -rlF -- "$frag" "$O" | head -3)"
 done
+
+# --- a password that is one of pgfault's own words ---
+# The history's names (op "close", state "READY") are string literals: the
+# scrubber once wrote its '*' into them and the run died of SIGSEGV (exit
+# 139). Now a field with a secret in it is scrubbed in a copy, and the names
+# the checker reads stay as they are.
+W=$TMP/word
+mkdir -p "$W"
+printf 'app:close:password\n' >"$W/users" && chmod 600 "$W/users"
+"$PGFAULT" serve --user-file "$W/users" --listen 127.0.0.1:0 >"$W/serve.out" 2>"$W/serve.err" &
+pw=$!
+pids+=($pw)
+wait_line "$W/serve.out" '^listening' || fail "serve (password close) did not start"
+wport=$(sed -n 's/^listening tcp 127\.0\.0\.1://p' "$W/serve.out")
+cat >"$W/word.yaml" <<EOF
+name: word
+description: a password that is also an operation's name
+seed: 3
+mode: stress
+server:
+  external: 'host=127.0.0.1 port=$wport user=app password=close dbname=app'
+workload:
+  sessions: 2
+  iterations: 3
+EOF
+rc=0
+timeout 120 "$PGFAULT" run "$W/word.yaml" --out "$W/out" >"$W/run.out" 2>"$W/run.err" || rc=$?
+[ "$rc" = 0 ] || fail "password 'close': run exit $rc, want 0: $(tail -3 "$W/run.err")"
+grep -q '"op":"close"' "$W/out/history.jsonl" || fail "password 'close': the op names were masked"
+kill -TERM "$pw" 2>/dev/null
+wait "$pw" 2>/dev/null
+pids=()
+
 echo "ok ($nfiles output files, none with the password)"
