@@ -425,11 +425,109 @@ static void first_list_is_capped(void)
     pgf_spec_free(spec);
 }
 
+/* Witnesses are kept as lines and parsed back for a violation: what comes
+ * back is the records as fed, awkward strings, a 100 kB cause, the source
+ * line and the foreign fields a line does not carry included; whether the
+ * line came from the caller (feed_line) or was formatted (feed); and after
+ * the ring wrapped many times over a session's line buffer. */
+static void witnesses_come_back_as_fed(void)
+{
+    pgf_spec *spec = load_spec();
+    static char big[100001];
+    memset(big, 'x', sizeof big - 1);
+    big[500] = '\n';
+    const char *causes[] = {"plain", "a \"quoted\"\\path\ttab", "caf\xc3\xa9 \xe2\x82\xac", big};
+    for (int mode = 0; mode < 2; mode++) { /* 0 feed, 1 feed_line */
+        pgf_check_opts o = {4, NULL};   /* a ring of 4: it wraps */
+        pgf_checker *c = NULL;
+        CU_ASSERT_EQUAL_FATAL(pgf_checker_new(spec, &o, &c), 0);
+        pgf_rec r;
+        uint64_t seq = 0;
+        int64_t op = 1;
+        /* 50 checks on one session first: the ring wraps, its line buffer
+         * is compacted again and again */
+        for (int i = 0; i < 4 + 50 * 4 + 3; i++) {
+            static const char *const opening[][4] = {
+                {"invoke", "open", NULL, NULL},
+                {"transition", "open", "NEW", "CONNECTING"},
+                {"transition", "open", "CONNECTING", "READY"},
+                {"ok", "open", NULL, NULL},
+            };
+            static const char *const cyc[][4] = {
+                {"invoke", "check", NULL, NULL},
+                {"transition", "check", "READY", "BUSY"},
+                {"transition", "check", "BUSY", "READY"},
+                {"ok", "check", NULL, NULL},
+            };
+            const char *const *e = i < 4 ? opening[i] : cyc[(i - 4) % 4];
+            pgf_rec_init(&r, (pgf_rec_type)pgf_rec_type_parse(e[0]));
+            r.seq = ++seq;
+            r.time_ns = seq * 10;
+            r.session = 7;
+            r.op = e[1];
+            r.from = e[2];
+            r.to = e[3];
+            r.op_id = i < 4 ? 1 : 2 + (i - 4) / 4;
+            r.cause = causes[i % 4];
+            r.line = (uint32_t)(i + 2);
+            r.backend_pid = i % 3 == 0 ? 4242 : PGF_REC_NONE;
+            r.client_port = i % 3 == 1 ? 50123 : PGF_REC_NONE;
+            r.conn = 3;
+            char line[200000];
+            int n = pgf_rec_format(&r, line, sizeof line);
+            CU_ASSERT_FATAL(n > 0);
+            int rc = mode ? pgf_checker_feed_line(c, &r, line, (size_t)n) : pgf_checker_feed(c, &r);
+            CU_ASSERT_EQUAL_FATAL(rc, 0);
+            op = r.op_id;
+        }
+        CU_ASSERT_EQUAL(pgf_checker_violations(c), 0u);
+        /* an op the spec does not declare: a violation, witnessed by the
+         * last 4 records (the 4th of them this one) */
+        pgf_rec_init(&r, PGF_REC_INVOKE);
+        r.seq = ++seq;
+        r.time_ns = seq * 10;
+        r.session = 7;
+        r.op = "frobnicate";
+        r.op_id = op + 1;
+        r.cause = causes[3];
+        r.line = 999;
+        r.backend_pid = 77;
+        CU_ASSERT_EQUAL_FATAL(mode ? pgf_checker_feed_line(c, &r, NULL, 0) : pgf_checker_feed(c, &r), 0);
+        const pgf_violation *v = pgf_checker_first(c);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+        CU_ASSERT_EQUAL(v->kind, PGF_VIOL_UNDECLARED_OP);
+        CU_ASSERT_EQUAL_FATAL(v->nwitness, 4u);
+        const pgf_rec *w = v->wrec;
+        /* the records before it: i = 204, 205, 206 (seq 205..207) */
+        for (size_t k = 0; k < 3; k++) {
+            int i = 204 + (int)k;
+            CU_ASSERT_EQUAL(w[k].seq, (uint64_t)i + 1);
+            CU_ASSERT_EQUAL(w[k].time_ns, ((uint64_t)i + 1) * 10);
+            CU_ASSERT_EQUAL(w[k].line, (uint32_t)(i + 2));
+            CU_ASSERT_EQUAL(w[k].backend_pid, i % 3 == 0 ? 4242 : PGF_REC_NONE);
+            CU_ASSERT_EQUAL(w[k].client_port, i % 3 == 1 ? 50123 : PGF_REC_NONE);
+            CU_ASSERT_EQUAL(w[k].conn, 3);
+            CU_ASSERT_EQUAL(w[k].session, 7);
+            CU_ASSERT_STRING_EQUAL(w[k].cause, causes[i % 4]);
+        }
+        CU_ASSERT_STRING_EQUAL(w[3].op, "frobnicate");
+        CU_ASSERT_STRING_EQUAL(w[3].cause, big);
+        CU_ASSERT_EQUAL(w[3].line, 999u);
+        CU_ASSERT_EQUAL(w[3].backend_pid, 77);
+        CU_ASSERT_EQUAL(v->witness[3], (size_t)seq - 1); /* ordinals, 0-based */
+        pgf_check_result *res = NULL;
+        CU_ASSERT_EQUAL(pgf_checker_finish(c, &res), 0);
+        pgf_check_result_free(res);
+    }
+    pgf_spec_free(spec);
+}
+
 static const pgf_test stream_tests[] = {
     {"streamed_equals_batch_on_every_fixture", streamed_equals_batch_on_every_fixture},
     {"long_history_stays_bounded", long_history_stays_bounded},
     {"late_record_on_compacted_session", late_record_on_compacted_session},
     {"first_list_is_capped", first_list_is_capped},
+    {"witnesses_come_back_as_fed", witnesses_come_back_as_fed},
     PGF_TESTS_END,
 };
 

@@ -411,8 +411,9 @@ static fcopy ambiguous_fault;
 typedef struct wrent {
     size_t ord;
     uint32_t line; /* the record's source line (pgfault check) */
-    uint32_t off, len;
-    int64_t backend_pid, client_port;
+    uint32_t off;
+    uint32_t len;  /* of the line; when `who`, 16 more bytes follow it: */
+    bool who;      /* ... backend_pid and client_port (rare: foreign histories) */
 } wrent;
 
 struct opst;
@@ -674,8 +675,10 @@ static void violate(ck *c, pgf_violation_kind kind, sess *s, size_t at, const pg
                 continue;
             }
             parsed[j].line = e->line;
-            parsed[j].backend_pid = e->backend_pid;
-            parsed[j].client_port = e->client_port;
+            if (e->who) {
+                memcpy(&parsed[j].backend_pid, s->lb + e->off + e->len, 8);
+                memcpy(&parsed[j].client_port, s->lb + e->off + e->len + 8, 8);
+            }
             v.witness[k] = e->ord;
             src[k++] = &parsed[j];
         }
@@ -763,6 +766,8 @@ static sess *session_get(ck *c, int64_t id)
     return s;
 }
 
+#define WHO_BYTES 16 /* backend_pid, client_port after a line (wrent.who) */
+
 /* Room for n more bytes in s's line buffer: the live lines move to a fresh
  * buffer of twice their size (amortized: only when the evicted ones have
  * left at least as much behind). */
@@ -772,10 +777,10 @@ static bool lines_room(ck *c, sess *s, size_t n)
         return true;
     size_t live = 0;
     for (unsigned i = 0; i < s->rn; i++)
-        live += s->ring[i].len;
+        live += s->ring[i].len + (s->ring[i].who ? WHO_BYTES : 0);
     size_t cap = 2 * (live + n);
-    if (cap < 4096)
-        cap = 4096; /* a session's ~15 lines of a check without a second move */
+    if (cap < 1024)
+        cap = 1024; /* 10,000 open sessions: every byte here is 10 MB */
     char *nb = cap <= UINT32_MAX ? malloc(cap) : NULL;
     if (nb == NULL) {
         c->err = PGF_ENOMEM;
@@ -784,9 +789,12 @@ static bool lines_room(ck *c, sess *s, size_t n)
     uint32_t used = 0;
     for (unsigned i = 0; i < s->rn; i++) {
         wrent *e = &s->ring[i];
-        memcpy(nb + used, s->lb + e->off, e->len);
+        size_t sz = e->len + (e->who ? WHO_BYTES : 0);
+        if (sz == 0) /* the slot being refilled (and lb may still be NULL) */
+            continue;
+        memcpy(nb + used, s->lb + e->off, sz);
         e->off = used;
-        used += e->len;
+        used += (uint32_t)sz;
     }
     free(s->lb);
     s->lb = nb;
@@ -818,16 +826,21 @@ static void ring_push(ck *c, sess *s, const pgf_rec *r, const char *line, size_t
         s->rhead = (s->rhead + 1) % c->wmax;
     }
     e->len = 0; /* not live while the buffer makes room */
-    if (!lines_room(c, s, n))
+    e->who = false;
+    bool who = r->backend_pid != PGF_REC_NONE || r->client_port != PGF_REC_NONE;
+    if (!lines_room(c, s, n + (who ? WHO_BYTES : 0)))
         return;
     memcpy(s->lb + s->lused, line, n);
+    if (who) {
+        memcpy(s->lb + s->lused + n, &r->backend_pid, sizeof r->backend_pid);
+        memcpy(s->lb + s->lused + n + 8, &r->client_port, sizeof r->client_port);
+    }
     e->off = s->lused;
     e->len = (uint32_t)n;
-    s->lused += (uint32_t)n;
+    e->who = who;
+    s->lused += (uint32_t)n + (who ? WHO_BYTES : 0);
     e->ord = c->cur_ord;
     e->line = r->line;
-    e->backend_pid = r->backend_pid;
-    e->client_port = r->client_port;
 }
 
 static void session_conn(ck *c, sess *s, int64_t conn)
@@ -1575,12 +1588,12 @@ int pgf_checker_feed_line(pgf_checker *c, const pgf_rec *r, const char *line, si
 {
     if (c->err != 0)
         return c->err;
+    if (line == NULL && r->session != PGF_REC_NONE)
+        return pgf_checker_feed(c, r); /* formats the line, comes back */
     c->cur_ord = (size_t)c->nrec++;
     c->last_time = r->time_ns;
     sess *s = NULL;
     if (r->session != PGF_REC_NONE) {
-        if (line == NULL)
-            return pgf_checker_feed(c, r);
         s = session_get(c, r->session);
         if (s == NULL)
             return c->err = PGF_ENOMEM;
