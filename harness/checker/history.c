@@ -654,6 +654,7 @@ struct pgf_hist_reader {
     char *name;
     char *line;
     size_t cap;
+    size_t line_len; /* the current record's line (pgf_hist_reader_line); 0 none */
     uint32_t lineno;
     json_t *cur;      /* the current record's object (strings borrowed from it) */
     json_t *meta_obj; /* keeps meta strings alive */
@@ -970,6 +971,7 @@ int pgf_hist_reader_next(pgf_hist_reader *r, pgf_rec *rec, char *err, size_t err
 {
     json_decref(r->cur);
     r->cur = NULL;
+    r->line_len = 0;
     size_t len = 0;
     int rc = read_line(r, &len, err, errlen);
     if (rc <= 0)
@@ -1037,7 +1039,14 @@ int pgf_hist_reader_next(pgf_hist_reader *r, pgf_rec *rec, char *err, size_t err
         return PGF_EPARSE;
     r->have_prev = true;
     r->prev_seq = rec->seq;
+    r->line_len = len;
     return 1;
+}
+
+const char *pgf_hist_reader_line(const pgf_hist_reader *r, size_t *n)
+{
+    *n = r->line_len;
+    return r->line_len > 0 ? r->line : NULL;
 }
 
 /* ---- loaded history ---------------------------------------------------- */

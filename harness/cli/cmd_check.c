@@ -165,11 +165,15 @@ int pgf_cmd_check(int argc, char **argv)
     for (size_t i = 0; recs != NULL && i < n && rc >= 0; i++)
         if ((rc = pgf_checker_feed(ck, &recs[i])) >= 0 && dw != NULL)
             rc = pgf_hist_writer_put(dw, &recs[i]);
-    /* streaming: memory stays what the checker holds, whatever the size */
+    /* streaming: memory stays what the checker holds, whatever the size;
+     * the witnesses are the file's own lines */
     pgf_rec rec;
-    while (rd != NULL && rc >= 0 && (rc = pgf_hist_reader_next(rd, &rec, err, sizeof err)) == 1)
-        if ((rc = pgf_checker_feed(ck, &rec)) >= 0 && dw != NULL)
+    while (rd != NULL && rc >= 0 && (rc = pgf_hist_reader_next(rd, &rec, err, sizeof err)) == 1) {
+        size_t ln;
+        const char *line = pgf_hist_reader_line(rd, &ln);
+        if ((rc = pgf_checker_feed_line(ck, &rec, line, ln)) >= 0 && dw != NULL)
             rc = pgf_hist_writer_put(dw, &rec);
+    }
     if (rc < 0) {
         if (rc == PGF_ENOMEM) {
             fprintf(stderr, "pgfault check: out of memory\n");

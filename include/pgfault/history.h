@@ -118,6 +118,9 @@ const pgf_hist_meta *pgf_hist_reader_meta(const pgf_hist_reader *r);
 /* Next record: 1 and *rec filled (strings borrowed until the next call),
  * 0 at end of input, negative with "name:line[:col]: message" in err. */
 PGF_NODISCARD int pgf_hist_reader_next(pgf_hist_reader *r, pgf_rec *rec, char *err, size_t errlen);
+/* The line the last record came from, as read (no newline; valid until the
+ * next call), NULL when there is none: for pgf_checker_feed_line. */
+const char *pgf_hist_reader_line(const pgf_hist_reader *r, size_t *n);
 void pgf_hist_reader_free(pgf_hist_reader *r);
 
 /* ---- a whole history in memory ---------------------------------------- */
