@@ -1,7 +1,8 @@
 #!/bin/bash
 # bench/smoke_test.sh - keeps the benchmark helpers honest in `make test`
 # (about a second): each must produce a real measurement, not just build.
-# Env: BENCH_BIN (dir with loopback_limit, idle_conns, pbkdf2_rate, relay_limit), PGFAULT.
+# Env: BENCH_BIN (dir with loopback_limit, idle_conns, pbkdf2_rate, relay_limit,
+# stream_cost), PGFAULT.
 set -euo pipefail
 fail() { echo "bench smoke: $*" >&2; exit 1; }
 tmp=$(mktemp -d)
@@ -42,4 +43,15 @@ rport=$(sed -n 's/^listening tcp 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/relay.out"
 line=$(echo | "$BENCH_BIN/idle_conns" -d "host=127.0.0.1 port=$rport user=bench_trust dbname=postgres sslmode=disable" -n 20 -t 20)
 kill "$relay" && wait "$relay" || true
 case "$line" in "ready 20 "*) ;; *) fail "idle_conns -n 20 through relay_limit printed '$line'" ;; esac
+# the history stream's stages per record (stream_cost) on a small sim run's history
+"$PGFAULT" run --scenario cancel-race --seed 3 --iterations 2 --sessions 4 --out "$tmp/sc" \
+    >"$tmp/sc.out" 2>&1 || true
+[ -s "$tmp/sc/history.jsonl" ] || fail "no history for stream_cost: $(tail -3 "$tmp/sc.out")"
+out=$("$BENCH_BIN/stream_cost" "$tmp/sc/history.jsonl" 1)
+for stage in write check pics all; do
+    echo "$out" | grep -Eq "^$stage +[0-9]+\.[0-9]$" || fail "stream_cost: no $stage figure: $out"
+done
+echo "$out" | grep -Eq '^[1-9][0-9]* records' || fail "stream_cost: no records: $out"
+"$BENCH_BIN/stream_cost" 2>/dev/null && fail "stream_cost without a history succeeded"
+"$BENCH_BIN/stream_cost" "$tmp/missing.jsonl" 2>/dev/null && fail "stream_cost on a missing file succeeded"
 echo "bench smoke: ok"
