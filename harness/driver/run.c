@@ -210,80 +210,60 @@ static bool real_server_unreachable(const pgf_scenario *sc, const pgf_run *r, ch
     return false;
 }
 
-/* Evaluate expectations; appends checks to the report scenario (rs may be
- * NULL when only the verdict is wanted, as while shrinking). */
-static bool evaluate(const pgf_scenario *sc, outcome *oc, pgf_report_scenario *rs)
+/* A failed check: the verdict is fail, and the first one is remembered
+ * (what shrinking must preserve). */
+static void fail_as(outcome *oc, bool *all, const char *name)
 {
-    bool all = true;
-    oc->first_failure[0] = '\0';
-    const pgf_run *r = oc->run;
-#define FAIL_AS(nm)                                                          \
-    do {                                                                     \
-        all = false;                                                         \
-        if (oc->first_failure[0] == '\0')                                    \
-            snprintf(oc->first_failure, sizeof oc->first_failure, "%s", nm); \
-    } while (0)
-    /* 0. a real server that was never reached tested nothing: fail, naming
-     * the (masked) address, instead of passing on zero evidence */
-    char unreach[640];
-    if (real_server_unreachable(sc, r, unreach, sizeof unreach)) {
-        FAIL_AS("real server reachable");
-        if (rs)
-            pgf_report_add_check(rs, "the real server was reachable", false, "unreachable",
-                                 unreach);
-    }
-    bool want_violations = false;
-    for (int i = 0; i < sc->nexpects; i++)
-        want_violations |= sc->expects[i].kind == PGF_EXPECT_VIOLATIONS;
+    *all = false;
+    if (oc->first_failure[0] == '\0')
+        snprintf(oc->first_failure, sizeof oc->first_failure, "%s", name);
+}
 
-    /* 1. the checker: one check per violation kind */
-    if (oc->unchecked) {
-        if (rs)
-            pgf_report_add_check(rs, "history recorded and checked", true, NULL,
-                                 "skipped: --no-check (throughput measurement)");
-    } else if (!want_violations) {
-        /* One check per violation kind, whatever the outcome: CI test
-         * history keys on testcase names, so they must not change with it. */
-        for (int k = 0; k < PGF_VIOL_COUNT; k++) {
-            char name[96];
-            snprintf(name, sizeof name, "checker: no %s",
-                     pgf_violation_name((pgf_violation_kind)k));
-            if (oc->check->counts[k] == 0) {
-                if (rs)
-                    pgf_report_add_check(rs, name, true, NULL,
-                                         pgf_violation_doc((pgf_violation_kind)k));
-                continue;
-            }
-            FAIL_AS(name);
-            if (rs == NULL)
-                continue;
-            const pgf_violation *first = NULL;
-            for (size_t f = 0; f < oc->check->nfirst && first == NULL; f++)
-                if (oc->check->first[f].kind == (pgf_violation_kind)k)
-                    first = &oc->check->first[f];
-            char msg[512];
-            snprintf(msg, sizeof msg, "%" PRIu64 " x %s: %s", oc->check->counts[k],
-                     pgf_violation_name((pgf_violation_kind)k),
-                     first ? first->message : pgf_violation_doc((pgf_violation_kind)k));
-            pgf_report_check *c = pgf_report_add_check(
-                rs, name, false, pgf_violation_name((pgf_violation_kind)k), msg);
-            if (c != NULL && first != NULL) {
-                if (first->session != PGF_REC_NONE)
-                    pgf_report_check_set_session(c, (uint64_t)first->session);
-                for (size_t wi = 0; wi < first->nwitness; wi++) {
-                    char line[1024];
-                    pgf_rec_format(&first->wrec[wi], line, sizeof line);
-                    if (pgf_report_check_add_witness(c, line) != 0)
-                        break;
-                }
-            }
+/* The checker's part: one check per violation kind, whatever the outcome
+ * (CI test history keys on testcase names, so they must not change with
+ * it), the first violation of a kind with its witness. */
+static void evaluate_checker(outcome *oc, pgf_report_scenario *rs, bool *all)
+{
+    for (int k = 0; k < PGF_VIOL_COUNT; k++) {
+        pgf_violation_kind kind = (pgf_violation_kind)k;
+        char name[96];
+        snprintf(name, sizeof name, "checker: no %s", pgf_violation_name(kind));
+        if (oc->check->counts[k] == 0) {
+            if (rs)
+                pgf_report_add_check(rs, name, true, NULL, pgf_violation_doc(kind));
+            continue;
+        }
+        fail_as(oc, all, name);
+        if (rs == NULL)
+            continue;
+        const pgf_violation *first = NULL;
+        for (size_t f = 0; f < oc->check->nfirst && first == NULL; f++)
+            if (oc->check->first[f].kind == kind)
+                first = &oc->check->first[f];
+        char msg[512];
+        snprintf(msg, sizeof msg, "%" PRIu64 " x %s: %s", oc->check->counts[k],
+                 pgf_violation_name(kind), first ? first->message : pgf_violation_doc(kind));
+        pgf_report_check *c = pgf_report_add_check(rs, name, false, pgf_violation_name(kind), msg);
+        if (c == NULL || first == NULL)
+            continue;
+        if (first->session != PGF_REC_NONE)
+            pgf_report_check_set_session(c, (uint64_t)first->session);
+        for (size_t wi = 0; wi < first->nwitness; wi++) {
+            char line[1024];
+            pgf_rec_format(&first->wrec[wi], line, sizeof line);
+            if (pgf_report_check_add_witness(c, line) != 0)
+                break;
         }
     }
-    /* 2. a service target's checks: the service judged from outside */
+}
+
+/* A service target's checks: the service judged from outside. */
+static void evaluate_target(outcome *oc, pgf_report_scenario *rs, bool *all)
+{
     for (size_t i = 0; oc->target != NULL && i < oc->target->n; i++) {
         const pgf_target_check *tc = &oc->target->checks[i];
         if (!tc->passed)
-            FAIL_AS(tc->name);
+            fail_as(oc, all, tc->name);
         pgf_report_check *c = rs ? pgf_report_add_check(rs, tc->name, tc->passed,
                                                         tc->passed ? NULL : tc->kind, tc->msg)
                                  : NULL;
@@ -291,91 +271,128 @@ static bool evaluate(const pgf_scenario *sc, outcome *oc, pgf_report_scenario *r
             if (pgf_report_check_add_witness(c, tc->witness[k]) != 0)
                 break;
     }
+}
+
+/* One `expect:` entry: whether it held, its check's name and message. */
+static bool expect_holds(const pgf_scenario *sc, const outcome *oc, const pgf_expect *x, char *name,
+                         size_t namelen, char *msg, size_t msglen)
+{
+    const pgf_run *r = oc->run;
+    bool ok = true;
+    switch (x->kind) {
+    case PGF_EXPECT_NO_VIOLATIONS: /* the checker's own checks */
+        break;
+    case PGF_EXPECT_VIOLATIONS:
+        ok = oc->check->total > 0;
+        snprintf(name, namelen, "expect: the checker finds violations");
+        snprintf(msg, msglen, "%" PRIu64 " violations found", oc->check->total);
+        break;
+    case PGF_EXPECT_REASON_SHARE: {
+        double share = r->checks ? (double)r->outcomes[x->reason] / (double)r->checks : 0;
+        ok = share >= x->min && share <= x->max;
+        snprintf(name, namelen, "expect: %s in [%.0f%%, %.0f%%] of checks",
+                 pgf_health_reason_name(x->reason), x->min * 100, x->max * 100);
+        snprintf(msg, msglen, "%s was %.1f%% (%" PRIu64 " of %" PRIu64 ")",
+                 pgf_health_reason_name(x->reason), share * 100, r->outcomes[x->reason], r->checks);
+        break;
+    }
+    case PGF_EXPECT_P99_MS: {
+        /* from the fixed histogram: within 0.79% (lathist.h) */
+        pgf_lathist every = {0};
+        bool oom = false;
+        for (int k = 0; k < PGF_HEALTH_REASON_COUNT; k++)
+            oom |= pgf_lathist_merge(&every, &r->lat[k]) != 0;
+        double p99 = (double)pgf_lathist_percentile(&every, 0.99) / 1e6;
+        pgf_lathist_free(&every);
+        ok = p99 <= x->value && !oom;
+        snprintf(name, namelen, "expect: p99 health-check latency <= %.0f ms", x->value);
+        snprintf(msg, msglen, "p99 was %.2f ms%s", p99,
+                 sc->mode == PGF_MODE_SIM ? " (virtual time)" : "");
+        break;
+    }
+    case PGF_EXPECT_ALL_CLOSED:
+        ok = oc->check->counts[PGF_VIOL_NOT_CLOSED] == 0 &&
+             oc->check->counts[PGF_VIOL_CONNECTION_LEAK] == 0 && r->server.active == 0;
+        snprintf(name, namelen, "expect: every session closed, no server connection left");
+        snprintf(msg, msglen, "%" PRIu64 " server connections open at the end", r->server.active);
+        break;
+    case PGF_EXPECT_MIN_CHECKS:
+        ok = (double)r->checks >= x->value;
+        snprintf(name, namelen, "expect: at least %.0f health checks", x->value);
+        snprintf(msg, msglen, "%" PRIu64 " health checks ran", r->checks);
+        break;
+    case PGF_EXPECT_MAX_LOGIN_RATE: {
+        double secs = (double)r->duration_ns / 1e9;
+        double logins = (double)(r->server.auth_ok + r->server.auth_failed);
+        double rate = secs > 0 ? logins / secs : logins;
+        ok = rate <= x->value;
+        snprintf(name, namelen, "expect: at most %.0f logins per second at the server", x->value);
+        snprintf(msg, msglen, "%.1f logins/s (%.0f logins in %.2f s%s)", rate, logins, secs,
+                 sc->mode == PGF_MODE_SIM ? " virtual" : "");
+        break;
+    }
+    }
+    return ok;
+}
+
+/* The scenario's verdict, appending its checks to the report scenario (rs
+ * may be NULL when only the verdict is wanted, as while shrinking): the real
+ * server reached, the checker, a service target's own checks, the `expect:`
+ * entries, the run finished, the harness sound. */
+static bool evaluate(const pgf_scenario *sc, outcome *oc, pgf_report_scenario *rs)
+{
+    bool all = true;
+    oc->first_failure[0] = '\0';
+    const pgf_run *r = oc->run;
+    /* a real server that was never reached tested nothing: fail, naming
+     * the (masked) address, instead of passing on zero evidence */
+    char unreach[640];
+    if (real_server_unreachable(sc, r, unreach, sizeof unreach)) {
+        fail_as(oc, &all, "real server reachable");
+        if (rs)
+            pgf_report_add_check(rs, "the real server was reachable", false, "unreachable",
+                                 unreach);
+    }
+    bool want_violations = false;
+    for (int i = 0; i < sc->nexpects; i++)
+        want_violations |= sc->expects[i].kind == PGF_EXPECT_VIOLATIONS;
+    if (oc->unchecked) {
+        if (rs)
+            pgf_report_add_check(rs, "history recorded and checked", true, NULL,
+                                 "skipped: --no-check (throughput measurement)");
+    } else if (!want_violations) {
+        evaluate_checker(oc, rs, &all);
+    }
+    evaluate_target(oc, rs, &all);
     for (int i = 0; i < sc->nexpects; i++) {
         const pgf_expect *x = &sc->expects[i];
-        char name[128], msg[256];
-        bool ok = true;
-        /* a target judges logins after 28P01 in its own check */
-        if (oc->target != NULL && x->kind == PGF_EXPECT_MAX_LOGIN_RATE)
+        /* handled above; and a target judges logins after 28P01 in its own check */
+        if (x->kind == PGF_EXPECT_NO_VIOLATIONS ||
+            (oc->target != NULL && x->kind == PGF_EXPECT_MAX_LOGIN_RATE))
             continue;
-        switch (x->kind) {
-        case PGF_EXPECT_NO_VIOLATIONS:
-            continue; /* handled above */
-        case PGF_EXPECT_VIOLATIONS:
-            ok = oc->check->total > 0;
-            snprintf(name, sizeof name, "expect: the checker finds violations");
-            snprintf(msg, sizeof msg, "%" PRIu64 " violations found", oc->check->total);
-            break;
-        case PGF_EXPECT_REASON_SHARE: {
-            double share = r->checks ? (double)r->outcomes[x->reason] / (double)r->checks : 0;
-            ok = share >= x->min && share <= x->max;
-            snprintf(name, sizeof name, "expect: %s in [%.0f%%, %.0f%%] of checks",
-                     pgf_health_reason_name(x->reason), x->min * 100, x->max * 100);
-            snprintf(msg, sizeof msg, "%s was %.1f%% (%" PRIu64 " of %" PRIu64 ")",
-                     pgf_health_reason_name(x->reason), share * 100, r->outcomes[x->reason],
-                     r->checks);
-            break;
-        }
-        case PGF_EXPECT_P99_MS: {
-            /* from the fixed histogram: within 0.79% (lathist.h) */
-            pgf_lathist every = {0};
-            bool oom = false;
-            for (int k = 0; k < PGF_HEALTH_REASON_COUNT; k++)
-                oom |= pgf_lathist_merge(&every, &r->lat[k]) != 0;
-            double p99 = (double)pgf_lathist_percentile(&every, 0.99) / 1e6;
-            pgf_lathist_free(&every);
-            ok = p99 <= x->value && !oom;
-            snprintf(name, sizeof name, "expect: p99 health-check latency <= %.0f ms", x->value);
-            snprintf(msg, sizeof msg, "p99 was %.2f ms%s", p99,
-                     sc->mode == PGF_MODE_SIM ? " (virtual time)" : "");
-            break;
-        }
-        case PGF_EXPECT_ALL_CLOSED:
-            ok = oc->check->counts[PGF_VIOL_NOT_CLOSED] == 0 &&
-                 oc->check->counts[PGF_VIOL_CONNECTION_LEAK] == 0 && r->server.active == 0;
-            snprintf(name, sizeof name, "expect: every session closed, no server connection left");
-            snprintf(msg, sizeof msg, "%" PRIu64 " server connections open at the end",
-                     r->server.active);
-            break;
-        case PGF_EXPECT_MIN_CHECKS:
-            ok = (double)r->checks >= x->value;
-            snprintf(name, sizeof name, "expect: at least %.0f health checks", x->value);
-            snprintf(msg, sizeof msg, "%" PRIu64 " health checks ran", r->checks);
-            break;
-        case PGF_EXPECT_MAX_LOGIN_RATE: {
-            double secs = (double)r->duration_ns / 1e9;
-            double logins = (double)(r->server.auth_ok + r->server.auth_failed);
-            double rate = secs > 0 ? logins / secs : logins;
-            ok = rate <= x->value;
-            snprintf(name, sizeof name, "expect: at most %.0f logins per second at the server",
-                     x->value);
-            snprintf(msg, sizeof msg, "%.1f logins/s (%.0f logins in %.2f s%s)", rate, logins, secs,
-                     sc->mode == PGF_MODE_SIM ? " virtual" : "");
-            break;
-        }
-        }
+        char name[128], msg[256];
+        bool ok = expect_holds(sc, oc, x, name, sizeof name, msg, sizeof msg);
         if (!ok)
-            FAIL_AS(name);
+            fail_as(oc, &all, name);
         if (rs)
             pgf_report_add_check(rs, name, ok, ok ? NULL : "expectation", msg);
     }
     if (r->stuck[0] != '\0') {
         /* A verdict, after the checker's own (which name the operations
          * that never completed, with witnesses). */
-        FAIL_AS("run finished");
+        fail_as(oc, &all, "run finished");
         if (rs)
             pgf_report_add_check(rs, "run finished: every operation completed", false, "stuck",
                                  r->stuck);
     }
     if (r->harness_error[0] != '\0') {
-        FAIL_AS("harness error");
+        fail_as(oc, &all, "harness error");
         if (rs)
             pgf_report_add_check(rs, "harness ran to completion", false, "harness",
                                  r->harness_error);
     } else if (rs) {
         pgf_report_add_check(rs, "harness ran to completion", true, NULL, "no harness error");
     }
-#undef FAIL_AS
     return all;
 }
 
@@ -928,7 +945,8 @@ static void config_entry_results(json_t *js, const outcome *oc)
                         oc->checks_to_violation >= 0
                             ? json_integer((json_int_t)oc->checks_to_violation)
                             : json_null());
-    json_object_set_new(js, "digest", oc->digest[0] != '\0' ? json_string(oc->digest) : json_null());
+    json_object_set_new(js, "digest",
+                        oc->digest[0] != '\0' ? json_string(oc->digest) : json_null());
 }
 
 /* --shrink on a failed scenario: search, then write OUT/NAME.shrunk.yaml. */
