@@ -21,6 +21,7 @@
 #include "pgfault/file.h"
 #include "pgfault/rules.h"
 #include "pgfault/session.h"
+#include "docval.h"
 
 const char *pgf_run_mode_name(pgf_run_mode m)
 {
@@ -73,188 +74,48 @@ void pgf_scenario_clear(pgf_scenario *sc)
     pgf_scenario_defaults(sc);
 }
 
-/* ---- validation helpers ---- */
-
-typedef struct vctx {
-    const char *source;
-    char *err;
-    size_t errlen;
-    bool failed;
-} vctx;
-
-static bool verr(vctx *v, const pgf_doc *at, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static bool verr(vctx *v, const pgf_doc *at, const char *fmt, ...)
-{
-    if (v->failed)
-        return false;
-    v->failed = true;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (at != NULL && at->line > 0)
-        snprintf(v->err, v->errlen, "%s:%d:%d: %s", v->source, at->line, at->col, msg);
-    else
-        snprintf(v->err, v->errlen, "%s: %s", v->source, msg);
-    return false;
-}
-
-static const char *kind_name(const pgf_doc *n)
-{
-    if (n->kind == PGF_DOC_MAP)
-        return "a map";
-    if (n->kind == PGF_DOC_SEQ)
-        return "a list";
-    return "a scalar";
-}
-
-/* Every key of map m must be in allowed; reports the first stranger. */
-static bool only_keys(vctx *v, const pgf_doc *m, const char *what, const char *const *allowed,
-                      size_t n)
-{
-    if (m->kind != PGF_DOC_MAP)
-        return verr(v, m, "%s must be a map, got %s", what, kind_name(m));
-    for (size_t i = 0; i < m->n; i++) {
-        bool ok = false;
-        for (size_t k = 0; k < n && !ok; k++)
-            ok = strcmp(m->keys[i], allowed[k]) == 0;
-        if (!ok) {
-            char list[512] = "";
-            for (size_t k = 0; k < n; k++) {
-                strncat(list, allowed[k], sizeof list - strlen(list) - 1);
-                if (k + 1 < n)
-                    strncat(list, ", ", sizeof list - strlen(list) - 1);
-            }
-            if (v->failed)
-                return false;
-            v->failed = true;
-            snprintf(v->err, v->errlen, "%s:%d:%d: unknown key '%s' in %s (expected one of: %s)",
-                     v->source, m->key_line[i], m->key_col[i], m->keys[i], what, list);
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool is_null(const pgf_doc *n)
-{
-    return n->kind == PGF_DOC_SCALAR && n->stype == PGF_DOC_NULL;
-}
-
-static bool get_str(vctx *v, const pgf_doc *n, const char *key, char **out)
-{
-    if (n->kind != PGF_DOC_SCALAR || is_null(n))
-        return verr(v, n, "'%s' must be a string, got %s", key, is_null(n) ? "null" : kind_name(n));
-    char *s = strdup(n->text);
-    if (s == NULL)
-        return verr(v, n, "out of memory");
-    free(*out);
-    *out = s;
-    return true;
-}
-
-static bool get_u64(vctx *v, const pgf_doc *n, const char *key, uint64_t lo, uint64_t hi,
-                    uint64_t *out)
-{
-    if (n->kind != PGF_DOC_SCALAR || n->stype == PGF_DOC_STRING || is_null(n))
-        return verr(v, n, "'%s' must be an integer in [%" PRIu64 ", %" PRIu64 "]", key, lo, hi);
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(n->text, &end, 10);
-    if (errno != 0 || *end != '\0' || n->text[0] == '-' || n->text[0] == '\0')
-        return verr(v, n, "'%s' must be an integer in [%" PRIu64 ", %" PRIu64 "], got '%s'", key,
-                    lo, hi, n->text);
-    if (x < lo || x > hi)
-        return verr(v, n, "'%s' out of range: %llu (expected %" PRIu64 "..%" PRIu64 ")", key, x, lo,
-                    hi);
-    *out = x;
-    return true;
-}
-
-static bool get_uns(vctx *v, const pgf_doc *n, const char *key, unsigned lo, unsigned hi,
-                    unsigned *out)
-{
-    uint64_t x;
-    if (!get_u64(v, n, key, lo, hi, &x))
-        return false;
-    *out = (unsigned)x;
-    return true;
-}
-
-static bool get_double(vctx *v, const pgf_doc *n, const char *key, double lo, double hi,
-                       double *out)
-{
-    if (n->kind != PGF_DOC_SCALAR || n->stype == PGF_DOC_STRING || is_null(n))
-        return verr(v, n, "'%s' must be a number in [%g, %g]", key, lo, hi);
-    char *end;
-    double x = strtod(n->text, &end);
-    if (*end != '\0' || n->text[0] == '\0' || isnan(x))
-        return verr(v, n, "'%s' must be a number in [%g, %g], got '%s'", key, lo, hi, n->text);
-    if (x < lo || x > hi)
-        return verr(v, n, "'%s' out of range: %g (expected %g..%g)", key, x, lo, hi);
-    *out = x;
-    return true;
-}
-
-static bool get_bool(vctx *v, const pgf_doc *n, const char *key, bool *out)
-{
-    if (n->kind == PGF_DOC_SCALAR && n->stype != PGF_DOC_STRING) {
-        if (strcmp(n->text, "true") == 0 || strcmp(n->text, "yes") == 0) {
-            *out = true;
-            return true;
-        }
-        if (strcmp(n->text, "false") == 0 || strcmp(n->text, "no") == 0) {
-            *out = false;
-            return true;
-        }
-    }
-    return verr(v, n, "'%s' must be true or false", key);
-}
-
 /* ---- sections ---- */
 
-static bool parse_users(vctx *v, const pgf_doc *n, pgf_scenario *sc)
+static bool parse_users(pgf__docv *v, const pgf_doc *n, pgf_scenario *sc)
 {
     if (n->kind != PGF_DOC_SEQ)
-        return verr(v, n, "'server.users' must be a list, got %s", kind_name(n));
+        return pgf__docv_err(v, n, "'server.users' must be a list, got %s", pgf__docv_kind(n));
     if (n->n > PGF_SCENARIO_MAX_USERS)
-        return verr(v, n, "'server.users': at most %d users", PGF_SCENARIO_MAX_USERS);
+        return pgf__docv_err(v, n, "'server.users': at most %d users", PGF_SCENARIO_MAX_USERS);
     static const char *const keys[] = {"name", "password", "method", "superuser"};
     for (size_t i = 0; i < n->n; i++) {
         const pgf_doc *u = n->kids[i];
-        if (!only_keys(v, u, "a server user", keys, 4))
+        if (!pgf__docv_only_keys(v, u, "a server user", keys, 4))
             return false;
         pgf_server_user *su = &sc->users[sc->nusers++];
         su->method = PGF_AUTH_METHOD_SCRAM;
         char *name = NULL, *pw = NULL, *method = NULL;
         const pgf_doc *x;
         if ((x = pgf_doc_get(u, "name")) == NULL)
-            return verr(v, u, "a server user needs 'name'");
-        if (!get_str(v, x, "name", &name))
+            return pgf__docv_err(v, u, "a server user needs 'name'");
+        if (!pgf__docv_str(v, x, "name", &name))
             return false;
         su->name = name;
         if ((x = pgf_doc_get(u, "password")) != NULL) {
-            if (!get_str(v, x, "password", &pw))
+            if (!pgf__docv_str(v, x, "password", &pw))
                 return false;
         } else {
             pw = strdup("");
         }
         su->password = pw;
         if ((x = pgf_doc_get(u, "method")) != NULL) {
-            if (!get_str(v, x, "method", &method))
+            if (!pgf__docv_str(v, x, "method", &method))
                 return false;
             int m = pgf_auth_method_parse(method);
             free(method);
             if (m < 0)
-                return verr(v, x, "'method' must be one of: trust, password, md5, scram-sha-256");
+                return pgf__docv_err(
+                    v, x, "'method' must be one of: trust, password, md5, scram-sha-256");
             su->method = (pgf_auth_method)m;
         }
         su->superuser = strcmp(name, "postgres") == 0;
         if ((x = pgf_doc_get(u, "superuser")) != NULL &&
-            !get_bool(v, x, "superuser", &su->superuser))
+            !pgf__docv_bool(v, x, "superuser", &su->superuser))
             return false;
     }
     return true;
@@ -264,7 +125,7 @@ static bool parse_users(vctx *v, const pgf_doc *n, pgf_scenario *sc)
  * environment, so one scenario file serves every CI job and holds no
  * secret ("${STAGING_DB_ADDR}", "${APP_DB_PASSWORD}"); an unset name is an
  * error at its line, never an empty value. */
-static bool expand_env(vctx *v, const pgf_doc *x, const char *what, char **s)
+static bool expand_env(pgf__docv *v, const pgf_doc *x, const char *what, char **s)
 {
     char out[1024];
     size_t k = 0;
@@ -272,7 +133,7 @@ static bool expand_env(vctx *v, const pgf_doc *x, const char *what, char **s)
         const char *close = in[0] == '$' && in[1] == '{' ? strchr(in, '}') : NULL;
         if (close == NULL) {
             if (k + 1 >= sizeof out)
-                return verr(v, x, "'%s' is too long", what);
+                return pgf__docv_err(v, x, "'%s' is too long", what);
             out[k++] = *in++;
             continue;
         }
@@ -280,10 +141,10 @@ static bool expand_env(vctx *v, const pgf_doc *x, const char *what, char **s)
         snprintf(name, sizeof name, "%.*s", (int)(close - in - 2), in + 2);
         const char *val = getenv(name);
         if (val == NULL || *val == '\0')
-            return verr(v, x, "'%s': environment variable %s is not set", what, name);
+            return pgf__docv_err(v, x, "'%s': environment variable %s is not set", what, name);
         size_t n = strlen(val);
         if (k + n + 1 >= sizeof out)
-            return verr(v, x, "'%s' is too long", what);
+            return pgf__docv_err(v, x, "'%s' is too long", what);
         memcpy(out + k, val, n);
         k += n;
         in = close + 1;
@@ -291,51 +152,52 @@ static bool expand_env(vctx *v, const pgf_doc *x, const char *what, char **s)
     out[k] = '\0';
     char *d = strdup(out);
     if (d == NULL)
-        return verr(v, x, "out of memory");
+        return pgf__docv_err(v, x, "out of memory");
     free(*s);
     *s = d;
     return true;
 }
 
 /* server.proxy: {upstream, upstream_port, connect_timeout_ms} */
-static bool parse_proxy(vctx *v, const pgf_doc *n, pgf_scenario *sc)
+static bool parse_proxy(pgf__docv *v, const pgf_doc *n, pgf_scenario *sc)
 {
     static const char *const keys[] = {"upstream", "upstream_port", "connect_timeout_ms"};
     if (n->kind != PGF_DOC_MAP)
-        return verr(v, n, "'server.proxy' must be a map with 'upstream: HOST:PORT'");
-    if (!only_keys(v, n, "'server.proxy'", keys, 3))
+        return pgf__docv_err(v, n, "'server.proxy' must be a map with 'upstream: HOST:PORT'");
+    if (!pgf__docv_only_keys(v, n, "'server.proxy'", keys, 3))
         return false;
     const pgf_doc *x = pgf_doc_get(n, "upstream");
     if (x == NULL)
-        return verr(v, n, "'server.proxy' needs 'upstream: HOST:PORT' (or a socket directory)");
-    if (!get_str(v, x, "upstream", &sc->proxy_upstream))
+        return pgf__docv_err(v, n,
+                             "'server.proxy' needs 'upstream: HOST:PORT' (or a socket directory)");
+    if (!pgf__docv_str(v, x, "upstream", &sc->proxy_upstream))
         return false;
     if (strstr(sc->proxy_upstream, "${") != NULL &&
         !expand_env(v, x, "server.proxy.upstream", &sc->proxy_upstream))
         return false;
     if (sc->proxy_upstream[0] == '\0')
-        return verr(v, x, "'server.proxy.upstream' must not be empty");
+        return pgf__docv_err(v, x, "'server.proxy.upstream' must not be empty");
     unsigned u;
     if ((x = pgf_doc_get(n, "upstream_port")) != NULL) {
-        if (!get_uns(v, x, "upstream_port", 1, 65535, &u))
+        if (!pgf__docv_uns(v, x, "upstream_port", 1, 65535, &u))
             return false;
         sc->proxy_upstream_port = (int)u;
     }
     if ((x = pgf_doc_get(n, "connect_timeout_ms")) != NULL &&
-        !get_uns(v, x, "connect_timeout_ms", 1, 3600000, &sc->proxy_connect_timeout_ms))
+        !pgf__docv_uns(v, x, "connect_timeout_ms", 1, 3600000, &sc->proxy_connect_timeout_ms))
         return false;
     return true;
 }
 
-static bool parse_server(vctx *v, const pgf_doc *n, pgf_scenario *sc)
+static bool parse_server(pgf__docv *v, const pgf_doc *n, pgf_scenario *sc)
 {
     static const char *const keys[] = {"users",           "databases", "transport",
                                        "max_connections", "external",  "proxy",
                                        "socket_subdir",   "answers",   "threads"};
-    if (!only_keys(v, n, "'server'", keys, 9))
+    if (!pgf__docv_only_keys(v, n, "'server'", keys, 9))
         return false;
     const pgf_doc *x;
-    if ((x = pgf_doc_get(n, "answers")) != NULL && !is_null(x)) {
+    if ((x = pgf_doc_get(n, "answers")) != NULL && !pgf__docv_is_null(x)) {
         /* canned answers: the same validator as `pgfault serve --answers` */
         if (pgf_answers_from_doc(x, v->source, &sc->answers, v->err, v->errlen) != 0) {
             v->failed = true;
@@ -346,138 +208,140 @@ static bool parse_server(vctx *v, const pgf_doc *n, pgf_scenario *sc)
         return false;
     if ((x = pgf_doc_get(n, "databases")) != NULL) {
         if (x->kind != PGF_DOC_SEQ)
-            return verr(v, x, "'server.databases' must be a list of names");
+            return pgf__docv_err(v, x, "'server.databases' must be a list of names");
         if (x->n > PGF_SCENARIO_MAX_DBS)
-            return verr(v, x, "'server.databases': at most %d", PGF_SCENARIO_MAX_DBS);
+            return pgf__docv_err(v, x, "'server.databases': at most %d", PGF_SCENARIO_MAX_DBS);
         for (size_t i = 0; i < x->n; i++) {
             char *d = NULL;
-            if (!get_str(v, x->kids[i], "databases[]", &d))
+            if (!pgf__docv_str(v, x->kids[i], "databases[]", &d))
                 return false;
             sc->databases[sc->ndatabases++] = d;
         }
     }
     if ((x = pgf_doc_get(n, "transport")) != NULL) {
         char *t = NULL;
-        if (!get_str(v, x, "transport", &t))
+        if (!pgf__docv_str(v, x, "transport", &t))
             return false;
         bool ok = strcmp(t, "unix") == 0 || strcmp(t, "tcp") == 0;
         sc->unix_socket = strcmp(t, "unix") == 0;
         free(t);
         if (!ok)
-            return verr(v, x, "'transport' must be unix or tcp");
+            return pgf__docv_err(v, x, "'transport' must be unix or tcp");
     }
     if ((x = pgf_doc_get(n, "max_connections")) != NULL) {
         unsigned m;
-        if (!get_uns(v, x, "max_connections", 0, 1000000, &m))
+        if (!pgf__docv_uns(v, x, "max_connections", 0, 1000000, &m))
             return false;
         sc->max_connections = (int)m;
     }
     /* server.threads: the embedded server's event loops (docs/server-threads.md) */
     if ((x = pgf_doc_get(n, "threads")) != NULL &&
-        !get_uns(v, x, "threads", 1, PGF_SERVER_MAX_THREADS, &sc->server_threads))
+        !pgf__docv_uns(v, x, "threads", 1, PGF_SERVER_MAX_THREADS, &sc->server_threads))
         return false;
-    if ((x = pgf_doc_get(n, "external")) != NULL && !is_null(x) &&
-        !get_str(v, x, "external", &sc->external))
+    if ((x = pgf_doc_get(n, "external")) != NULL && !pgf__docv_is_null(x) &&
+        !pgf__docv_str(v, x, "external", &sc->external))
         return false;
-    if ((x = pgf_doc_get(n, "proxy")) != NULL && !is_null(x) && !parse_proxy(v, x, sc))
+    if ((x = pgf_doc_get(n, "proxy")) != NULL && !pgf__docv_is_null(x) && !parse_proxy(v, x, sc))
         return false;
     if ((x = pgf_doc_get(n, "socket_subdir")) != NULL) {
-        if (!get_str(v, x, "socket_subdir", &sc->socket_subdir))
+        if (!pgf__docv_str(v, x, "socket_subdir", &sc->socket_subdir))
             return false;
         if (strstr(sc->socket_subdir, "..") != NULL || sc->socket_subdir[0] == '/')
-            return verr(v, x, "'socket_subdir' must be a relative path without '..'");
+            return pgf__docv_err(v, x, "'socket_subdir' must be a relative path without '..'");
     }
     return true;
 }
 
-static bool parse_client(vctx *v, const pgf_doc *n, pgf_scenario *sc)
+static bool parse_client(pgf__docv *v, const pgf_doc *n, pgf_scenario *sc)
 {
     static const char *const keys[] = {"user", "password", "database"};
-    if (!only_keys(v, n, "'client'", keys, 3))
+    if (!pgf__docv_only_keys(v, n, "'client'", keys, 3))
         return false;
     const pgf_doc *x;
-    if ((x = pgf_doc_get(n, "user")) != NULL && !get_str(v, x, "user", &sc->user))
+    if ((x = pgf_doc_get(n, "user")) != NULL && !pgf__docv_str(v, x, "user", &sc->user))
         return false;
-    if ((x = pgf_doc_get(n, "password")) != NULL && !is_null(x)) {
-        if (!get_str(v, x, "password", &sc->password))
+    if ((x = pgf_doc_get(n, "password")) != NULL && !pgf__docv_is_null(x)) {
+        if (!pgf__docv_str(v, x, "password", &sc->password))
             return false;
         if (strstr(sc->password, "${") != NULL) {
             free(sc->password_src);
             sc->password_src = strdup(sc->password);
             if (sc->password_src == NULL)
-                return verr(v, x, "out of memory");
+                return pgf__docv_err(v, x, "out of memory");
             if (!expand_env(v, x, "client.password", &sc->password))
                 return false;
         }
     }
-    if ((x = pgf_doc_get(n, "database")) != NULL && !get_str(v, x, "database", &sc->database))
+    if ((x = pgf_doc_get(n, "database")) != NULL && !pgf__docv_str(v, x, "database", &sc->database))
         return false;
     return true;
 }
 
-static bool parse_workload(vctx *v, const pgf_doc *n, pgf_scenario *sc)
+static bool parse_workload(pgf__docv *v, const pgf_doc *n, pgf_scenario *sc)
 {
     static const char *const keys[] = {
         "sessions",           "threads",          "iterations", "duration_ms", "query", "think_ms",
         "connect_timeout_ms", "query_timeout_ms", "pool",       "explore"};
-    if (!only_keys(v, n, "'workload'", keys, 10))
+    if (!pgf__docv_only_keys(v, n, "'workload'", keys, 10))
         return false;
     const pgf_doc *x;
-    if ((x = pgf_doc_get(n, "explore")) && !get_bool(v, x, "explore", &sc->explore))
+    if ((x = pgf_doc_get(n, "explore")) && !pgf__docv_bool(v, x, "explore", &sc->explore))
         return false;
-    if ((x = pgf_doc_get(n, "sessions")) && !get_uns(v, x, "sessions", 1, 100000, &sc->sessions))
+    if ((x = pgf_doc_get(n, "sessions")) &&
+        !pgf__docv_uns(v, x, "sessions", 1, 100000, &sc->sessions))
         return false;
-    if ((x = pgf_doc_get(n, "threads")) && !get_uns(v, x, "threads", 0, 256, &sc->threads))
+    if ((x = pgf_doc_get(n, "threads")) && !pgf__docv_uns(v, x, "threads", 0, 256, &sc->threads))
         return false;
     if ((x = pgf_doc_get(n, "iterations")) &&
-        !get_uns(v, x, "iterations", 0, 100000000, &sc->iterations))
+        !pgf__docv_uns(v, x, "iterations", 0, 100000000, &sc->iterations))
         return false;
     if ((x = pgf_doc_get(n, "duration_ms")) &&
-        !get_u64(v, x, "duration_ms", 0, 7 * 24 * 3600 * 1000ULL, &sc->duration_ms))
+        !pgf__docv_u64(v, x, "duration_ms", 0, 7 * 24 * 3600 * 1000ULL, &sc->duration_ms))
         return false;
-    if ((x = pgf_doc_get(n, "query")) && !get_str(v, x, "query", &sc->query))
+    if ((x = pgf_doc_get(n, "query")) && !pgf__docv_str(v, x, "query", &sc->query))
         return false;
-    if ((x = pgf_doc_get(n, "think_ms")) && !get_uns(v, x, "think_ms", 0, 3600000, &sc->think_ms))
+    if ((x = pgf_doc_get(n, "think_ms")) &&
+        !pgf__docv_uns(v, x, "think_ms", 0, 3600000, &sc->think_ms))
         return false;
     if ((x = pgf_doc_get(n, "connect_timeout_ms")) &&
-        !get_uns(v, x, "connect_timeout_ms", 1, 3600000, &sc->connect_timeout_ms))
+        !pgf__docv_uns(v, x, "connect_timeout_ms", 1, 3600000, &sc->connect_timeout_ms))
         return false;
     if ((x = pgf_doc_get(n, "query_timeout_ms")) &&
-        !get_uns(v, x, "query_timeout_ms", 1, 3600000, &sc->query_timeout_ms))
+        !pgf__docv_uns(v, x, "query_timeout_ms", 1, 3600000, &sc->query_timeout_ms))
         return false;
-    if ((x = pgf_doc_get(n, "pool")) != NULL && !is_null(x)) {
+    if ((x = pgf_doc_get(n, "pool")) != NULL && !pgf__docv_is_null(x)) {
         static const char *const pk[] = {"size", "overflow", "timeout_ms", "pre_ping"};
-        if (!only_keys(v, x, "'workload.pool'", pk, 4))
+        if (!pgf__docv_only_keys(v, x, "'workload.pool'", pk, 4))
             return false;
         sc->pool = true;
         const pgf_doc *y;
-        if ((y = pgf_doc_get(x, "size")) && !get_uns(v, y, "size", 1, 10000, &sc->pool_size))
+        if ((y = pgf_doc_get(x, "size")) && !pgf__docv_uns(v, y, "size", 1, 10000, &sc->pool_size))
             return false;
         if ((y = pgf_doc_get(x, "overflow")) &&
-            !get_uns(v, y, "overflow", 0, 10000, &sc->pool_overflow))
+            !pgf__docv_uns(v, y, "overflow", 0, 10000, &sc->pool_overflow))
             return false;
         if ((y = pgf_doc_get(x, "timeout_ms")) &&
-            !get_uns(v, y, "timeout_ms", 1, 3600000, &sc->pool_timeout_ms))
+            !pgf__docv_uns(v, y, "timeout_ms", 1, 3600000, &sc->pool_timeout_ms))
             return false;
-        if ((y = pgf_doc_get(x, "pre_ping")) && !get_bool(v, y, "pre_ping", &sc->pre_ping))
+        if ((y = pgf_doc_get(x, "pre_ping")) && !pgf__docv_bool(v, y, "pre_ping", &sc->pre_ping))
             return false;
     }
     if (sc->iterations == 0 && sc->duration_ms == 0)
-        return verr(v, n, "'workload' needs 'iterations' or 'duration_ms' (or both)");
+        return pgf__docv_err(v, n, "'workload' needs 'iterations' or 'duration_ms' (or both)");
     return true;
 }
 
-static bool parse_racers(vctx *v, const pgf_doc *n, pgf_scenario *sc)
+static bool parse_racers(pgf__docv *v, const pgf_doc *n, pgf_scenario *sc)
 {
     if (n->kind != PGF_DOC_SEQ)
-        return verr(v, n, "'racers' must be a list, got %s", kind_name(n));
+        return pgf__docv_err(v, n, "'racers' must be a list, got %s", pgf__docv_kind(n));
     if (n->n > PGF_SCENARIO_MAX_RACERS)
-        return verr(v, n, "'racers': at most %d", PGF_SCENARIO_MAX_RACERS);
+        return pgf__docv_err(v, n, "'racers': at most %d", PGF_SCENARIO_MAX_RACERS);
     static const char *const keys[] = {"name", "op",    "at",      "probability",
                                        "nth",  "times", "delay_ms"};
     for (size_t i = 0; i < n->n; i++) {
         const pgf_doc *r = n->kids[i];
-        if (!only_keys(v, r, "a racer", keys, 7))
+        if (!pgf__docv_only_keys(v, r, "a racer", keys, 7))
             return false;
         pgf_racer *rc = &sc->racers[sc->nracers++];
         memset(rc, 0, sizeof *rc);
@@ -487,26 +351,28 @@ static bool parse_racers(vctx *v, const pgf_doc *n, pgf_scenario *sc)
         const pgf_doc *x;
         char *s = NULL;
         if ((x = pgf_doc_get(r, "name")) != NULL) {
-            if (!get_str(v, x, "name", &s))
+            if (!pgf__docv_str(v, x, "name", &s))
                 return false;
             snprintf(rc->name, sizeof rc->name, "%s", s);
             free(s);
             s = NULL;
         }
         if ((x = pgf_doc_get(r, "op")) == NULL)
-            return verr(v, r, "racer '%s' needs 'op' (close, cancel, check or open)", rc->name);
-        if (!get_str(v, x, "op", &s))
+            return pgf__docv_err(v, r, "racer '%s' needs 'op' (close, cancel, check or open)",
+                                 rc->name);
+        if (!pgf__docv_str(v, x, "op", &s))
             return false;
         int op = pgf_session_op_parse(s);
         free(s);
         s = NULL;
         if (op != PGF_OP_close && op != PGF_OP_cancel && op != PGF_OP_check && op != PGF_OP_open)
-            return verr(v, x, "racer '%s': 'op' must be close, cancel, check or open", rc->name);
+            return pgf__docv_err(v, x, "racer '%s': 'op' must be close, cancel, check or open",
+                                 rc->name);
         rc->op = (pgf_sess_op)op;
         if ((x = pgf_doc_get(r, "at")) == NULL)
-            return verr(v, r, "racer '%s' needs 'at' (a session state, e.g. CONNECTING_AUTH)",
-                        rc->name);
-        if (!get_str(v, x, "at", &s))
+            return pgf__docv_err(
+                v, r, "racer '%s' needs 'at' (a session state, e.g. CONNECTING_AUTH)", rc->name);
+        if (!pgf__docv_str(v, x, "at", &s))
             return false;
         int st = pgf_session_state_parse(s);
         snprintf(rc->at_name, sizeof rc->at_name, "%s", s);
@@ -520,27 +386,28 @@ static bool parse_racers(vctx *v, const pgf_doc *n, pgf_scenario *sc)
                 if (k + 1 < PGF_SESS_STATE_COUNT)
                     strncat(list, ", ", sizeof list - strlen(list) - 1);
             }
-            verr(v, x, "racer '%s': unknown state '%s' (expected one of: %s)", rc->name, s, list);
+            pgf__docv_err(v, x, "racer '%s': unknown state '%s' (expected one of: %s)", rc->name, s,
+                          list);
             free(s);
             return false;
         }
         free(s);
         rc->at = (pgf_sess_state)st;
         if ((x = pgf_doc_get(r, "probability")) &&
-            !get_double(v, x, "probability", 0, 1, &rc->probability))
+            !pgf__docv_double(v, x, "probability", 0, 1, &rc->probability))
             return false;
-        if ((x = pgf_doc_get(r, "nth")) && !get_u64(v, x, "nth", 0, UINT64_MAX / 2, &rc->nth))
+        if ((x = pgf_doc_get(r, "nth")) && !pgf__docv_u64(v, x, "nth", 0, UINT64_MAX / 2, &rc->nth))
             return false;
-        if ((x = pgf_doc_get(r, "times")) && !get_uns(v, x, "times", 1, 16, &rc->times))
+        if ((x = pgf_doc_get(r, "times")) && !pgf__docv_uns(v, x, "times", 1, 16, &rc->times))
             return false;
         if ((x = pgf_doc_get(r, "delay_ms")) &&
-            !get_uns(v, x, "delay_ms", 0, 3600000, &rc->delay_ms))
+            !pgf__docv_uns(v, x, "delay_ms", 0, 3600000, &rc->delay_ms))
             return false;
     }
     return true;
 }
 
-static bool parse_bugs(vctx *v, const pgf_doc *n, pgf_scenario *sc)
+static bool parse_bugs(pgf__docv *v, const pgf_doc *n, pgf_scenario *sc)
 {
     char list[512] = "";
     if (n->kind == PGF_DOC_SCALAR) {
@@ -548,13 +415,13 @@ static bool parse_bugs(vctx *v, const pgf_doc *n, pgf_scenario *sc)
     } else if (n->kind == PGF_DOC_SEQ) {
         for (size_t i = 0; i < n->n; i++) {
             if (n->kids[i]->kind != PGF_DOC_SCALAR)
-                return verr(v, n->kids[i], "'bugs' must be a list of bug names");
+                return pgf__docv_err(v, n->kids[i], "'bugs' must be a list of bug names");
             if (i)
                 strncat(list, ",", sizeof list - strlen(list) - 1);
             strncat(list, n->kids[i]->text, sizeof list - strlen(list) - 1);
         }
     } else {
-        return verr(v, n, "'bugs' must be a list of bug names or 'none'");
+        return pgf__docv_err(v, n, "'bugs' must be a list of bug names or 'none'");
     }
     if (pgf_session_bugs_parse(list, &sc->bugs) != 0) {
         char names[512] = "";
@@ -562,26 +429,26 @@ static bool parse_bugs(vctx *v, const pgf_doc *n, pgf_scenario *sc)
     strncat(names, str ", ", sizeof names - strlen(names) - 1);
         PGF_BUG_MAP(PGF__BUG_NAME)
 #undef PGF__BUG_NAME
-        return verr(v, n, "unknown bug in '%s' (expected: none, %.*s)", list,
-                    (int)(strlen(names) > 2 ? strlen(names) - 2 : 0), names);
+        return pgf__docv_err(v, n, "unknown bug in '%s' (expected: none, %.*s)", list,
+                             (int)(strlen(names) > 2 ? strlen(names) - 2 : 0), names);
     }
     return true;
 }
 
-static bool add_expect(vctx *v, const pgf_doc *at, pgf_scenario *sc, pgf_expect e)
+static bool add_expect(pgf__docv *v, const pgf_doc *at, pgf_scenario *sc, pgf_expect e)
 {
     if (sc->nexpects >= PGF_SCENARIO_MAX_EXPECTS)
-        return verr(v, at, "too many expectations (at most %d)", PGF_SCENARIO_MAX_EXPECTS);
+        return pgf__docv_err(v, at, "too many expectations (at most %d)", PGF_SCENARIO_MAX_EXPECTS);
     e.line = at ? at->line : 0;
     sc->expects[sc->nexpects++] = e;
     return true;
 }
 
-static bool parse_expect(vctx *v, const pgf_doc *n, pgf_scenario *sc)
+static bool parse_expect(pgf__docv *v, const pgf_doc *n, pgf_scenario *sc)
 {
     static const char *const keys[] = {"violations", "reasons",        "p99_ms",      "all_closed",
                                        "min_checks", "max_login_rate", "recovery_ms", "idle_floor"};
-    if (!only_keys(v, n, "'expect'", keys, 8))
+    if (!pgf__docv_only_keys(v, n, "'expect'", keys, 8))
         return false;
     /* the service-target expectations (target.h) */
     if (!pgf_target_parse_expect(n, v->source, &sc->target, v->err, v->errlen)) {
@@ -592,14 +459,14 @@ static bool parse_expect(vctx *v, const pgf_doc *n, pgf_scenario *sc)
     if ((x = pgf_doc_get(n, "violations")) != NULL) {
         if (x->kind != PGF_DOC_SCALAR ||
             (strcmp(x->text, "none") != 0 && strcmp(x->text, "some") != 0))
-            return verr(v, x, "'violations' must be none or some");
+            return pgf__docv_err(v, x, "'violations' must be none or some");
         if (strcmp(x->text, "some") == 0 &&
             !add_expect(v, x, sc, (pgf_expect){.kind = PGF_EXPECT_VIOLATIONS}))
             return false;
     }
     if ((x = pgf_doc_get(n, "reasons")) != NULL) {
         if (x->kind != PGF_DOC_MAP)
-            return verr(v, x, "'reasons' must map a reason to [min, max] shares");
+            return pgf__docv_err(v, x, "'reasons' must map a reason to [min, max] shares");
         for (size_t i = 0; i < x->n; i++) {
             int r = pgf_health_reason_parse(x->keys[i]);
             if (r < 0) {
@@ -613,14 +480,15 @@ static bool parse_expect(vctx *v, const pgf_doc *n, pgf_scenario *sc)
             }
             const pgf_doc *rng = x->kids[i];
             if (rng->kind != PGF_DOC_SEQ || rng->n != 2)
-                return verr(v, rng, "'reasons.%s' must be [min, max] (shares 0..1)", x->keys[i]);
+                return pgf__docv_err(v, rng, "'reasons.%s' must be [min, max] (shares 0..1)",
+                                     x->keys[i]);
             pgf_expect e = {.kind = PGF_EXPECT_REASON_SHARE, .reason = (pgf_health_reason)r};
-            if (!get_double(v, rng->kids[0], "min", 0, 1, &e.min) ||
-                !get_double(v, rng->kids[1], "max", 0, 1, &e.max))
+            if (!pgf__docv_double(v, rng->kids[0], "min", 0, 1, &e.min) ||
+                !pgf__docv_double(v, rng->kids[1], "max", 0, 1, &e.max))
                 return false;
             if (e.min > e.max)
-                return verr(v, rng, "'reasons.%s': min %g is above max %g", x->keys[i], e.min,
-                            e.max);
+                return pgf__docv_err(v, rng, "'reasons.%s': min %g is above max %g", x->keys[i],
+                                     e.min, e.max);
             if (!add_expect(v, rng, sc, e))
                 return false;
         }
@@ -628,62 +496,64 @@ static bool parse_expect(vctx *v, const pgf_doc *n, pgf_scenario *sc)
     pgf_expect e = {0};
     if ((x = pgf_doc_get(n, "p99_ms")) != NULL) {
         e = (pgf_expect){.kind = PGF_EXPECT_P99_MS};
-        if (!get_double(v, x, "p99_ms", 0, 1e9, &e.value) || !add_expect(v, x, sc, e))
+        if (!pgf__docv_double(v, x, "p99_ms", 0, 1e9, &e.value) || !add_expect(v, x, sc, e))
             return false;
     }
     if ((x = pgf_doc_get(n, "all_closed")) != NULL) {
         bool b;
-        if (!get_bool(v, x, "all_closed", &b))
+        if (!pgf__docv_bool(v, x, "all_closed", &b))
             return false;
         if (b && !add_expect(v, x, sc, (pgf_expect){.kind = PGF_EXPECT_ALL_CLOSED}))
             return false;
     }
     if ((x = pgf_doc_get(n, "min_checks")) != NULL) {
         e = (pgf_expect){.kind = PGF_EXPECT_MIN_CHECKS};
-        if (!get_double(v, x, "min_checks", 0, 1e12, &e.value) || !add_expect(v, x, sc, e))
+        if (!pgf__docv_double(v, x, "min_checks", 0, 1e12, &e.value) || !add_expect(v, x, sc, e))
             return false;
     }
     if ((x = pgf_doc_get(n, "max_login_rate")) != NULL) {
         e = (pgf_expect){.kind = PGF_EXPECT_MAX_LOGIN_RATE};
-        if (!get_double(v, x, "max_login_rate", 0, 1e9, &e.value) || !add_expect(v, x, sc, e))
+        if (!pgf__docv_double(v, x, "max_login_rate", 0, 1e9, &e.value) || !add_expect(v, x, sc, e))
             return false;
     }
     return true;
 }
 
-static bool parse_root(vctx *v, const pgf_doc *root, pgf_scenario *sc)
+static bool parse_root(pgf__docv *v, const pgf_doc *root, pgf_scenario *sc)
 {
     static const char *const keys[] = {
         "name",         "description", "seed",   "mode", "server", "client", "faults",
         "faults_after", "workload",    "racers", "bugs", "expect", "target"};
-    if (!only_keys(v, root, "the scenario", keys, 13))
+    if (!pgf__docv_only_keys(v, root, "the scenario", keys, 13))
         return false;
     const pgf_doc *x;
     if ((x = pgf_doc_get(root, "name")) == NULL)
-        return verr(v, root, "a scenario needs 'name'");
-    if (!get_str(v, x, "name", &sc->name))
+        return pgf__docv_err(v, root, "a scenario needs 'name'");
+    if (!pgf__docv_str(v, x, "name", &sc->name))
         return false;
     for (const char *p = sc->name; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
-            return verr(v, x,
-                        "'name' may only contain a-z, 0-9, '-' and '_' (it names a directory)");
-    if ((x = pgf_doc_get(root, "description")) && !get_str(v, x, "description", &sc->description))
+            return pgf__docv_err(
+                v, x, "'name' may only contain a-z, 0-9, '-' and '_' (it names a directory)");
+    if ((x = pgf_doc_get(root, "description")) &&
+        !pgf__docv_str(v, x, "description", &sc->description))
         return false;
-    if ((x = pgf_doc_get(root, "seed")) && !get_u64(v, x, "seed", 0, UINT64_MAX, &sc->seed))
+    if ((x = pgf_doc_get(root, "seed")) && !pgf__docv_u64(v, x, "seed", 0, UINT64_MAX, &sc->seed))
         return false;
     if ((x = pgf_doc_get(root, "mode")) != NULL) {
         if (x->kind != PGF_DOC_SCALAR ||
             (strcmp(x->text, "sim") != 0 && strcmp(x->text, "stress") != 0))
-            return verr(v, x, "'mode' must be sim or stress");
+            return pgf__docv_err(v, x, "'mode' must be sim or stress");
         sc->mode = strcmp(x->text, "sim") == 0 ? PGF_MODE_SIM : PGF_MODE_STRESS;
     }
     if ((x = pgf_doc_get(root, "server")) && !parse_server(v, x, sc))
         return false;
     if ((x = pgf_doc_get(root, "client")) && !parse_client(v, x, sc))
         return false;
-    if ((x = pgf_doc_get(root, "faults")) != NULL && !is_null(x)) {
+    if ((x = pgf_doc_get(root, "faults")) != NULL && !pgf__docv_is_null(x)) {
         if (x->kind != PGF_DOC_SEQ)
-            return verr(v, x, "'faults' must be a list of fault rules (see docs/faults.md)");
+            return pgf__docv_err(v, x,
+                                 "'faults' must be a list of fault rules (see docs/faults.md)");
         sc->rules = pgf_fault_rules_from_doc(x, v->source, v->err, v->errlen);
         if (sc->rules == NULL) {
             v->failed = true;
@@ -692,15 +562,15 @@ static bool parse_root(vctx *v, const pgf_doc *root, pgf_scenario *sc)
     }
     if ((x = pgf_doc_get(root, "faults_after")) != NULL) {
         static const char *const fk[] = {"at_ms", "rules"};
-        if (!only_keys(v, x, "'faults_after'", fk, 2))
+        if (!pgf__docv_only_keys(v, x, "'faults_after'", fk, 2))
             return false;
         const pgf_doc *y;
         if ((y = pgf_doc_get(x, "at_ms")) == NULL)
-            return verr(v, x, "'faults_after' needs 'at_ms'");
-        if (!get_u64(v, y, "at_ms", 1, UINT64_MAX / 1000000, &sc->rules2_at_ms))
+            return pgf__docv_err(v, x, "'faults_after' needs 'at_ms'");
+        if (!pgf__docv_u64(v, y, "at_ms", 1, UINT64_MAX / 1000000, &sc->rules2_at_ms))
             return false;
         if ((y = pgf_doc_get(x, "rules")) == NULL || y->kind != PGF_DOC_SEQ)
-            return verr(v, x, "'faults_after' needs 'rules' (a list of fault rules)");
+            return pgf__docv_err(v, x, "'faults_after' needs 'rules' (a list of fault rules)");
         sc->rules2 = pgf_fault_rules_from_doc(y, v->source, v->err, v->errlen);
         if (sc->rules2 == NULL) {
             v->failed = true;
@@ -713,19 +583,19 @@ static bool parse_root(vctx *v, const pgf_doc *root, pgf_scenario *sc)
      * real server on the other end every network wait would look idle and
      * deadlines would fire at once. */
     if (sc->external != NULL && sc->mode == PGF_MODE_SIM && pgf_doc_get(root, "target") == NULL)
-        return verr(v, pgf_doc_get(pgf_doc_get(root, "server"), "external"),
-                    "'server.external' needs 'mode: stress' (sim mode runs the embedded "
-                    "server on its own virtual clock)");
+        return pgf__docv_err(v, pgf_doc_get(pgf_doc_get(root, "server"), "external"),
+                             "'server.external' needs 'mode: stress' (sim mode runs the embedded "
+                             "server on its own virtual clock)");
     if (sc->proxy_upstream != NULL && sc->external != NULL)
-        return verr(v, pgf_doc_get(pgf_doc_get(root, "server"), "proxy"),
-                    "'server.proxy' and 'server.external' exclude each other (the proxy "
-                    "connects to its upstream; clients connect to the proxy)");
+        return pgf__docv_err(v, pgf_doc_get(pgf_doc_get(root, "server"), "proxy"),
+                             "'server.proxy' and 'server.external' exclude each other (the proxy "
+                             "connects to its upstream; clients connect to the proxy)");
     /* (a target defaults to stress: its own check below names a 'mode: sim') */
     if (sc->proxy_upstream != NULL && sc->mode == PGF_MODE_SIM &&
         pgf_doc_get(root, "target") == NULL)
-        return verr(v, pgf_doc_get(pgf_doc_get(root, "server"), "proxy"),
-                    "'server.proxy' needs 'mode: stress' (a real server does not run on "
-                    "sim mode's virtual clock)");
+        return pgf__docv_err(v, pgf_doc_get(pgf_doc_get(root, "server"), "proxy"),
+                             "'server.proxy' needs 'mode: stress' (a real server does not run on "
+                             "sim mode's virtual clock)");
     if ((x = pgf_doc_get(root, "target")) != NULL) {
         if (!pgf_target_parse(x, v->source, v->source, &sc->target, v->err, v->errlen)) {
             v->failed = true;
@@ -735,18 +605,20 @@ static bool parse_root(vctx *v, const pgf_doc *root, pgf_scenario *sc)
          * the sim loop's virtual clock. Unset mode means stress here. */
         const pgf_doc *m = pgf_doc_get(root, "mode");
         if (m != NULL && sc->mode == PGF_MODE_SIM)
-            return verr(v, m,
-                        "'target' needs 'mode: stress' (sim mode's virtual clock cannot drive "
-                        "an external service process)");
+            return pgf__docv_err(
+                v, m,
+                "'target' needs 'mode: stress' (sim mode's virtual clock cannot drive "
+                "an external service process)");
         sc->mode = PGF_MODE_STRESS;
         /* Targets start the embedded fake server, or the fault proxy in
          * front of a real one, themselves (target_http.c). */
         const pgf_doc *srv = pgf_doc_get(root, "server");
         if (sc->external != NULL)
-            return verr(v, pgf_doc_get(srv, "external"),
-                        "a 'target' cannot use 'server.external' (no faults could reach the "
-                        "service): write 'server: {proxy: {upstream: HOST:PORT}}' to test it "
-                        "against a real database through the fault proxy");
+            return pgf__docv_err(
+                v, pgf_doc_get(srv, "external"),
+                "a 'target' cannot use 'server.external' (no faults could reach the "
+                "service): write 'server: {proxy: {upstream: HOST:PORT}}' to test it "
+                "against a real database through the fault proxy");
         if (sc->proxy_upstream != NULL) {
             /* The fake's own settings mean nothing in front of a real
              * database: say so rather than ignore them. */
@@ -754,33 +626,38 @@ static bool parse_root(vctx *v, const pgf_doc *root, pgf_scenario *sc)
                                                     "answers"};
             for (size_t i = 0; i < sizeof fake_only / sizeof fake_only[0]; i++)
                 if (pgf_doc_get(srv, fake_only[i]) != NULL)
-                    return verr(v, pgf_doc_get(srv, fake_only[i]),
-                                "'server.%s' configures the embedded fake server; with "
-                                "'server.proxy' the real database decides (give the service "
-                                "its role in 'client: {user, password, database}')",
-                                fake_only[i]);
+                    return pgf__docv_err(
+                        v, pgf_doc_get(srv, fake_only[i]),
+                        "'server.%s' configures the embedded fake server; with "
+                        "'server.proxy' the real database decides (give the service "
+                        "its role in 'client: {user, password, database}')",
+                        fake_only[i]);
         }
         const pgf_doc *rs = pgf_doc_get(root, "racers");
         if (sc->target.kind == PGF_TARGET_HTTP && rs != NULL && rs->kind == PGF_DOC_SEQ &&
             rs->n > 0)
-            return verr(v, pgf_doc_get(root, "racers"),
-                        "'racers' call pgfault's own session manager; a 'target' service is "
-                        "driven only through its health URL");
+            return pgf__docv_err(
+                v, pgf_doc_get(root, "racers"),
+                "'racers' call pgfault's own session manager; a 'target' service is "
+                "driven only through its health URL");
     }
     if (sc->server_threads > 1 &&
         (sc->external != NULL || sc->proxy_upstream != NULL || pgf_doc_get(root, "target")))
-        return verr(v, pgf_doc_get(pgf_doc_get(root, "server"), "threads"),
-                    "'server.threads' sets the event loops of the driver's embedded fake server: "
-                    "not supported with %s",
-                    sc->external != NULL         ? "'server.external'"
-                    : sc->proxy_upstream != NULL ? "'server.proxy'"
-                                                 : "a 'target' yet");
+        return pgf__docv_err(
+            v, pgf_doc_get(pgf_doc_get(root, "server"), "threads"),
+            "'server.threads' sets the event loops of the driver's embedded fake server: "
+            "not supported with %s",
+            sc->external != NULL         ? "'server.external'"
+            : sc->proxy_upstream != NULL ? "'server.proxy'"
+                                         : "a 'target' yet");
     if (sc->server_threads > 1 && sc->mode == PGF_MODE_SIM)
-        return verr(v, pgf_doc_get(pgf_doc_get(root, "server"), "threads"),
-                    "'server.threads: %u' needs 'mode: stress' (sim mode keeps one event loop: "
-                    "its virtual clock is that loop's)",
-                    sc->server_threads);
-    if ((x = pgf_doc_get(root, "racers")) != NULL && !is_null(x) && !parse_racers(v, x, sc))
+        return pgf__docv_err(
+            v, pgf_doc_get(pgf_doc_get(root, "server"), "threads"),
+            "'server.threads: %u' needs 'mode: stress' (sim mode keeps one event loop: "
+            "its virtual clock is that loop's)",
+            sc->server_threads);
+    if ((x = pgf_doc_get(root, "racers")) != NULL && !pgf__docv_is_null(x) &&
+        !parse_racers(v, x, sc))
         return false;
     if ((x = pgf_doc_get(root, "bugs")) && !parse_bugs(v, x, sc))
         return false;
@@ -790,7 +667,7 @@ static bool parse_root(vctx *v, const pgf_doc *root, pgf_scenario *sc)
 }
 
 /* Fill what the file left out from what it said. */
-static int finish(pgf_scenario *sc, vctx *v)
+static int finish(pgf_scenario *sc, pgf__docv *v)
 {
     if (sc->nusers == 0) {
         sc->users[0].name = strdup("postgres");
@@ -822,7 +699,7 @@ int pgf_scenario_load_string(const char *text, size_t len, const char *source, p
                              char *err, size_t errlen)
 {
     pgf_scenario_defaults(sc);
-    vctx v = {source, err, errlen, false};
+    pgf__docv v = {source, err, errlen, false};
     pgf_doc *root = pgf_doc_from_yaml(text, len, source, err, errlen);
     if (root == NULL)
         return PGF_EPARSE;
@@ -856,22 +733,12 @@ int pgf_scenario_load_file(const char *path, pgf_scenario *sc, char *err, size_t
 
 /* ---- writing ---- */
 
-static void yq(FILE *f, const char *s)
-{
-    /* JSON string syntax is valid YAML and escapes everything. */
-    json_t *j = json_string(s ? s : "");
-    char *t = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
-    fputs(t ? t : "\"\"", f);
-    free(t);
-    json_decref(j);
-}
-
 void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
 {
     fprintf(f, "name: ");
-    yq(f, sc->name);
+    pgf__docv_yaml_quote(f, sc->name);
     fprintf(f, "\ndescription: ");
-    yq(f, sc->description);
+    pgf__docv_yaml_quote(f, sc->description);
     fprintf(f, "\nseed: %" PRIu64 "\nmode: %s\n", sc->seed, pgf_run_mode_name(sc->mode));
     fprintf(f, "server:\n");
     /* behind server.proxy the real database has the roles: no fake users */
@@ -879,10 +746,10 @@ void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
         fprintf(f, "  users:\n");
     for (int i = 0; i < sc->nusers && !sc->proxy_upstream; i++) {
         fprintf(f, "    - {name: ");
-        yq(f, sc->users[i].name);
+        pgf__docv_yaml_quote(f, sc->users[i].name);
         /* Fake-server credentials defined by the scenario itself: needed to replay. */
         fprintf(f, ", password: ");
-        yq(f, sc->users[i].password);
+        pgf__docv_yaml_quote(f, sc->users[i].password);
         fprintf(f, ", method: %s, superuser: %s}\n", pgf_auth_method_name(sc->users[i].method),
                 sc->users[i].superuser ? "true" : "false");
     }
@@ -890,7 +757,7 @@ void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
         fprintf(f, "  databases: [");
         for (int i = 0; i < sc->ndatabases; i++) {
             fprintf(f, "%s", i ? ", " : "");
-            yq(f, sc->databases[i]);
+            pgf__docv_yaml_quote(f, sc->databases[i]);
         }
         fprintf(f, "]\n  max_connections: %d\n", sc->max_connections);
     }
@@ -899,7 +766,7 @@ void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
         fprintf(f, "  threads: %u\n", sc->server_threads);
     if (sc->socket_subdir) {
         fprintf(f, "  socket_subdir: ");
-        yq(f, sc->socket_subdir);
+        pgf__docv_yaml_quote(f, sc->socket_subdir);
         fprintf(f, "\n");
     }
     if (sc->answers != NULL) {
@@ -912,12 +779,12 @@ void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
         char masked[1024];
         pgf_config_mask_url(sc->external, masked, sizeof masked);
         fprintf(f, "  external: ");
-        yq(f, masked);
+        pgf__docv_yaml_quote(f, masked);
         fprintf(f, "\n");
     }
     if (sc->proxy_upstream) {
         fprintf(f, "  proxy:\n    upstream: ");
-        yq(f, sc->proxy_upstream);
+        pgf__docv_yaml_quote(f, sc->proxy_upstream);
         fprintf(f, "\n");
         if (sc->proxy_upstream_port)
             fprintf(f, "    upstream_port: %d\n", sc->proxy_upstream_port);
@@ -925,18 +792,18 @@ void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
             fprintf(f, "    connect_timeout_ms: %u\n", sc->proxy_connect_timeout_ms);
     }
     fprintf(f, "client:\n  user: ");
-    yq(f, sc->user);
+    pgf__docv_yaml_quote(f, sc->user);
     /* A real server's password (behind server.proxy) is never written:
      * only its ${NAME} form, which a replay expands again. */
     if (sc->password_src != NULL) {
         fprintf(f, "\n  password: ");
-        yq(f, sc->password_src);
+        pgf__docv_yaml_quote(f, sc->password_src);
     } else if (sc->password && !sc->external && !sc->proxy_upstream) {
         fprintf(f, "\n  password: ");
-        yq(f, sc->password);
+        pgf__docv_yaml_quote(f, sc->password);
     }
     fprintf(f, "\n  database: ");
-    yq(f, sc->database);
+    pgf__docv_yaml_quote(f, sc->database);
     fprintf(f, "\n");
     char *rules = sc->rules ? pgf_fault_rules_to_json(sc->rules) : NULL;
     fprintf(f, "faults: %s\n", rules ? rules : "[]");
@@ -951,7 +818,7 @@ void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
             "workload:\n  sessions: %u\n  threads: %u\n  iterations: %u\n  duration_ms: %" PRIu64
             "\n  query: ",
             sc->sessions, sc->threads, sc->iterations, sc->duration_ms);
-    yq(f, sc->query);
+    pgf__docv_yaml_quote(f, sc->query);
     fprintf(f, "\n  think_ms: %u\n  connect_timeout_ms: %u\n  query_timeout_ms: %u\n", sc->think_ms,
             sc->connect_timeout_ms, sc->query_timeout_ms);
     if (sc->explore)
@@ -964,7 +831,7 @@ void pgf_scenario_write_yaml(const pgf_scenario *sc, FILE *f)
     for (int i = 0; i < sc->nracers; i++) {
         const pgf_racer *r = &sc->racers[i];
         fprintf(f, "  - {name: ");
-        yq(f, r->name);
+        pgf__docv_yaml_quote(f, r->name);
         fprintf(
             f, ", op: %s, at: %s, probability: %g, nth: %" PRIu64 ", times: %u, delay_ms: %u}\n",
             pgf_session_op_name(r->op), r->at_name[0] ? r->at_name : pgf_session_state_name(r->at),

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "docval.h"
+
 void pgf_target_init(pgf_target *t)
 {
     memset(t, 0, sizeof *t);
@@ -35,96 +37,14 @@ void pgf_target_clear(pgf_target *t)
     pgf_target_init(t);
 }
 
-typedef struct tctx {
-    const char *source;
-    char *err;
-    size_t errlen;
-} tctx;
-
-static bool terr(tctx *c, const pgf_doc *at, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static bool terr(tctx *c, const pgf_doc *at, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (at != NULL && at->line > 0)
-        snprintf(c->err, c->errlen, "%s:%d:%d: %s", c->source, at->line, at->col, msg);
-    else
-        snprintf(c->err, c->errlen, "%s: %s", c->source, msg);
-    return false;
-}
-
-static bool keys_ok(tctx *c, const pgf_doc *m, const char *what, const char *const *allowed,
-                    size_t n)
-{
-    if (m->kind != PGF_DOC_MAP)
-        return terr(c, m, "%s must be a map", what);
-    for (size_t i = 0; i < m->n; i++) {
-        bool ok = false;
-        for (size_t k = 0; k < n && !ok; k++)
-            ok = strcmp(m->keys[i], allowed[k]) == 0;
-        if (!ok) {
-            char list[256] = "";
-            for (size_t k = 0; k < n; k++) {
-                strncat(list, allowed[k], sizeof list - strlen(list) - 1);
-                if (k + 1 < n)
-                    strncat(list, ", ", sizeof list - strlen(list) - 1);
-            }
-            snprintf(c->err, c->errlen, "%s:%d:%d: unknown key '%s' in %s (expected one of: %s)",
-                     c->source, m->key_line[i], m->key_col[i], m->keys[i], what, list);
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool scalar_str(tctx *c, const pgf_doc *n, const char *key, char **out)
-{
-    if (n->kind != PGF_DOC_SCALAR || n->stype == PGF_DOC_NULL)
-        return terr(c, n, "'%s' must be a string", key);
-    free(*out);
-    *out = strdup(n->text);
-    return *out != NULL || terr(c, n, "out of memory");
-}
-
-static bool scalar_u64(tctx *c, const pgf_doc *n, const char *key, uint64_t lo, uint64_t hi,
-                       uint64_t *out)
-{
-    if (n->kind != PGF_DOC_SCALAR || n->stype == PGF_DOC_STRING || n->stype == PGF_DOC_NULL)
-        return terr(c, n, "'%s' must be an integer in [%llu, %llu]", key, (unsigned long long)lo,
-                    (unsigned long long)hi);
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(n->text, &end, 10);
-    if (errno != 0 || *end != '\0' || n->text[0] == '-' || n->text[0] == '\0' || x < lo || x > hi)
-        return terr(c, n, "'%s' must be an integer in [%llu, %llu], got '%s'", key,
-                    (unsigned long long)lo, (unsigned long long)hi, n->text);
-    *out = x;
-    return true;
-}
-
-static bool scalar_uns(tctx *c, const pgf_doc *n, const char *key, unsigned lo, unsigned hi,
-                       unsigned *out)
-{
-    uint64_t x;
-    if (!scalar_u64(c, n, key, lo, hi, &x))
-        return false;
-    *out = (unsigned)x;
-    return true;
-}
-
-static bool status_list(tctx *c, const pgf_doc *n, const char *key, int *out, int *nout)
+static bool status_list(pgf__docv *c, const pgf_doc *n, const char *key, int *out, int *nout)
 {
     if (n->kind != PGF_DOC_SEQ || n->n == 0 || n->n > PGF_TARGET_MAX_STATUS)
-        return terr(c, n, "'%s' must be a list of 1 to %d HTTP status codes", key,
-                    PGF_TARGET_MAX_STATUS);
+        return pgf__docv_err(c, n, "'%s' must be a list of 1 to %d HTTP status codes", key,
+                             PGF_TARGET_MAX_STATUS);
     for (size_t i = 0; i < n->n; i++) {
         uint64_t x;
-        if (!scalar_u64(c, n->kids[i], key, 100, 599, &x))
+        if (!pgf__docv_u64(c, n->kids[i], key, 100, 599, &x))
             return false;
         out[i] = (int)x;
     }
@@ -132,75 +52,76 @@ static bool status_list(tctx *c, const pgf_doc *n, const char *key, int *out, in
     return true;
 }
 
-static bool parse_env_timeouts(tctx *c, const pgf_doc *n, pgf_target *t);
+static bool parse_env_timeouts(pgf__docv *c, const pgf_doc *n, pgf_target *t);
 
-static bool parse_argv(tctx *c, const pgf_doc *x, const char *key, pgf_target *t)
+static bool parse_argv(pgf__docv *c, const pgf_doc *x, const char *key, pgf_target *t)
 {
     if (x->kind != PGF_DOC_SEQ || x->n == 0 || x->n > PGF_TARGET_MAX_ARGS)
-        return terr(c, x, "'%s' must be a list of 1 to %d strings (no shell is involved)", key,
-                    PGF_TARGET_MAX_ARGS);
+        return pgf__docv_err(c, x, "'%s' must be a list of 1 to %d strings (no shell is involved)",
+                             key, PGF_TARGET_MAX_ARGS);
     for (size_t i = 0; i < x->n; i++) {
         char *s = NULL;
-        if (!scalar_str(c, x->kids[i], key, &s))
+        if (!pgf__docv_str(c, x->kids[i], key, &s))
             return false;
         t->argv[t->argc++] = s;
     }
     return true;
 }
 
-static bool parse_service(tctx *c, const pgf_doc *n, pgf_target *t)
+static bool parse_service(pgf__docv *c, const pgf_doc *n, pgf_target *t)
 {
     static const char *const keys[] = {"command", "env", "ready_timeout_ms", "stop_grace_ms"};
-    if (!keys_ok(c, n, "'target.service'", keys, 4))
+    if (!pgf__docv_only_keys(c, n, "'target.service'", keys, 4))
         return false;
     const pgf_doc *x = pgf_doc_get(n, "command");
     if (x == NULL)
-        return terr(c, n, "'target.service' needs 'command' (a list: [python3, app.py])");
+        return pgf__docv_err(c, n, "'target.service' needs 'command' (a list: [python3, app.py])");
     if (!parse_argv(c, x, "command", t))
         return false;
     return parse_env_timeouts(c, n, t);
 }
 
-static bool parse_env_timeouts(tctx *c, const pgf_doc *n, pgf_target *t)
+static bool parse_env_timeouts(pgf__docv *c, const pgf_doc *n, pgf_target *t)
 {
     const pgf_doc *x;
     if ((x = pgf_doc_get(n, "env")) != NULL) {
         if (x->kind != PGF_DOC_MAP)
-            return terr(c, x, "'env' must map variable names to strings");
+            return pgf__docv_err(c, x, "'env' must map variable names to strings");
         if (x->n > PGF_TARGET_MAX_ENV)
-            return terr(c, x, "'env': at most %d variables", PGF_TARGET_MAX_ENV);
+            return pgf__docv_err(c, x, "'env': at most %d variables", PGF_TARGET_MAX_ENV);
         for (size_t i = 0; i < x->n; i++) {
             char *v = NULL;
-            if (!scalar_str(c, x->kids[i], x->keys[i], &v))
+            if (!pgf__docv_str(c, x->kids[i], x->keys[i], &v))
                 return false;
             t->env_key[t->nenv] = strdup(x->keys[i]);
             t->env_val[t->nenv++] = v;
             if (t->env_key[t->nenv - 1] == NULL)
-                return terr(c, x, "out of memory");
+                return pgf__docv_err(c, x, "out of memory");
         }
     }
     if ((x = pgf_doc_get(n, "ready_timeout_ms")) != NULL &&
-        !scalar_uns(c, x, "ready_timeout_ms", 1, 600000, &t->ready_timeout_ms))
+        !pgf__docv_uns(c, x, "ready_timeout_ms", 1, 600000, &t->ready_timeout_ms))
         return false;
     if ((x = pgf_doc_get(n, "stop_grace_ms")) != NULL &&
-        !scalar_uns(c, x, "stop_grace_ms", 0, 600000, &t->stop_grace_ms))
+        !pgf__docv_uns(c, x, "stop_grace_ms", 0, 600000, &t->stop_grace_ms))
         return false;
     return true;
 }
 
-static bool parse_http(tctx *c, const pgf_doc *n, pgf_target *t)
+static bool parse_http(pgf__docv *c, const pgf_doc *n, pgf_target *t)
 {
     static const char *const keys[] = {"url", "healthy_status", "unhealthy_status", "timeout_ms",
                                        "quiet_ms"};
-    if (!keys_ok(c, n, "'target.http'", keys, 5))
+    if (!pgf__docv_only_keys(c, n, "'target.http'", keys, 5))
         return false;
     const pgf_doc *x = pgf_doc_get(n, "url");
     if (x == NULL)
-        return terr(c, n, "'target.http' needs 'url' (e.g. \"http://127.0.0.1:${PORT}/healthz\")");
-    if (!scalar_str(c, x, "url", &t->url))
+        return pgf__docv_err(
+            c, n, "'target.http' needs 'url' (e.g. \"http://127.0.0.1:${PORT}/healthz\")");
+    if (!pgf__docv_str(c, x, "url", &t->url))
         return false;
     if (strncmp(t->url, "http://", 7) != 0)
-        return terr(c, x, "'url' must start with http:// (got '%s')", t->url);
+        return pgf__docv_err(c, x, "'url' must start with http:// (got '%s')", t->url);
     if ((x = pgf_doc_get(n, "healthy_status")) != NULL &&
         !status_list(c, x, "healthy_status", t->healthy_status, &t->nhealthy))
         return false;
@@ -208,10 +129,10 @@ static bool parse_http(tctx *c, const pgf_doc *n, pgf_target *t)
         !status_list(c, x, "unhealthy_status", t->unhealthy_status, &t->nunhealthy))
         return false;
     if ((x = pgf_doc_get(n, "timeout_ms")) != NULL &&
-        !scalar_uns(c, x, "timeout_ms", 1, 600000, &t->timeout_ms))
+        !pgf__docv_uns(c, x, "timeout_ms", 1, 600000, &t->timeout_ms))
         return false;
     if ((x = pgf_doc_get(n, "quiet_ms")) != NULL &&
-        !scalar_uns(c, x, "quiet_ms", 0, 600000, &t->quiet_ms))
+        !pgf__docv_uns(c, x, "quiet_ms", 0, 600000, &t->quiet_ms))
         return false;
     return true;
 }
@@ -219,10 +140,10 @@ static bool parse_http(tctx *c, const pgf_doc *n, pgf_target *t)
 bool pgf_target_parse(const pgf_doc *n, const char *source, const char *scenario_path,
                       pgf_target *t, char *err, size_t errlen)
 {
-    tctx c = {source, err, errlen};
+    pgf__docv c = {source, err, errlen, false};
     static const char *const keys[] = {"service",          "http",          "exec", "env", "spec",
                                        "ready_timeout_ms", "stop_grace_ms", "dir"};
-    if (!keys_ok(&c, n, "'target'", keys, 8))
+    if (!pgf__docv_only_keys(&c, n, "'target'", keys, 8))
         return false;
     t->line = n->line;
     const pgf_doc *x = pgf_doc_get(n, "exec");
@@ -231,28 +152,31 @@ bool pgf_target_parse(const pgf_doc *n, const char *source, const char *scenario
         static const char *const bad[] = {"service", "http"};
         for (int i = 0; i < 2; i++)
             if (pgf_doc_get(n, bad[i]) != NULL)
-                return terr(&c, pgf_doc_get(n, bad[i]),
-                            "'target.%s' does not go with 'target.exec' (an adapter is driven "
-                            "through its stdin/stdout, not a URL)",
-                            bad[i]);
+                return pgf__docv_err(
+                    &c, pgf_doc_get(n, bad[i]),
+                    "'target.%s' does not go with 'target.exec' (an adapter is driven "
+                    "through its stdin/stdout, not a URL)",
+                    bad[i]);
         t->kind = PGF_TARGET_EXEC;
         if (!parse_argv(&c, x, "exec", t) || !parse_env_timeouts(&c, n, t))
             return false;
-        if ((x = pgf_doc_get(n, "spec")) != NULL && !scalar_str(&c, x, "spec", &t->spec_path))
+        if ((x = pgf_doc_get(n, "spec")) != NULL && !pgf__docv_str(&c, x, "spec", &t->spec_path))
             return false;
     } else {
         static const char *const http_only[] = {"env", "spec", "ready_timeout_ms", "stop_grace_ms"};
         for (int i = 0; i < 4; i++)
             if (pgf_doc_get(n, http_only[i]) != NULL)
-                return terr(&c, pgf_doc_get(n, http_only[i]),
-                            "'target.%s' goes with 'target.exec' (for an HTTP target, write it "
-                            "under 'target.service')",
-                            http_only[i]);
+                return pgf__docv_err(
+                    &c, pgf_doc_get(n, http_only[i]),
+                    "'target.%s' goes with 'target.exec' (for an HTTP target, write it "
+                    "under 'target.service')",
+                    http_only[i]);
         x = pgf_doc_get(n, "http");
         if (x == NULL)
-            return terr(&c, n,
-                        "'target' needs 'http' (the service's health URL) or 'exec' (an adapter "
-                        "command)");
+            return pgf__docv_err(
+                &c, n,
+                "'target' needs 'http' (the service's health URL) or 'exec' (an adapter "
+                "command)");
         t->kind = PGF_TARGET_HTTP;
         if (!parse_http(&c, x, t))
             return false;
@@ -273,18 +197,18 @@ bool pgf_target_parse(const pgf_doc *n, const char *source, const char *scenario
     else
         t->dir = strndup(scenario_path, (size_t)(slash - scenario_path));
     if (t->dir == NULL)
-        return terr(&c, n, "out of memory");
+        return pgf__docv_err(&c, n, "out of memory");
     /* target.dir: the process's working directory, relative to the
      * scenario's (written by --explain, so a replay runs it in the same place) */
     const pgf_doc *xd = pgf_doc_get(n, "dir");
     if (xd != NULL) {
         char *d = NULL;
-        if (!scalar_str(&c, xd, "dir", &d))
+        if (!pgf__docv_str(&c, xd, "dir", &d))
             return false;
         char *full = NULL;
         if (d[0] != '/' && asprintf(&full, "%s/%s", t->dir, d) < 0) {
             free(d);
-            return terr(&c, n, "out of memory");
+            return pgf__docv_err(&c, n, "out of memory");
         }
         free(t->dir);
         if (full != NULL) {
@@ -297,7 +221,7 @@ bool pgf_target_parse(const pgf_doc *n, const char *source, const char *scenario
     if (t->spec_path != NULL && t->spec_path[0] != '/') {
         char *full = NULL;
         if (asprintf(&full, "%s/%s", t->dir, t->spec_path) < 0)
-            return terr(&c, n, "out of memory");
+            return pgf__docv_err(&c, n, "out of memory");
         free(t->spec_path);
         t->spec_path = full;
     }
@@ -318,27 +242,18 @@ bool pgf_target_parse(const pgf_doc *n, const char *source, const char *scenario
 bool pgf_target_parse_expect(const pgf_doc *expect, const char *source, pgf_target *t, char *err,
                              size_t errlen)
 {
-    tctx c = {source, err, errlen};
+    pgf__docv c = {source, err, errlen, false};
     const pgf_doc *x;
     if ((x = pgf_doc_get(expect, "recovery_ms")) != NULL &&
-        !scalar_u64(&c, x, "recovery_ms", 1, 3600000, &t->recovery_ms))
+        !pgf__docv_u64(&c, x, "recovery_ms", 1, 3600000, &t->recovery_ms))
         return false;
     if ((x = pgf_doc_get(expect, "idle_floor")) != NULL) {
         unsigned f;
-        if (!scalar_uns(&c, x, "idle_floor", 0, 100000, &f))
+        if (!pgf__docv_uns(&c, x, "idle_floor", 0, 100000, &f))
             return false;
         t->idle_floor = (int)f;
     }
     return true;
-}
-
-static void yq(FILE *f, const char *s)
-{
-    json_t *j = json_string(s ? s : "");
-    char *txt = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
-    fputs(txt ? txt : "\"\"", f);
-    free(txt);
-    json_decref(j);
 }
 
 static void write_env(const pgf_target *t, FILE *f, const char *indent)
@@ -346,9 +261,9 @@ static void write_env(const pgf_target *t, FILE *f, const char *indent)
     fprintf(f, "%senv: {", indent);
     for (int i = 0; i < t->nenv; i++) {
         fprintf(f, "%s", i ? ", " : "");
-        yq(f, t->env_key[i]);
+        pgf__docv_yaml_quote(f, t->env_key[i]);
         fprintf(f, ": ");
-        yq(f, t->env_val[i]);
+        pgf__docv_yaml_quote(f, t->env_val[i]);
     }
     fprintf(f, "}\n%sready_timeout_ms: %u\n%sstop_grace_ms: %u\n", indent, t->ready_timeout_ms,
             indent, t->stop_grace_ms);
@@ -360,15 +275,15 @@ void pgf_target_write_yaml(const pgf_target *t, FILE *f)
         fprintf(f, "target:\n  exec: [");
         for (int i = 0; i < t->argc; i++) {
             fprintf(f, "%s", i ? ", " : "");
-            yq(f, t->argv[i]);
+            pgf__docv_yaml_quote(f, t->argv[i]);
         }
         fprintf(f, "]\n  dir: ");
-        yq(f, t->dir);
+        pgf__docv_yaml_quote(f, t->dir);
         fprintf(f, "\n");
         write_env(t, f, "  ");
         if (t->spec_path != NULL) {
             fprintf(f, "  spec: ");
-            yq(f, t->spec_path);
+            pgf__docv_yaml_quote(f, t->spec_path);
             fprintf(f, "\n");
         }
         return;
@@ -376,19 +291,19 @@ void pgf_target_write_yaml(const pgf_target *t, FILE *f)
     if (t->kind != PGF_TARGET_HTTP)
         return;
     fprintf(f, "target:\n  dir: ");
-    yq(f, t->dir);
+    pgf__docv_yaml_quote(f, t->dir);
     fprintf(f, "\n");
     if (t->argc > 0) {
         fprintf(f, "  service:\n    command: [");
         for (int i = 0; i < t->argc; i++) {
             fprintf(f, "%s", i ? ", " : "");
-            yq(f, t->argv[i]);
+            pgf__docv_yaml_quote(f, t->argv[i]);
         }
         fprintf(f, "]\n");
         write_env(t, f, "    ");
     }
     fprintf(f, "  http:\n    url: ");
-    yq(f, t->url);
+    pgf__docv_yaml_quote(f, t->url);
     fprintf(f, "\n    healthy_status: [");
     for (int i = 0; i < t->nhealthy; i++)
         fprintf(f, "%s%d", i ? ", " : "", t->healthy_status[i]);

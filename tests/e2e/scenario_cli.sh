@@ -34,9 +34,10 @@ check_invalid invalid-out-of-range.yaml "5:49: 'probability' out of range: 1.5 (
 check_invalid invalid-missing-required.yaml "2:1: a scenario needs 'name'"
 check_invalid invalid-bad-fault-rule.yaml "5:12: unknown phase 'data-rows' in rule 'cut' (did you mean 'data-row'? expected one of: accept, ssl-request, startup, auth-request, auth-response, sasl-continue, sasl-final, auth-ok, parameter-status, ready, query, row-description, data-row, command-complete, idle, cancel, terminate)"
 check_invalid invalid-external-sim.yaml "4:20: 'server.external' needs 'mode: stress' (sim mode runs the embedded server on its own virtual clock)"
+check_invalid invalid-target-range.yaml "7:17: 'timeout_ms' out of range: 99999999 (expected 1..600000)"
 check_invalid invalid-racer-state.yaml "5:30: racer 'r': unknown state 'CONNECTING_TLS' (expected one of: NEW, CONNECTING_SOCKET, CONNECTING_SSL, CONNECTING_STARTUP, CONNECTING_AUTH, CONNECTING_PARAMS, READY, BUSY, CANCELING, CLOSING, FAILED, CLOSED)"
 n=$(ls "$DATA"/invalid-*.yaml | wc -l)
-[ "$n" = 7 ] || fail "expected 7 invalid fixtures, found $n (add the new one here)"
+[ "$n" = 8 ] || fail "expected 8 invalid fixtures, found $n (add the new one here)"
 
 # ---- a dead upstream: the conninfo given is the one used, every check
 # unreachable fails the run (exit 1) naming the masked address, no password anywhere ----
