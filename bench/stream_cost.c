@@ -111,7 +111,10 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int what;
-    } stages[] = {{"write", S_WRITE}, {"check", S_CHECK}, {"pics", S_PICS}, {"all", S_ALL},
+    } stages[] = {{"write", S_WRITE},
+                  {"check", S_CHECK},
+                  {"pics", S_PICS},
+                  {"all", S_ALL},
                   {"none", 0}}; /* "none": only with STAGE, the load alone (perf stat) */
     printf("%zu records, best of %d rounds, ns per record\n", n, rounds);
     for (size_t k = 0; k < sizeof stages / sizeof stages[0]; k++) {

@@ -438,7 +438,7 @@ static void witnesses_come_back_as_fed(void)
     big[500] = '\n';
     const char *causes[] = {"plain", "a \"quoted\"\\path\ttab", "caf\xc3\xa9 \xe2\x82\xac", big};
     for (int mode = 0; mode < 2; mode++) { /* 0 feed, 1 feed_line */
-        pgf_check_opts o = {4, NULL};   /* a ring of 4: it wraps */
+        pgf_check_opts o = {4, NULL};      /* a ring of 4: it wraps */
         pgf_checker *c = NULL;
         CU_ASSERT_EQUAL_FATAL(pgf_checker_new(spec, &o, &c), 0);
         pgf_rec r;
@@ -492,7 +492,8 @@ static void witnesses_come_back_as_fed(void)
         r.cause = causes[3];
         r.line = 999;
         r.backend_pid = 77;
-        CU_ASSERT_EQUAL_FATAL(mode ? pgf_checker_feed_line(c, &r, NULL, 0) : pgf_checker_feed(c, &r), 0);
+        CU_ASSERT_EQUAL_FATAL(
+            mode ? pgf_checker_feed_line(c, &r, NULL, 0) : pgf_checker_feed(c, &r), 0);
         const pgf_violation *v = pgf_checker_first(c);
         CU_ASSERT_PTR_NOT_NULL_FATAL(v);
         CU_ASSERT_EQUAL(v->kind, PGF_VIOL_UNDECLARED_OP);

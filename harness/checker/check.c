@@ -412,8 +412,8 @@ typedef struct wrent {
     size_t ord;
     uint32_t line; /* the record's source line (pgfault check) */
     uint32_t off;
-    uint32_t len;  /* of the line; when `who`, 16 more bytes follow it: */
-    bool who;      /* ... backend_pid and client_port (rare: foreign histories) */
+    uint32_t len; /* of the line; when `who`, 16 more bytes follow it: */
+    bool who;     /* ... backend_pid and client_port (rare: foreign histories) */
 } wrent;
 
 struct opst;
@@ -433,7 +433,7 @@ typedef struct sess {
     char *lb; /* their lines; what evicted ones leave is reclaimed when full */
     uint32_t lused, lcap;
     struct sess *next_spare; /* in the checker's spares */
-    int64_t *conns; /* connections seen on its records */
+    int64_t *conns;          /* connections seen on its records */
     unsigned nconns, capconns;
 } sess;
 
@@ -951,8 +951,8 @@ static int spec_lookup(ck *c, const char *name, bool state)
     for (int w = 0; w < 2; w++) {
         if (m[w].src != name)
             continue;
-        const char *is = state ? pgf_spec_state_name(c->spec, m[w].idx)
-                               : pgf_spec_op_name(c->spec, m[w].idx);
+        const char *is =
+            state ? pgf_spec_state_name(c->spec, m[w].idx) : pgf_spec_op_name(c->spec, m[w].idx);
         if (strcmp(is, name) == 0)
             return m[w].idx;
     }
@@ -1326,8 +1326,7 @@ static void on_completion(ck *c, sess *s, const pgf_rec *r)
 {
     s->active_seen = true;
     opst *o = op_open(c, r->op_id);
-    if (o == NULL || o->s != s ||
-        (r->op != NULL && o->op >= 0 && spec_op(c, r->op) != o->op)) {
+    if (o == NULL || o->s != s || (r->op != NULL && o->op >= 0 && spec_op(c, r->op) != o->op)) {
         completion_not_open(c, s, r, o);
         return;
     }
@@ -1578,8 +1577,8 @@ int pgf_checker_feed(pgf_checker *c, const pgf_rec *r)
             return c->err = PGF_ENOMEM;
         n = pgf_rec_format(r, heap, cap);
     }
-    int e = n < 0 ? (c->err = PGF_ENOMEM)
-                  : pgf_checker_feed_line(c, r, heap ? heap : buf, (size_t)n);
+    int e =
+        n < 0 ? (c->err = PGF_ENOMEM) : pgf_checker_feed_line(c, r, heap ? heap : buf, (size_t)n);
     free(heap);
     return e;
 }

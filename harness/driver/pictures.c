@@ -365,8 +365,8 @@ static int edge_feed(pgf__pics *p, const pgf_rec *rec)
         return 0;
     int op = pgf_session_op_parse(rec->op), from = pgf_session_state_parse(rec->from),
         to = pgf_session_state_parse(rec->to);
-    int16_t *ix = op > 0 && op < PGF_OP_COUNT && from >= 0 && to >= 0 ? &p->edge_ix[op][from][to]
-                                                                       : NULL;
+    int16_t *ix =
+        op > 0 && op < PGF_OP_COUNT && from >= 0 && to >= 0 ? &p->edge_ix[op][from][to] : NULL;
     if (ix != NULL && *ix > 0) {
         p->edges[*ix - 1].n++;
         return 0;
