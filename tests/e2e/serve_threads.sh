@@ -43,7 +43,12 @@ CONTROL=$(sed -n 's/^control \(http:.*\)$/\1/p' "$tmp/serve.out")
 stats() { "$PGFAULT" faults --control "${CONTROL#http://}" stats; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
+# each step says when it starts, with the time: a run that ctest stops at its timeout shows
+# where it was (one TSan run under load once hung here for 300 s with no output)
+step() { echo "serve_threads: $(date +%T) $*"; }
+
 # 1. many connections, both loops
+step "1. many connections, both loops"
 echo 'SELECT 1;' >"$tmp/select1.sql"
 timeout 60 pgbench -n -C -c 4 -j 2 -t 25 -f "$tmp/select1.sql" -h 127.0.0.1 -p "$SERVE_PORT" \
     -U app postgres >"$tmp/pgbench.out" 2>&1 || fail "pgbench (tcp): $(cat "$tmp/pgbench.out")"
@@ -67,6 +72,7 @@ echo "$s" | json 'abs(d["server"]["loop_accepted"][0] - d["server"]["loop_accept
     grep -qx True || fail "not round robin: $s"
 
 # 2. a live rule edit reaches both loops
+step "2. a live rule edit"
 q() { timeout 20 psql "host=127.0.0.1 port=$SERVE_PORT user=app dbname=postgres" -XAtc 'SELECT 1' 2>&1 || true; }
 "$PGFAULT" faults --control "${CONTROL#http://}" add \
     '{"name":"all-fail","phase":"query","action":"error","sqlstate":"55000","message":"edited live"}' \
@@ -81,6 +87,7 @@ for i in 1 2; do
 done
 [ "$(stats | json 'd["server"]["faults_fired"]')" = 4 ] || fail "faults_fired: $(stats)"
 
+step "3. cancels crossing loops"
 # 3. cancels crossing loops: a and b are consecutive connections (one per loop); one more
 # connection shifts the ids, so each CancelRequest lands on the loop that does not serve
 # its backend and must be posted to the other (psycopg2, the Debian package: required)
@@ -125,6 +132,7 @@ b.close()
 PY
 
 # 4. stop with a query running on each loop
+step "4. stop with a query on each loop"
 psql "host=127.0.0.1 port=$SERVE_PORT user=app dbname=postgres" -XAtc 'SELECT pg_sleep(60)' \
     >"$tmp/long1.out" 2>&1 &
 PIDS+=($!)
@@ -137,6 +145,7 @@ for i in $(seq 400); do
     sleep 0.05
 done
 stats | json 'd["server"]["active"]' | grep -qx 2 || fail "the two sleepers are not both open: $(stats)"
+step "4. stopping the server"
 stop_serve "$tmp"
 for p in "${PIDS[@]}"; do
     rc=0
@@ -150,6 +159,7 @@ grep -q 'server closed the connection unexpectedly\|terminating connection' "$tm
     fail "unix client: $(cat "$tmp/long2.out")"
 
 # 5. the history: one writer at a time, counts that add up
+step "5. the history"
 python3 - "$tmp/h.jsonl" <<'EOF' || fail "history"
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1])]
@@ -164,6 +174,6 @@ conns = {r["conn"] for r in recs if r.get("event") == "accepted"}
 assert conns == set(range(1, acc + 1)), "connection ids are not 1..N"
 EOF
 rc=0
-"$PGFAULT" check "$tmp/h.jsonl" >"$tmp/check.out" 2>&1 || rc=$?
+timeout 60 "$PGFAULT" check "$tmp/h.jsonl" >"$tmp/check.out" 2>&1 || rc=$?
 [ "$rc" -eq 0 ] || fail "pgfault check of the server history exited $rc: $(cat "$tmp/check.out")"
 echo "ok"
