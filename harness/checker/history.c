@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -197,6 +198,10 @@ static bool word_special(uint64_t x)
     return ((x | ctl | zq | zb) & highs) != 0;
 }
 
+/* The bytes jansson escapes with a letter; other control bytes get \u00XX. */
+static const char short_escape[128] = {['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
+                                       ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't'};
+
 static void fmt_str(fmt_out *o, const char *str)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -221,34 +226,12 @@ static void fmt_str(fmt_out *o, const char *str)
         fmt_put(o, (const char *)run, (size_t)(s - run));
         if (n == 0) {
             fmt_put(o, "\xEF\xBF\xBD", 3); /* U+FFFD for a byte that is not UTF-8 */
+        } else if (short_escape[c] != 0) {
+            char e[2] = {'\\', short_escape[c]};
+            fmt_put(o, e, sizeof e);
         } else {
             char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            switch (c) {
-            case '"':
-                fmt_put(o, "\\\"", 2);
-                break;
-            case '\\':
-                fmt_put(o, "\\\\", 2);
-                break;
-            case '\b':
-                fmt_put(o, "\\b", 2);
-                break;
-            case '\f':
-                fmt_put(o, "\\f", 2);
-                break;
-            case '\n':
-                fmt_put(o, "\\n", 2);
-                break;
-            case '\r':
-                fmt_put(o, "\\r", 2);
-                break;
-            case '\t':
-                fmt_put(o, "\\t", 2);
-                break;
-            default:
-                fmt_put(o, e, sizeof e);
-                break;
-            }
+            fmt_put(o, e, sizeof e);
         }
         run = ++s;
     }
@@ -459,8 +442,8 @@ static void writer_hash(pgf_hist_writer *w)
 }
 
 /* The canonical line just appended at out[at..] (with its '\n'): add the
- * `wall` field when given, outside the digest; flush when the buffer is
- * full. Without a file (a writer that only digests) nothing is kept. */
+ * `wall` field when given (only in a file; never in the digest), and
+ * remember the line for pgf_hist_writer_last. */
 static int writer_end_line(pgf_hist_writer *w, size_t at, int64_t wall_us)
 {
     size_t n = w->out.len - at; /* the line and its '\n' */
@@ -600,50 +583,61 @@ int pgf_hist_writer_close(pgf_hist_writer *w)
     return rc;
 }
 
-/* ---- a line back into a record (the checker's witnesses) --------------- */
+/* ---- a line back into a record ----------------------------------------- */
 
-static int64_t line_int(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_integer(v) ? (int64_t)json_integer_value(v) : PGF_REC_NONE;
-}
+/* The optional fields a line may carry beyond seq, time_ns and type: the
+ * reader and pgf__hist_line_rec read them from this one list. */
+static const struct {
+    const char *key;
+    size_t off;
+} rec_ints[] =
+    {
+        {"session", offsetof(pgf_rec, session)},
+        {"op_id", offsetof(pgf_rec, op_id)},
+        {"conn", offsetof(pgf_rec, conn)},
+        {"thread", offsetof(pgf_rec, thread)},
+        {"conns_open", offsetof(pgf_rec, conns_open)},
+        {"conns_accepted", offsetof(pgf_rec, conns_accepted)},
+        {"conns_closed", offsetof(pgf_rec, conns_closed)},
+        {"sessions_open", offsetof(pgf_rec, sessions_open)},
+        {"backend_pid", offsetof(pgf_rec, backend_pid)},
+        {"client_port", offsetof(pgf_rec, client_port)},
+},
+  rec_strs[] = {
+      {"op", offsetof(pgf_rec, op)},         {"from", offsetof(pgf_rec, from)},
+      {"to", offsetof(pgf_rec, to)},         {"cause", offsetof(pgf_rec, cause)},
+      {"error", offsetof(pgf_rec, error)},   {"reason", offsetof(pgf_rec, reason)},
+      {"phase", offsetof(pgf_rec, phase)},   {"rule", offsetof(pgf_rec, rule)},
+      {"action", offsetof(pgf_rec, action)}, {"sqlstate", offsetof(pgf_rec, sqlstate)},
+};
+#define REC_INT(r, i) ((int64_t *)(void *)((char *)(r) + rec_ints[i].off))
+#define REC_STR(r, i) ((const char **)(void *)((char *)(r) + rec_strs[i].off))
+#define NFIELDS(a)    (sizeof(a) / sizeof((a)[0]))
 
-static const char *line_str(json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key)); /* NULL unless a string */
-}
-
+/* The checker's witnesses: lenient (the line is one the history already
+ * holds), every field a line can carry. */
 int pgf__hist_line_rec(const char *line, size_t n, pgf_rec *r, json_t **hold)
 {
-    *hold = json_loadb(line, n, 0, NULL);
-    int t = pgf_rec_type_parse(line_str(*hold, "type") ? line_str(*hold, "type") : "");
-    if (*hold == NULL || t < 0) {
-        json_decref(*hold);
+    json_t *o = *hold = json_loadb(line, n, 0, NULL);
+    const char *type = json_string_value(json_object_get(o, "type"));
+    int t = type != NULL ? pgf_rec_type_parse(type) : -1;
+    if (t < 0) {
+        json_decref(o);
         *hold = NULL;
         return PGF_EPARSE;
     }
-    json_t *o = *hold;
     pgf_rec_init(r, (pgf_rec_type)t);
-    r->seq = (uint64_t)line_int(o, "seq");
-    r->time_ns = (uint64_t)line_int(o, "time_ns");
-    r->session = line_int(o, "session");
-    r->op_id = line_int(o, "op_id");
-    r->conn = line_int(o, "conn");
-    r->thread = line_int(o, "thread");
-    r->conns_open = line_int(o, "conns_open");
-    r->conns_accepted = line_int(o, "conns_accepted");
-    r->conns_closed = line_int(o, "conns_closed");
-    r->sessions_open = line_int(o, "sessions_open");
-    r->op = line_str(o, "op");
-    r->from = line_str(o, "from");
-    r->to = line_str(o, "to");
-    r->cause = line_str(o, "cause");
-    r->error = line_str(o, "error");
-    r->reason = line_str(o, "reason");
-    r->phase = line_str(o, "phase");
-    r->rule = line_str(o, "rule");
-    r->action = line_str(o, "action");
-    r->sqlstate = line_str(o, "sqlstate");
+    json_t *v = json_object_get(o, "seq");
+    r->seq = json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
+    v = json_object_get(o, "time_ns");
+    r->time_ns = json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
+    for (size_t i = 0; i < NFIELDS(rec_ints); i++) {
+        v = json_object_get(o, rec_ints[i].key);
+        if (json_is_integer(v))
+            *REC_INT(r, i) = (int64_t)json_integer_value(v);
+    }
+    for (size_t i = 0; i < NFIELDS(rec_strs); i++)
+        *REC_STR(r, i) = json_string_value(json_object_get(o, rec_strs[i].key));
     return 0;
 }
 
@@ -1015,27 +1009,12 @@ int pgf_hist_reader_next(pgf_hist_reader *r, pgf_rec *rec, char *err, size_t err
     rec->seq = (uint64_t)seq;
     rec->time_ns = (uint64_t)time_ns;
 
-    if (get_int(r, o, "session", &rec->session, err, errlen) < 0 ||
-        get_int(r, o, "op_id", &rec->op_id, err, errlen) < 0 ||
-        get_int(r, o, "conn", &rec->conn, err, errlen) < 0 ||
-        get_int(r, o, "thread", &rec->thread, err, errlen) < 0 ||
-        get_int(r, o, "conns_open", &rec->conns_open, err, errlen) < 0 ||
-        get_int(r, o, "conns_accepted", &rec->conns_accepted, err, errlen) < 0 ||
-        get_int(r, o, "conns_closed", &rec->conns_closed, err, errlen) < 0 ||
-        get_int(r, o, "sessions_open", &rec->sessions_open, err, errlen) < 0 ||
-        get_int(r, o, "backend_pid", &rec->backend_pid, err, errlen) < 0 ||
-        get_int(r, o, "client_port", &rec->client_port, err, errlen) < 0 ||
-        get_str(r, o, "op", &rec->op, err, errlen) < 0 ||
-        get_str(r, o, "from", &rec->from, err, errlen) < 0 ||
-        get_str(r, o, "to", &rec->to, err, errlen) < 0 ||
-        get_str(r, o, "cause", &rec->cause, err, errlen) < 0 ||
-        get_str(r, o, "error", &rec->error, err, errlen) < 0 ||
-        get_str(r, o, "reason", &rec->reason, err, errlen) < 0 ||
-        get_str(r, o, "phase", &rec->phase, err, errlen) < 0 ||
-        get_str(r, o, "rule", &rec->rule, err, errlen) < 0 ||
-        get_str(r, o, "action", &rec->action, err, errlen) < 0 ||
-        get_str(r, o, "sqlstate", &rec->sqlstate, err, errlen) < 0)
-        return PGF_EPARSE;
+    for (size_t i = 0; i < NFIELDS(rec_ints); i++)
+        if (get_int(r, o, rec_ints[i].key, REC_INT(rec, i), err, errlen) < 0)
+            return PGF_EPARSE;
+    for (size_t i = 0; i < NFIELDS(rec_strs); i++)
+        if (get_str(r, o, rec_strs[i].key, REC_STR(rec, i), err, errlen) < 0)
+            return PGF_EPARSE;
     if (check_required(r, rec, err, errlen) < 0)
         return PGF_EPARSE;
     r->have_prev = true;
