@@ -54,4 +54,9 @@ done
 echo "$out" | grep -Eq '^[1-9][0-9]* records' || fail "stream_cost: no records: $out"
 "$BENCH_BIN/stream_cost" 2>/dev/null && fail "stream_cost without a history succeeded"
 "$BENCH_BIN/stream_cost" "$tmp/missing.jsonl" 2>/dev/null && fail "stream_cost on a missing file succeeded"
+for bad in "1 nope" "0" "x"; do
+    # shellcheck disable=SC2086 # ROUNDS [STAGE] as two words
+    "$BENCH_BIN/stream_cost" "$tmp/sc/history.jsonl" $bad 2>"$tmp/sc.err" && fail "stream_cost accepted '$bad'"
+    grep -q "expected" "$tmp/sc.err" || fail "stream_cost '$bad': $(cat "$tmp/sc.err")"
+done
 echo "bench smoke: ok"

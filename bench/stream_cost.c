@@ -10,6 +10,7 @@
  * op/from/to at those, so lookups see what they see in a run. Each stage's
  * figure is the best of ROUNDS (default 5), in ns per record. Part of the
  * soak bench (issue 17: the checker's overhead); bench/README. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +84,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: stream_cost HISTORY [ROUNDS [write|check|pics|all]]\n");
         return 2;
     }
-    int rounds = argc > 2 ? atoi(argv[2]) : 5;
+    char *end = NULL;
+    long rounds = argc > 2 ? strtol(argv[2], &end, 10) : 5;
+    if (argc > 2 && (*end != '\0' || rounds < 1 || rounds > 1000)) {
+        fprintf(stderr, "stream_cost: ROUNDS '%s': expected 1..1000\n", argv[2]);
+        return 2;
+    }
     char err[512];
     pgf_history *h = NULL;
     if (pgf_history_load(argv[1], &h, err, sizeof err) != 0) {
@@ -116,12 +122,20 @@ int main(int argc, char **argv)
                   {"pics", S_PICS},
                   {"all", S_ALL},
                   {"none", 0}}; /* "none": only with STAGE, the load alone (perf stat) */
-    printf("%zu records, best of %d rounds, ns per record\n", n, rounds);
+    bool known = argc <= 3;
+    for (size_t k = 0; k < sizeof stages / sizeof stages[0] && !known; k++)
+        known = strcmp(argv[3], stages[k].name) == 0;
+    if (!known) {
+        fprintf(stderr, "stream_cost: STAGE '%s': expected write, check, pics, all or none\n",
+                argv[3]);
+        return 2;
+    }
+    printf("%zu records, best of %ld rounds, ns per record\n", n, rounds);
     for (size_t k = 0; k < sizeof stages / sizeof stages[0]; k++) {
         if (argc > 3 ? strcmp(argv[3], stages[k].name) != 0 : stages[k].what == 0)
             continue;
         double best = -1;
-        for (int r = 0; r < rounds; r++) {
+        for (long r = 0; r < rounds; r++) {
             double ns = stage(recs, n, spec, stages[k].what);
             if (ns < 0) {
                 fprintf(stderr, "stream_cost: stage %s failed\n", stages[k].name);
