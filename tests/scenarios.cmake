@@ -48,3 +48,13 @@ foreach(row ${_pgf_bugs})
   set_tests_properties(scenario_bug_${_bug} PROPERTIES TIMEOUT 60 LABELS scenario
     ENVIRONMENT "${_pgf_scn_env}")
 endforeach()
+
+# A session layer that calls back twice, under a pool: the pool and the
+# driver must take the second completion as the bug it is, not as news
+# (it handed one session to two borrowers and closed it under the first:
+# a use after free, exit 139, or a hang on a freed mutex). Caught as
+# double_completion and nothing else.
+add_test(NAME scenario_bug_callback-twice_pool
+  COMMAND bash ${_pgf_scn_lib} bug pool-exhaustion callback-twice double_completion --seed 3)
+set_tests_properties(scenario_bug_callback-twice_pool PROPERTIES TIMEOUT 60 LABELS scenario
+  ENVIRONMENT "${_pgf_scn_env};PGF_BUG_ONLY=1")

@@ -44,7 +44,10 @@ typedef struct slot {
     unsigned index;
     unsigned iter;
     pgf_session *s;
+    uint64_t sid; /* s's id when a pool handed it out: compared without touching s
+                   * (a buggy pool may free a session a slot still points to) */
     uint64_t t0;
+    bool checking; /* pool workload: a check on s is out (its completion counts once) */
     bool closing;
     bool done;
     atomic_int racer_pending;
@@ -434,6 +437,12 @@ static void on_pool_check(pgf_session *s, pgf_sess_op op, int err, const pgf_hea
     (void)s;
     slot *sl = arg;
     pgf_sim_activity();
+    /* A second completion (PGF_BUG_CALLBACK_TWICE) is the checker's to
+     * report from the history; taken as news here, it gave the session
+     * back twice and began the slot's next iteration twice. */
+    if (!sl->checking)
+        return;
+    sl->checking = false;
     add_outcome(sl->w, reason_of(err, h), run_now(sl->w->rc) - sl->t0);
     pool_give_back(sl);
 }
@@ -449,7 +458,10 @@ static void on_acquired(pgf_pool *p, pgf_session *s, int err, const pgf_health *
         return;
     }
     sl->s = s;
+    sl->sid = pgf_session_id(s);
+    sl->checking = true;
     if (pgf_session_check(s, on_pool_check, sl) != 0) {
+        sl->checking = false;
         /* Handed out in a state where a check is refused (a connection the
          * pool should have dropped): count it and give it back. */
         atomic_fetch_add(&sl->w->rc->api_errors, 1);
@@ -781,7 +793,8 @@ static void pool_recorder_hook(const pgf_session_event *ev, void *arg)
         return;
     for (unsigned k = 0; k < w->nslots; k++) {
         slot *sl = &w->slots[k];
-        if (sl->s != NULL && pgf_session_id(sl->s) == ev->session_id) {
+        /* ev comes from a live session: a matching id means sl->s is it */
+        if (sl->s != NULL && sl->sid == ev->session_id) {
             racers_on_transition(sl, sl->s, ev->to);
             return;
         }

@@ -83,12 +83,14 @@ bug)
     rc=$(run "$TMP/a" "$TMP/a.log" --scenario "$scen" --bugs "$bug" --mode sim "$@")
     [ "$rc" = 1 ] || die "$scen --bugs $bug: exit $rc, want 1 (violations)"
     grep -qF "x $kind:" "$TMP/a.log" || die "$scen --bugs $bug: console does not name $kind"
-    "$PY" - "$TMP/a/report.json" "$kind" <<'PYEOF' || die "$scen --bugs $bug: report.json lacks $kind"
+    "$PY" - "$TMP/a/report.json" "$kind" "${PGF_BUG_ONLY:-}" <<'PYEOF' || die "$scen --bugs $bug: report.json lacks $kind (or, with PGF_BUG_ONLY, has more)"
 import json, sys
 r = json.load(open(sys.argv[1]))
 s = r["scenarios"][0]
 kinds = [c.get("kind") for c in s["checks"] if not c["passed"]]
 assert sys.argv[2] in kinds, kinds
+if sys.argv[3]:  # PGF_BUG_ONLY: the bug and nothing the harness made of it
+    assert kinds == [sys.argv[2]], kinds
 assert s["violations_total"] > 0
 assert s["replay_command"], "no replay command"
 PYEOF
