@@ -23,10 +23,43 @@
 
 static volatile sig_atomic_t stop_flag;
 
+/* A stop that does not finish: the run is stuck inside a call (a session
+ * manager that deadlocked on its own lock never returns to the loop that
+ * reads stop_flag, a console nobody reads blocks it in write()). It ends
+ * anyway, exit 3, PGFAULT_STOP_GRACE_S after the first signal or
+ * STOP_GRACE2_S after the second, and says so; a third signal ends it at
+ * once. Reports are complete only when the stop finished in time. */
+#define STOP_GRACE_S  20 /* PGFAULT_STOP_GRACE_S; under Kubernetes' default 30 s before SIGKILL */
+#define STOP_GRACE2_S 5
+static unsigned stop_grace_s = STOP_GRACE_S;
+
+static void say(const char *msg)
+{
+    ssize_t n = write(STDERR_FILENO, msg, strlen(msg)); /* async-signal-safe */
+    (void)n;
+}
+
+static char alarm_msg[256]; /* composed before any signal can come */
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    say(alarm_msg);
+    _exit(PGF_EXIT_INTERNAL);
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
     stop_flag = stop_flag + 1; /* counted: a new signal while reports are written stops that too */
+    if (stop_flag == 1) {
+        alarm(stop_grace_s);
+    } else if (stop_flag == 2) {
+        alarm(stop_grace_s > 0 && stop_grace_s < STOP_GRACE2_S ? stop_grace_s : STOP_GRACE2_S);
+    } else {
+        say("pgfault run: third signal: exiting now, reports incomplete (exit 3)\n");
+        _exit(PGF_EXIT_INTERNAL);
+    }
 }
 
 static void run_usage(FILE *f)
@@ -542,6 +575,23 @@ static int run_dispatch(const run_opts *o, run_set *s)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    const char *g = getenv("PGFAULT_STOP_GRACE_S");
+    if (g != NULL && *g != '\0') {
+        char *end;
+        unsigned long v = strtoul(g, &end, 10);
+        if (*end != '\0' || v > 86400 || *g == '-') {
+            fprintf(stderr, "pgfault %s: PGFAULT_STOP_GRACE_S=%s: want whole seconds, 0-86400 (0: wait for ever)\n", o->cmd, g);
+            return PGF_EXIT_USAGE;
+        }
+        stop_grace_s = (unsigned)v;
+    }
+    snprintf(alarm_msg, sizeof alarm_msg,
+             "pgfault %s: the run did not stop in time after SIGINT/SIGTERM (%u s after the "
+             "first signal, PGFAULT_STOP_GRACE_S; %d s after a second): stuck inside a call, or "
+             "writing to a console nobody reads? Exiting, reports incomplete (exit 3)\n",
+             o->cmd, stop_grace_s, STOP_GRACE2_S);
     pgf_run_opts ro = {0};
     ro.out_dir = o->out ? o->out : (o->replay ? "out/replay" : "out");
     ro.quiet = o->quiet;
@@ -555,7 +605,9 @@ static int run_dispatch(const run_opts *o, run_set *s)
     ro.console = stdout;
     ro.stop = &stop_flag;
     ro.replay_base = "pgfault";
-    return pgf_run_suite(s->scs, s->n, &ro);
+    int rc = pgf_run_suite(s->scs, s->n, &ro);
+    alarm(0); /* stopped in time */
+    return rc;
 }
 
 static int run_main(int argc, char **argv, bool replay)
