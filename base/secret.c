@@ -58,6 +58,11 @@ bool pgf_secret_found(const char *s)
     return false;
 }
 
+size_t pgf_secret_count(void)
+{
+    return atomic_load(&count);
+}
+
 void pgf_secret_scrub(char *s)
 {
     if (s != NULL && atomic_load(&count) > 0)

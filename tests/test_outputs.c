@@ -280,8 +280,10 @@ static void masks_every_conninfo_form(void)
 static void registered_secrets_are_blanked(void)
 {
     pgf_secret_clear();
+    CU_ASSERT_EQUAL(pgf_secret_count(), 0);
     CU_ASSERT_EQUAL(pgf_secret_add(SECRET), 0);
     CU_ASSERT_EQUAL(pgf_secret_add(SECRET), 1); /* known */
+    CU_ASSERT_EQUAL(pgf_secret_count(), 1); /* once, whatever was refused */
     CU_ASSERT_EQUAL(pgf_secret_add("pw"), 1);   /* too short to mask usefully */
     CU_ASSERT_EQUAL(pgf_secret_add(NULL), 1);
     char msg[] = "FATAL: database \"host=h password=" SECRET " dbname=d\" (" SECRET SECRET ")";
@@ -302,6 +304,7 @@ static void registered_secrets_are_blanked(void)
     CU_ASSERT_PTR_NULL(strstr(sc->description, SECRET));
     pgf_report_free(r);
     pgf_secret_clear();
+    CU_ASSERT_EQUAL(pgf_secret_count(), 0);
     char keep[] = "x " SECRET;
     CU_ASSERT_FALSE(pgf_secret_found(keep));
     pgf_secret_scrub(keep);

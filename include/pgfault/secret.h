@@ -32,6 +32,9 @@ void pgf_secret_scrub_n(char *s, size_t n);
 /* Whether any registered secret occurs in s (NUL-terminated): for text that
  * must not be written to (a string literal), scrub a copy when true. */
 bool pgf_secret_found(const char *s);
+/* How many secrets are registered (0: nothing to scrub; a caller on a hot
+ * path checks this once instead of scanning each text). */
+size_t pgf_secret_count(void);
 /* Forget every secret (tests). */
 void pgf_secret_clear(void);
 
