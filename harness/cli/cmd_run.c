@@ -582,7 +582,10 @@ static int run_dispatch(const run_opts *o, run_set *s)
         char *end;
         unsigned long v = strtoul(g, &end, 10);
         if (*end != '\0' || v > 86400 || *g == '-') {
-            fprintf(stderr, "pgfault %s: PGFAULT_STOP_GRACE_S=%s: want whole seconds, 0-86400 (0: wait for ever)\n", o->cmd, g);
+            fprintf(stderr,
+                    "pgfault %s: PGFAULT_STOP_GRACE_S=%s: want whole seconds, 0-86400 (0: wait for "
+                    "ever)\n",
+                    o->cmd, g);
             return PGF_EXIT_USAGE;
         }
         stop_grace_s = (unsigned)v;
