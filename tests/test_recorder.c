@@ -12,6 +12,8 @@
 
 #include "pgf_test.h"
 #include "pgfault/clock.h"
+#include "pgfault/err.h"
+#include "pgfault/health.h"
 #include "recorder.h"
 
 typedef struct seen {
@@ -210,10 +212,12 @@ static void test_long_feed_reuses_chunks(void)
     CU_ASSERT_EQUAL(st.emitted, 300000);
     CU_ASSERT_TRUE(s.in_order);
     CU_ASSERT_EQUAL(s.long_cause, 300);
-    /* 300,000 records would need ~300 chunks kept; drained ones are
-     * reused, so the count stays where it was after warm-up */
+    /* 300,000 records would need ~1,200 chunks kept (whole records,
+     * pgf_recorder_put: 256 a chunk); drained ones are reused, so the
+     * count stays where it was after warm-up: the 500 records between
+     * two drains fill at most 3 chunks, and one more is being filled */
     CU_ASSERT_TRUE(after_warmup >= 1);
-    CU_ASSERT_TRUE(st.chunks_allocated <= 3);
+    CU_ASSERT_TRUE(st.chunks_allocated <= 4);
     CU_ASSERT_EQUAL(st.chunks_allocated, after_warmup);
     CU_ASSERT_TRUE(st.chunks_pooled + 1 >= st.chunks_allocated);
     pgf_recorder_free(r);
@@ -254,6 +258,93 @@ static void test_merge_sorted(void)
     pgf_recorder_free(r);
 }
 
+/* ---- compact and whole records ---- */
+
+static pgf_session_event sev(pgf_session_event_kind kind, pgf_sess_op op, uint64_t op_id,
+                             pgf_sess_state from, pgf_sess_state to, const char *cause)
+{
+    pgf_session_event ev = {0};
+    ev.kind = kind;
+    ev.seq = pgf_seq_next();
+    ev.time_ns = pgf_now_ns();
+    ev.session_id = 9;
+    ev.op = op;
+    ev.op_id = op_id;
+    ev.from = from;
+    ev.to = to;
+    ev.cause = cause;
+    return ev;
+}
+
+/* The session manager's events travel as one-line records and whole
+ * records as themselves; the sink sees the same pgf_rec either way, and a
+ * compact record never shows a field an earlier whole one had. */
+static void test_compact_records_come_out_whole(void)
+{
+    pgf_seq_reset();
+    pgf_recorder *r = pgf_recorder_new(NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    char cause[] = "socket connected";
+    pgf_session_event ev = sev(PGF_SEV_INVOKE, PGF_OP_open, 4, PGF_SESS_NEW, PGF_SESS_NEW, "");
+    pgf_recorder_session_event(&ev, r);
+    ev = sev(PGF_SEV_TRANSITION, PGF_OP_open, 4, PGF_SESS_CONNECTING_SOCKET,
+             PGF_SESS_CONNECTING_STARTUP, cause);
+    pgf_recorder_session_event(&ev, r);
+    memset(cause, '#', sizeof cause - 1); /* the recorder kept its own copy */
+    pgf_health fail;
+    pgf_health_classify(NULL, "password authentication failed", "auth", &fail);
+    ev = sev(PGF_SEV_FAIL, PGF_OP_open, 4, PGF_SESS_FAILED, PGF_SESS_FAILED, "auth failed");
+    ev.err = PGF_EAUTH;
+    ev.health = &fail;
+    pgf_recorder_session_event(&ev, r); /* a whole record, then its health verdict */
+    pgf_health ok;
+    pgf_health_set_ok(&ok);
+    ev = sev(PGF_SEV_OK, PGF_OP_check, 5, PGF_SESS_READY, PGF_SESS_READY, "");
+    ev.health = &ok;
+    pgf_recorder_session_event(&ev, r); /* compact, then "health": "ok" */
+    size_t n = 0;
+    const pgf_rec *v = pgf_recorder_merge(r, &n);
+    CU_ASSERT_EQUAL_FATAL(n, 6);
+    for (size_t i = 0; i < n; i++) {
+        CU_ASSERT_EQUAL(v[i].seq, i + 1);
+        CU_ASSERT_EQUAL(v[i].session, 9);
+        CU_ASSERT_EQUAL(v[i].thread, 0);
+        CU_ASSERT_EQUAL(v[i].conn, PGF_REC_NONE);
+        CU_ASSERT_EQUAL(v[i].wall_us, PGF_REC_NONE);
+        CU_ASSERT_PTR_NULL(v[i].rule);
+        CU_ASSERT_PTR_NULL(v[i].action);
+        if (i > 0)
+            CU_ASSERT_TRUE(v[i].time_ns >= v[i - 1].time_ns);
+    }
+    CU_ASSERT_EQUAL(v[0].type, PGF_REC_INVOKE);
+    CU_ASSERT_STRING_EQUAL(v[0].op, "open");
+    CU_ASSERT_EQUAL(v[0].op_id, 4);
+    CU_ASSERT_PTR_NULL(v[0].from);
+    CU_ASSERT_PTR_NULL(v[0].cause);
+    CU_ASSERT_EQUAL(v[1].type, PGF_REC_TRANSITION);
+    CU_ASSERT_STRING_EQUAL(v[1].from, "CONNECTING_SOCKET");
+    CU_ASSERT_STRING_EQUAL(v[1].to, "CONNECTING_STARTUP");
+    CU_ASSERT_STRING_EQUAL(v[1].cause, "socket connected");
+    CU_ASSERT_EQUAL(v[2].type, PGF_REC_FAIL);
+    CU_ASSERT_STRING_EQUAL(v[2].op, "open");
+    CU_ASSERT_STRING_EQUAL(v[2].error, "PGF_EAUTH");
+    CU_ASSERT_STRING_EQUAL(v[2].reason, "auth_failed");
+    CU_ASSERT_STRING_EQUAL(v[2].cause, "auth failed");
+    CU_ASSERT_EQUAL(v[3].type, PGF_REC_HEALTH);
+    CU_ASSERT_STRING_EQUAL(v[3].reason, "auth_failed");
+    CU_ASSERT_PTR_NULL(v[3].op);
+    CU_ASSERT_EQUAL(v[4].type, PGF_REC_OK);
+    CU_ASSERT_STRING_EQUAL(v[4].op, "check");
+    CU_ASSERT_EQUAL(v[4].op_id, 5);
+    CU_ASSERT_PTR_NULL(v[4].error); /* not the whole record's before it */
+    CU_ASSERT_PTR_NULL(v[4].reason);
+    CU_ASSERT_PTR_NULL(v[4].phase);
+    CU_ASSERT_EQUAL(v[5].type, PGF_REC_HEALTH);
+    CU_ASSERT_STRING_EQUAL(v[5].reason, "ok");
+    CU_ASSERT_EQUAL(v[5].op_id, 5);
+    pgf_recorder_free(r);
+}
+
 /* ---- backpressure ---- */
 
 typedef struct burst {
@@ -282,7 +373,7 @@ static void test_producer_waits_for_the_drain(void)
     seen s = {0, 0, 0, true, 0};
     pgf_recorder_set_sink(r, sink_check, &s);
     CU_ASSERT_EQUAL_FATAL(pgf_recorder_drain(r, false), 0);
-    burst b = {r, (PGF_RECORDER_INFLIGHT + 4) * 1024};
+    burst b = {r, (PGF_RECORDER_INFLIGHT + 4) * PGF_RECORDER_CHUNK_WHOLE}; /* whole records */
     pthread_t th;
     CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, produce_burst, &b), 0);
     pthread_join(th, NULL);
@@ -305,7 +396,7 @@ static void test_drainer_never_waits(void)
     seen s = {0, 0, 0, true, 0};
     pgf_recorder_set_sink(r, sink_check, &s);
     CU_ASSERT_EQUAL_FATAL(pgf_recorder_drain(r, false), 0);
-    burst b = {r, (PGF_RECORDER_INFLIGHT + 4) * 1024};
+    burst b = {r, (PGF_RECORDER_INFLIGHT + 4) * PGF_RECORDER_CHUNK_WHOLE}; /* whole records */
     produce_burst(&b);
     pgf_recorder_stats st;
     pgf_recorder_get_stats(r, &st);
@@ -322,6 +413,7 @@ static const pgf_test recorder_tests[] = {
     {"late_record_fails", test_late_record_fails},
     {"long_feed_reuses_chunks", test_long_feed_reuses_chunks},
     {"merge_sorted", test_merge_sorted},
+    {"compact_records_come_out_whole", test_compact_records_come_out_whole},
     {"producer_waits_for_the_drain", test_producer_waits_for_the_drain},
     {"drainer_never_waits", test_drainer_never_waits},
     PGF_TESTS_END,

@@ -2,7 +2,8 @@
  * run goes on (recorder.h).
  *
  * Each producing thread appends to its own chain of fixed-size chunks
- * (records plus the strings they point to); a record becomes visible to
+ * (compact records, room for whole ones, and the strings they point to:
+ * crec below); a record becomes visible to
  * the consumer when the chunk's count is published (release/acquire). The
  * one consumer (pgf_recorder_drain) merges the chains' heads by seq: it
  * emits strictly in seq order, waits out a gap (a thread that took a seq
@@ -24,11 +25,34 @@
 #include "pgfault/health.h"
 #include "pgfault/timer.h"
 
-/* Records per chunk, and the string room every chunk carries: a chunk is
- * sealed when either runs out (a string that does not fit the room goes
- * to a block of its own, freed with the chunk's reuse). */
-#define CHUNK_RECS 1024
+/* Records per chunk, the string room and the full records every chunk
+ * carries: a chunk is sealed when any runs out (a string that does not fit
+ * the room goes to a block of its own, freed with the chunk's reuse). */
+#define CHUNK_RECS PGF_RECORDER_CHUNK_RECS
 #define CHUNK_STR  32768
+#define CHUNK_FULL PGF_RECORDER_CHUNK_WHOLE
+
+/* A record as a producing thread writes it: one cache line. The session
+ * manager's events and the health verdicts - all but a few records of a
+ * run - fit it; any other record (a fault, a failure with its
+ * classification, the server's counters) is a whole pgf_rec in the chunk's
+ * `full` room, pointed to. A pgf_rec is 200 bytes: written on the load's
+ * core and read on the draining thread's, about 15 per health check, it
+ * moved four cache lines between the cores per record (bench/soak). */
+#define CREC_NONE 0xff /* op/from/to absent */
+typedef struct crec {
+    uint64_t seq;
+    uint64_t time_ns;
+    int64_t session;
+    int64_t op_id;
+    const char *cause;  /* in the chunk's string room */
+    const char *reason; /* a static name */
+    pgf_rec *full;      /* non-NULL: the record is that (the fields above but seq unused) */
+    int32_t thread;
+    uint8_t type;
+    uint8_t op, from, to; /* pgf_sess_op / pgf_sess_state, or CREC_NONE */
+} crec;
+_Static_assert(sizeof(crec) == 64, "a compact record is one cache line");
 
 typedef struct big_str {
     struct big_str *next;
@@ -40,9 +64,11 @@ typedef struct chunk {
     atomic_size_t n;              /* records published */
     struct chunk *pool_next;      /* in the recorder's free pool */
     size_t str_used;              /* producer only */
+    size_t full_used;             /* producer only */
     big_str *big;                 /* producer only until sealed */
     char str[CHUNK_STR];
-    pgf_rec recs[CHUNK_RECS];
+    _Alignas(64) crec recs[CHUNK_RECS];
+    pgf_rec full[CHUNK_FULL];
 } chunk;
 
 /* The producer's and the consumer's fields live on cache lines of their
@@ -100,6 +126,7 @@ struct pgf_recorder {
     int error;
     char errmsg[256];
     pgf_rec_store merged; /* pgf_recorder_merge's copy */
+    pgf_rec cur;          /* the record being handed to the sink (expand) */
     bool merge_done;
 };
 
@@ -156,6 +183,7 @@ static chunk *chunk_get(pgf_recorder *r)
     atomic_init(&c->n, 0);
     c->pool_next = NULL;
     c->str_used = 0;
+    c->full_used = 0;
     c->big = NULL;
     return c;
 }
@@ -270,15 +298,17 @@ static const char *intern(recbuf *b, const char *s)
     return p;
 }
 
-/* The slot for the next record of b (not visible until commit()). */
-static pgf_rec *push(pgf_recorder *r, recbuf *b)
+/* The slot for the next record of b (not visible until commit()); with
+ * `full`, its crec points to a whole pgf_rec in the chunk. */
+static crec *push_(pgf_recorder *r, recbuf *b, bool full)
 {
     if (b == NULL) {
         atomic_store(&r->failed, true);
         return NULL;
     }
     chunk *c = b->tail;
-    if (b->wn == CHUNK_RECS || c->str_used > CHUNK_STR * 3 / 4) {
+    if (b->wn == CHUNK_RECS || c->str_used > CHUNK_STR * 3 / 4 ||
+        (full && c->full_used == CHUNK_FULL)) {
         chunk *nc = chunk_get(r);
         if (nc == NULL) {
             atomic_store(&r->failed, true);
@@ -288,18 +318,36 @@ static pgf_rec *push(pgf_recorder *r, recbuf *b)
         b->tail = c = nc;
         b->wn = 0;
     }
-    return &c->recs[b->wn];
+    crec *cr = &c->recs[b->wn];
+    cr->full = full ? &c->full[c->full_used++] : NULL;
+    return cr;
 }
 
-/* Publish the record push() returned. */
-static void commit(pgf_recorder *r, recbuf *b)
+/* A whole record: the slot's pgf_rec (seq, time and thread copied into
+ * the crec by commit_full). */
+static pgf_rec *push(pgf_recorder *r, recbuf *b)
 {
-    (void)r;
+    crec *cr = push_(r, b, true);
+    return cr != NULL ? cr->full : NULL;
+}
+
+/* Publish the record push_() returned. */
+static void commit_c(recbuf *b)
+{
     b->wn++;
     atomic_store_explicit(&b->tail->n, b->wn, memory_order_release);
     /* this thread's own line: no read-modify-write shared by the producers */
     atomic_store_explicit(&b->total, atomic_load_explicit(&b->total, memory_order_relaxed) + 1,
                           memory_order_relaxed);
+}
+
+/* Publish the whole record push() returned. */
+static void commit(pgf_recorder *r, recbuf *b)
+{
+    (void)r;
+    crec *cr = &b->tail->recs[b->wn];
+    cr->seq = cr->full->seq;
+    commit_c(b);
 }
 
 static uint64_t now(pgf_recorder *r)
@@ -323,6 +371,7 @@ pgf_recorder *pgf_recorder_new(struct event_base *clock_base, uint64_t start_ns)
     r->clock = clock_base != NULL ? pgf_simclock_of(clock_base) : NULL;
     r->start_ns = start_ns;
     r->window = PGF_RECORDER_WINDOW_DEFAULT;
+    pgf_rec_init(&r->cur, PGF_REC_INFO);
     /* every seq taken from now on is this recorder's to see */
     r->next_seq = pgf_seq_peek() + 1;
     return r;
@@ -359,31 +408,35 @@ void pgf_recorder_free(pgf_recorder *r)
     free(r);
 }
 
+/* The event's time relative to the run's start: the session took it with
+ * the same clock (no second clock read per record). */
+static uint64_t ev_time(const pgf_recorder *r, const pgf_session_event *ev)
+{
+    return ev->time_ns >= r->start_ns ? ev->time_ns - r->start_ns : 0;
+}
+
 void pgf_recorder_session_event(const pgf_session_event *ev, void *arg)
 {
     pgf_recorder *r = arg;
     recbuf *b = my_buf(r);
-    pgf_rec *rec = push(r, b);
-    if (rec == NULL)
-        return;
     static const pgf_rec_type types[] = {
         [PGF_SEV_TRANSITION] = PGF_REC_TRANSITION,
         [PGF_SEV_INVOKE] = PGF_REC_INVOKE,
         [PGF_SEV_OK] = PGF_REC_OK,
         [PGF_SEV_FAIL] = PGF_REC_FAIL,
     };
-    pgf_rec_init(rec, types[ev->kind]);
-    rec->seq = ev->seq;
-    rec->time_ns = now(r);
-    rec->session = (int64_t)ev->session_id;
-    rec->op_id = (int64_t)ev->op_id;
-    rec->thread = b->thread;
-    rec->op = pgf_session_op_name(ev->op);
-    if (ev->kind == PGF_SEV_TRANSITION) {
-        rec->from = pgf_session_state_name(ev->from);
-        rec->to = pgf_session_state_name(ev->to);
-        rec->cause = intern(b, ev->cause);
-    } else if (ev->kind == PGF_SEV_FAIL) {
+    uint64_t t = r->clock != NULL ? now(r) : ev_time(r, ev);
+    if (ev->kind == PGF_SEV_FAIL) { /* rare, and with more to say: a whole record */
+        pgf_rec *rec = push(r, b);
+        if (rec == NULL)
+            return;
+        pgf_rec_init(rec, PGF_REC_FAIL);
+        rec->seq = ev->seq;
+        rec->time_ns = t;
+        rec->session = (int64_t)ev->session_id;
+        rec->op_id = (int64_t)ev->op_id;
+        rec->thread = b->thread;
+        rec->op = pgf_session_op_name(ev->op);
         rec->error = pgf_err_name(ev->err);
         rec->cause = intern(b, ev->cause);
         if (ev->health != NULL && !ev->health->healthy) {
@@ -393,8 +446,25 @@ void pgf_recorder_session_event(const pgf_session_event *ev, void *arg)
             if (ev->health->phase[0] != '\0')
                 rec->phase = intern(b, ev->health->phase);
         }
+        commit(r, b);
+    } else {
+        crec *cr = push_(r, b, false);
+        if (cr == NULL)
+            return;
+        cr->seq = ev->seq;
+        cr->time_ns = t;
+        cr->session = (int64_t)ev->session_id;
+        cr->op_id = (int64_t)ev->op_id;
+        cr->thread = b->thread;
+        cr->type = (uint8_t)types[ev->kind];
+        cr->op = (uint8_t)ev->op;
+        bool tr = ev->kind == PGF_SEV_TRANSITION;
+        cr->from = tr ? (uint8_t)ev->from : CREC_NONE;
+        cr->to = tr ? (uint8_t)ev->to : CREC_NONE;
+        cr->cause = tr ? intern(b, ev->cause) : NULL;
+        cr->reason = NULL;
+        commit_c(b);
     }
-    commit(r, b);
     /* The health-check verdict as its own `health` record (history-format:
      * the checker compares it with the fault that preceded it; without it
      * misclassified_health could never fire - an auth failure reported as
@@ -407,17 +477,19 @@ void pgf_recorder_session_event(const pgf_session_event *ev, void *arg)
     if (!verdict || ev->health == NULL ||
         (!ev->health->healthy && ev->health->reason == PGF_HEALTH_CANCELED))
         return;
-    pgf_rec *hr = push(r, b);
+    crec *hr = push_(r, b, false);
     if (hr == NULL)
         return;
-    pgf_rec_init(hr, PGF_REC_HEALTH);
     hr->seq = pgf_seq_next();
-    hr->time_ns = now(r);
+    hr->time_ns = r->clock != NULL ? now(r) : t;
     hr->session = (int64_t)ev->session_id;
     hr->op_id = (int64_t)ev->op_id;
     hr->thread = b->thread;
+    hr->type = PGF_REC_HEALTH;
+    hr->op = hr->from = hr->to = CREC_NONE;
+    hr->cause = NULL;
     hr->reason = ev->health->healthy ? "ok" : pgf_health_reason_name(ev->health->reason);
-    commit(r, b);
+    commit_c(b);
 }
 
 void pgf_recorder_fault(pgf_recorder *r, uint64_t conn, int64_t session, pgf_phase phase,
@@ -515,7 +587,7 @@ void pgf_recorder_set_window(pgf_recorder *r, size_t window)
 }
 
 /* b's oldest unconsumed record, or NULL; recycles chunks it has finished. */
-static pgf_rec *peek(pgf_recorder *r, recbuf *b)
+static crec *peek(pgf_recorder *r, recbuf *b)
 {
     for (;;) {
         chunk *c = b->head;
@@ -538,6 +610,27 @@ static pgf_rec *peek(pgf_recorder *r, recbuf *b)
         b->avail = 0;
         chunk_put(r, c);
     }
+}
+
+/* The record a crec stands for, as the sink sees it. r->cur's other
+ * fields stay as pgf_rec_init left them: a compact record never has them. */
+static const pgf_rec *expand(pgf_recorder *r, const crec *c)
+{
+    if (c->full != NULL)
+        return c->full;
+    pgf_rec *d = &r->cur;
+    d->type = (pgf_rec_type)c->type;
+    d->seq = c->seq;
+    d->time_ns = c->time_ns;
+    d->session = c->session;
+    d->op_id = c->op_id;
+    d->thread = c->thread;
+    d->op = c->op != CREC_NONE ? pgf_session_op_name((pgf_sess_op)c->op) : NULL;
+    d->from = c->from != CREC_NONE ? pgf_session_state_name((pgf_sess_state)c->from) : NULL;
+    d->to = c->to != CREC_NONE ? pgf_session_state_name((pgf_sess_state)c->to) : NULL;
+    d->cause = c->cause;
+    d->reason = c->reason;
+    return d;
 }
 
 static int fail(pgf_recorder *r, int e, const char *fmt, ...) PGF_PRINTF(3, 4);
@@ -565,10 +658,10 @@ int pgf_recorder_drain(pgf_recorder *r, bool final)
     }
     pthread_mutex_unlock(&r->lock);
     for (;;) {
-        pgf_rec *best = NULL;
+        crec *best = NULL;
         recbuf *bb = NULL;
         for (recbuf *b = bufs; b; b = b->next) {
-            pgf_rec *x = peek(r, b);
+            crec *x = peek(r, b);
             if (x == NULL)
                 continue;
             if (x->seq < r->next_seq)
@@ -595,7 +688,7 @@ int pgf_recorder_drain(pgf_recorder *r, bool final)
                             r->next_seq, waiting, r->window, best->seq, bb->thread);
             return 0;
         }
-        int e = r->sink(r->sink_arg, best);
+        int e = r->sink(r->sink_arg, expand(r, best));
         if (e != 0)
             return fail(r, e, "history consumer failed at seq %" PRIu64 ": %s", best->seq,
                         pgf_strerror(e));

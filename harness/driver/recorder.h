@@ -62,9 +62,16 @@ void pgf_recorder_set_sink(pgf_recorder *r, pgf_recorder_sink fn, void *arg);
 #define PGF_RECORDER_WINDOW_DEFAULT 1000000
 void pgf_recorder_set_window(pgf_recorder *r, size_t window); /* 0 = the default */
 
+/* A chunk holds PGF_RECORDER_CHUNK_RECS records, of which at most
+ * PGF_RECORDER_CHUNK_WHOLE are whole pgf_recs (a fault, a failure with its
+ * classification, the server's counters, pgf_recorder_put); the session
+ * manager's other events take one cache line each. */
+#define PGF_RECORDER_CHUNK_RECS  1024
+#define PGF_RECORDER_CHUNK_WHOLE 256
+
 /* Backpressure: once some thread has called pgf_recorder_drain (it is
  * then "the drainer"), another thread that needs a new chunk while this
- * many chunks (1024 records each) are written and not yet drained waits
+ * many chunks are written and not yet drained waits
  * for the drainer to free one -- at most 100 ms a chunk, so a drainer that
  * is itself waiting on that thread slows the run, never hangs it. The
  * history's memory stays near this bound when producers outrun the
