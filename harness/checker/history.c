@@ -133,7 +133,11 @@ static const char digits2[] =
 
 static void fmt_int(fmt_out *o, int64_t v)
 {
-    char t[24], *e = t + sizeof t, *q = e;
+    /* digits end at t + 24; the 24 bytes from q are copied at once (a
+     * fixed-size copy is two moves, the call memcpy(n) was a quarter of
+     * the checker stage at 10,000 sessions: bench/stream_cost) */
+    char t[48], *e = t + 24, *q = e;
+    memset(e, 0, 24); /* defined bytes past the digits (copied, never kept) */
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
     while (u >= 100) {
         unsigned d = (unsigned)(u % 100) * 2;
@@ -149,6 +153,11 @@ static void fmt_int(fmt_out *o, int64_t v)
     }
     if (v < 0)
         *--q = '-';
+    if (!o->over && (size_t)(o->end - o->p) >= 24) {
+        memcpy(o->p, q, 24); /* what follows the digits is overwritten next */
+        o->p += e - q;
+        return;
+    }
     fmt_put(o, q, (size_t)(e - q));
 }
 
