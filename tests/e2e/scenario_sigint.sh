@@ -22,6 +22,19 @@ fail() {
     sed 's/^/  log: /' "$TMP/log" | tail -20
     exit 1
 }
+# stop SIGNAL TENTHS: send it to $pid, wait up to TENTHS/10 s for the
+# exit; sets rc (the exit code) or fails naming what was still running
+stop() {
+    kill "-$1" "$pid"
+    for _ in $(seq 1 "$2"); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && fail "still running $(($2 / 10)) s after SIG$1"
+    wait "$pid"
+    rc=$?
+    pid=
+}
 
 "$PGFAULT" run --scenario soak --out "$TMP/out" >"$TMP/log" 2>&1 &
 pid=$!
@@ -30,17 +43,7 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 grep -q '^\[soak\]' "$TMP/log" || fail "no progress line within 10 s"
-kill -INT "$pid"
-for _ in $(seq 1 200); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-done
-if kill -0 "$pid" 2>/dev/null; then
-    fail "still running 20 s after SIGINT"
-fi
-wait "$pid"
-rc=$?
-pid=
+stop INT 200
 [ "$rc" = 1 ] || fail "exit $rc after SIGINT, want 1"
 for f in report.json junit.xml report.html history.jsonl; do
     [ -s "$TMP/out/$f" ] || fail "$f missing or empty"
@@ -75,15 +78,7 @@ for _ in $(seq 1 100); do # until it has begun its output set (or 10 s)
     [ -n "$(ls -A "$TMP/stuck" 2>/dev/null)" ] && break
     sleep 0.1
 done
-kill -TERM "$pid"
-for _ in $(seq 1 150); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-done
-kill -0 "$pid" 2>/dev/null && fail "blocked run still running 15 s after SIGTERM (grace 2 s)"
-wait "$pid"
-rc=$?
-pid=
+stop TERM 150 # the grace is 2 s
 [ "$rc" = 3 ] || fail "blocked run: exit $rc after SIGTERM, want 3"
 grep -q "did not stop in time after SIGINT/SIGTERM (2 s after the first signal" "$TMP/log" ||
     fail "blocked run: stderr does not say why it gave up"
