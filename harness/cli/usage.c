@@ -25,6 +25,8 @@ const char pgf__cli_environment[] =
     "PGFAULT_LOG sets the log level (error, warn, info, debug, trace) like --log-level.\n"
     "PGFAULT_CONTROL is the default control API address of `pgfault faults`.\n"
     "PGFAULT_USERS holds `pgfault serve` roles, one NAME:PASSWORD:METHOD per line.\n"
+    "PGFAULT_STOP_GRACE_S is how long `pgfault run` may take to stop after SIGINT/SIGTERM\n"
+    "before it exits 3 anyway (default 20 s; 0 waits for ever).\n"
     "DATABASE_URL, POSTGRES_HOST, POSTGRES_PORT, POSTGRES_DB, POSTGRES_USER,\n"
     "POSTGRES_PASSWORD and libpq's PG* variables are what `pgfault url` resolves.";
 
