@@ -283,7 +283,7 @@ static void registered_secrets_are_blanked(void)
     CU_ASSERT_EQUAL(pgf_secret_count(), 0);
     CU_ASSERT_EQUAL(pgf_secret_add(SECRET), 0);
     CU_ASSERT_EQUAL(pgf_secret_add(SECRET), 1); /* known */
-    CU_ASSERT_EQUAL(pgf_secret_count(), 1); /* once, whatever was refused */
+    CU_ASSERT_EQUAL(pgf_secret_count(), 1);     /* once, whatever was refused */
     CU_ASSERT_EQUAL(pgf_secret_add("pw"), 1);   /* too short to mask usefully */
     CU_ASSERT_EQUAL(pgf_secret_add(NULL), 1);
     char msg[] = "FATAL: database \"host=h password=" SECRET " dbname=d\" (" SECRET SECRET ")";
