@@ -30,6 +30,7 @@ fail() {
     [ -f "$TMP/log" ] && sed 's/^/  log: /' "$TMP/log" | tail -20
     exit 1
 }
+. "$(dirname "$0")/proc_lib.bash"
 PY=/usr/bin/python3
 OUT=$TMP/out
 RUN=(run --scenario incident --sessions 4 --iterations 3)
@@ -174,15 +175,7 @@ for _ in $(seq 1 600); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
 done
-kill -TERM "$pid" 2>/dev/null
-for _ in $(seq 1 200); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-done
-kill -0 "$pid" 2>/dev/null && fail "still writing 20 s after SIGTERM"
-wait "$pid"
-rc=$?
-pid=
+stop_pid TERM 200
 # Either the signal came while writing (exit 3, previous set intact) or
 # after the commit (exit 0, the new set): never a mix.
 if [ "$rc" = 3 ]; then

@@ -22,19 +22,7 @@ fail() {
     sed 's/^/  log: /' "$TMP/log" | tail -20
     exit 1
 }
-# stop SIGNAL TENTHS: send it to $pid, wait up to TENTHS/10 s for the
-# exit; sets rc (the exit code) or fails naming what was still running
-stop() {
-    kill "-$1" "$pid"
-    for _ in $(seq 1 "$2"); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && fail "still running $(($2 / 10)) s after SIG$1"
-    wait "$pid"
-    rc=$?
-    pid=
-}
+. "$(dirname "$0")/proc_lib.bash"
 
 "$PGFAULT" run --scenario soak --out "$TMP/out" >"$TMP/log" 2>&1 &
 pid=$!
@@ -43,7 +31,7 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 grep -q '^\[soak\]' "$TMP/log" || fail "no progress line within 10 s"
-stop INT 200
+stop_pid INT 200
 [ "$rc" = 1 ] || fail "exit $rc after SIGINT, want 1"
 for f in report.json junit.xml report.html history.jsonl; do
     [ -s "$TMP/out/$f" ] || fail "$f missing or empty"
@@ -78,7 +66,7 @@ for _ in $(seq 1 100); do # until it has begun its output set (or 10 s)
     [ -n "$(ls -A "$TMP/stuck" 2>/dev/null)" ] && break
     sleep 0.1
 done
-stop TERM 150 # the grace is 2 s
+stop_pid TERM 150 # the grace is 2 s
 [ "$rc" = 3 ] || fail "blocked run: exit $rc after SIGTERM, want 3"
 grep -q "did not stop in time after SIGINT/SIGTERM (2 s after the first signal" "$TMP/log" ||
     fail "blocked run: stderr does not say why it gave up"
