@@ -133,13 +133,16 @@ PY
 
 # 4. stop with a query running on each loop
 step "4. stop with a query on each loop"
+# the count before the sleepers start: read after them, it could already
+# hold their queries (a slow build: TSan), and the wait below would outlast
+# their 60 s
+before=$(stats | json 'd["server"]["queries"]')
 psql "host=127.0.0.1 port=$SERVE_PORT user=app dbname=postgres" -XAtc 'SELECT pg_sleep(60)' \
     >"$tmp/long1.out" 2>&1 &
 PIDS+=($!)
 psql "host=$tmp port=$SERVE_PORT user=app dbname=postgres" -XAtc 'SELECT pg_sleep(60)' \
     >"$tmp/long2.out" 2>&1 &
 PIDS+=($!)
-before=$(stats | json 'd["server"]["queries"]')
 for i in $(seq 400); do
     [ "$(stats | json 'd["server"]["queries"]')" -ge $((before + 2)) ] && break
     sleep 0.05
