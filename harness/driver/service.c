@@ -1,11 +1,12 @@
-/* service.c - see service.h. fork + exec with a close-on-exec pipe that
- * carries errno back when exec fails; waitpid(pid) only, never a process
+/* service.c - see service.h. posix_spawnp (a failed exec or chdir is an
+ * error of the start, with its errno); waitpid(pid) only, never a process
  * group or a name: pgfault stops exactly the process it started. */
 #include "service.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -14,50 +15,59 @@
 
 #include "pgfault/clock.h"
 
-/* Fork and exec with stdin/stdout/stderr = in_fd/out_fd/err_fd (in_fd -1:
+/* Start argv with stdin/stdout/stderr = in_fd/out_fd/err_fd (in_fd -1:
  * /dev/null). The fds are the caller's; the child's copies are made by
- * dup2, everything else is close-on-exec. */
+ * dup2, everything else is close-on-exec.
+ *
+ * posix_spawn, not fork + exec: the run has threads (the fake server's
+ * loops, the workers), and a forked child runs with whatever locks those
+ * threads held at the fork; any call of ours or of a sanitizer's
+ * interceptor before exec could wait on one for ever, and so would the
+ * parent, reading the pipe that reports exec's errno. glibc's posix_spawn
+ * runs only its own async-signal-safe steps in the child and reports the
+ * errno of a failed chdir or exec as its return value. The child starts
+ * with every signal unblocked and SIGPIPE at its default (pgfault ignores
+ * it): the service gets the signals a shell would give it. */
 static int spawn(pgf_service *s, char *const argv[], char *const envp[], const char *dir, int in_fd,
                  int out_fd, int err_fd, char *err, size_t errlen)
 {
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) != 0) {
-        snprintf(err, errlen, "pipe: %s", strerror(errno));
-        return PGF_EIO;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    int e = posix_spawn_file_actions_init(&fa);
+    if (e != 0) {
+        snprintf(err, errlen, "cannot start '%s': %s", argv[0], strerror(e));
+        return PGF_ENOMEM;
     }
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(err, errlen, "fork: %s", strerror(errno));
-        close(pfd[0]);
-        close(pfd[1]);
-        return PGF_EIO;
+    if ((e = posix_spawnattr_init(&at)) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        snprintf(err, errlen, "cannot start '%s': %s", argv[0], strerror(e));
+        return PGF_ENOMEM;
     }
-    if (pid == 0) {
-        /* child: only async-signal-safe calls until exec */
-        int e = 0;
-        int in = in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY);
-        if (in < 0 || dup2(in, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
-            e = errno;
-        if (e == 0 && chdir(dir) != 0)
-            e = errno;
-        if (e == 0) {
-            execvpe(argv[0], argv, envp);
-            e = errno;
-        }
-        ssize_t w = write(pfd[1], &e, sizeof e);
-        (void)w;
-        _exit(127);
-    }
-    close(pfd[1]);
-    int child_err = 0;
-    ssize_t n;
-    do
-        n = read(pfd[0], &child_err, sizeof child_err);
-    while (n < 0 && errno == EINTR);
-    close(pfd[0]);
-    if (n == (ssize_t)sizeof child_err) {
-        waitpid(pid, NULL, 0);
-        snprintf(err, errlen, "cannot start '%s' in %s: %s", argv[0], dir, strerror(child_err));
+    sigset_t none, dfl;
+    sigemptyset(&none);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE);
+    e = in_fd >= 0 ? posix_spawn_file_actions_adddup2(&fa, in_fd, 0)
+                   : posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (e == 0)
+        e = posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+    if (e == 0)
+        e = posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+    if (e == 0)
+        e = posix_spawn_file_actions_addchdir_np(&fa, dir);
+    if (e == 0)
+        e = posix_spawnattr_setsigmask(&at, &none);
+    if (e == 0)
+        e = posix_spawnattr_setsigdefault(&at, &dfl);
+    if (e == 0)
+        e = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid = 0;
+    if (e == 0)
+        e = posix_spawnp(&pid, argv[0], &fa, &at, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    if (e != 0) {
+        snprintf(err, errlen, "cannot start '%s' in %s: %s", argv[0], dir, strerror(e));
         return PGF_ENOTFOUND;
     }
     s->pid = pid;

@@ -23,9 +23,9 @@ typedef struct pgf_service {
 
 /* Start argv (argv[0] looked up in PATH) in dir, with envp as its whole
  * environment; stdout and stderr go to out_path/err_path (truncated).
- * Returns 0 or a PGF_E* code with err naming what failed (exec failures
- * are detected through a close-on-exec pipe, so a missing program is an
- * error here, not a silent early exit). */
+ * Returns 0 or a PGF_E* code with err naming what failed (posix_spawnp
+ * reports a failed exec or chdir, so a missing program is an error here,
+ * not a silent early exit). */
 int pgf_service_start(pgf_service *s, char *const argv[], char *const envp[], const char *dir,
                       const char *out_path, const char *err_path, char *err,
                       size_t errlen) PGF_NODISCARD;

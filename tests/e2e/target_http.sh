@@ -10,7 +10,8 @@
 # Also: the service's output lands in the output directory, its environment
 # carries the server's coordinates, `pgfault replay` of the report runs it
 # again, sim mode is refused (exit 2), and a bad `target:` key is named
-# file:line:col (exit 2).
+# file:line:col (exit 2). The service starts with no signal blocked and
+# SIGPIPE not ignored; a program that is not there is an error naming it.
 set -u
 : "${PGFAULT:?path to the pgfault binary}" "${PGF_SRC:?source dir}"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pgf-e2e-target.XXXXXX")
@@ -97,6 +98,22 @@ rc=$?
 grep -q "bad.yaml:3:38: unknown key 'timeout' in 'target.http'" "$TMP/bad.log" ||
     fail "bad key: message is '$(cat "$TMP/bad.log")'"
 [ ! -e "$TMP/bad" ] || fail "bad key: a run started"
+
+# the service starts as a shell would start it: no signal blocked, SIGPIPE
+# not ignored (pgfault ignores it; a forked child used to inherit that)
+printf 'name: sig\ntarget:\n  service: {command: [cat, /proc/self/status], ready_timeout_ms: 2000}\n  http: {url: "http://127.0.0.1:${PORT}/"}\nworkload: {sessions: 1, iterations: 1}\n' >"$TMP/sig.yaml"
+timeout 60 "$PGFAULT" run "$TMP/sig.yaml" --out "$TMP/sig" >"$TMP/sig.log" 2>&1
+grep -qx 'SigBlk:[[:space:]]*0*' "$TMP/sig/service.stdout" ||
+    fail "service signal mask: $(grep ^Sig "$TMP/sig/service.stdout" 2>&1)"
+ign=$(sed -n 's/^SigIgn:[[:space:]]*//p' "$TMP/sig/service.stdout")
+[ -n "$ign" ] && [ $((0x$ign & (1 << 12))) = 0 ] || fail "service ignores SIGPIPE (SigIgn $ign)"
+# a program that is not there: the start fails, naming it and the directory
+printf 'name: nope\ntarget:\n  service: {command: [pgf-no-such-program]}\n  http: {url: "http://127.0.0.1:${PORT}/"}\n' >"$TMP/nope.yaml"
+timeout 60 "$PGFAULT" run "$TMP/nope.yaml" --out "$TMP/nope" >"$TMP/nope.log" 2>&1
+rc=$?
+[ "$rc" = 3 ] || fail "missing program: exit $rc, want 3"
+grep -q "cannot start 'pgf-no-such-program' in $TMP: No such file or directory" "$TMP/nope.log" ||
+    fail "missing program: message is '$(head -3 "$TMP/nope.log")'"
 
 [ "$fails" = 0 ] && echo "target_http: all passed"
 exit $((fails > 0))
