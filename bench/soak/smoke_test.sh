@@ -54,6 +54,9 @@ for x in r["matrix"]["runs"]:
     assert x["server_peak_rss_mb"] > 1, x
     assert x["exit_after_load_s"] is not None, x
     assert 0 < x["cpu_load_s"] <= x["cpu_total_s"] and x["cpu_us_per_check_total"] > 0, x
+    # the draining thread alone: part of the run's CPU (10 ms ticks: 0 is possible here)
+    assert x["drain_cpu_load_s"] is not None and 0 <= x["drain_cpu_load_s"] <= x["cpu_load_s"], x
+    assert x["drain_us_per_check"] is not None, x
     if x["checker"] == "on":
         assert x["verdict_s"] is not None and x["verdict_s"] >= 0, x
 for p in pts:
@@ -82,6 +85,7 @@ assert [t for t in r["targets"] if "from the outside" in t["target"]][0]["status
 assert all(x["after_configured_end_s"] is not None for x in r["matrix"]["runs"]), r["matrix"]["runs"]
 PY
 grep -q '^## Targets' "$tmp/md" || fail "no Markdown printed"
+grep -q '^| sessions | drain thread µs per check' "$tmp/md" || fail "no drain thread table"
 cmp -s "$tmp/md" "$tmp/res/soak.md" || fail "printed Markdown differs from soak.md"
 cp "$tmp/res/soak.md" "$tmp/before.md"
 "$here/run" --render "$tmp/res/soak.json" >/dev/null
