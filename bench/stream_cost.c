@@ -1,6 +1,7 @@
 /* stream_cost.c - what each stage of a run's history stream costs per
  * record, on a recorded history replayed in memory (no load, no threads):
- * the writer (format, digest, write), the streaming checker, the report's
+ * the writer (format, write, and the digest when the history is a sim
+ * run's: run.c digests only those), the streaming checker, the report's
  * pictures, and all three the way run.c's stream_sink chains them.
  *
  *   stream_cost HISTORY [ROUNDS [STAGE]]
@@ -43,13 +44,15 @@ static const char *static_op(const char *s)
 
 enum { S_WRITE = 1, S_CHECK = 2, S_PICS = 4, S_ALL = 7 };
 
-static double stage(const pgf_rec *recs, size_t n, const pgf_spec *spec, int what)
+static double stage(const pgf_rec *recs, size_t n, const pgf_spec *spec, int what, bool digest)
 {
     pgf_hist_writer *w = NULL;
     pgf_checker *ck = NULL;
     pgf__pics *p = NULL;
     if ((what & S_WRITE) && pgf_hist_writer_open("/dev/null", &w) != 0)
         return -1;
+    if (w != NULL && !digest) /* as run.c: only a sim run's history is digested */
+        pgf_hist_writer_no_digest(w);
     if ((what & S_CHECK) && pgf_checker_new(spec, NULL, &ck) != 0)
         return -1;
     if ((what & S_PICS) && (p = pgf__pics_new(1)) == NULL)
@@ -130,13 +133,17 @@ int main(int argc, char **argv)
                 argv[3]);
         return 2;
     }
-    printf("%zu records, best of %ld rounds, ns per record\n", n, rounds);
+    const pgf_hist_meta *meta = pgf_history_meta(h);
+    bool digest = meta != NULL && meta->mode != NULL && strcmp(meta->mode, "sim") == 0;
+    printf("%zu records (%s mode: %s), best of %ld rounds, ns per record\n", n,
+           meta != NULL && meta->mode != NULL ? meta->mode : "unknown",
+           digest ? "digested, as a sim run" : "no digest, as a run outside sim", rounds);
     for (size_t k = 0; k < sizeof stages / sizeof stages[0]; k++) {
         if (argc > 3 ? strcmp(argv[3], stages[k].name) != 0 : stages[k].what == 0)
             continue;
         double best = -1;
         for (long r = 0; r < rounds; r++) {
-            double ns = stage(recs, n, spec, stages[k].what);
+            double ns = stage(recs, n, spec, stages[k].what, digest);
             if (ns < 0) {
                 fprintf(stderr, "stream_cost: stage %s failed\n", stages[k].name);
                 return 1;
