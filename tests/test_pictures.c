@@ -3,6 +3,7 @@
  * sessions the timeline's sample stays at its fixed size and the records
  * held for it stay bounded (garbage from sessions that left the sample is
  * compacted), and the sample depends only on the seed and the session ids. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -109,9 +110,126 @@ static void test_sample_depends_on_seed_only(void)
     pgf__pics_free(c);
 }
 
+/* The sample as a plain model computes it: a session enters on its first
+ * record with its key while the sample has room or its key is below the
+ * largest one there (which then leaves); a fault on a sampled session
+ * shifts its key >> 4. Sessions run interleaved, 25 at a time, so records
+ * of sessions that left the sample keep coming; after each 25 the session
+ * with the largest key is hit by a fault. */
+enum { MODEL_CAP = PGF_REPORT_HTML_MAX_SESSIONS + PGF_REPORT_HTML_MAX_FAILING };
+typedef struct model {
+    int64_t id[MODEL_CAP];
+    uint64_t key[MODEL_CAP];
+    bool faulted[MODEL_CAP];
+    size_t n;
+} model;
+
+static long model_find(const model *m, int64_t s)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (m->id[i] == s)
+            return (long)i;
+    return -1;
+}
+
+static void model_feed(model *m, const pgf__pics *p, const pgf_rec *r)
+{
+    long i = model_find(m, r->session);
+    if (i >= 0) {
+        if (r->type == PGF_REC_FAULT && !m->faulted[i]) {
+            m->faulted[i] = true;
+            m->key[i] >>= 4;
+        }
+        return;
+    }
+    uint64_t key = pgf__pics_key(p, r->session);
+    size_t at = m->n, big = 0;
+    if (m->n == MODEL_CAP) {
+        for (size_t j = 1; j < m->n; j++)
+            if (m->key[j] > m->key[big])
+                big = j;
+        if (key >= m->key[big])
+            return;
+        at = big;
+    } else {
+        m->n++;
+    }
+    m->id[at] = r->session, m->key[at] = key, m->faulted[at] = false;
+}
+
+static void test_sample_is_bottom_k_interleaved(void)
+{
+    pgf__pics *p = pgf__pics_new(11);
+    model *m = calloc(1, sizeof *m);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    enum { SESSIONS = 20000, AT_ONCE = 25, STEPS = 6 };
+    static const char *const steps[STEPS][2] = {
+        {NULL, NULL}, {"NEW", "CONNECTING_SOCKET"}, {"CONNECTING_SOCKET", "READY"},
+        {NULL, NULL}, {"READY", "CLOSING"},         {"CLOSING", "CLOSED"}};
+    uint64_t seq = 1;
+    bool agree = true;
+    for (int64_t first = 1; first <= SESSIONS && agree; first += AT_ONCE) {
+        for (int k = 0; k < STEPS; k++) {
+            for (int64_t s = first; s < first + AT_ONCE; s++) {
+                pgf_rec r = {0};
+                r.seq = seq++;
+                r.time_ns = r.seq * 1000;
+                r.session = s;
+                r.conn = PGF_REC_NONE;
+                r.op = "open";
+                r.op_id = s;
+                r.type = k == 0 ? PGF_REC_INVOKE : k == 3 ? PGF_REC_FAULT : PGF_REC_TRANSITION;
+                r.from = steps[k][0], r.to = steps[k][1];
+                if (k == 3) {
+                    if (s % 7 != 0)
+                        continue; /* a fault on every 7th session, mid-connect */
+                    r.op = NULL, r.op_id = PGF_REC_NONE;
+                    r.phase = "startup", r.action = "delay", r.rule = "slow";
+                }
+                CU_ASSERT_EQUAL_FATAL(pgf__pics_feed(p, &r), 0);
+                model_feed(m, p, &r);
+            }
+        }
+        /* a fault on the session with the largest key, the next to leave:
+         * the sample's threshold must fall with its key */
+        size_t big = 0;
+        for (size_t j = 1; j < m->n; j++)
+            if (m->key[j] > m->key[big])
+                big = j;
+        if (m->n == MODEL_CAP && !m->faulted[big]) {
+            pgf_rec f = {0};
+            f.seq = seq++;
+            f.time_ns = f.seq * 1000;
+            f.type = PGF_REC_FAULT;
+            f.session = m->id[big];
+            f.conn = f.op_id = PGF_REC_NONE;
+            f.phase = "query", f.action = "delay", f.rule = "late";
+            CU_ASSERT_EQUAL_FATAL(pgf__pics_feed(p, &f), 0);
+            model_feed(m, p, &f);
+        }
+        agree = pgf__pics_sample_check(p) == 0 && pgf__pics_sampled(p) == m->n;
+        for (size_t i = 0; i < m->n && agree; i++)
+            agree = pgf__pics_sampled_has(p, m->id[i]);
+    }
+    CU_ASSERT_TRUE(agree);
+    CU_ASSERT_EQUAL(pgf__pics_sampled(p), MODEL_CAP);
+    /* a session that left the sample is not found in it any more */
+    size_t out = 0;
+    for (int64_t s = 1; s <= SESSIONS; s++)
+        if (model_find(m, s) < 0) {
+            out++;
+            CU_ASSERT_FALSE_FATAL(pgf__pics_sampled_has(p, s));
+        }
+    CU_ASSERT_EQUAL(out, SESSIONS - MODEL_CAP);
+    free(m);
+    pgf__pics_free(p);
+}
+
 static const pgf_test pictures_tests[] = {
     {"bounded_over_a_long_run", test_bounded_over_a_long_run},
     {"sample_depends_on_seed_only", test_sample_depends_on_seed_only},
+    {"sample_is_bottom_k_interleaved", test_sample_is_bottom_k_interleaved},
     PGF_TESTS_END,
 };
 

@@ -5,7 +5,9 @@
 #ifndef PGF_DRIVER_PICTURES_H
 #define PGF_DRIVER_PICTURES_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "driver.h"
 #include "pgfault/check.h"
@@ -29,6 +31,12 @@ void pgf__pics_free(pgf__pics *p);
 size_t pgf__pics_held(const pgf__pics *p);
 size_t pgf__pics_sampled(const pgf__pics *p);
 uint64_t pgf__pics_sample_digest(const pgf__pics *p); /* of the sampled ids, any order */
+/* The session's sampling key (smallest kept; a fault hit shifts it >> 4),
+ * whether the session is in the sample (by the index), and whether the
+ * index and the sample agree (0; -1 if not). */
+uint64_t pgf__pics_key(const pgf__pics *p, int64_t session);
+bool pgf__pics_sampled_has(const pgf__pics *p, int64_t session);
+int pgf__pics_sample_check(const pgf__pics *p);
 
 /* p holds what streamed (nothing with --no-check); ck may be NULL then.
  * Allocation failures mark the report (its writers then refuse). */
