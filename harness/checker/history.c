@@ -215,12 +215,23 @@ static void fmt_str(fmt_out *o, const char *str)
 {
     static const char hex[] = "0123456789ABCDEF";
     const unsigned char *s = (const unsigned char *)str, *end = s + strlen(str), *run = s;
+    bool tail_tried = end - s < 8; /* the tail, once: its last 8 bytes at once */
     fmt_put(o, "\"", 1);
     while (s < end) {
         uint64_t w;
-        if (end - s >= 8 && (memcpy(&w, s, 8), !word_special(w))) {
-            s += 8;
-            continue;
+        if (end - s >= 8) {
+            if (memcpy(&w, s, 8), !word_special(w)) {
+                s += 8;
+                continue;
+            }
+        } else if (!tail_tried) {
+            /* fewer than 8 left: the string's last 8 bytes, overlapping
+             * what was already looked at; all plain, so is the tail */
+            tail_tried = true;
+            if (memcpy(&w, end - 8, 8), !word_special(w)) {
+                s = end;
+                continue;
+            }
         }
         unsigned c = *s;
         if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
@@ -248,6 +259,17 @@ static void fmt_str(fmt_out *o, const char *str)
     fmt_put(o, "\"", 1);
 }
 
+/* `,"type":"NAME"` for each record type, written as it is: the names are
+ * identifiers, nothing in them to escape (format_matches_jansson holds it). */
+#define PGF__REC_TYPE_KEY(name, str) {",\"type\":\"" str "\"", sizeof(",\"type\":\"" str "\"") - 1},
+static const struct {
+    const char *s;
+    size_t n;
+} type_keys[] = {PGF_REC_TYPE_MAP(PGF__REC_TYPE_KEY)};
+#undef PGF__REC_TYPE_KEY
+_Static_assert(sizeof type_keys / sizeof type_keys[0] == PGF_REC_TYPE_COUNT,
+               "one type key per record type");
+
 int pgf_rec_format(const pgf_rec *r, char *buf, size_t len)
 {
     if (len == 0)
@@ -273,8 +295,12 @@ int pgf_rec_format(const pgf_rec *r, char *buf, size_t len)
     fmt_int(&o, (int64_t)r->seq);
     KEY(",\"time_ns\":");
     fmt_int(&o, (int64_t)r->time_ns);
-    KEY(",\"type\":");
-    fmt_str(&o, pgf_rec_type_name(r->type));
+    if ((unsigned)r->type < (unsigned)PGF_REC_TYPE_COUNT) {
+        fmt_put(&o, type_keys[r->type].s, type_keys[r->type].n);
+    } else {
+        KEY(",\"type\":");
+        fmt_str(&o, pgf_rec_type_name(r->type));
+    }
     PUT_INT("session", r->session);
     PUT_STR("op", r->op);
     PUT_INT("op_id", r->op_id);
