@@ -57,6 +57,9 @@ for x in r["matrix"]["runs"]:
     # the draining thread alone: part of the run's CPU (10 ms ticks: 0 is possible here)
     assert x["drain_cpu_load_s"] is not None and 0 <= x["drain_cpu_load_s"] <= x["cpu_load_s"], x
     assert x["drain_us_per_check"] is not None, x
+    # the same reading split by process: the run (drain + other threads) and its server
+    assert abs(x["run_cpu_load_s"] + x["server_cpu_load_s"] - x["cpu_load_s"]) <= 0.02, x
+    assert x["workers_us_per_check"] is not None and x["server_us_per_check"] > 0, x
     if x["checker"] == "on":
         assert x["verdict_s"] is not None and x["verdict_s"] >= 0, x
 for p in pts:
