@@ -75,10 +75,10 @@ void pgf_report_print_summary(const pgf_report *r, FILE *out)
     bool pass = t.checks_failed == 0;
 
     if (pass)
-        fprintf(out, "pgfault: PASS - all %zu checks passed in %zu scenario%s", t.checks,
+        fprintf(out, "pgfault: PASS - all %zu verdict checks passed in %zu scenario%s", t.checks,
                 t.scenarios, t.scenarios == 1 ? "" : "s");
     else
-        fprintf(out, "pgfault: FAIL - %zu of %zu checks failed in %zu of %zu scenario%s",
+        fprintf(out, "pgfault: FAIL - %zu of %zu verdict checks failed in %zu of %zu scenario%s",
                 t.checks_failed, t.checks, t.scenarios_failed, t.scenarios,
                 t.scenarios == 1 ? "" : "s");
     fputs(r->interrupted ? " (INTERRUPTED: partial results)\n" : "\n", out);

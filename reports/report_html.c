@@ -192,10 +192,10 @@ static void verdict(pgf_buf *b, const pgf_report *r, const pgf__totals *t)
         H(b, "<span class=\"intr\">INTERRUPTED &#8211; partial results</span>");
     H(b, "</p>\n<p class=\"line\">");
     if (pass)
-        pgf_buf_printf(b, "all %zu checks passed in %zu scenario%s", t->checks, t->scenarios,
+        pgf_buf_printf(b, "all %zu verdict checks passed in %zu scenario%s", t->checks, t->scenarios,
                        t->scenarios == 1 ? "" : "s");
     else
-        pgf_buf_printf(b, "%zu of %zu checks failed in %zu of %zu scenario%s", t->checks_failed,
+        pgf_buf_printf(b, "%zu of %zu verdict checks failed in %zu of %zu scenario%s", t->checks_failed,
                        t->checks, t->scenarios_failed, t->scenarios, t->scenarios == 1 ? "" : "s");
     pgf_buf_printf(b, " &#183; %llu health checks &#183; %llu violations</p>\n",
                    (unsigned long long)t->health_checks, (unsigned long long)t->violations);
@@ -249,7 +249,7 @@ static void verdict(pgf_buf *b, const pgf_report *r, const pgf__totals *t)
 static void scenario_table(pgf_buf *b, const pgf_report *r)
 {
     H(b, "<section id=\"scenarios\"><h2>Scenarios</h2><div class=\"card\"><table>"
-         "<tr><th>verdict</th><th>scenario</th><th>checks failed</th><th>health checks</th>"
+         "<tr><th>verdict</th><th>scenario</th><th>verdict checks failed</th><th>health checks</th>"
          "<th>violations</th><th>healthy p99</th><th>first failure</th></tr>\n");
     for (size_t i = 0; i < r->scenarios.len; i++) {
         const pgf_report_scenario *s = r->scenarios.items[i];
@@ -1761,7 +1761,7 @@ static void violations(pgf_buf *b, const pgf_report_scenario *s, size_t idx)
         H(b, "</div>\n");
     }
     if (failed == 0)
-        pgf_buf_printf(b, "<p class=\"note\">all %zu checks passed</p>\n", s->checks.len);
+        pgf_buf_printf(b, "<p class=\"note\">all %zu verdict checks passed</p>\n", s->checks.len);
     else {
         H(b, "<details><summary>passed checks</summary><ul>");
         for (size_t i = 0; i < s->checks.len; i++) {

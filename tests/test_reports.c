@@ -836,7 +836,7 @@ static void console_summary_fits_one_screen(void)
     pgf_report_print_summary(r, f);
     fclose(f);
     fputs(text, stderr); /* what a person sees; shown in the test log */
-    CU_ASSERT(starts_with(text, "pgfault: FAIL - 2 of 6 checks failed in 1 of 2 scenarios\n"));
+    CU_ASSERT(starts_with(text, "pgfault: FAIL - 2 of 6 verdict checks failed in 1 of 2 scenarios\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "reproduce: " REPLAY));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "out/report.html"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "no illegal transition"));
@@ -856,7 +856,7 @@ static void console_summary_fits_one_screen(void)
     f = open_memstream(&text, &len);
     pgf_report_print_summary(r, f);
     fclose(f);
-    CU_ASSERT(starts_with(text, "pgfault: PASS - all 4 checks passed in 2 scenarios\n"));
+    CU_ASSERT(starts_with(text, "pgfault: PASS - all 4 verdict checks passed in 2 scenarios\n"));
     CU_ASSERT_PTR_NULL(strstr(text, "reproduce:"));
     free(text);
     pgf_report_free(r);
