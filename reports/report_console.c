@@ -112,47 +112,51 @@ void pgf_report_print_summary(const pgf_report *r, FILE *out)
     if (!pass) {
         fputs("\nfirst violations:\n", out);
         size_t n = 0;
-        for (size_t i = 0; i < r->scenarios.len; i++) {
-            const pgf_report_scenario *s = r->scenarios.items[i];
-            for (size_t j = 0; j < s->checks.len; j++) {
-                const pgf_report_check *c = s->checks.items[j];
-                if (c->passed || n++ >= MAX_VIOLATIONS)
-                    continue;
-                fputs("  ", out);
-                text(out, s->name, 40);
-                fputs(" / ", out);
-                text(out, c->name, 60);
-                if (c->kind != NULL) {
-                    fputs(" [", out);
-                    text(out, c->kind, 40);
-                    fputc(']', out);
-                }
-                if (c->session != 0)
-                    fprintf(out, " session %llu", (unsigned long long)c->session);
-                fputs("\n    ", out);
-                text(out, c->message ? c->message : "check failed", MAX_TEXT);
-                fputc('\n', out);
-                /* in plain words, when the witness says enough */
-                pgf_buf says = PGF_BUF_INIT;
-                if (pgf__check_sentence(c, &says) == 0 && says.len > 0) {
-                    pgf_buf_put_u8(&says, 0);
-                    if (!says.failed) {
-                        fputs("    in plain words: ", out);
-                        text(out, (const char *)says.data, 400);
+        /* failed checks with a witness first (what the HTML's "what went
+         * wrong" shows), then the others */
+        for (int round = 0; round < 2; round++)
+            for (size_t i = 0; i < r->scenarios.len; i++) {
+                const pgf_report_scenario *s = r->scenarios.items[i];
+                for (size_t j = 0; j < s->checks.len; j++) {
+                    const pgf_report_check *c = s->checks.items[j];
+                    if (c->passed || (c->witness.len > 0) != (round == 0) || n++ >= MAX_VIOLATIONS)
+                        continue;
+                    fputs("  ", out);
+                    text(out, s->name, 40);
+                    fputs(" / ", out);
+                    text(out, c->name, 60);
+                    if (c->kind != NULL) {
+                        fputs(" [", out);
+                        text(out, c->kind, 40);
+                        fputc(']', out);
+                    }
+                    if (c->session != 0)
+                        fprintf(out, " session %llu", (unsigned long long)c->session);
+                    fputs("\n    ", out);
+                    text(out, c->message ? c->message : "check failed", MAX_TEXT);
+                    fputc('\n', out);
+                    /* in plain words, when the witness says enough */
+                    pgf_buf says = PGF_BUF_INIT;
+                    if (pgf__check_sentence(c, &says) == 0 && says.len > 0) {
+                        pgf_buf_put_u8(&says, 0);
+                        if (!says.failed) {
+                            fputs("    in plain words: ", out);
+                            text(out, (const char *)says.data, 400);
+                            fputc('\n', out);
+                        }
+                    }
+                    pgf_buf_free(&says);
+                    size_t w = c->witness.len,
+                           from = w > MAX_WITNESS_LINES ? w - MAX_WITNESS_LINES : 0;
+                    if (w > 0)
+                        fprintf(out, "    witness (last %zu of %zu events):\n", w - from, w);
+                    for (size_t k = from; k < w; k++) {
+                        fputs("      ", out);
+                        text(out, c->witness.items[k], MAX_TEXT);
                         fputc('\n', out);
                     }
                 }
-                pgf_buf_free(&says);
-                size_t w = c->witness.len, from = w > MAX_WITNESS_LINES ? w - MAX_WITNESS_LINES : 0;
-                if (w > 0)
-                    fprintf(out, "    witness (last %zu of %zu events):\n", w - from, w);
-                for (size_t k = from; k < w; k++) {
-                    fputs("      ", out);
-                    text(out, c->witness.items[k], MAX_TEXT);
-                    fputc('\n', out);
-                }
             }
-        }
         if (n > MAX_VIOLATIONS)
             fprintf(out, "  ... and %zu more failed checks\n", n - MAX_VIOLATIONS);
     }

@@ -192,11 +192,12 @@ static void verdict(pgf_buf *b, const pgf_report *r, const pgf__totals *t)
         H(b, "<span class=\"intr\">INTERRUPTED &#8211; partial results</span>");
     H(b, "</p>\n<p class=\"line\">");
     if (pass)
-        pgf_buf_printf(b, "all %zu verdict checks passed in %zu scenario%s", t->checks, t->scenarios,
-                       t->scenarios == 1 ? "" : "s");
+        pgf_buf_printf(b, "all %zu verdict checks passed in %zu scenario%s", t->checks,
+                       t->scenarios, t->scenarios == 1 ? "" : "s");
     else
-        pgf_buf_printf(b, "%zu of %zu verdict checks failed in %zu of %zu scenario%s", t->checks_failed,
-                       t->checks, t->scenarios_failed, t->scenarios, t->scenarios == 1 ? "" : "s");
+        pgf_buf_printf(b, "%zu of %zu verdict checks failed in %zu of %zu scenario%s",
+                       t->checks_failed, t->checks, t->scenarios_failed, t->scenarios,
+                       t->scenarios == 1 ? "" : "s");
     pgf_buf_printf(b, " &#183; %llu health checks &#183; %llu violations</p>\n",
                    (unsigned long long)t->health_checks, (unsigned long long)t->violations);
     if (!pass)
@@ -255,10 +256,15 @@ static void scenario_table(pgf_buf *b, const pgf_report *r)
         const pgf_report_scenario *s = r->scenarios.items[i];
         bool ok = pgf__scenario_passed(s);
         size_t failed = 0;
-        const pgf_report_check *first = NULL;
-        for (size_t j = 0; j < s->checks.len; j++)
-            if (!s->checks.items[j]->passed && failed++ == 0)
-                first = s->checks.items[j];
+        const pgf_report_check *first = NULL; /* the first with a witness, else the first */
+        for (size_t j = 0; j < s->checks.len; j++) {
+            const pgf_report_check *c = s->checks.items[j];
+            if (c->passed)
+                continue;
+            failed++;
+            if (first == NULL || (first->witness.len == 0 && c->witness.len > 0))
+                first = c;
+        }
         pgf_report_latency l;
         pgf_report_latency_get(s, PGF_REPORT_HEALTHY, &l);
         pgf_buf_printf(b,

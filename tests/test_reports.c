@@ -836,7 +836,8 @@ static void console_summary_fits_one_screen(void)
     pgf_report_print_summary(r, f);
     fclose(f);
     fputs(text, stderr); /* what a person sees; shown in the test log */
-    CU_ASSERT(starts_with(text, "pgfault: FAIL - 2 of 6 verdict checks failed in 1 of 2 scenarios\n"));
+    CU_ASSERT(
+        starts_with(text, "pgfault: FAIL - 2 of 6 verdict checks failed in 1 of 2 scenarios\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "reproduce: " REPLAY));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "out/report.html"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "no illegal transition"));
@@ -859,6 +860,60 @@ static void console_summary_fits_one_screen(void)
     CU_ASSERT(starts_with(text, "pgfault: PASS - all 4 verdict checks passed in 2 scenarios\n"));
     CU_ASSERT_PTR_NULL(strstr(text, "reproduce:"));
     free(text);
+    pgf_report_free(r);
+}
+
+/* A failed check with a witness leads, wherever a failure is named first:
+ * a kind whose violations all came after their session's first has none
+ * (the checker lists a session's first violation only), and a reader
+ * must first see one they can act on. */
+static void witnessed_failure_named_first(void)
+{
+    pgf_report *r = pgf_report_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    pgf_report_meta m = {.tool_version = PGF_VERSION, .seed = 1, .mode = "sim", .name = "lead"};
+    CU_ASSERT_EQUAL(pgf_report_set_meta(r, &m), 0);
+    pgf_report_scenario *s = pgf_report_add_scenario(r, "lead", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(pgf_report_scenario_set_run(s, 1, NULL, 1000000ULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(pgf_report_add_check(s, "checker: no bare_kind", false, "bare_kind",
+                                                "7 x bare_kind, each after another"));
+    pgf_report_check *c = pgf_report_add_check(s, "checker: no witnessed_kind", false,
+                                               "witnessed_kind", "7 x witnessed_kind: here");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    pgf_report_check_set_session(c, 3);
+    CU_ASSERT_EQUAL(pgf_report_check_add_witness(c, "{\"seq\":1}"), 0);
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    pgf_report_print_summary(r, f);
+    fclose(f);
+    const char *list = strstr(text, "first violations:");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(list);
+    const char *w = strstr(list, "no witnessed_kind"), *bare = strstr(list, "no bare_kind");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bare);
+    CU_ASSERT(w < bare);
+    free(text);
+
+    char *dir = pgf_t_mkdtemp("reports-lead");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    char err[256], path[1024];
+    CU_ASSERT_EQUAL_FATAL(pgf_report_write_all(r, dir, err, sizeof err), 0);
+    snprintf(path, sizeof path, "%s/report.html", dir);
+    char *h = slurp(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    const char *col = strstr(h, "<th>first failure</th>");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(col);
+    const char *cell = strstr(col, "<a href=\"#viol-0\">");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cell);
+    CU_ASSERT(strncmp(cell + strlen("<a href=\"#viol-0\">"), "checker: no witnessed_kind", 26) ==
+              0);
+    free(h);
+    pgf_t_rmtree(dir);
+    free(dir);
     pgf_report_free(r);
 }
 
@@ -1022,6 +1077,7 @@ static const pgf_test writer_tests[] = {
     {"html_is_self_contained", html_is_self_contained},
     {"html_throughput_from_exact_bins", html_throughput_from_exact_bins},
     {"console_summary_fits_one_screen", console_summary_fits_one_screen},
+    {"witnessed_failure_named_first", witnessed_failure_named_first},
     {"atomic_write_replaces_or_keeps", atomic_write_replaces_or_keeps},
     {"failed_report_write_keeps_old_file", failed_report_write_keeps_old_file},
     {"writers_refuse_a_broken_report", writers_refuse_a_broken_report},

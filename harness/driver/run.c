@@ -241,8 +241,14 @@ static void evaluate_checker(outcome *oc, pgf_report_scenario *rs, bool *all)
             if (oc->check->first[f].kind == kind)
                 first = &oc->check->first[f];
         char msg[512];
-        snprintf(msg, sizeof msg, "%" PRIu64 " x %s: %s", oc->check->counts[k],
-                 pgf_violation_name(kind), first ? first->message : pgf_violation_doc(kind));
+        if (first != NULL)
+            snprintf(msg, sizeof msg, "%" PRIu64 " x %s: %s", oc->check->counts[k],
+                     pgf_violation_name(kind), first->message);
+        else /* the checker lists a session's first violation only */
+            snprintf(msg, sizeof msg,
+                     "%" PRIu64 " x %s, each on a session with an earlier violation (whose own "
+                     "check has the witness): %s",
+                     oc->check->counts[k], pgf_violation_name(kind), pgf_violation_doc(kind));
         pgf_report_check *c = pgf_report_add_check(rs, name, false, pgf_violation_name(kind), msg);
         if (c == NULL || first == NULL)
             continue;
