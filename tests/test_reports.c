@@ -826,15 +826,22 @@ static bool starts_with(const char *s, const char *prefix)
     return s != NULL && strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-static void console_summary_fits_one_screen(void)
+/* The console summary of r, as a malloc'd string (*len its length). */
+static char *summary_text(const pgf_report *r, size_t *len)
 {
-    pgf_report *r = build_fixture(true, false);
     char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
+    FILE *f = open_memstream(&text, len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     pgf_report_print_summary(r, f);
     fclose(f);
+    return text;
+}
+
+static void console_summary_fits_one_screen(void)
+{
+    pgf_report *r = build_fixture(true, false);
+    size_t len = 0;
+    char *text = summary_text(r, &len);
     fputs(text, stderr); /* what a person sees; shown in the test log */
     CU_ASSERT(
         starts_with(text, "pgfault: FAIL - 2 of 6 verdict checks failed in 1 of 2 scenarios\n"));
@@ -853,10 +860,7 @@ static void console_summary_fits_one_screen(void)
     pgf_report_free(r);
 
     r = build_fixture(false, false);
-    text = NULL;
-    f = open_memstream(&text, &len);
-    pgf_report_print_summary(r, f);
-    fclose(f);
+    text = summary_text(r, &len);
     CU_ASSERT(starts_with(text, "pgfault: PASS - all 4 verdict checks passed in 2 scenarios\n"));
     CU_ASSERT_PTR_NULL(strstr(text, "reproduce:"));
     free(text);
@@ -884,12 +888,8 @@ static void witnessed_failure_named_first(void)
     pgf_report_check_set_session(c, 3);
     CU_ASSERT_EQUAL(pgf_report_check_add_witness(c, "{\"seq\":1}"), 0);
 
-    char *text = NULL;
     size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    pgf_report_print_summary(r, f);
-    fclose(f);
+    char *text = summary_text(r, &len);
     const char *list = strstr(text, "first violations:");
     CU_ASSERT_PTR_NOT_NULL_FATAL(list);
     const char *w = strstr(list, "no witnessed_kind"), *bare = strstr(list, "no bare_kind");
