@@ -253,7 +253,13 @@ static int run_opt(run_opts *o, int c, char *arg)
         return run_opt_count(o, c, arg);
     case 'b':
         if (pgf_session_bugs_parse(arg, &o->bugs) != 0) {
-            fprintf(stderr, "pgfault %s: --bugs '%s': unknown bug name\n", o->cmd, arg);
+            fprintf(stderr,
+                    "pgfault %s: --bugs '%s': unknown bug name (known: none"
+#define PGF__BUG_NAME(name, bit, str, doc) ", " str
+                    PGF_BUG_MAP(PGF__BUG_NAME)
+#undef PGF__BUG_NAME
+                        ")\n",
+                    o->cmd, arg);
             return PGF_EXIT_USAGE;
         }
         o->have_bugs = true;

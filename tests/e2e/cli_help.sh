@@ -70,5 +70,13 @@ printf 'rules:\n  - name: slow\n    phase: query\n    action: dely\n    ms: 200\
 grep -qF "$TMP/f.yaml:4:13: unknown action 'dely' in rule 'slow' (did you mean 'delay'?" \
     "$TMP/err" || fail "bad action: $(cat "$TMP/err")"
 
+# an unknown --bugs name: exit 2, the bad list named, the known names listed
+"$PGFAULT" run --scenario incident --bugs close-frees-during-conect --out "$TMP/never" \
+    >/dev/null 2>"$TMP/err"
+[ $? = 2 ] || fail "run --bugs with a typo: want exit 2"
+grep -qF "run: --bugs 'close-frees-during-conect': unknown bug name (known: none, close-frees-during-connect," \
+    "$TMP/err" || fail "--bugs typo: $(cat "$TMP/err")"
+[ ! -e "$TMP/never" ] || fail "--bugs typo: a run started"
+
 [ "$fails" = 0 ] || exit 1
-echo "ok: help, serve --help, run --list --json, check | head, replay, fault typos"
+echo "ok: help, serve --help, run --list --json, check | head, replay, fault typos, --bugs typo"
