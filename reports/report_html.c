@@ -145,22 +145,39 @@ static const char CSS[] =
 static void check_sentence(pgf_buf *b, const pgf_report_check *c, const char *open,
                            const char *close);
 
-/* Under the verdict, what went wrong in plain words: the first failed check
- * that has a witness (else the first failed one), linked to its card. */
+/* A scenario's leading failure: its first failed check that has a witness,
+ * else its first failed one (NULL if none); *at its index. A check with no
+ * witness (a kind seen only after its sessions' first violations) is not
+ * one a reader can act on first. */
+static const pgf_report_check *lead_failure(const pgf_report_scenario *s, size_t *at)
+{
+    const pgf_report_check *lead = NULL;
+    for (size_t j = 0; j < s->checks.len; j++) {
+        const pgf_report_check *c = s->checks.items[j];
+        if (!c->passed && (lead == NULL || (lead->witness.len == 0 && c->witness.len > 0))) {
+            lead = c;
+            *at = j;
+        }
+    }
+    return lead;
+}
+
+/* Under the verdict, what went wrong in plain words: the first scenario's
+ * leading failure with a witness (else the first leading failure), linked
+ * to its card. */
 static void what_went_wrong(pgf_buf *b, const pgf_report *r)
 {
     const pgf_report_check *pick = NULL;
     size_t si = 0, ci = 0;
-    for (int pass = 0; pass < 2 && pick == NULL; pass++)
-        for (size_t i = 0; i < r->scenarios.len && pick == NULL; i++)
-            for (size_t j = 0; j < r->scenarios.items[i]->checks.len && pick == NULL; j++) {
-                const pgf_report_check *c = r->scenarios.items[i]->checks.items[j];
-                if (!c->passed && (pass == 1 || c->witness.len > 0)) {
-                    pick = c;
-                    si = i;
-                    ci = j;
-                }
-            }
+    for (size_t i = 0; i < r->scenarios.len; i++) {
+        size_t j = 0;
+        const pgf_report_check *c = lead_failure(r->scenarios.items[i], &j);
+        if (c != NULL && (pick == NULL || (pick->witness.len == 0 && c->witness.len > 0))) {
+            pick = c;
+            si = i;
+            ci = j;
+        }
+    }
     if (pick == NULL)
         return;
     pgf_buf tmp = PGF_BUF_INIT;
@@ -255,16 +272,10 @@ static void scenario_table(pgf_buf *b, const pgf_report *r)
     for (size_t i = 0; i < r->scenarios.len; i++) {
         const pgf_report_scenario *s = r->scenarios.items[i];
         bool ok = pgf__scenario_passed(s);
-        size_t failed = 0;
-        const pgf_report_check *first = NULL; /* the first with a witness, else the first */
-        for (size_t j = 0; j < s->checks.len; j++) {
-            const pgf_report_check *c = s->checks.items[j];
-            if (c->passed)
-                continue;
-            failed++;
-            if (first == NULL || (first->witness.len == 0 && c->witness.len > 0))
-                first = c;
-        }
+        size_t failed = 0, at = 0;
+        for (size_t j = 0; j < s->checks.len; j++)
+            failed += !s->checks.items[j]->passed;
+        const pgf_report_check *first = lead_failure(s, &at);
         pgf_report_latency l;
         pgf_report_latency_get(s, PGF_REPORT_HEALTHY, &l);
         pgf_buf_printf(b,
