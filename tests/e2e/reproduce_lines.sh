@@ -20,7 +20,8 @@ cd "$TMP" || exit 1
 "$PGFAULT" run "$TMP/incident-bug.yaml" --out "$TMP/run" >"$TMP/console.txt" 2>&1
 rc=$?
 [ "$rc" = 1 ] || { cat "$TMP/console.txt"; echo "FAIL: run exit $rc, want 1"; exit 1; }
-exec /usr/bin/python3 - "$PGFAULT" "$TMP" <<'PYEOF'
+# not exec: the EXIT trap must still remove $TMP
+/usr/bin/python3 - "$PGFAULT" "$TMP" <<'PYEOF'
 import html, json, os, re, shlex, subprocess, sys
 pgfault, tmp = sys.argv[1], sys.argv[2]
 run = os.path.join(tmp, "run")
@@ -84,3 +85,4 @@ for i, (cmd, where) in enumerate(sorted(lines.items())):
     failures += bool(problems)
 sys.exit(1 if failures else 0)
 PYEOF
+exit $?
