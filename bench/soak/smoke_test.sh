@@ -14,8 +14,8 @@ py=/usr/bin/python3
 
 # the line fit and the warm-up cut, on a known line: 2 MB/min after 10 s,
 # a 500 MB step during the warm-up that must not count
-$py - "$here/run" <<'PY' || fail "fit_slope / external_scenario"
-import importlib.machinery, importlib.util, sys, tempfile, os
+$py - "$here/run" "$tmp" <<'PY' || fail "fit_slope / external_scenario"
+import importlib.machinery, importlib.util, sys, os
 loader = importlib.machinery.SourceFileLoader("soakrun", sys.argv[1])
 spec = importlib.util.spec_from_loader("soakrun", loader)
 m = importlib.util.module_from_spec(spec); loader.exec_module(m)
@@ -26,7 +26,7 @@ assert abs(slope - 2.0) < 1e-6 and n == 110, (slope, n)
 slope, n = m.fit_slope(samples, 0, 119)
 assert slope > 100, slope  # the step is in the warm-up for a reason
 assert m.fit_slope(samples[:2], 0, 10) == (None, 2)
-p = os.path.join(tempfile.mkdtemp(), "x.yaml")
+p = os.path.join(sys.argv[2], "x.yaml")  # in $tmp: the trap removes it
 m.external_scenario(p, "host=/tmp/d port=5432 user=postgres dbname=postgres")
 y = open(p).read()
 assert 'server:\n  external: "host=/tmp/d port=5432' in y and "users:" not in y and "transport" not in y, y
