@@ -180,6 +180,12 @@ int pgf_atomic_file_open(pgf_atomic_file *af, const char *dir, const char *name,
     return 0;
 }
 
+int pgf_atomic_file_fd(const pgf_atomic_file *af)
+{
+    const sink *s = af != NULL ? af->io : NULL;
+    return s != NULL ? s->fd : -1;
+}
+
 void pgf_atomic_file_abort(pgf_atomic_file *af)
 {
     if (af == NULL)

@@ -55,6 +55,11 @@ void pgf_atomic_file_abort(pgf_atomic_file *af);
  * errno of the first failed write when there was one. Returns the code. */
 int pgf_atomic_file_fail(pgf_atomic_file *af, const char *what, char *err, size_t errlen);
 
+/* The temp file's descriptor, open for reading too (pread what af->fp has
+ * flushed: the streaming checker reads a witness's lines back this way);
+ * -1 once released. Borrowed: do not close. */
+int pgf_atomic_file_fd(const pgf_atomic_file *af);
+
 /* Convenience: write data[len] to DIR/NAME atomically. */
 PGF_NODISCARD int pgf_atomic_write(const char *dir, const char *name, const void *data, size_t len,
                                    char *err, size_t errlen);

@@ -50,9 +50,57 @@ static bool same_result(const pgf_check_result *a, const pgf_check_result *b, co
     return same;
 }
 
-/* One fixture, checked twice: loaded whole + pgf_check, and record by
+/* A history written to memory, for witnesses read back by reference
+ * (pgf_checker_feed_line_at): the checker's reader over it. */
+typedef struct memhist {
+    char *buf;
+    size_t len, cap;
+    unsigned reads; /* lines read back */
+    int fail;       /* nonzero: what every read returns */
+} memhist;
+
+static uint64_t memhist_put(memhist *m, const char *line, size_t n)
+{
+    if (m->len + n + 1 > m->cap) {
+        m->cap = 2 * (m->len + n + 1);
+        m->buf = realloc(m->buf, m->cap);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(m->buf);
+    }
+    uint64_t pos = m->len;
+    memcpy(m->buf + m->len, line, n);
+    m->buf[m->len + n] = '\n';
+    m->len += n + 1;
+    return pos;
+}
+
+static int memhist_read(void *arg, uint64_t pos, char *buf, size_t n)
+{
+    memhist *m = arg;
+    if (m->fail != 0)
+        return m->fail;
+    CU_ASSERT_FATAL(pos + n <= m->len);
+    /* a line, whole: from a line start to just before its '\n' */
+    CU_ASSERT(pos == 0 || m->buf[pos - 1] == '\n');
+    CU_ASSERT(m->buf[pos + n] == '\n');
+    memcpy(buf, m->buf + pos, n);
+    m->reads++;
+    return 0;
+}
+
+/* Feed rec to c by reference: its line goes to m, the checker keeps where. */
+static int feed_at(pgf_checker *c, memhist *m, const pgf_rec *rec)
+{
+    static char line[200000];
+    int n = pgf_rec_format(rec, line, sizeof line);
+    CU_ASSERT_FATAL(n > 0);
+    uint64_t pos = memhist_put(m, line, (size_t)n);
+    return pgf_checker_feed_line_at(c, rec, line, (size_t)n, pos);
+}
+
+/* One fixture, checked three ways: loaded whole + pgf_check, record by
  * record from the streaming reader (each record's strings are overwritten
- * by the next read, so a witness that kept a borrowed pointer shows). */
+ * by the next read, so a witness that kept a borrowed pointer shows), and
+ * record by record with the witnesses kept by reference and read back. */
 static void check_both_ways(const pgf_spec *spec, const char *path, unsigned wmax)
 {
     char err[512];
@@ -101,6 +149,22 @@ static void check_both_ways(const pgf_spec *spec, const char *path, unsigned wma
     CU_ASSERT_EQUAL(fed, n);
     CU_ASSERT_EQUAL_FATAL(pgf_checker_finish(c, &stream), 0);
     CU_ASSERT(same_result(batch, stream, path));
+
+    memhist m = {0};
+    pgf_check_result *byref = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgf_checker_new(spec, &o, &c), 0);
+    pgf_checker_set_reader(c, memhist_read, &m);
+    for (size_t i = 0; i < n; i++)
+        CU_ASSERT_EQUAL_FATAL(feed_at(c, &m, &recs[i]), 0);
+    CU_ASSERT_EQUAL_FATAL(pgf_checker_finish(c, &byref), 0); /* end-of-history witnesses too */
+    CU_ASSERT(same_result(batch, byref, path));
+    /* a witness of a session's records was read back, not copied */
+    bool session_witness = false;
+    for (size_t i = 0; i < byref->nfirst; i++)
+        session_witness |= byref->first[i].session != PGF_REC_NONE && byref->first[i].nwitness > 0;
+    CU_ASSERT(!session_witness || m.reads > 0);
+    pgf_check_result_free(byref);
+    free(m.buf);
     /* the witness records are the history's, with the ordinals' lines */
     for (size_t i = 0; i < stream->nfirst; i++)
         for (size_t w = 0; w < stream->first[i].nwitness; w++) {
@@ -437,10 +501,13 @@ static void witnesses_come_back_as_fed(void)
     memset(big, 'x', sizeof big - 1);
     big[500] = '\n';
     const char *causes[] = {"plain", "a \"quoted\"\\path\ttab", "caf\xc3\xa9 \xe2\x82\xac", big};
-    for (int mode = 0; mode < 2; mode++) { /* 0 feed, 1 feed_line */
+    for (int mode = 0; mode < 3; mode++) { /* 0 feed, 1 feed_line, 2 feed_line_at */
         pgf_check_opts o = {4, NULL};      /* a ring of 4: it wraps */
         pgf_checker *c = NULL;
+        memhist m = {0};
         CU_ASSERT_EQUAL_FATAL(pgf_checker_new(spec, &o, &c), 0);
+        if (mode == 2)
+            pgf_checker_set_reader(c, memhist_read, &m);
         pgf_rec r;
         uint64_t seq = 0;
         int64_t op = 1;
@@ -476,7 +543,9 @@ static void witnesses_come_back_as_fed(void)
             char line[200000];
             int n = pgf_rec_format(&r, line, sizeof line);
             CU_ASSERT_FATAL(n > 0);
-            int rc = mode ? pgf_checker_feed_line(c, &r, line, (size_t)n) : pgf_checker_feed(c, &r);
+            int rc = mode == 2   ? feed_at(c, &m, &r)
+                     : mode == 1 ? pgf_checker_feed_line(c, &r, line, (size_t)n)
+                                 : pgf_checker_feed(c, &r);
             CU_ASSERT_EQUAL_FATAL(rc, 0);
             op = r.op_id;
         }
@@ -516,9 +585,67 @@ static void witnesses_come_back_as_fed(void)
         CU_ASSERT_EQUAL(w[3].line, 999u);
         CU_ASSERT_EQUAL(w[3].backend_pid, 77);
         CU_ASSERT_EQUAL(v->witness[3], (size_t)seq - 1); /* ordinals, 0-based */
+        /* by reference: the lines without backend_pid or client_port
+         * were read back (one of the three before it), the others kept */
+        CU_ASSERT_EQUAL(m.reads, mode == 2 ? 1u : 0u);
         pgf_check_result *res = NULL;
         CU_ASSERT_EQUAL(pgf_checker_finish(c, &res), 0);
         pgf_check_result_free(res);
+        free(m.buf);
+    }
+    pgf_spec_free(spec);
+}
+
+/* A line that cannot be read back is the feed's error (the run's: "checker
+ * failed"), never a witness with a hole, during the history (case 1) and at
+ * its end (case 2); a checker without violations never reads (case 0). */
+static void witness_read_back_failure_is_an_error(void)
+{
+    pgf_spec *spec = load_spec();
+    static const char *const steps[][4] = {
+        {"invoke", "open", NULL, NULL},
+        {"transition", "open", "NEW", "CONNECTING"},
+        {"transition", "open", "CONNECTING", "READY"},
+        {"ok", "open", NULL, NULL},
+        {"invoke", "close", NULL, NULL},
+        {"transition", "close", "READY", "CLOSING"},
+        {"transition", "close", "CLOSING", "CLOSED"},
+        {"ok", "close", NULL, NULL},
+        {"invoke", "frobnicate", NULL, NULL}, /* undeclared: a violation */
+    };
+    /* case 0: open and close; 1: open, then an undeclared op; 2: open, and
+     * the session is left in READY (not_closed, found at the end) */
+    static const int order[3][9] = {
+        {0, 1, 2, 3, 4, 5, 6, 7, -1}, {0, 1, 2, 3, 8, -1}, {0, 1, 2, 3, -1}};
+    for (int t = 0; t < 3; t++) {
+        pgf_checker *c = NULL;
+        memhist m = {0};
+        m.fail = PGF_EIO;
+        CU_ASSERT_EQUAL_FATAL(pgf_checker_new(spec, NULL, &c), 0);
+        pgf_checker_set_reader(c, memhist_read, &m);
+        int last = 0;
+        for (int i = 0; order[t][i] >= 0; i++) {
+            const char *const *e = steps[order[t][i]];
+            pgf_rec r;
+            pgf_rec_init(&r, (pgf_rec_type)pgf_rec_type_parse(e[0]));
+            r.seq = (uint64_t)i + 1;
+            r.time_ns = r.seq * 10;
+            r.session = 1;
+            r.op = e[1];
+            r.from = e[2];
+            r.to = e[3];
+            r.op_id = order[t][i] < 4 ? 1 : 2;
+            last = feed_at(c, &m, &r);
+        }
+        pgf_check_result *res = NULL;
+        int fin = pgf_checker_finish(c, &res);
+        CU_ASSERT_EQUAL(last, t == 1 ? PGF_EIO : 0);
+        CU_ASSERT_EQUAL(fin, t == 0 ? 0 : PGF_EIO);
+        CU_ASSERT_EQUAL(res == NULL, t != 0);
+        if (res != NULL)
+            CU_ASSERT_EQUAL(res->total, 0u);
+        pgf_check_result_free(res);
+        free(m.buf);
     }
     pgf_spec_free(spec);
 }
@@ -529,6 +656,7 @@ static const pgf_test stream_tests[] = {
     {"late_record_on_compacted_session", late_record_on_compacted_session},
     {"first_list_is_capped", first_list_is_capped},
     {"witnesses_come_back_as_fed", witnesses_come_back_as_fed},
+    {"witness_read_back_failure_is_an_error", witness_read_back_failure_is_an_error},
     PGF_TESTS_END,
 };
 

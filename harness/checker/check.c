@@ -407,13 +407,18 @@ static fcopy ambiguous_fault;
  * bytes, pgf_checker_feed_line), kept in its session's line buffer and
  * parsed back only for a violation. Copying a record with its strings
  * interned was the checker's largest cost (perf, bench/stream_cost); a
- * line is one memcpy. What a line does not carry is kept beside it. */
+ * line is one memcpy. What a line does not carry is kept beside it.
+ * With a reader (pgf_checker_feed_line_at) not even that: the entry keeps
+ * where the line is in the history file, and the line is read back from
+ * there. The copies were a fifth of the checker's time at 1,000 sessions
+ * and most of its page faults at 10,000 (perf, bench/soak). */
 typedef struct wrent {
     size_t ord;
+    uint64_t at;   /* where the line is: in the session's lb, or (`ref`) in the history */
     uint32_t line; /* the record's source line (pgfault check) */
-    uint32_t off;
-    uint32_t len; /* of the line; when `who`, 16 more bytes follow it: */
-    bool who;     /* ... backend_pid and client_port (rare: foreign histories) */
+    uint32_t len;  /* of the line; when `who`, 16 more bytes follow it in lb: */
+    bool who;      /* ... backend_pid and client_port (rare: foreign histories) */
+    bool ref;      /* `at` is the line's offset in the history (the reader's) */
 } wrent;
 
 struct opst;
@@ -521,7 +526,9 @@ struct pgf_checker {
     bool kind_listed[PGF_VIOL_COUNT];
     strset strs;
     const pgf_check_deadlines *dl;
-    int64_t dl_ns[64]; /* by spec op index; -1 = no deadline */
+    int64_t dl_ns[64];         /* by spec op index; -1 = no deadline */
+    pgf_checker_reader reader; /* NULL: lines are copied */
+    void *reader_arg;
 };
 
 typedef struct pgf_checker ck;
@@ -679,15 +686,30 @@ static void violate(ck *c, pgf_violation_kind kind, sess *s, size_t at, const pg
         unsigned start = s->rn < c->wmax ? 0 : s->rhead;
         for (unsigned j = 0; j < s->rn; j++) {
             const wrent *e = &s->ring[(start + j) % s->rn];
-            if (pgf__hist_line_rec(s->lb + e->off, e->len, &parsed[j], &hold[j]) != 0) {
-                /* our own bytes: a line that does not parse is a bug here */
+            char *back = NULL; /* a `ref` line, read back from the history */
+            if (e->ref) {
+                int re = (back = malloc(e->len + 1)) == NULL
+                             ? PGF_ENOMEM
+                             : c->reader(c->reader_arg, e->at, back, e->len);
+                if (re != 0) {
+                    free(back);
+                    c->err = re < 0 ? re : PGF_EIO;
+                    continue;
+                }
+            }
+            const char *text = back != NULL ? back : s->lb + e->at;
+            int pe = pgf__hist_line_rec(text, e->len, &parsed[j], &hold[j]);
+            free(back); /* the record's strings are hold[j]'s */
+            if (pe != 0) {
+                /* our own bytes: a line that does not parse is a bug here
+                 * (or, read back, a history file changed under the run) */
                 c->err = PGF_EINTERNAL;
                 continue;
             }
             parsed[j].line = e->line;
             if (e->who) {
-                memcpy(&parsed[j].backend_pid, s->lb + e->off + e->len, 8);
-                memcpy(&parsed[j].client_port, s->lb + e->off + e->len + 8, 8);
+                memcpy(&parsed[j].backend_pid, s->lb + e->at + e->len, 8);
+                memcpy(&parsed[j].client_port, s->lb + e->at + e->len + 8, 8);
             }
             v.witness[k] = e->ord;
             src[k++] = &parsed[j];
@@ -790,7 +812,8 @@ static bool lines_room(ck *c, sess *s, size_t n)
         return true;
     size_t live = 0;
     for (unsigned i = 0; i < s->rn; i++)
-        live += s->ring[i].len + (s->ring[i].who ? WHO_BYTES : 0);
+        if (!s->ring[i].ref)
+            live += s->ring[i].len + (s->ring[i].who ? WHO_BYTES : 0);
     size_t cap = 2 * (live + n);
     if (cap < 1024)
         cap = 1024; /* 10,000 open sessions: every byte here is 10 MB */
@@ -803,10 +826,10 @@ static bool lines_room(ck *c, sess *s, size_t n)
     for (unsigned i = 0; i < s->rn; i++) {
         wrent *e = &s->ring[i];
         size_t sz = e->len + (e->who ? WHO_BYTES : 0);
-        if (sz == 0) /* the slot being refilled (and lb may still be NULL) */
+        if (sz == 0 || e->ref) /* the slot being refilled (lb may be NULL), or not in lb */
             continue;
-        memcpy(nb + used, s->lb + e->off, sz);
-        e->off = used;
+        memcpy(nb + used, s->lb + e->at, sz);
+        e->at = used;
         used += (uint32_t)sz;
     }
     free(s->lb);
@@ -816,8 +839,9 @@ static bool lines_room(ck *c, sess *s, size_t n)
     return true;
 }
 
-/* Keep r's line as s's newest witness. */
-static void ring_push(ck *c, sess *s, const pgf_rec *r, const char *line, size_t n)
+/* Keep r's line as s's newest witness: where it is in the history (`pos`,
+ * with a reader), or a copy. */
+static void ring_push(ck *c, sess *s, const pgf_rec *r, const char *line, size_t n, uint64_t pos)
 {
     wrent *e;
     if (s->rn < c->wmax) {
@@ -840,7 +864,16 @@ static void ring_push(ck *c, sess *s, const pgf_rec *r, const char *line, size_t
     }
     e->len = 0; /* not live while the buffer makes room */
     e->who = false;
+    e->ref = false;
+    e->ord = c->cur_ord;
+    e->line = r->line;
     bool who = r->backend_pid != PGF_REC_NONE || r->client_port != PGF_REC_NONE;
+    if (pos != PGF_CHECK_NO_POS && !who && n <= UINT32_MAX) {
+        e->at = pos;
+        e->len = (uint32_t)n;
+        e->ref = true;
+        return;
+    }
     if (!lines_room(c, s, n + (who ? WHO_BYTES : 0)))
         return;
     memcpy(s->lb + s->lused, line, n);
@@ -848,12 +881,10 @@ static void ring_push(ck *c, sess *s, const pgf_rec *r, const char *line, size_t
         memcpy(s->lb + s->lused + n, &r->backend_pid, sizeof r->backend_pid);
         memcpy(s->lb + s->lused + n + 8, &r->client_port, sizeof r->client_port);
     }
-    e->off = s->lused;
+    e->at = s->lused;
     e->len = (uint32_t)n;
     e->who = who;
     s->lused += (uint32_t)n + (who ? WHO_BYTES : 0);
-    e->ord = c->cur_ord;
-    e->line = r->line;
 }
 
 static void session_conn(ck *c, sess *s, int64_t conn)
@@ -1603,12 +1634,26 @@ int pgf_checker_feed(pgf_checker *c, const pgf_rec *r)
     return e;
 }
 
+void pgf_checker_set_reader(pgf_checker *c, pgf_checker_reader fn, void *arg)
+{
+    c->reader = fn;
+    c->reader_arg = arg;
+}
+
 int pgf_checker_feed_line(pgf_checker *c, const pgf_rec *r, const char *line, size_t n)
+{
+    return pgf_checker_feed_line_at(c, r, line, n, PGF_CHECK_NO_POS);
+}
+
+int pgf_checker_feed_line_at(pgf_checker *c, const pgf_rec *r, const char *line, size_t n,
+                             uint64_t pos)
 {
     if (c->err != 0)
         return c->err;
     if (line == NULL && r->session != PGF_REC_NONE)
         return pgf_checker_feed(c, r); /* formats the line, comes back */
+    if (c->reader == NULL)
+        pos = PGF_CHECK_NO_POS;
     c->cur_ord = (size_t)c->nrec++;
     c->last_time = r->time_ns;
     sess *s = NULL;
@@ -1616,7 +1661,7 @@ int pgf_checker_feed_line(pgf_checker *c, const pgf_rec *r, const char *line, si
         s = session_get(c, r->session);
         if (s == NULL)
             return c->err = PGF_ENOMEM;
-        ring_push(c, s, r, line, n);
+        ring_push(c, s, r, line, n, pos);
         if (c->err != 0)
             return c->err;
         if (r->conn != PGF_REC_NONE)

@@ -433,6 +433,7 @@ struct pgf_hist_writer {
     pgf_buf out;
     size_t hashed;
     size_t last_at, last_len; /* the last line put, in `out` (pgf_hist_writer_last) */
+    uint64_t passed;          /* bytes handed to the stream before out[0] */
     EVP_MD_CTX *md;           /* NULL: no digest (pgf_hist_writer_no_digest) */
 };
 
@@ -511,6 +512,7 @@ static int writer_room(pgf_hist_writer *w)
     if (w->f != NULL)
         return pgf_hist_writer_flush(w);
     writer_hash(w);
+    w->passed += w->out.len;
     pgf_buf_reset(&w->out);
     w->hashed = 0;
     return 0;
@@ -534,6 +536,11 @@ const char *pgf_hist_writer_last(const pgf_hist_writer *w, size_t *n)
 {
     *n = w->last_len;
     return w->last_len > 0 ? (const char *)w->out.data + w->last_at : NULL;
+}
+
+uint64_t pgf_hist_writer_last_pos(const pgf_hist_writer *w)
+{
+    return w->passed + w->last_at;
 }
 
 int pgf_hist_writer_meta(pgf_hist_writer *w, const pgf_hist_meta *m)
@@ -578,6 +585,7 @@ int pgf_hist_writer_flush(pgf_hist_writer *w)
     if (w->f != NULL && w->out.len > 0) {
         if (fwrite(w->out.data, 1, w->out.len, w->f) != w->out.len && w->err == 0)
             w->err = PGF_EIO;
+        w->passed += w->out.len;
         pgf_buf_reset(&w->out);
         w->hashed = 0;
         w->last_len = 0;

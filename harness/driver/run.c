@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "pgfault/check.h"
 #include "pgfault/config.h"
@@ -447,7 +448,31 @@ typedef struct stream_ctx {
     uint64_t checks_seen;    /* completed health checks fed so far */
     int64_t checks_at_first; /* ... when the first violation showed; -1 none yet */
     char first_kind[64];     /* the first violation's kind, for the progress line */
+    bool read_back;          /* the checker reads its witnesses back from the file */
 } stream_ctx;
+
+/* The checker's reader (pgf_checker_set_reader): a witness line, read back
+ * from the history file being written. Only for a plain file: a .zst
+ * stream cannot be read at an offset, so there the checker copies. */
+static int stream_read_back(void *arg, uint64_t pos, char *buf, size_t n)
+{
+    stream_ctx *st = arg;
+    int fd = st->h.w != NULL ? pgf_atomic_file_fd(&st->h.af) : -1;
+    if (fd < 0) /* closed already: a bug here, reported as the checker's failure */
+        return PGF_EINTERNAL;
+    int e = pgf_hist_writer_flush(st->h.w); /* the line may still be in its buffer */
+    if (e != 0)
+        return e;
+    for (size_t got = 0; got < n;) {
+        ssize_t k = pread(fd, buf + got, n - got, (off_t)(pos + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return PGF_EIO;
+        got += (size_t)k;
+    }
+    return 0;
+}
 
 static bool completes_check(const pgf_rec *r)
 {
@@ -483,7 +508,8 @@ static int stream_sink_(stream_ctx *st, const pgf_rec *rec)
     if (st->checker != NULL) {
         size_t n;
         const char *line = pgf_hist_writer_last(st->h.w, &n); /* the witness, as written */
-        if ((e = pgf_checker_feed_line(st->checker, rec, line, n)) != 0)
+        uint64_t pos = st->read_back ? pgf_hist_writer_last_pos(st->h.w) : PGF_CHECK_NO_POS;
+        if ((e = pgf_checker_feed_line_at(st->checker, rec, line, n, pos)) != 0)
             return e;
         if (st->checks_at_first < 0 && pgf_checker_violations(st->checker) > 0) {
             /* how long it took to catch: completed health checks before
@@ -579,6 +605,10 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
         pgf_spec_free(spec);
         return e;
     }
+    if (st.checker != NULL && st.h.have_file && st.h.zf == NULL) {
+        st.read_back = true;
+        pgf_checker_set_reader(st.checker, stream_read_back, &st);
+    }
     pgf_driver_opts dopts = {0};
     dopts.progress = o != NULL && !o->quiet ? o->console : NULL;
     dopts.tty = dopts.progress != NULL && isatty(fileno(dopts.progress));
@@ -628,18 +658,20 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
         pgf_spec_free(spec);
         return e;
     }
-    e = hist_close(&st.h, oc->digest, err, errlen);
+    /* The end-of-history checks first: their witnesses may be read back
+     * from the file, which must still be open. --no-check recorded
+     * nothing: an empty history checks clean. */
+    int ce = st.checker == NULL && pgf_checker_new(spec, &copts, &st.checker) != 0
+                 ? PGF_ENOMEM
+                 : pgf_checker_finish(st.checker, &oc->check);
+    st.checker = NULL;                              /* freed by pgf_checker_finish */
+    e = hist_close(&st.h, oc->digest, err, errlen); /* kept even when the checker failed */
     if (e != 0) {
         oc->lost_output = hist_path != NULL;
-        pgf_checker_free(st.checker);
         pgf_spec_free(spec);
         return e;
     }
-    /* --no-check recorded nothing: an empty history checks clean */
-    if (st.checker == NULL && pgf_checker_new(spec, &copts, &st.checker) != 0)
-        e = PGF_ENOMEM;
-    else
-        e = pgf_checker_finish(st.checker, &oc->check);
+    e = ce;
     if (e == 0 && spec_path == NULL) /* our session manager: its table vs the pinned one */
         e = add_spec_drift(spec, oc->check, err, errlen);
     pgf_spec_free(spec);

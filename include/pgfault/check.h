@@ -151,6 +151,22 @@ PGF_NODISCARD int pgf_checker_feed(pgf_checker *c, const pgf_rec *r);
  * formatting one (pgf_rec_format). line NULL = pgf_checker_feed. */
 PGF_NODISCARD int pgf_checker_feed_line(pgf_checker *c, const pgf_rec *r, const char *line,
                                         size_t n);
+
+/* Witnesses by reference. A checker with a reader keeps where a record's
+ * line is in the history (`pos`, its byte offset, as
+ * pgf_hist_writer_last_pos gives it) instead of a copy, and reads the line
+ * back through the reader only to build a violation's witness (during a
+ * feed or pgf_checker_finish: the history must stay readable until then).
+ * The reader fills buf with the n bytes at pos and returns 0, or a negative
+ * PGF_E* code, which the feed then returns. A record whose line carries
+ * what the line does not (backend_pid, client_port), or fed with pos =
+ * PGF_CHECK_NO_POS, is still copied. */
+#define PGF_CHECK_NO_POS UINT64_MAX
+typedef int (*pgf_checker_reader)(void *arg, uint64_t pos, char *buf, size_t n);
+void pgf_checker_set_reader(pgf_checker *c, pgf_checker_reader fn, void *arg);
+/* pgf_checker_feed_line, with the line's place in the history. */
+PGF_NODISCARD int pgf_checker_feed_line_at(pgf_checker *c, const pgf_rec *r, const char *line,
+                                           size_t n, uint64_t pos);
 /* Live view while feeding: violations counted so far, and the first one
  * found (NULL if none; valid until the next feed/finish/free). */
 uint64_t pgf_checker_violations(const pgf_checker *c);

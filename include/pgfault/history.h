@@ -157,6 +157,11 @@ PGF_NODISCARD int pgf_hist_writer_put(pgf_hist_writer *w, const pgf_rec *r);
  * when there is none. The streaming checker keeps its witnesses from it
  * (pgf_checker_feed_line) instead of formatting them again. */
 const char *pgf_hist_writer_last(const pgf_hist_writer *w, size_t *n);
+/* Where that line starts in the stream: bytes the writer had written
+ * before it, the meta line included (uncompressed). A file the stream
+ * goes to unchanged holds the line at this offset once flushed, for
+ * pgf_checker_feed_line_at. */
+uint64_t pgf_hist_writer_last_pos(const pgf_hist_writer *w);
 /* Flush buffered lines to the stream. */
 PGF_NODISCARD int pgf_hist_writer_flush(pgf_hist_writer *w);
 /* Hex SHA-256 (65 bytes with NUL) of everything written so far, wall

@@ -3,7 +3,8 @@
 # byte for byte the same history as the plain run once decompressed (sim
 # mode, same seed), and `pgfault check` reads it streaming with the same
 # verdict and digest; a truncated or corrupted .zst is exit 2 naming the
-# file, never a silently shorter history.
+# file, never a silently shorter history. A run's witnesses are the same
+# read back from the plain file as copied beside the .zst.
 set -u
 : "${PGFAULT:?path to the pgfault binary}"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pgf-e2e-zstd.XXXXXX")
@@ -41,6 +42,30 @@ timeout 120 "$PGFAULT" run --quiet --scenario incident --bugs close-frees-during
 "$PGFAULT" check "$TMP/bug/history.jsonl.zst" >"$TMP/cb" 2>&1
 rc=$?
 [ "$rc" -eq 1 ] || fail "check of a buggy .zst history exited $rc, want 1: $(head -3 "$TMP/cb")"
+
+# The run's witnesses are the same whether the checker read them back from
+# the plain history file (by reference) or kept copies (a .zst stream
+# cannot be read at an offset): during the history (illegal_transition,
+# double_completion) and at its end (missing_completion).
+for case in "incident close-frees-during-connect" "cancel-race callback-twice" \
+    "incident lost-completion --iterations 3"; do
+    read -r sc bug more <<<"$case"
+    d="$TMP/w-$sc-$bug"
+    # shellcheck disable=SC2086
+    timeout 120 "$PGFAULT" run --quiet --scenario "$sc" --bugs "$bug" $more --out "$d-p" >/dev/null 2>&1
+    # shellcheck disable=SC2086
+    timeout 120 "$PGFAULT" run --quiet --scenario "$sc" --bugs "$bug" $more --history-zstd \
+        --out "$d-z" >/dev/null 2>&1
+    /usr/bin/python3 - "$d-p/report.json" "$d-z/report.json" "$case" <<'PY' || fail "witnesses: $case"
+import json, sys
+checks = [[c for s in json.load(open(p))["scenarios"] for c in s["checks"] if not c["passed"]]
+          for p in sys.argv[1:3]]
+if checks[0] != checks[1]:
+    sys.exit(f"{sys.argv[3]}: failing checks differ, plain vs .zst:\n{checks[0]}\n{checks[1]}")
+if not any(c.get("witness") for c in checks[0]):
+    sys.exit(f"{sys.argv[3]}: no witness to compare: {checks[0]}")
+PY
+done
 
 # truncated (mid-frame) and corrupted: exit 2, the file named
 head -c $((zsize / 2)) "$TMP/z/history.jsonl.zst" >"$TMP/trunc.jsonl.zst"
