@@ -382,6 +382,20 @@ static void long_history_stays_bounded(void)
     pgf_spec_free(spec);
 }
 
+/* A session's life as records (type, op, from, to): open, then close;
+ * then an op the spec does not declare (a violation). */
+static const char *const LIFE[9][4] = {
+    {"invoke", "open", NULL, NULL},
+    {"transition", "open", "NEW", "CONNECTING"},
+    {"transition", "open", "CONNECTING", "READY"},
+    {"ok", "open", NULL, NULL},
+    {"invoke", "close", NULL, NULL},
+    {"transition", "close", "READY", "CLOSING"},
+    {"transition", "close", "CLOSING", "CLOSED"},
+    {"ok", "close", NULL, NULL},
+    {"invoke", "frobnicate", NULL, NULL},
+};
+
 /* Sessions compacted long ago still judge a late record like the whole
  * history would: a use after close, not a fresh session. */
 static void late_record_on_compacted_session(void)
@@ -389,16 +403,7 @@ static void late_record_on_compacted_session(void)
     pgf_spec *spec = load_spec();
     pgf_checker *c = NULL;
     CU_ASSERT_EQUAL_FATAL(pgf_checker_new(spec, NULL, &c), 0);
-    static const char *const seq[][4] = {
-        {"invoke", "open", NULL, NULL},
-        {"transition", "open", "NEW", "CONNECTING"},
-        {"transition", "open", "CONNECTING", "READY"},
-        {"ok", "open", NULL, NULL},
-        {"invoke", "close", NULL, NULL},
-        {"transition", "close", "READY", "CLOSING"},
-        {"transition", "close", "CLOSING", "CLOSED"},
-        {"ok", "close", NULL, NULL},
-    };
+    const char *const(*seq)[4] = LIFE;
     uint64_t ord = 0;
     int64_t op = 1;
     for (int64_t s = 1; s <= 2000; s++) {
@@ -602,17 +607,7 @@ static void witnesses_come_back_as_fed(void)
 static void witness_read_back_failure_is_an_error(void)
 {
     pgf_spec *spec = load_spec();
-    static const char *const steps[][4] = {
-        {"invoke", "open", NULL, NULL},
-        {"transition", "open", "NEW", "CONNECTING"},
-        {"transition", "open", "CONNECTING", "READY"},
-        {"ok", "open", NULL, NULL},
-        {"invoke", "close", NULL, NULL},
-        {"transition", "close", "READY", "CLOSING"},
-        {"transition", "close", "CLOSING", "CLOSED"},
-        {"ok", "close", NULL, NULL},
-        {"invoke", "frobnicate", NULL, NULL}, /* undeclared: a violation */
-    };
+    const char *const(*steps)[4] = LIFE;
     /* case 0: open and close; 1: open, then an undeclared op; 2: open, and
      * the session is left in READY (not_closed, found at the end) */
     static const int order[3][9] = {
