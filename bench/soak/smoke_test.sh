@@ -65,6 +65,8 @@ for x in r["matrix"]["runs"]:
 for p in pts:
     assert p["overhead_pct"] is not None and len(p["overhead_pct_rounds"]) == 1, p
     assert p["overhead_cpu_load_pct"] is not None and p["overhead_cpu_total_pct"] is not None, p
+    # the judged figure round by round: one round here, the same pair as the median's
+    assert p["overhead_cpu_total_pct_rounds"] == [p["overhead_cpu_total_pct"]], p
 f = r["flatness"]
 assert f["exit"] == 0 and f["slope_mb_per_min"] is not None and f["fit_samples"] >= 3, f
 # both are rounded from the same unrounded slope (3 and 1 decimals)
