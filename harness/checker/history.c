@@ -722,7 +722,10 @@ static int read_line(pgf_hist_reader *r, size_t *len, char *err, size_t errlen)
     for (;;) {
         errno = 0;
         ssize_t n = getline(&r->line, &r->cap, r->f);
-        if (n < 0) {
+        /* a line cut short by a read error (a .zst that ends inside a
+         * frame hands over the blocks it could decode first) is that
+         * error, not a line with bad JSON */
+        if (n < 0 || (r->line[n - 1] != '\n' && ferror(r->f))) {
             if (ferror(r->f)) {
                 r->lineno++;
                 int e = errno ? errno : EIO;
