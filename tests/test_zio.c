@@ -143,10 +143,70 @@ static int teardown(void)
     return 0;
 }
 
+/* Read back while writing (pgf_zio_read_back): every range asked for comes
+ * back as written - from old frames, across frame ends, and from the frame
+ * still being written (which the read ends) - and the file, frames ended
+ * by reads included, is still one stream that reads back whole. */
+static void read_back_while_writing(void)
+{
+    char p[256];
+    path_in(p, sizeof p, "rb.jsonl.zst");
+    FILE *dst = fopen(p, "w+b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dst);
+    pgf_zio_out *h = NULL;
+    FILE *z = pgf_zio_wrap_write_h(dst, 4096, &h); /* small frames: many of them */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(z);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    size_t cap = 4 << 20, len = 0;
+    char *src = malloc(cap), *got = malloc(cap);
+    CU_ASSERT_FATAL(src != NULL && got != NULL);
+    uint64_t x = 88172645463325252ULL; /* xorshift: the same lines every run */
+    int reads = 0;
+    for (int i = 0; len < cap - 20000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        /* mostly short lines, some longer than a frame */
+        int pad = x % 100 == 0 ? 9000 + (int)(x % 3000) : (int)(x % 200);
+        int n = snprintf(src + len, cap - len, "{\"seq\":%d,\"pad\":\"%0*d\"}\n", i, pad, 0);
+        CU_ASSERT_EQUAL_FATAL(fwrite(src + len, 1, (size_t)n, z), (size_t)n);
+        len += (size_t)n;
+        if (i % 97 != 0)
+            continue;
+        CU_ASSERT_EQUAL_FATAL(fflush(z), 0);
+        /* the line just written (in the open frame), and one from anywhere before */
+        uint64_t pos[2] = {len - (size_t)n, (x >> 20) % len};
+        size_t want[2] = {(size_t)n, (size_t)((x >> 40) % 20000)};
+        for (int k = 0; k < 2; k++) {
+            if (pos[k] + want[k] > len)
+                want[k] = len - pos[k];
+            CU_ASSERT_EQUAL_FATAL(pgf_zio_read_back(h, fileno(dst), pos[k], got, want[k]), 0);
+            CU_ASSERT_FATAL(memcmp(got, src + pos[k], want[k]) == 0);
+            reads++;
+        }
+    }
+    CU_ASSERT(reads > 100);
+    /* not written yet: an error, not made-up bytes */
+    CU_ASSERT_EQUAL(fflush(z), 0);
+    errno = 0;
+    CU_ASSERT_EQUAL(pgf_zio_read_back(h, fileno(dst), len - 10, got, 11), -1);
+    CU_ASSERT_EQUAL(errno, EINVAL);
+    CU_ASSERT_EQUAL(fclose(z), 0);
+    CU_ASSERT_EQUAL(fclose(dst), 0);
+    FILE *f = pgf_zio_open_read(p);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    size_t all = fread(got, 1, cap, f);
+    CU_ASSERT_FALSE(ferror(f));
+    CU_ASSERT_EQUAL(all, len);
+    CU_ASSERT(memcmp(got, src, len) == 0);
+    fclose(f);
+    free(src);
+    free(got);
+}
+
 static const pgf_test zio_tests[] = {
     {"round_trip_and_frames", round_trip_and_frames},
     {"plain_passes_through", plain_passes_through},
     {"truncated_and_corrupt_fail", truncated_and_corrupt_fail},
+    {"read_back_while_writing", read_back_while_writing},
     PGF_TESTS_END,
 };
 

@@ -4,7 +4,7 @@
 # mode, same seed), and `pgfault check` reads it streaming with the same
 # verdict and digest; a truncated or corrupted .zst is exit 2 naming the
 # file, never a silently shorter history. A run's witnesses are the same
-# read back from the plain file as copied beside the .zst.
+# read back from the plain file as from the .zst.
 set -u
 : "${PGFAULT:?path to the pgfault binary}"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pgf-e2e-zstd.XXXXXX")
@@ -44,8 +44,8 @@ rc=$?
 [ "$rc" -eq 1 ] || fail "check of a buggy .zst history exited $rc, want 1: $(head -3 "$TMP/cb")"
 
 # The run's witnesses are the same whether the checker read them back from
-# the plain history file (by reference) or kept copies (a .zst stream
-# cannot be read at an offset): during the history (illegal_transition,
+# the plain history file or from the .zst's frames (decompressed, the frame
+# being written ended first): during the history (illegal_transition,
 # double_completion) and at its end (missing_completion).
 for case in "incident close-frees-during-connect" "cancel-race callback-twice" \
     "incident lost-completion --iterations 3"; do
