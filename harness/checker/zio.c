@@ -216,7 +216,9 @@ static int zout_close(void *cookie)
 {
     zout *z = cookie;
     ZSTD_inBuffer in = {NULL, 0, 0};
-    int rc = z->bad ? -1 : zout_pump(z, &in, ZSTD_e_end);
+    /* the last frame; an empty stream still gets one (a reader knows it by
+     * its magic), a stream whose last frame a read back already ended not */
+    int rc = z->bad ? -1 : z->open_frame || z->in_total == 0 ? zout_pump(z, &in, ZSTD_e_end) : 0;
     if (fflush(z->dst) != 0 || ferror(z->dst))
         rc = -1;
     ZSTD_freeCCtx(z->c);

@@ -107,11 +107,11 @@ typedef struct outcome {
     pgf__pics *pics;           /* what the report's pictures need, gathered as it streams */
 } outcome;
 
+#define HIST_ZSTD_FRAME (64 * 1024)
+
 /* The history being written while the run goes on: path NULL gives only
  * the digest; otherwise the file is committed atomically at the end
  * (hist_close), or not at all (hist_abort). */
-#define HIST_ZSTD_FRAME (64 * 1024)
-
 typedef struct hist_out {
     pgf_atomic_file af;
     bool have_file;
@@ -457,7 +457,18 @@ typedef struct stream_ctx {
     int64_t checks_at_first; /* ... when the first violation showed; -1 none yet */
     char first_kind[64];     /* the first violation's kind, for the progress line */
     bool read_back;          /* the checker reads its witnesses back from the file */
+    char read_err[512];      /* why a read back failed (file, offset, errno); "" none */
 } stream_ctx;
+
+static int read_back_failed(stream_ctx *st, uint64_t pos, size_t n, int err, int code)
+{
+    if (st->read_err[0] == '\0')
+        snprintf(st->read_err, sizeof st->read_err,
+                 "%s: cannot read a witness line back (%zu bytes at byte %" PRIu64 "%s): %s",
+                 st->h.af.final_path ? st->h.af.final_path : "history", n, pos,
+                 st->h.zf != NULL ? ", uncompressed" : "", err ? strerror(err) : pgf_strerror(code));
+    return code;
+}
 
 /* The checker's reader (pgf_checker_set_reader): a witness line, read back
  * from the history file being written, plain or .zst (decompressed from
@@ -467,18 +478,20 @@ static int stream_read_back(void *arg, uint64_t pos, char *buf, size_t n)
     stream_ctx *st = arg;
     int fd = st->h.w != NULL ? pgf_atomic_file_fd(&st->h.af) : -1;
     if (fd < 0) /* closed already: a bug here, reported as the checker's failure */
-        return PGF_EINTERNAL;
+        return read_back_failed(st, pos, n, 0, PGF_EINTERNAL);
     int e = pgf_hist_writer_flush(st->h.w); /* the line may still be in its buffer */
     if (e != 0)
-        return e;
+        return read_back_failed(st, pos, n, 0, e);
     if (st->h.zf != NULL)
-        return pgf_zio_read_back(st->h.zh, fd, pos, buf, n) == 0 ? 0 : PGF_EIO;
+        return pgf_zio_read_back(st->h.zh, fd, pos, buf, n) == 0
+                   ? 0
+                   : read_back_failed(st, pos, n, errno, PGF_EIO);
     for (size_t got = 0; got < n;) {
         ssize_t k = pread(fd, buf + got, n - got, (off_t)(pos + got));
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
-            return PGF_EIO;
+            return read_back_failed(st, pos, n, k < 0 ? errno : 0, PGF_EIO);
         got += (size_t)k;
     }
     return 0;
@@ -651,7 +664,8 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
          * which does not drain while it runs). */
         pgf_recorder_set_sink(oc->run->rec, stream_sink, &st);
         if (pgf_recorder_drain(oc->run->rec, true) != 0) {
-            snprintf(err, errlen, "%s", pgf_recorder_error(oc->run->rec));
+            snprintf(err, errlen, "%s%s%s", pgf_recorder_error(oc->run->rec),
+                     st.read_err[0] ? "; " : "", st.read_err);
             oc->lost_output = st.write_failed && hist_path != NULL;
             e = PGF_EINTERNAL;
         }
@@ -686,7 +700,7 @@ static int run_one(const pgf_scenario *sc, const pgf_run_opts *o, const char *hi
         e = add_spec_drift(spec, oc->check, err, errlen);
     pgf_spec_free(spec);
     if (e != 0) {
-        snprintf(err, errlen, "checker failed: %s", pgf_strerror(e));
+        snprintf(err, errlen, "checker failed: %s", st.read_err[0] ? st.read_err : pgf_strerror(e));
         return e;
     }
     oc->checks_to_violation = st.checks_at_first;
