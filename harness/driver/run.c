@@ -466,7 +466,8 @@ static int read_back_failed(stream_ctx *st, uint64_t pos, size_t n, int err, int
         snprintf(st->read_err, sizeof st->read_err,
                  "%s: cannot read a witness line back (%zu bytes at byte %" PRIu64 "%s): %s",
                  st->h.af.final_path ? st->h.af.final_path : "history", n, pos,
-                 st->h.zf != NULL ? ", uncompressed" : "", err ? strerror(err) : pgf_strerror(code));
+                 st->h.zf != NULL ? ", uncompressed" : "",
+                 err ? strerror(err) : pgf_strerror(code));
     return code;
 }
 
