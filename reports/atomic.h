@@ -26,7 +26,9 @@
 #define PGF_ATOMIC_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "pgfault/err.h"
@@ -59,6 +61,20 @@ int pgf_atomic_file_fail(pgf_atomic_file *af, const char *what, char *err, size_
  * flushed: the streaming checker reads a witness's lines back this way);
  * -1 once released. Borrowed: do not close. */
 int pgf_atomic_file_fd(const pgf_atomic_file *af);
+
+/* Writeback of a file being written is started (sync_file_range, not
+ * waited for) every PGF_ATOMIC_WRITEBACK_EVERY bytes, so the commit's fsync
+ * waits for the last few MB, not for every dirty page of a long stream.
+ * How many times it was started so far (0 where the system has no
+ * sync_file_range or the file system refused it). */
+#define PGF_ATOMIC_WRITEBACK_EVERY (8u << 20)
+uint64_t pgf_atomic_file_writeback_hints(const pgf_atomic_file *af);
+
+/* The SHA-256 (hex) of a file this process committed here, from the bytes
+ * as they were written, if st (stat of the file now) shows the same inode
+ * with the same size and mtime; false otherwise (read it yourself). */
+struct stat;
+bool pgf_atomic_known_sha256(const struct stat *st, char hex[65]);
 
 /* Convenience: write data[len] to DIR/NAME atomically. */
 PGF_NODISCARD int pgf_atomic_write(const char *dir, const char *name, const void *data, size_t len,

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "atomic.h"
 #include "pgf_test.h"
@@ -975,6 +976,61 @@ static void atomic_write_replaces_or_keeps(void)
     free(dir);
 }
 
+/* A long stream has its writeback started every PGF_ATOMIC_WRITEBACK_EVERY
+ * bytes (so the commit's fsync waits for the tail only), a short one never,
+ * and the content is whole either way. */
+static void atomic_stream_starts_writeback(void)
+{
+    char *dir = pgf_t_mkdtemp("reports-writeback");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    char err[512] = "";
+    pgf_atomic_file af;
+    CU_ASSERT_EQUAL_FATAL(pgf_atomic_file_open(&af, dir, "h.jsonl", err, sizeof err), 0);
+    static char block[64 * 1024];
+    memset(block, 'x', sizeof block);
+    size_t total = PGF_ATOMIC_WRITEBACK_EVERY * 5 / 2, put = 0;
+    while (put < total) {
+        CU_ASSERT_EQUAL_FATAL(fwrite(block, 1, sizeof block, af.fp), sizeof block);
+        put += sizeof block;
+    }
+    CU_ASSERT_EQUAL(fflush(af.fp), 0);
+    CU_ASSERT_EQUAL(pgf_atomic_file_writeback_hints(&af), 2);
+    CU_ASSERT_EQUAL(pgf_atomic_file_commit(&af, err, sizeof err), 0);
+    char *p = path_in(dir, "h.jsonl");
+    struct stat st;
+    CU_ASSERT_EQUAL(stat(p, &st), 0);
+    CU_ASSERT_EQUAL((size_t)st.st_size, put);
+
+    /* its digest was taken as it was written: the file's own SHA-256 */
+    size_t n = 0;
+    char *c = slurp(p, &n);
+    CU_ASSERT_FATAL(c != NULL && n == put);
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned dl = 0;
+    CU_ASSERT_EQUAL(EVP_Digest(c, n, d, &dl, EVP_sha256(), NULL), 1);
+    char want[65], got[65] = "";
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(want + 2 * i, 3, "%02x", d[i]);
+    free(c);
+    CU_ASSERT_TRUE(pgf_atomic_known_sha256(&st, got));
+    CU_ASSERT_STRING_EQUAL(got, want);
+    /* changed since (size and mtime move): not known, read it again */
+    FILE *f = fopen(p, "a");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("more", f);
+    fclose(f);
+    CU_ASSERT_EQUAL(stat(p, &st), 0);
+    CU_ASSERT_FALSE(pgf_atomic_known_sha256(&st, got));
+    CU_ASSERT_EQUAL_FATAL(pgf_atomic_file_open(&af, dir, "small", err, sizeof err), 0);
+    fputs("short\n", af.fp);
+    CU_ASSERT_EQUAL(fflush(af.fp), 0);
+    CU_ASSERT_EQUAL(pgf_atomic_file_writeback_hints(&af), 0);
+    CU_ASSERT_EQUAL(pgf_atomic_file_commit(&af, err, sizeof err), 0);
+    free(p);
+    pgf_t_rmtree(dir);
+    free(dir);
+}
+
 /* A writer that runs out of file space mid-write (RLIMIT_FSIZE in a child)
  * fails with the path named and leaves the previous report byte-identical. */
 static void failed_report_write_keeps_old_file(void)
@@ -1079,6 +1135,7 @@ static const pgf_test writer_tests[] = {
     {"console_summary_fits_one_screen", console_summary_fits_one_screen},
     {"witnessed_failure_named_first", witnessed_failure_named_first},
     {"atomic_write_replaces_or_keeps", atomic_write_replaces_or_keeps},
+    {"atomic_stream_starts_writeback", atomic_stream_starts_writeback},
     {"failed_report_write_keeps_old_file", failed_report_write_keeps_old_file},
     {"writers_refuse_a_broken_report", writers_refuse_a_broken_report},
     PGF_TESTS_END,
