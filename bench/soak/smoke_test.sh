@@ -40,6 +40,7 @@ grep -q "$tmp/nobuild/harness/cli/pgfault not built" <<<"$out" || fail "missing 
 # the matrix and the flatness run, tiny
 BENCH_OUT="$tmp/res" BENCH_SOAK_SECONDS=0.5 BENCH_SOAK_REPEAT=1 BENCH_SOAK_SESSIONS=1,2 \
     BENCH_SOAK_MINUTES=0.1 BENCH_SOAK_FLAT_SESSIONS=2 BENCH_SOAK_WARMUP=1 \
+    BENCH_SOAK_LONG_SECONDS=1 BENCH_SOAK_LONG_SESSIONS=2 \
     "$here/run" "$BUILD_DIR" >"$tmp/md" 2>"$tmp/err" || fail "run failed: $(tail -5 "$tmp/err")"
 $py - "$tmp/res/soak.json" <<'PY' || fail "soak.json lacks a measurement: $(head -c 3000 "$tmp/res/soak.json")"
 import json, sys
@@ -81,8 +82,13 @@ if mp is not None:
         assert x["exit"] == 0 and not x.get("error") and x["checks"] > 0, x
     for p in mp["points"]:
         assert p["overhead_pct"] is not None, p
+# the long plain-history run: its history's size, verdict and exit after the load
+lg = r["long"]
+assert lg["exit"] == 0 and not lg.get("error") and lg["sessions"] == 2, lg
+assert lg["history_bytes"] > 0 and lg["verdict_s"] is not None and lg["exit_after_load_s"] is not None, lg
 names = [t["target"] for t in r["targets"]]
-assert len(names) == 6 + (len(mp["points"]) if mp else 0), names
+assert len(names) == 7 + (len(mp["points"]) if mp else 0), names
+assert [t for t in r["targets"] if "long plain-history" in t["target"]][0]["status"] in ("met", "missed"), names
 assert all(t["status"] in ("met", "missed", "not measured") for t in r["targets"]), r["targets"]
 assert sum("core of its own" in n for n in names) == (2 if mp else 0), names
 assert [t for t in r["targets"] if t["target"].startswith("end of load")][0]["status"] != "not measured"
