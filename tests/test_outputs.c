@@ -6,12 +6,14 @@
  * grep of every output of every command) are tests/e2e/outputs.sh and
  * tests/e2e/secrets.sh. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic.h"
 #include "outdir.h"
 #include "pgf_test.h"
 #include "pgfault/config.h"
@@ -145,6 +147,61 @@ static void set_commit_replace_verify(void)
     free(mine);
     free(h3);
     free(hist);
+    free(out);
+    pgf_t_rmtree(root);
+    free(root);
+}
+
+/* A file written through atomic.h is not read back for the manifest: its
+ * digest was taken as it was written, and is used while the file keeps its
+ * inode, size and mtime (a history of GBs made the commit O(the run)). A
+ * file changed since is read again. Shown both ways: a same-size change
+ * with its mtime put back (invisible to that key on purpose) commits the
+ * digest of the bytes written, which verify then refuses; a plain change
+ * commits the new content's digest, which verify accepts. */
+static void written_digest_used_while_unchanged(void)
+{
+    char *root = pgf_t_mkdtemp("outdir-digest");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    char *out = path2(root, "out");
+    char err[1024] = "";
+    pgf_outdir *od = NULL;
+    CU_ASSERT_EQUAL_FATAL(pgf_outdir_begin(out, &od, err, sizeof err), 0);
+    const char *st = pgf_outdir_stage(od);
+    const char *names[2] = {"kept.jsonl", "changed.jsonl"};
+    for (int i = 0; i < 2; i++) {
+        pgf_atomic_file af;
+        CU_ASSERT_EQUAL_FATAL(pgf_atomic_file_open(&af, st, names[i], err, sizeof err), 0);
+        for (int k = 0; k < 1000; k++)
+            fprintf(af.fp, "{\"seq\":%d}\n", k);
+        CU_ASSERT_EQUAL_FATAL(pgf_atomic_file_commit(&af, err, sizeof err), 0);
+    }
+    /* kept.jsonl: the same size, mtime restored */
+    char *kept = path2(st, names[0]);
+    struct stat before;
+    CU_ASSERT_EQUAL_FATAL(stat(kept, &before), 0);
+    int fd = open(kept, O_WRONLY);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(pwrite(fd, "X", 1, 0), 1);
+    struct timespec times[2] = {before.st_atim, before.st_mtim};
+    CU_ASSERT_EQUAL(futimens(fd, times), 0);
+    close(fd);
+    /* changed.jsonl: a plain append */
+    char *changed = path2(st, names[1]);
+    FILE *f = fopen(changed, "a");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("{\"seq\":1000}\n", f);
+    fclose(f);
+    CU_ASSERT_EQUAL(pgf_outdir_commit(od, err, sizeof err), 0);
+    pgf_outdir_free(od);
+    char *kept_out = path2(out, names[0]), *changed_out = path2(out, names[1]);
+    CU_ASSERT_EQUAL(pgf_outdir_verify(kept_out, NULL, 0, err, sizeof err), PGF_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "does not match"));
+    CU_ASSERT_EQUAL(pgf_outdir_verify(changed_out, NULL, 0, err, sizeof err), 0);
+    free(kept_out);
+    free(changed_out);
+    free(kept);
+    free(changed);
     free(out);
     pgf_t_rmtree(root);
     free(root);
@@ -314,6 +371,7 @@ static void registered_secrets_are_blanked(void)
 static const pgf_test set_tests[] = {
     {"set_commit_replace_verify", set_commit_replace_verify},
     {"stale_staging_is_discarded", stale_staging_is_discarded},
+    {"written_digest_used_while_unchanged", written_digest_used_while_unchanged},
     {"out_path_limits", out_path_limits},
     PGF_TESTS_END,
 };
