@@ -37,6 +37,12 @@ PY
 if out=$("$here/run" "$tmp/nobuild" 2>&1); then fail "run accepted a missing build"; fi
 grep -q "$tmp/nobuild/harness/cli/pgfault not built" <<<"$out" || fail "missing build not named: $out"
 
+# bad input: a setting that is not a number is exit 2 naming it, before anything runs
+if out=$(BENCH_SOAK_LONG_SECONDS=abc "$here/run" "$BUILD_DIR" 2>&1); then fail "run accepted BENCH_SOAK_LONG_SECONDS=abc"; fi
+grep -q "BENCH_SOAK_LONG_SECONDS='abc': expected a number" <<<"$out" || fail "bad setting not named: $out"
+if out=$(BENCH_SOAK_SESSIONS=1,x "$here/run" "$BUILD_DIR" 2>&1); then fail "run accepted BENCH_SOAK_SESSIONS=1,x"; fi
+grep -q "BENCH_SOAK_SESSIONS='1,x'" <<<"$out" || fail "bad session list not named: $out"
+
 # the matrix and the flatness run, tiny
 BENCH_OUT="$tmp/res" BENCH_SOAK_SECONDS=0.5 BENCH_SOAK_REPEAT=1 BENCH_SOAK_SESSIONS=1,2 \
     BENCH_SOAK_MINUTES=0.1 BENCH_SOAK_FLAT_SESSIONS=2 BENCH_SOAK_WARMUP=1 \
