@@ -336,8 +336,13 @@ FILE *pgf_zio_wrap_write_h(FILE *dst, size_t frame_bytes, pgf_zio_out **h)
     z->outcap = ZSTD_CStreamOutSize();
     z->outbuf = malloc(z->outcap);
     z->c = ZSTD_createCCtx();
+    /* level 1: on histories cut into 64 kB frames it is both faster and
+     * smaller than the default 3 (a 1,000-session stress run: 166 against
+     * 195 bytes a health check, 1.2-1.6 us less of the draining thread's
+     * CPU a check; the `soak` profile: 578 against 650 kB for 8 s). The
+     * per-frame start of level 3's larger tables is what it pays. */
     if (z->outbuf == NULL || z->c == NULL ||
-        ZSTD_isError(ZSTD_CCtx_setParameter(z->c, ZSTD_c_compressionLevel, 3)) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(z->c, ZSTD_c_compressionLevel, 1)) ||
         ZSTD_isError(ZSTD_CCtx_setParameter(z->c, ZSTD_c_checksumFlag, 1)))
         goto fail;
     cookie_io_functions_t io = {.write = zout_write, .close = zout_close};

@@ -17,7 +17,7 @@
  * silent early EOF. NULL with errno set when the file cannot be opened. */
 FILE *pgf_zio_open_read(const char *path);
 
-/* A stream whose bytes are zstd-compressed (level 3, checksummed) into
+/* A stream whose bytes are zstd-compressed (level 1, checksummed) into
  * `dst`. fclose() of the returned stream ends the frame and flushes `dst`
  * but does not close it; it returns EOF when anything could not be
  * written. NULL with errno set on failure. */
