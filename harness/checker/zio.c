@@ -71,6 +71,14 @@ FILE *pgf_zio_open_read(const char *path)
         return NULL;
     unsigned char magic[4];
     size_t n = fread(magic, 1, sizeof magic, f);
+    if (n < sizeof magic && ferror(f)) {
+        /* a directory (EISDIR), an unreadable device: that errno, not a
+         * later read error without one */
+        int e = errno ? errno : EIO;
+        fclose(f);
+        errno = e;
+        return NULL;
+    }
     uint32_t m = (uint32_t)magic[0] | (uint32_t)magic[1] << 8 | (uint32_t)magic[2] << 16 |
                  (uint32_t)magic[3] << 24;
     if (n < sizeof magic || m != ZSTD_MAGICNUMBER) {

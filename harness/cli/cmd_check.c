@@ -1,4 +1,5 @@
 /* cmd_check.c - `pgfault check HISTORY.jsonl [--spec FILE] [--json]`:
+ * (or a run's output directory: its history.jsonl or history.jsonl.zst)
  * read a history one record at a time (plain or .zst) into the streaming
  * checker, print the verdict: memory is the checker's state, not the
  * file's size. With --server-history both files are loaded whole (the
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "pgfault/check.h"
 #include "cli.h"
@@ -28,6 +30,45 @@
 static void check_usage(FILE *f)
 {
     pgf__cli_usage_print(f, "check");
+}
+
+/* A run's output directory stands for the history in it: `pgfault check
+ * OUT` after `pgfault run --out OUT`, plain or --history-zstd. *path is
+ * replaced by buf when it is a directory; 0, or PGF_EXIT_USAGE with the
+ * message printed. */
+static int resolve_dir(const char **path, char *buf, size_t len)
+{
+    struct stat st;
+    if (strcmp(*path, "-") == 0 || stat(*path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return 0; /* a file, stdin, or nothing: the reader names what is wrong */
+    static const char *const names[] = {"history.jsonl", "history.jsonl.zst"};
+    const char *found = NULL;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char p[4096];
+        if ((size_t)snprintf(p, sizeof p, "%s/%s", *path, names[i]) >= sizeof p ||
+            stat(p, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (found != NULL) {
+            fprintf(stderr, "pgfault check: %s: holds both %s and %s; name the one to check\n",
+                    *path, found, names[i]);
+            return PGF_EXIT_USAGE;
+        }
+        found = names[i];
+    }
+    if (found == NULL) {
+        fprintf(stderr,
+                "pgfault check: %s: a directory without history.jsonl or history.jsonl.zst "
+                "(a run's --out directory, or a history file)\n",
+                *path);
+        return PGF_EXIT_USAGE;
+    }
+    if ((size_t)snprintf(buf, len, "%s%s%s", *path, (*path)[strlen(*path) - 1] == '/' ? "" : "/",
+                         found) >= len) {
+        fprintf(stderr, "pgfault check: %s: path too long\n", *path);
+        return PGF_EXIT_USAGE;
+    }
+    *path = buf;
+    return 0;
 }
 
 /* --server-history: the join (include/pgfault/join.h). */
@@ -97,6 +138,10 @@ int pgf_cmd_check(int argc, char **argv)
         check_usage(stderr);
         return PGF_EXIT_USAGE;
     }
+    char dir_history[4096 + 32];
+    int drc = resolve_dir(&path, dir_history, sizeof dir_history);
+    if (drc != 0)
+        return drc;
 
     char err[512];
     pgf_hist_reader *rd = NULL; /* the history, one record at a time */

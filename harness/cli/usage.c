@@ -220,7 +220,8 @@ const pgf__cli_usage pgf__cli_usages[] = {
      "report or usage, 3 the harness itself failed"},
     {"check",
      "HISTORY.jsonl [--spec FILE] [--json] [--witness N] [--digest] [--server-history FILE]",
-     "Check a recorded history (docs/history-format.md; '-' reads stdin) against the\n"
+     "Check a recorded history (docs/history-format.md; '-' reads stdin; a run's --out\n"
+     "directory checks the history.jsonl or history.jsonl.zst in it) against the\n"
      "session state-machine spec and report every violation, with the first one of each\n"
      "session and the records that led to it.",
      NULL, check_opts,

@@ -75,6 +75,26 @@ expect 0 "run then check" -- "$PGFAULT" run --scenario incident \
     --quiet --out "$TMP/run"
 expect 0 "compiled-in spec" -- "$PGFAULT" check "$TMP/run/history.jsonl"
 
+# a run's --out directory stands for the history in it (plain or .zst);
+# any other directory is named as one, exit 2 (it was "read error:
+# Input/output error" on line 1)
+expect 0 "run directory" -- "$PGFAULT" check "$TMP/run" &&
+    contains "$TMP/out" "$TMP/run/history.jsonl:" "run directory"
+expect 0 "run directory, zstd" -- "$PGFAULT" run --scenario incident --history-zstd \
+    --quiet --out "$TMP/runz"
+expect 0 "run directory, zstd" -- "$PGFAULT" check "$TMP/runz/" &&
+    contains "$TMP/out" "$TMP/runz/history.jsonl.zst:" "run directory, zstd"
+mkdir -p "$TMP/empty"
+expect 2 "directory without a history" -- "$PGFAULT" check "$TMP/empty" &&
+    contains "$TMP/err" "$TMP/empty: a directory without history.jsonl" "directory without a history"
+mkdir -p "$TMP/both"
+cp "$DATA/histories/valid_basic.jsonl" "$TMP/both/history.jsonl"
+cp "$TMP/runz/history.jsonl.zst" "$TMP/both/"
+expect 2 "directory with both" -- "$PGFAULT" check "$TMP/both" &&
+    contains "$TMP/err" "holds both history.jsonl and history.jsonl.zst" "directory with both"
+expect 2 "directory as --server-history" -- "$PGFAULT" check "$TMP/run/history.jsonl" \
+    --server-history "$TMP/empty" && contains "$TMP/err" "$TMP/empty: Is a directory" "server dir"
+
 # spec embedded in the meta line: no --spec needed; stdin works too
 "$PY" - "$SPEC" "$DATA/histories/valid_basic.jsonl" "$TMP/embedded.jsonl" <<'PYEOF'
 import json, sys
