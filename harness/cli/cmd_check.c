@@ -12,6 +12,7 @@
  * 2 bad usage / malformed history or spec (message names file:line),
  * 3 internal failure (out of memory).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,40 @@
 static void check_usage(FILE *f)
 {
     pgf__cli_usage_print(f, "check");
+}
+
+/* A run of several scenarios keeps one history per scenario, in
+ * DIR/NAME/: name them (one history is checked at a time). How many were
+ * named; nothing printed when there are none. */
+static size_t list_scenario_histories(const char *dir)
+{
+    struct dirent **ents = NULL;
+    int ne = scandir(dir, &ents, NULL, alphasort);
+    size_t n = 0, shown = 0;
+    for (int i = 0; i < ne; i++) {
+        for (int z = 0; z < 2 && ents[i]->d_name[0] != '.'; z++) {
+            char p[4096];
+            struct stat st;
+            if ((size_t)snprintf(p, sizeof p, "%s/%s/history.jsonl%s", dir, ents[i]->d_name,
+                                 z ? ".zst" : "") >= sizeof p ||
+                stat(p, &st) != 0 || !S_ISREG(st.st_mode))
+                continue;
+            if (n++ == 0)
+                fprintf(stderr,
+                        "pgfault check: %s: a run of several scenarios, one history each; "
+                        "check one at a time:\n",
+                        dir);
+            if (shown < 20) {
+                fprintf(stderr, "  %s\n", p);
+                shown++;
+            }
+        }
+        free(ents[i]);
+    }
+    free(ents);
+    if (n > shown)
+        fprintf(stderr, "  (and %zu more)\n", n - shown);
+    return n;
 }
 
 /* A run's output directory stands for the history in it: `pgfault check
@@ -56,10 +91,11 @@ static int resolve_dir(const char **path, char *buf, size_t len)
         found = names[i];
     }
     if (found == NULL) {
-        fprintf(stderr,
-                "pgfault check: %s: a directory without history.jsonl or history.jsonl.zst "
-                "(a run's --out directory, or a history file)\n",
-                *path);
+        if (list_scenario_histories(*path) == 0)
+            fprintf(stderr,
+                    "pgfault check: %s: a directory without history.jsonl or history.jsonl.zst "
+                    "(a run's --out directory, or a history file)\n",
+                    *path);
         return PGF_EXIT_USAGE;
     }
     if ((size_t)snprintf(buf, len, "%s%s%s", *path, (*path)[strlen(*path) - 1] == '/' ? "" : "/",

@@ -92,6 +92,15 @@ cp "$DATA/histories/valid_basic.jsonl" "$TMP/both/history.jsonl"
 cp "$TMP/runz/history.jsonl.zst" "$TMP/both/"
 expect 2 "directory with both" -- "$PGFAULT" check "$TMP/both" &&
     contains "$TMP/err" "holds both history.jsonl and history.jsonl.zst" "directory with both"
+# several scenarios: one history each, in DIR/NAME/; named, sorted
+mkdir -p "$TMP/multi/b-scn" "$TMP/multi/a-scn"
+cp "$DATA/histories/valid_basic.jsonl" "$TMP/multi/b-scn/history.jsonl"
+cp "$TMP/runz/history.jsonl.zst" "$TMP/multi/a-scn/"
+expect 2 "directory of scenarios" -- "$PGFAULT" check "$TMP/multi" &&
+    contains "$TMP/err" "a run of several scenarios, one history each" "directory of scenarios" &&
+    [ "$(grep -c '^  ' "$TMP/err")" = 2 ] &&
+    [ "$(sed -n 2p "$TMP/err")" = "  $TMP/multi/a-scn/history.jsonl.zst" ] ||
+    { echo "FAIL: directory of scenarios: $(cat "$TMP/err")"; fails=$((fails + 1)); }
 expect 2 "directory as --server-history" -- "$PGFAULT" check "$TMP/run/history.jsonl" \
     --server-history "$TMP/empty" && contains "$TMP/err" "$TMP/empty: Is a directory" "server dir"
 
