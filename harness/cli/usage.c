@@ -219,7 +219,8 @@ const pgf__cli_usage pgf__cli_usages[] = {
      "0 all checks passed, 1 violations or failed expectations, 2 invalid\n"
      "report or usage, 3 the harness itself failed"},
     {"check",
-     "HISTORY.jsonl [--spec FILE] [--json] [--witness N] [--digest] [--server-history FILE]",
+     "HISTORY.jsonl|RUN_DIR [--spec FILE] [--json] [--witness N] [--digest] [--server-history "
+     "FILE]",
      "Check a recorded history (docs/history-format.md; '-' reads stdin; a run's --out\n"
      "directory checks the history.jsonl or history.jsonl.zst in it) against the\n"
      "session state-machine spec and report every violation, with the first one of each\n"
