@@ -33,6 +33,31 @@ assert 'server:\n  external: "host=/tmp/d port=5432' in y and "users:" not in y 
 assert "workload:" in y and "sessions:" in y, y
 PY
 
+# bench/soak/ab: two variants (one with an extra option and a variable)
+# and the shared baseline, 2 rounds: every run measured, the table printed
+B="$BUILD_DIR/harness/cli/pgfault"
+"$here/ab" --sessions 2 --seconds 0.5 --rounds 2 --arg z=--history-zstd --env z=PGF_AB_SMOKE=1 \
+    --json "$tmp/ab.json" a="$B" z="$B" >"$tmp/ab.md" 2>"$tmp/ab.err" ||
+    fail "ab failed: $(tail -5 "$tmp/ab.err")"
+grep -q '^| z | ' "$tmp/ab.md" && grep -q '^| off (--no-check) | ' "$tmp/ab.md" ||
+    fail "ab printed no table: $(cat "$tmp/ab.md")"
+$py - "$tmp/ab.json" <<'PY' || fail "ab.json lacks a measurement: $(head -c 2000 "$tmp/ab.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+runs = r["runs"]
+assert sorted((x["label"], x["round"]) for x in runs) == [
+    ("a", 1), ("a", 2), ("off", 1), ("off", 2), ("z", 1), ("z", 2)], runs
+for x in runs:
+    assert x["exit"] == 0 and x["checks"] > 0 and x["cpu_us_per_check_total"] > 0, x
+    assert (x["checker"] == "off") == (x["label"] == "off"), x
+assert r["variants"]["z"]["args"] == ["--history-zstd"] and r["variants"]["z"]["env"] == {"PGF_AB_SMOKE": "1"}, r
+assert r["medians"]["a"]["drain_us_per_check"] is not None, r["medians"]
+PY
+if out=$("$here/ab" --rounds 0 a="$B" 2>&1); then fail "ab accepted --rounds 0"; fi
+grep -q -- "--rounds 0: at least 1" <<<"$out" || fail "ab --rounds 0 not named: $out"
+if out=$("$here/ab" a="$tmp/nope" 2>&1); then fail "ab accepted a missing binary"; fi
+grep -q "$tmp/nope is not an executable pgfault" <<<"$out" || fail "ab missing binary not named: $out"
+
 # bad input: a build without pgfault is exit 2 naming it
 if out=$("$here/run" "$tmp/nobuild" 2>&1); then fail "run accepted a missing build"; fi
 grep -q "$tmp/nobuild/harness/cli/pgfault not built" <<<"$out" || fail "missing build not named: $out"
