@@ -355,6 +355,71 @@ int main(int argc, char **argv)
     step(c, "DISCARD ALL");
     printf("  param application_name=%s\n", PQparameterStatus(c, "application_name"));
 
+    /* Transaction characteristics: what JDBC pools and ORMs set on a
+     * connection (pgjdbc's setTransactionIsolation, setReadOnly). */
+    static const char *const xact[] = {
+        "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+        "SHOW transaction_isolation",
+        "SHOW default_transaction_isolation",
+        "BEGIN",
+        "SHOW TRANSACTION ISOLATION LEVEL",
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+        "SHOW transaction_isolation",
+        "SELECT 1",
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+        "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        "ROLLBACK",
+        "BEGIN ISOLATION LEVEL READ UNCOMMITTED, READ ONLY",
+        "SHOW transaction_isolation",
+        "SHOW transaction_read_only",
+        "SELECT 1",
+        "SET TRANSACTION READ ONLY",
+        "SET transaction_read_only = off",
+        "COMMIT",
+        "START TRANSACTION READ ONLY NOT DEFERRABLE",
+        "SHOW transaction_read_only",
+        "SHOW transaction_deferrable",
+        "SET TRANSACTION DEFERRABLE",
+        "SHOW transaction_deferrable",
+        "COMMIT",
+        "BEGIN WORK",
+        "SET transaction_isolation = 'serializable'",
+        "SHOW transaction_isolation",
+        "BEGIN ISOLATION LEVEL READ COMMITTED",
+        "SHOW transaction_isolation",
+        "COMMIT",
+        "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+        "SET transaction_isolation = 'serializable'",
+        "SHOW transaction_isolation",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+        "SHOW transaction_read_only",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE, ISOLATION LEVEL READ COMMITTED "
+        "NOT DEFERRABLE",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL bogus",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY,",
+        "SET SESSION CHARACTERISTICS TRANSACTION READ ONLY",
+        "SET TRANSACTION",
+        "START",
+        "BEGIN READ",
+        "SET default_transaction_isolation = 'Repeatable Read'",
+        "SHOW transaction_isolation",
+        "SET default_transaction_isolation = 'bogus'",
+        "SET default_transaction_read_only = yes",
+        "SHOW default_transaction_read_only",
+        "SET default_transaction_read_only = maybe",
+        "SET default_transaction_deferrable TO 'of'",
+        "SHOW transaction_deferrable",
+        "RESET default_transaction_isolation",
+        "RESET default_transaction_read_only",
+        "SHOW transaction_isolation",
+    };
+    for (size_t i = 0; i < sizeof xact / sizeof xact[0]; i++) {
+        step(c, xact[i]);
+        printf("  param default_transaction_read_only=%s\n",
+               PQparameterStatus(c, "default_transaction_read_only"));
+    }
+
     /* Extended protocol. */
     const char *v41[] = {"41"};
     const char *vnull[] = {NULL};

@@ -53,6 +53,7 @@ static const struct guc_default gucs[] = {
     {"default_transaction_isolation", "read committed", false},
     {"transaction_isolation", "read committed", false},
     {"transaction_read_only", "off", false},
+    {"transaction_deferrable", "off", false},
     {"extra_float_digits", "1", false},
     {"search_path", "\"$user\", public", false},
     {"statement_timeout", "0", false},
@@ -241,10 +242,35 @@ static void reset_guc(pgf_sql_session *s, const char *canon)
     }
 }
 
+/* transaction_isolation, _read_only, _deferrable: inside a transaction
+ * block the block's own; outside one, the default the next one starts with
+ * (PostgreSQL runs each statement in a transaction of its own). */
+static const char *xact_guc(const pgf_sql_session *s, const char *canon)
+{
+    static const char *const names[3][2] = {
+        {"transaction_isolation", "default_transaction_isolation"},
+        {"transaction_read_only", "default_transaction_read_only"},
+        {"transaction_deferrable", "default_transaction_deferrable"},
+    };
+    for (int k = 0; k < 3; k++) {
+        if (strcmp(canon, names[k][0]) != 0)
+            continue;
+        if (s->txn == 'I' || s->xact.isolation == NULL)
+            return pgf_sql_get_guc(s, names[k][1]);
+        if (k == 0)
+            return s->xact.isolation;
+        return (k == 1 ? s->xact.read_only : s->xact.deferrable) ? "on" : "off";
+    }
+    return NULL;
+}
+
 const char *pgf_sql_get_guc(const pgf_sql_session *s, const char *name)
 {
     const struct guc_default *g = find_guc(name, strlen(name));
     const char *canon = g != NULL ? g->name : name;
+    const char *xv = g != NULL ? xact_guc(s, canon) : NULL;
+    if (xv != NULL)
+        return xv;
     int i = session_slot(s, canon, 0);
     if (i >= 0)
         return s->gucs[i].value;
@@ -804,6 +830,176 @@ static void exec_select(pgf_sql_session *s, lexer *lx, const char *const *params
     set_rows(r, "SELECT 1");
 }
 
+/* ---- transaction characteristics ---- */
+
+static const char *const iso_levels[] = {"serializable", "repeatable read", "read committed",
+                                         "read uncommitted"};
+
+static const char *iso_level(const char *v)
+{
+    for (size_t i = 0; i < sizeof iso_levels / sizeof iso_levels[0]; i++)
+        if (v != NULL && strcasecmp(v, iso_levels[i]) == 0)
+            return iso_levels[i];
+    return NULL;
+}
+
+/* PostgreSQL's parse_bool: 1, 0, or -1 if the text is not a Boolean. */
+static int parse_bool(const char *v)
+{
+    size_t n = v != NULL ? strlen(v) : 0;
+    static const char *const words[] = {"true", "false", "yes", "no"};
+    if (n == 0)
+        return -1;
+    for (int k = 0; k < 4; k++)
+        if (strncasecmp(v, words[k], n) == 0 && n <= strlen(words[k]))
+            return k % 2 == 0;
+    if (n >= 2 && strncasecmp(v, "on", n) == 0 && n <= 2)
+        return 1;
+    if (n >= 2 && strncasecmp(v, "off", n) == 0 && n <= 3)
+        return 0;
+    if (strcmp(v, "1") == 0 || strcmp(v, "0") == 0)
+        return v[0] == '1';
+    return -1;
+}
+
+/* A transaction_mode_list (BEGIN, START TRANSACTION, SET TRANSACTION, SET
+ * SESSION CHARACTERISTICS AS TRANSACTION); what is not given stays -1 or
+ * NULL; a later mode overrides an earlier one, as in PostgreSQL. */
+typedef struct xact_modes {
+    const char *isolation;
+    int read_only, deferrable;
+} xact_modes;
+
+static bool parse_xact_modes(lexer *lx, pgf_sql_result *r, bool need_one, xact_modes *m)
+{
+    m->isolation = NULL;
+    m->read_only = m->deferrable = -1;
+    for (int n = 0;; n++) {
+        token t = next(lx);
+        if (t.kind == 0 && !(need_one && n == 0))
+            return true;
+        if (n > 0 && is_op(t, ","))
+            t = next(lx);
+        token a = next(lx);
+        if (is_word(t, "isolation") && is_word(a, "level")) {
+            token w1 = next(lx);
+            if (is_word(w1, "serializable")) {
+                m->isolation = iso_levels[0];
+                continue;
+            }
+            token w2 = next(lx);
+            if (is_word(w1, "repeatable") && is_word(w2, "read"))
+                m->isolation = iso_levels[1];
+            else if (is_word(w1, "read") && is_word(w2, "committed"))
+                m->isolation = iso_levels[2];
+            else if (is_word(w1, "read") && is_word(w2, "uncommitted"))
+                m->isolation = iso_levels[3];
+            else {
+                syntax_error(r, lx, is_word(w1, "read") || is_word(w1, "repeatable") ? w2 : w1);
+                return false;
+            }
+        } else if (is_word(t, "read") && (is_word(a, "only") || is_word(a, "write"))) {
+            m->read_only = is_word(a, "only");
+        } else if (is_word(t, "not") && is_word(a, "deferrable")) {
+            m->deferrable = 0;
+        } else if (is_word(t, "deferrable")) {
+            m->deferrable = 1;
+            lx->p = a.s; /* one word: give the next one back */
+        } else {
+            bool two = is_word(t, "isolation") || is_word(t, "read") || is_word(t, "not");
+            syntax_error(r, lx, two ? a : t);
+            return false;
+        }
+    }
+}
+
+/* Change the open block's characteristics, with PostgreSQL's checks
+ * (check_XactIsoLevel, check_transaction_read_only, _deferrable). */
+static bool xact_apply(pgf_sql_session *s, const xact_modes *m, pgf_sql_result *r)
+{
+    if (m->isolation != NULL && m->isolation != s->xact.isolation && s->xact.snapshot) {
+        set_error(r, "25001", NULL,
+                  "SET TRANSACTION ISOLATION LEVEL must be called before any query");
+        return false;
+    }
+    if (m->read_only == 0 && s->xact.read_only && s->xact.snapshot) {
+        set_error(r, "25001", NULL, "transaction read-write mode must be set before any query");
+        return false;
+    }
+    if (m->deferrable >= 0 && s->xact.snapshot) {
+        set_error(r, "25001", NULL,
+                  "SET TRANSACTION [NOT] DEFERRABLE must be called before any query");
+        return false;
+    }
+    if (m->isolation != NULL)
+        s->xact.isolation = m->isolation;
+    if (m->read_only >= 0)
+        s->xact.read_only = m->read_only;
+    if (m->deferrable >= 0)
+        s->xact.deferrable = m->deferrable;
+    return true;
+}
+
+/* BEGIN [WORK | TRANSACTION] [modes], START TRANSACTION [modes]. */
+static void exec_begin(pgf_sql_session *s, lexer *lx, pgf_sql_result *r, bool begin)
+{
+    const char *word = lx->p;
+    token w = next(lx);
+    if (!is_word(w, "transaction") && !(begin && is_word(w, "work"))) {
+        if (!begin) {
+            syntax_error(r, lx, w);
+            return;
+        }
+        lx->p = word;
+    }
+    xact_modes m;
+    if (!parse_xact_modes(lx, r, false, &m))
+        return;
+    if (s->txn != 'I') {
+        set_notice(r, "25001", "there is already a transaction in progress");
+        if (!xact_apply(s, &m, r))
+            return;
+    } else {
+        const char *iso = iso_level(pgf_sql_get_guc(s, "default_transaction_isolation"));
+        s->xact.isolation = iso != NULL ? iso : iso_levels[2];
+        s->xact.read_only = parse_bool(pgf_sql_get_guc(s, "default_transaction_read_only")) == 1;
+        s->xact.deferrable = parse_bool(pgf_sql_get_guc(s, "default_transaction_deferrable")) == 1;
+        s->xact.snapshot = false;
+        (void)xact_apply(s, &m, r); /* no snapshot yet: cannot fail */
+    }
+    s->txn = 'T';
+    set_command(r, begin ? "BEGIN" : "START TRANSACTION");
+}
+
+/* The value of a setting PostgreSQL checks, made canonical in place (the
+ * isolation levels and the Booleans of the transaction characteristics);
+ * false with r set if it is not a valid one. */
+static bool check_value(const char *canon, char *value, size_t len, pgf_sql_result *r)
+{
+    if (strcmp(canon, "default_transaction_isolation") == 0 ||
+        strcmp(canon, "transaction_isolation") == 0) {
+        const char *iso = iso_level(value);
+        if (iso == NULL) {
+            set_error(r, "22023", NULL, "invalid value for parameter \"%s\": \"%s\"", canon, value);
+            r->error.hint = "Available values: serializable, repeatable read, read committed, read "
+                            "uncommitted.";
+            return false;
+        }
+        snprintf(value, len, "%s", iso);
+    } else if (strcmp(canon, "default_transaction_read_only") == 0 ||
+               strcmp(canon, "default_transaction_deferrable") == 0 ||
+               strcmp(canon, "transaction_read_only") == 0 ||
+               strcmp(canon, "transaction_deferrable") == 0) {
+        int b = parse_bool(value);
+        if (b < 0) {
+            set_error(r, "22023", NULL, "parameter \"%s\" requires a Boolean value", canon);
+            return false;
+        }
+        snprintf(value, len, "%s", b ? "on" : "off");
+    }
+    return true;
+}
+
 /* ---- SET / SHOW / RESET ---- */
 
 static void exec_set(pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
@@ -812,14 +1008,48 @@ static void exec_set(pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
     if (is_word(t, "session") || is_word(t, "local")) {
         lexer save = *lx;
         token u = next(lx);
-        if (is_word(u, "authorization") || is_word(u, "characteristics")) {
+        if (is_word(t, "session") && is_word(u, "characteristics")) {
+            /* the defaults every later transaction starts with */
+            token as = next(lx), tr = next(lx);
+            if (!is_word(as, "as") || !is_word(tr, "transaction")) {
+                syntax_error(r, lx, is_word(as, "as") ? tr : as);
+                return;
+            }
+            xact_modes m;
+            if (!parse_xact_modes(lx, r, true, &m))
+                return;
+            if (m.isolation != NULL)
+                (void)pgf_sql_set_guc(s, "default_transaction_isolation", m.isolation);
+            if (m.read_only >= 0)
+                (void)pgf_sql_set_guc(s, "default_transaction_read_only",
+                                      m.read_only ? "on" : "off");
+            if (m.deferrable >= 0)
+                (void)pgf_sql_set_guc(s, "default_transaction_deferrable",
+                                      m.deferrable ? "on" : "off");
+            set_command(r, "SET"); /* pgf_sql_exec reports default_transaction_read_only */
+            return;
+        }
+        if (is_word(u, "authorization")) {
             unsupported(r, "SET SESSION AUTHORIZATION");
             return;
         }
         *lx = save;
         t = next(lx);
     }
-    if (is_word(t, "transaction")) { /* SET TRANSACTION ISOLATION LEVEL ... */
+    if (is_word(t, "transaction")) { /* this block's characteristics */
+        const char *rest = lx->p;
+        if (is_word(next(lx), "snapshot")) {
+            unsupported(r, "SET TRANSACTION SNAPSHOT");
+            return;
+        }
+        lx->p = rest;
+        xact_modes m;
+        if (!parse_xact_modes(lx, r, true, &m))
+            return;
+        if (s->txn == 'I')
+            set_notice(r, "25P01", "SET TRANSACTION can only be used in transaction blocks");
+        else if (!xact_apply(s, &m, r))
+            return;
         set_command(r, "SET");
         return;
     }
@@ -875,6 +1105,23 @@ static void exec_set(pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
         return;
     }
     const struct guc_default *g = find_guc(name, strlen(name));
+    if (g != NULL && !check_value(g->name, value, sizeof value, r))
+        return;
+    if (g != NULL && strncmp(g->name, "transaction_", 12) == 0) {
+        /* the open block's own characteristic, not a session setting (and
+         * outside a block, the statement's own transaction: no effect) */
+        xact_modes m = {NULL, -1, -1};
+        if (strcmp(g->name, "transaction_isolation") == 0)
+            m.isolation = iso_level(value);
+        else if (strcmp(g->name, "transaction_read_only") == 0)
+            m.read_only = parse_bool(value);
+        else
+            m.deferrable = parse_bool(value);
+        if (s->txn != 'I' && !xact_apply(s, &m, r))
+            return;
+        set_command(r, "SET");
+        return;
+    }
     if (g != NULL &&
         (strcmp(g->name, "server_version") == 0 || strcmp(g->name, "server_encoding") == 0 ||
          strcmp(g->name, "integer_datetimes") == 0 || strcmp(g->name, "in_hot_standby") == 0 ||
@@ -946,6 +1193,20 @@ static void exec_show(const pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
 
 /* ---- dispatch ---- */
 
+/* Whether a statement starting with t takes a snapshot in PostgreSQL (a
+ * query does; utility commands of transactions and settings do not). */
+static bool takes_snapshot(token t)
+{
+    static const char *const utility[] = {
+        "show",     "set",   "reset",     "begin",   "start",   "commit",     "end",
+        "rollback", "abort", "savepoint", "release", "discard", "deallocate", "unlisten",
+    };
+    for (size_t i = 0; i < sizeof utility / sizeof utility[0]; i++)
+        if (is_word(t, utility[i]))
+            return false;
+    return true;
+}
+
 static void run(pgf_sql_session *s, const char *stmt, size_t len, const char *const *params,
                 int nparams, pgf_sql_result *r, bool describe_only)
 {
@@ -996,10 +1257,7 @@ static void run(pgf_sql_session *s, const char *stmt, size_t len, const char *co
             set_command(r, "DISCARD ALL");
         }
     } else if (is_word(t, "begin") || is_word(t, "start")) {
-        if (s->txn != 'I')
-            set_notice(r, "25001", "there is already a transaction in progress");
-        s->txn = 'T';
-        set_command(r, is_word(t, "begin") ? "BEGIN" : "START TRANSACTION");
+        exec_begin(s, &lx, r, is_word(t, "begin"));
     } else if (is_word(t, "commit") || is_word(t, "end")) {
         if (s->txn == 'I')
             set_notice(r, "25P01", "there is no transaction in progress");
@@ -1054,6 +1312,8 @@ static void run(pgf_sql_session *s, const char *stmt, size_t len, const char *co
     }
     free(norm);
 done:
+    if (s->txn == 'T' && r->kind != PGF_SQL_ERROR && takes_snapshot(t))
+        s->xact.snapshot = true; /* Parse of a query takes one too, as in PostgreSQL */
     if (!describe_only && r->kind == PGF_SQL_ERROR && s->txn == 'T')
         s->txn = 'E';
 }

@@ -3,7 +3,7 @@
  * Sans-I/O: a statement and the session's state in, a result out. It
  * recognises what health checks and drivers send (SELECT 1, SELECT <int>,
  * version(), current_database(), SHOW/SET/RESET/DISCARD, transaction
- * control, pg_sleep, the connect-time queries of psycopg, asyncpg,
+ * control and characteristics (isolation level, read only), pg_sleep, the connect-time queries of psycopg, asyncpg,
  * node-postgres, pgjdbc and SQLAlchemy) and answers anything else with a
  * real-looking ERROR (42601 for what does not start like SQL, 0A000 for
  * SQL the fake does not implement). It is not a SQL engine.
@@ -47,6 +47,15 @@ typedef struct pgf_sql_session {
         char name[64];
         char value[128];
     } * gucs;
+    /* The open transaction block's characteristics (BEGIN's modes, SET
+     * TRANSACTION), valid while txn != 'I'; outside a block SHOW
+     * transaction_* answers the session's default_transaction_* values. */
+    struct pgf_sql_xact {
+        const char *isolation; /* "read committed", ... (static strings) */
+        bool read_only;
+        bool deferrable;
+        bool snapshot; /* a query ran: isolation and read-write are fixed */
+    } xact;
 } pgf_sql_session;
 
 typedef enum pgf_sql_kind {

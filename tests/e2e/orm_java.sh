@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # orm_java.sh - pgjdbc (Debian's libpostgresql-jdbc-java) with default
 # options against a real PostgreSQL 15 and against `pgfault serve`: connect,
-# SELECT 1, SELECT 1 in a transaction, the server version from the metadata.
+# SELECT 1, SELECT 1 in a transaction, the server version from the metadata,
+# and what pools and frameworks do to a connection (isolation levels,
+# read-only transactions, isValid, a server-side prepared statement, a query
+# timeout's cancel): tests/clients/java/Connect.java.
 # A missing JDK or driver FAILS.
 set -euo pipefail
 here=$(dirname "$0")
