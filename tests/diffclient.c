@@ -228,6 +228,99 @@ static void step(PGconn *c, const char *sql)
     print_txn(c);
 }
 
+/* A value that differs between servers by design (a pid, a clock): print
+ * the result's shape and what is true of the value, never the value. */
+static PGresult *volatile_one(PGconn *c, const char *sql, int fmt)
+{
+    PGresult *r = PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, fmt);
+    printf("volatile %s resultformat=%d: status=%s", sql, fmt, PQresStatus(PQresultStatus(r)));
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQnfields(r) == 1 && PQntuples(r) == 1)
+        printf(" col=%s:%u:%d len=%s", PQfname(r, 0), PQftype(r, 0), PQfformat(r, 0),
+               fmt == 1 ? (PQgetlength(r, 0, 0) == 8 ? "8" : "other") : "text");
+    else
+        printf(" %s", PQresultErrorField(r, PG_DIAG_SQLSTATE)
+                          ? PQresultErrorField(r, PG_DIAG_SQLSTATE)
+                          : "");
+    printf("\n");
+    return r;
+}
+
+/* µs since 2000-01-01 UTC from a timestamptz printed as ISO in UTC. */
+static long long ts_text_us(const char *v)
+{
+    struct tm tm = {0};
+    char frac[8] = "";
+    if (sscanf(v, "%d-%d-%d %d:%d:%d%7[.0-9]", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, frac) < 6)
+        return -1;
+    long long us = 0;
+    if (frac[0] == '.') {
+        us = atoll(frac + 1);
+        for (size_t n = strlen(frac + 1); n < 6; n++)
+            us *= 10;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return ((long long)timegm(&tm) - 946684800LL) * 1000000LL + us;
+}
+
+static long long ts_bin_us(const PGresult *r)
+{
+    const unsigned char *b = (const unsigned char *)PQgetvalue(r, 0, 0);
+    unsigned long long v = 0;
+    for (int k = 0; k < 8; k++)
+        v = v << 8 | b[k];
+    return (long long)v;
+}
+
+static void volatiles(PGconn *c)
+{
+    PGresult *r = volatile_one(c, "SELECT pg_backend_pid()", 0);
+    printf("  pg_backend_pid() is BackendKeyData's pid: %s\n",
+           PQntuples(r) == 1 && atoi(PQgetvalue(r, 0, 0)) == PQbackendPID(c) ? "yes" : "no");
+    PQclear(r);
+    long long now_client = ((long long)time(NULL) - 946684800LL) * 1000000LL;
+    static const char *const clocks[] = {"SELECT now()",
+                                         "SELECT CURRENT_TIMESTAMP",
+                                         "SELECT pg_catalog.now()",
+                                         "SELECT statement_timestamp()",
+                                         "SELECT transaction_timestamp()",
+                                         "SELECT now() AS t"};
+    for (size_t i = 0; i < sizeof clocks / sizeof clocks[0]; i++) {
+        r = volatile_one(c, clocks[i], 0);
+        const char *v = PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "";
+        long long us = ts_text_us(v);
+        size_t n = strlen(v);
+        printf("  ISO, UTC (+00), no trailing zero: %s; within 60 s of the client's clock: %s\n",
+               n > 3 && strcmp(v + n - 3, "+00") == 0 && !(strchr(v, '.') && v[n - 4] == '0')
+                   ? "yes"
+                   : "no",
+               us >= 0 && llabs(us - now_client) < 60000000LL ? "yes" : "no");
+        PQclear(r);
+        r = volatile_one(c, clocks[i], 1);
+        us = PQntuples(r) == 1 && PQgetlength(r, 0, 0) == 8 ? ts_bin_us(r) : -1;
+        printf("  binary within 60 s of the client's clock: %s\n",
+               us >= 0 && llabs(us - now_client) < 60000000LL ? "yes" : "no");
+        PQclear(r);
+    }
+    /* now() is the transaction's start; statement_timestamp() moves on */
+    PQclear(PQexec(c, "BEGIN"));
+    PGresult *a = PQexec(c, "SELECT now()");
+    PQclear(PQexec(c, "SELECT pg_sleep(0.02)"));
+    PGresult *b = PQexec(c, "SELECT now()");
+    PGresult *st = PQexec(c, "SELECT statement_timestamp()");
+    PQclear(PQexec(c, "COMMIT"));
+    bool ok = PQntuples(a) == 1 && PQntuples(b) == 1 && PQntuples(st) == 1;
+    printf(
+        "transaction: now() unchanged after pg_sleep(0.02): %s; statement_timestamp() later: %s\n",
+        ok && strcmp(PQgetvalue(a, 0, 0), PQgetvalue(b, 0, 0)) == 0 ? "yes" : "no",
+        ok && ts_text_us(PQgetvalue(st, 0, 0)) >= ts_text_us(PQgetvalue(a, 0, 0)) + 20000 ? "yes"
+                                                                                          : "no");
+    PQclear(a);
+    PQclear(b);
+    PQclear(st);
+}
+
 static void step_params(PGconn *c, const char *sql, int n, const char *const *vals, int fmt)
 {
     printf("params ");
@@ -419,6 +512,20 @@ int main(int argc, char **argv)
         printf("  param default_transaction_read_only=%s\n",
                PQparameterStatus(c, "default_transaction_read_only"));
     }
+
+    /* What pools run when a connection goes back (asyncpg's reset query,
+     * one simple Query), and the other session resets. */
+    step(c, "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;");
+    step(c, "CLOSE foo");
+    step(c, "DISCARD PLANS");
+    step(c, "DISCARD TEMPORARY");
+    step(c, "DISCARD bogus");
+    step(c, "BEGIN");
+    step(c, "DISCARD SEQUENCES");
+    step(c, "CLOSE ALL");
+    step(c, "COMMIT");
+    step_params(c, "SELECT pg_advisory_unlock_all()", 0, NULL, 1);
+    volatiles(c);
 
     /* Extended protocol. */
     const char *v41[] = {"41"};

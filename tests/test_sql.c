@@ -547,7 +547,55 @@ static void random_statements_never_crash(void)
     }
 }
 
+/* now() and its kin from the caller's clock (sim mode gives a virtual
+ * one): ISO in UTC with the fraction's trailing zeros dropped, the block's
+ * start inside a transaction, the binary form consistent with the text,
+ * and a refusal, not a wrong answer, in a zone the fake cannot convert to. */
+static void clock_functions(void)
+{
+    pgf_sql_session s __attribute__((cleanup(pgf_sql_session_free)));
+    pgf_sql_session_init(&s, "u", "d", false);
+    pgf_sql_result r;
+    s.now_us = 1767225600LL * 1000000 + 500000; /* 2026-01-01 00:00:00.5 UTC */
+    exec_str(&s, "SELECT now()", &r);
+    CU_ASSERT_EQUAL(r.kind, PGF_SQL_ROWS);
+    CU_ASSERT_STRING_EQUAL(r.col_names[0], "now");
+    CU_ASSERT_EQUAL(r.cols[0].type_oid, 1184);
+    CU_ASSERT_STRING_EQUAL(r.values[0], "2026-01-01 00:00:00.5+00");
+    uint8_t scratch[16];
+    const char *bin;
+    CU_ASSERT_EQUAL(pgf_sql_result_value(&r, 0, 0, 1, scratch, &bin), 8);
+    uint64_t v = 0;
+    for (int k = 0; k < 8; k++)
+        v = v << 8 | (uint8_t)bin[k];
+    CU_ASSERT_EQUAL((int64_t)v, (1767225600LL - 946684800LL) * 1000000 + 500000);
+    s.now_us = 1767225600LL * 1000000;
+    exec_str(&s, "SELECT CURRENT_TIMESTAMP AS t", &r);
+    CU_ASSERT_STRING_EQUAL(r.col_names[0], "t");
+    CU_ASSERT_STRING_EQUAL(r.values[0], "2026-01-01 00:00:00+00");
+    exec_str(&s, "BEGIN", &r);
+    s.now_us += 1234567;
+    exec_str(&s, "SELECT now()", &r);
+    CU_ASSERT_STRING_EQUAL(r.values[0], "2026-01-01 00:00:00+00"); /* the block's start */
+    exec_str(&s, "SELECT statement_timestamp()", &r);
+    CU_ASSERT_STRING_EQUAL(r.values[0], "2026-01-01 00:00:01.234567+00");
+    exec_str(&s, "COMMIT", &r);
+    exec_str(&s, "SET TimeZone = 'Europe/Berlin'", &r);
+    exec_str(&s, "SELECT now()", &r);
+    CU_ASSERT_EQUAL(r.kind, PGF_SQL_ERROR);
+    CU_ASSERT_STRING_EQUAL(r.error.sqlstate, "0A000");
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.err_message, "TimeZone other than UTC"));
+    exec_str(&s, "SET TimeZone = 'UTC'", &r);
+    exec_str(&s, "SET DateStyle = 'German'", &r);
+    exec_str(&s, "SELECT now()", &r);
+    CU_ASSERT_EQUAL(r.kind, PGF_SQL_ERROR);
+    s.pid = 12345;
+    exec_str(&s, "SELECT pg_backend_pid()", &r);
+    CU_ASSERT_STRING_EQUAL(r.values[0], "12345");
+}
+
 static const pgf_test sql_tests[] = {
+    {"clock_functions", clock_functions},
     {"statements_table", statements_table},
     {"pg_sleep_parses_durations", pg_sleep_parses_durations},
     {"parameters_and_casts", parameters_and_casts},

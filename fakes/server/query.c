@@ -199,6 +199,7 @@ static void run_simple(pgf__conn *c)
             return;
         }
         pgf_sql_result r;
+        c->sql.now_us = pgf__server_wall_us(c->srv);
         pgf_sql_exec(&c->sql, c->q_text + c->q_off[c->q_next], c->q_len[c->q_next], NULL, 0, &r);
         if (r.kind == PGF_SQL_ERROR && r.error.position != NULL) {
             /* PostgreSQL counts the position from the start of the whole
@@ -754,6 +755,7 @@ static void handle_execute(pgf__conn *c, const pgf_fe_msg *m)
     while (len > 0 &&
            (p->query[len - 1] == ';' || p->query[len - 1] == ' ' || p->query[len - 1] == '\n'))
         len--;
+    c->sql.now_us = pgf__server_wall_us(c->srv);
     pgf_sql_exec(&c->sql, p->query, len, (const char *const *)p->params, p->nparams, &r);
     int ret = emit_result(c, &r, false);
     if (ret != Q_SLEEP) /* a sleeping result moved to c->sleep_res */

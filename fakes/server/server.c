@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -53,6 +54,15 @@ const char *pgf_auth_method_name(pgf_auth_method m)
 uint64_t pgf__server_now(const pgf_server *s)
 {
     return s->clock != NULL ? pgf_simclock_now(s->clock) : pgf_now_ns();
+}
+
+int64_t pgf__server_wall_us(const pgf_server *s)
+{
+    if (s->clock != NULL) /* sim: a fixed day plus the virtual clock, the same in every replay */
+        return (int64_t)1767225600 * 1000000 + (int64_t)(pgf_simclock_now(s->clock) / 1000);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 uint64_t pgf__server_elapsed_ns(const pgf_server *s)

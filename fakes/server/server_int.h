@@ -171,5 +171,8 @@ void pgf__server_obs_unlock(pgf_server *s);
 uint64_t pgf__server_elapsed_ns(const pgf_server *s);
 /* Now on the server's clock (virtual in sim mode). */
 uint64_t pgf__server_now(const pgf_server *s);
+/* Wall time for SQL's now() (µs since the Unix epoch); in sim mode
+ * 2026-01-01 00:00 UTC plus the virtual clock. */
+int64_t pgf__server_wall_us(const pgf_server *s);
 
 #endif

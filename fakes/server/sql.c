@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* Type OIDs as PostgreSQL 15 reports them. */
 enum {
@@ -25,6 +26,7 @@ enum {
     OID_INT4 = 23,
     OID_TEXT = 25,
     OID_VOID = 2278,
+    OID_TIMESTAMPTZ = 1184,
 };
 
 /* GUC defaults; `reported` ones go out as ParameterStatus at startup, in
@@ -526,6 +528,7 @@ static void add_col(pgf_sql_result *r, const char *name, uint32_t type)
         c->typlen = 64;
         break;
     case OID_INT8:
+    case OID_TIMESTAMPTZ:
         c->typlen = 8;
         break;
     case OID_INT4:
@@ -586,9 +589,10 @@ static void unsupported(pgf_sql_result *r, const char *what)
 {
     set_error(r, "0A000", NULL, "pgfault fake server does not implement this statement: %s", what);
     r->error.hint = "It answers SELECT 1, SELECT <integer>, version(), current_database(), "
-                    "pg_sleep(n), SHOW, SET, RESET, DISCARD ALL, transaction control and what "
-                    "application stacks send on connect; give it canned answers with "
-                    "--answers (docs/introspection.md).";
+                    "now(), pg_backend_pid(), pg_sleep(n), SHOW, SET, RESET, DISCARD, "
+                    "transaction control and what application stacks send on connect and on "
+                    "a pool's release; give it canned answers with --answers "
+                    "(docs/introspection.md).";
 }
 
 /* ---- SELECT <one expression> [AS alias] ---- */
@@ -678,6 +682,38 @@ static bool fn_call(lexer *lx, token t, const char *name)
         return true;
     *lx = save;
     return false;
+}
+
+/* now(): a timestamptz as PostgreSQL prints it with DateStyle ISO in UTC
+ * ("2026-12-02 18:25:01.1234+00": trailing zeros of the fraction dropped).
+ * False if the session's TimeZone or DateStyle asks for another form: the
+ * fake has no time zone database, and a wrong answer is worse than none. */
+static bool format_timestamptz(const pgf_sql_session *s, int64_t us, char *out, size_t len)
+{
+    const char *tz = pgf_sql_get_guc(s, "TimeZone");
+    const char *ds = pgf_sql_get_guc(s, "DateStyle");
+    static const char *const utc[] = {"UTC",       "Etc/UTC",      "GMT", "Etc/GMT",
+                                      "Zulu",      "Etc/Zulu",     "UCT", "Etc/UCT",
+                                      "Universal", "Etc/Universal"};
+    bool is_utc = false;
+    for (size_t i = 0; i < sizeof utc / sizeof utc[0] && tz != NULL; i++)
+        is_utc = is_utc || strcasecmp(tz, utc[i]) == 0;
+    if (!is_utc || ds == NULL || strncmp(ds, "ISO", 3) != 0)
+        return false;
+    time_t secs = (time_t)(us >= 0 ? us / 1000000 : (us - 999999) / 1000000);
+    int frac = (int)(us - (int64_t)secs * 1000000);
+    struct tm tm;
+    if (gmtime_r(&secs, &tm) == NULL)
+        return false;
+    char f[16] = "";
+    if (frac > 0) {
+        snprintf(f, sizeof f, ".%06d", frac);
+        for (size_t n = strlen(f); f[n - 1] == '0'; n--)
+            f[n - 1] = '\0';
+    }
+    snprintf(out, len, "%04d-%02d-%02d %02d:%02d:%02d%s+00", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, f);
+    return true;
 }
 
 static void exec_select(pgf_sql_session *s, lexer *lx, const char *const *params, int nparams,
@@ -773,6 +809,29 @@ static void exec_select(pgf_sql_session *s, lexer *lx, const char *const *params
     } else if (is_word(t, "current_user") || is_word(t, "session_user") || is_word(t, "user")) {
         add_col(r, is_word(t, "session_user") ? "session_user" : "current_user", OID_NAME);
         snprintf(r->values[0], sizeof r->values[0], "%s", s->user ? s->user : "");
+    } else if (fn_call(lx, t, "pg_backend_pid")) {
+        add_col(r, "pg_backend_pid", OID_INT4);
+        snprintf(r->values[0], sizeof r->values[0], "%d", (int)s->pid);
+    } else if (fn_call(lx, t, "pg_advisory_unlock_all")) {
+        /* asyncpg's pool runs it on every release; the fake holds no locks */
+        add_col(r, "pg_advisory_unlock_all", OID_VOID);
+    } else if (fn_call(lx, t, "now") || is_word(t, "current_timestamp") ||
+               fn_call(lx, t, "transaction_timestamp") || fn_call(lx, t, "statement_timestamp")) {
+        /* now() is the transaction's start, statement_timestamp() the statement's */
+        bool stmt =
+            is_word(t, "statement_timestamp") || is_word(t, "pg_catalog.statement_timestamp");
+        int64_t us = s->txn != 'I' && !stmt ? s->xact.start_us : s->now_us;
+        char name[32];
+        tok_copy(t, name, sizeof name);
+        for (char *p = name; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        char *dot = strrchr(name, '.');
+        add_col(r, dot != NULL ? dot + 1 : name, OID_TIMESTAMPTZ);
+        if (!format_timestamptz(s, us, r->values[0], sizeof r->values[0])) {
+            unsupported(r,
+                        "a timestamp in a TimeZone other than UTC or a DateStyle other than ISO");
+            return;
+        }
     } else if (fn_call(lx, t, "pg_is_in_recovery")) {
         add_col(r, "pg_is_in_recovery", OID_BOOL);
         snprintf(r->values[0], sizeof r->values[0], "f");
@@ -965,6 +1024,7 @@ static void exec_begin(pgf_sql_session *s, lexer *lx, pgf_sql_result *r, bool be
         s->xact.read_only = parse_bool(pgf_sql_get_guc(s, "default_transaction_read_only")) == 1;
         s->xact.deferrable = parse_bool(pgf_sql_get_guc(s, "default_transaction_deferrable")) == 1;
         s->xact.snapshot = false;
+        s->xact.start_us = s->now_us;
         (void)xact_apply(s, &m, r); /* no snapshot yet: cannot fail */
     }
     s->txn = 'T';
@@ -1198,8 +1258,8 @@ static void exec_show(const pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
 static bool takes_snapshot(token t)
 {
     static const char *const utility[] = {
-        "show",     "set",   "reset",     "begin",   "start",   "commit",     "end",
-        "rollback", "abort", "savepoint", "release", "discard", "deallocate", "unlisten",
+        "show",  "set",       "reset",   "begin",   "start",      "commit",   "end",   "rollback",
+        "abort", "savepoint", "release", "discard", "deallocate", "unlisten", "close",
     };
     for (size_t i = 0; i < sizeof utility / sizeof utility[0]; i++)
         if (is_word(t, utility[i]))
@@ -1248,8 +1308,14 @@ static void run(pgf_sql_session *s, const char *stmt, size_t len, const char *co
         exec_reset(s, &lx, r);
     } else if (is_word(t, "discard")) {
         token a = next(&lx);
-        if (!is_word(a, "all")) {
-            unsupported(r, "DISCARD other than ALL");
+        if (is_word(a, "plans") || is_word(a, "sequences") || is_word(a, "temp") ||
+            is_word(a, "temporary")) {
+            /* nothing of the kind is kept here */
+            set_command(r, is_word(a, "plans")       ? "DISCARD PLANS"
+                           : is_word(a, "sequences") ? "DISCARD SEQUENCES"
+                                                     : "DISCARD TEMP");
+        } else if (!is_word(a, "all")) {
+            syntax_error(r, &lx, a);
         } else if (s->txn != 'I') {
             set_error(r, "25001", NULL, "DISCARD ALL cannot run inside a transaction block");
         } else {
@@ -1289,6 +1355,18 @@ static void run(pgf_sql_session *s, const char *stmt, size_t len, const char *co
         set_command(r, "DEALLOCATE ALL");
     } else if (is_word(t, "unlisten")) {
         set_command(r, "UNLISTEN");
+    } else if (is_word(t, "close")) {
+        /* CLOSE ALL is in asyncpg's pool reset query; there are no cursors */
+        token a = next(&lx);
+        if (is_word(a, "all")) {
+            set_command(r, "CLOSE CURSOR ALL");
+        } else if (a.kind == 'w') {
+            char name[64];
+            unquote(a, name, sizeof name, a.s[0] != '"');
+            set_error(r, "34000", NULL, "cursor \"%s\" does not exist", name);
+        } else {
+            syntax_error(r, &lx, a);
+        }
     } else if (is_sql_keyword(t)) {
         char kw[32];
         tok_copy(t, kw, sizeof kw);
@@ -1313,7 +1391,8 @@ static void run(pgf_sql_session *s, const char *stmt, size_t len, const char *co
     free(norm);
 done:
     if (s->txn == 'T' && r->kind != PGF_SQL_ERROR && takes_snapshot(t))
-        s->xact.snapshot = true; /* Parse of a query takes one too, as in PostgreSQL */
+        s->xact.snapshot =
+            true; /* (PostgreSQL's Parse takes one too; Describe here runs on a copy) */
     if (!describe_only && r->kind == PGF_SQL_ERROR && s->txn == 'T')
         s->txn = 'E';
 }
@@ -1472,6 +1551,26 @@ int32_t pgf_sql_binary(uint32_t type_oid, const char *text, int32_t tlen, uint8_
     }
     case OID_VOID:
         return 0;
+    case OID_TIMESTAMPTZ: { /* µs since 2000-01-01 00:00 UTC; the text is format_timestamptz's */
+        struct tm tm = {0};
+        int usec = 0;
+        char frac[8] = "";
+        if (sscanf(tmp, "%d-%d-%d %d:%d:%d%7[.0-9]", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, frac) < 6)
+            return -2;
+        if (frac[0] == '.') {
+            size_t n = strlen(frac + 1);
+            usec = atoi(frac + 1);
+            for (; n < 6; n++)
+                usec *= 10;
+        }
+        tm.tm_year -= 1900;
+        tm.tm_mon -= 1;
+        int64_t v = ((int64_t)timegm(&tm) - 946684800) * 1000000 + usec;
+        for (int k = 0; k < 8; k++)
+            scratch[k] = (uint8_t)((uint64_t)v >> (56 - 8 * k));
+        return 8;
+    }
     case 3802: /* jsonb: version byte 1, then the text; needs the caller's copy */
         return -2;
     case OID_TEXT:

@@ -2,9 +2,10 @@
  *
  * Sans-I/O: a statement and the session's state in, a result out. It
  * recognises what health checks and drivers send (SELECT 1, SELECT <int>,
- * version(), current_database(), SHOW/SET/RESET/DISCARD, transaction
- * control and characteristics (isolation level, read only), pg_sleep, the connect-time queries of psycopg, asyncpg,
- * node-postgres, pgjdbc and SQLAlchemy) and answers anything else with a
+ * version(), current_database(), now(), pg_backend_pid(), SHOW/SET/RESET/
+ * DISCARD, a pool's reset statements, transaction control and
+ * characteristics (isolation level, read only), pg_sleep, the connect-time queries of
+ * psycopg, asyncpg, node-postgres, pgjdbc and SQLAlchemy) and answers anything else with a
  * real-looking ERROR (42601 for what does not start like SQL, 0A000 for
  * SQL the fake does not implement). It is not a SQL engine.
  */
@@ -38,6 +39,10 @@ typedef struct pgf_sql_session {
     const char *user;
     const char *database;
     bool superuser;
+    int32_t pid;    /* the BackendKeyData pid: pg_backend_pid() */
+    int64_t now_us; /* wall time of the statement being run (µs since the Unix
+                     * epoch), set by the caller before each pgf_sql_exec:
+                     * statement_timestamp(); now() is the block's start */
     int ngucs;
     int nbase; /* the first nbase slots are the startup packet's values */
     int cap;
@@ -54,7 +59,8 @@ typedef struct pgf_sql_session {
         const char *isolation; /* "read committed", ... (static strings) */
         bool read_only;
         bool deferrable;
-        bool snapshot; /* a query ran: isolation and read-write are fixed */
+        bool snapshot;    /* a query ran: isolation and read-write are fixed */
+        int64_t start_us; /* now() inside the block */
     } xact;
 } pgf_sql_session;
 

@@ -214,6 +214,7 @@ void pgf__conn_handle_startup(pgf__conn *c, const pgf_fe_msg *m)
     c->counted_backend = true;
     c->u = find_user(s, c->user);
     pgf_sql_session_init(&c->sql, c->user, c->database, c->u ? c->u->superuser : false);
+    c->sql.pid = c->pid;
     c->sql.answers = c->srv->answers;
 
     /* _pq_. options and minor versions > 0: NegotiateProtocolVersion first. */

@@ -3,7 +3,8 @@
 # real PostgreSQL 15 and against `pgfault serve`, same script, same output:
 # SQLAlchemy 2.0.52 (scripts/python-env's venv) with asyncpg, psycopg2,
 # psycopg 3 sync and async (engine, transaction, Session/AsyncSession,
-# SELECT 1); asyncpg's own type introspection; psycopg's TypeInfo.fetch
+# SELECT 1); asyncpg's own type introspection and its pool (reset query on
+# release, transaction options, a timeout's cancel); psycopg's TypeInfo.fetch
 # (hstore absent, as on a server without the extension); Debian's
 # SQLAlchemy 1.4 with psycopg2. A missing driver or SQLAlchemy FAILS.
 set -euo pipefail

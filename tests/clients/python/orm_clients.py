@@ -8,7 +8,9 @@ STACK is one of: sa-asyncpg sa-psycopg2 sa-psycopg sa-psycopg-async
 (whichever SQLAlchemy this interpreter imports: 2.0 in scripts/python-env's
 venv, Debian's 1.4 in /usr/bin/python3), asyncpg-introspection (asyncpg's
 own type introspection, what it runs on meeting a type without a built-in
-codec), psycopg-typeinfo (psycopg 3's TypeInfo.fetch), or all-2.0 / all-1.4.
+codec), asyncpg-pool (asyncpg's own pool: every release runs its reset query,
+a serializable read-only transaction, a statement timeout's cancel),
+psycopg-typeinfo (psycopg 3's TypeInfo.fetch), or all-2.0 / all-1.4.
 
 The same script runs against a real PostgreSQL 15 (scripts/capture-introspection
 records what it sends there) and against `pgfault serve` (tests/e2e/orm_python.sh).
@@ -25,7 +27,7 @@ from sqlalchemy.orm import Session
 SA2 = sqlalchemy.__version__.startswith("2.")
 ALL = {
     "all-2.0": ["sa-asyncpg", "sa-psycopg2", "sa-psycopg", "sa-psycopg-async",
-                "asyncpg-introspection", "psycopg-typeinfo"],
+                "asyncpg-introspection", "asyncpg-pool", "psycopg-typeinfo"],
     "all-1.4": ["sa-psycopg2"],
 }
 
@@ -98,6 +100,34 @@ async def asyncpg_introspection(a):
         await conn.close()
 
 
+async def asyncpg_pool(a):
+    import asyncpg
+    host, port, user, password, db = a
+    pool = await asyncpg.create_pool(host=host, port=int(port), user=user, password=password,
+                                     database=db, min_size=1, max_size=2)
+    try:
+        # each release runs asyncpg's reset query (pg_advisory_unlock_all(),
+        # CLOSE ALL, UNLISTEN *, RESET ALL) on the connection
+        for i in range(3):
+            async with pool.acquire() as conn:
+                if await conn.fetchval("SELECT 1") != 1:
+                    raise AssertionError("asyncpg pool SELECT 1")
+        ok("asyncpg-pool", "acquire-release x3")
+        async with pool.acquire() as conn:
+            async with conn.transaction(isolation="serializable", readonly=True):
+                iso = await conn.fetchval("SHOW transaction_isolation")
+                ro = await conn.fetchval("SHOW transaction_read_only")
+            ok("asyncpg-pool", "transaction %s read_only=%s" % (iso, ro))
+            try:
+                await conn.execute("SELECT pg_sleep(10)", timeout=0.3)
+                raise AssertionError("asyncpg: pg_sleep(10) finished within a 0.3 s timeout")
+            except asyncio.TimeoutError:
+                pass
+            ok("asyncpg-pool", "timeout %s" % (await conn.fetchval("SELECT 1"),))
+    finally:
+        await asyncio.wait_for(pool.close(), 10)
+
+
 def psycopg_typeinfo(a):
     import psycopg
     from psycopg.types import TypeInfo
@@ -128,6 +158,8 @@ def main():
             asyncio.run(async_stack(stack, "psycopg_async", a))
         elif stack == "asyncpg-introspection":
             asyncio.run(asyncpg_introspection(a))
+        elif stack == "asyncpg-pool":
+            asyncio.run(asyncpg_pool(a))
         elif stack == "psycopg-typeinfo":
             psycopg_typeinfo(a)
         else:
