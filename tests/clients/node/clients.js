@@ -1,16 +1,19 @@
-// clients.js - node-postgres (pg.Pool), knex and Sequelize connecting with
-// default options and running SELECT 1 (Sequelize: authenticate(), which is
-// its connect-time type query plus SELECT 1+1, then a query in a transaction).
+// clients.js - node-postgres (pg.Pool), knex, Sequelize, postgres.js and
+// TypeORM connecting with default options and running SELECT 1 (Sequelize:
+// authenticate(), which is its connect-time type query plus SELECT 1+1, then
+// a query in a transaction; postgres.js: its connect-time array-type query,
+// a parameter, a serializable read-only transaction; TypeORM: initialize()
+// and a serializable transaction).
 //
 //   node clients.js HOST PORT USER PASSWORD DBNAME [STACK...]
 //
-// STACK: pg-pool knex sequelize (default: all). The same script runs against
+// STACK: pg-pool knex sequelize postgres-js typeorm (default: all). The same script runs against
 // a real PostgreSQL 15 (scripts/capture-introspection) and against `pgfault
 // serve` (tests/e2e/orm_node.sh). Prints "ok STACK what" per check; any
 // failure exits 1. The password is never printed.
 'use strict';
 const [host, port, user, password, database, ...rest] = process.argv.slice(2);
-const stacks = rest.length ? rest : ['pg-pool', 'knex', 'sequelize'];
+const stacks = rest.length ? rest : ['pg-pool', 'knex', 'sequelize', 'postgres-js', 'typeorm'];
 const conn = { host, port: Number(port), user, password, database };
 
 function ok(stack, what) {
@@ -73,7 +76,46 @@ async function sequelizeStack() {
   }
 }
 
-const run = { 'pg-pool': pgPool, knex: knexStack, sequelize: sequelizeStack };
+async function postgresJs() {
+  const postgres = require('postgres');
+  const sql = postgres({ ...conn, max: 2, connect_timeout: 10, onnotice: () => {} });
+  try {
+    expectOne((await sql`SELECT 1 AS one`)[0].one, 'postgres-js', 'query');
+    const p = await sql`SELECT ${41}::int AS answer`;
+    if (p[0].answer !== 41) throw new Error(`postgres-js parameter gave ${JSON.stringify(p[0])}`);
+    ok('postgres-js', 'parameter');
+    const iso = await sql.begin('isolation level serializable read only', async (tx) =>
+      (await tx`SHOW transaction_isolation`)[0].transaction_isolation);
+    ok('postgres-js', `transaction ${iso}`);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+async function typeormStack() {
+  require('reflect-metadata');
+  const { DataSource } = require('typeorm');
+  const ds = new DataSource({
+    type: 'postgres', host, port: Number(port), username: user, password, database,
+    entities: [], synchronize: false, logging: false,
+  });
+  await ds.initialize();
+  try {
+    ok('typeorm', 'initialize');
+    expectOne((await ds.query('SELECT 1 AS one'))[0].one, 'typeorm', 'query');
+    await ds.transaction('SERIALIZABLE', async (m) => {
+      const r = await m.query('SHOW transaction_isolation');
+      ok('typeorm', `transaction ${r[0].transaction_isolation}`);
+    });
+  } finally {
+    await ds.destroy();
+  }
+}
+
+const run = {
+  'pg-pool': pgPool, knex: knexStack, sequelize: sequelizeStack, 'postgres-js': postgresJs,
+  typeorm: typeormStack,
+};
 
 (async () => {
   for (const s of stacks) {
