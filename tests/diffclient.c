@@ -74,12 +74,22 @@ static const char *txn_name(PGTransactionStatusType t)
 }
 
 /* Connect with the async API and a deadline. */
+static const char *conn_options; /* libpq's "options" for connect_as; NULL: none */
+
 static PGconn *connect_as(const char *user, const char *password, const char *db)
 {
-    const char *keys[] = {"host",   "port",    "user",       "password",
-                          "dbname", "sslmode", "gssencmode", "application_name",
+    const char *keys[] = {"host",
+                          "port",
+                          "user",
+                          "password",
+                          "dbname",
+                          "sslmode",
+                          "gssencmode",
+                          "application_name",
+                          conn_options ? "options" : NULL,
                           NULL};
-    const char *vals[] = {host, port, user, password, db, "prefer", "disable", "diffclient", NULL};
+    const char *vals[] = {host,     port,      user,         password,     db,
+                          "prefer", "disable", "diffclient", conn_options, NULL};
     PGconn *c = PQconnectStartParams(keys, vals, 0);
     if (c == NULL) {
         fprintf(stderr, "out of memory\n");
@@ -405,6 +415,38 @@ int main(int argc, char **argv)
         PQfinish(c);
     }
 
+    /* Settings in the startup packet's options (PGOPTIONS, SQLAlchemy's
+     * connect_args={"options": "-c statement_timeout=..."}). */
+    static const char *const optsets[] = {
+        "-c statement_timeout=5s",
+        "-c statement_timeout=5s --lock_timeout=1500 -c application_name=a\\ b",
+        "-cstatement_timeout=7s",
+        "--lock-timeout=2min -c idle_in_transaction_session_timeout=3600000",
+        "-c DateStyle=German",
+        "-c no_such=1",
+        "-x",
+        "-c statement_timeout=abc",
+        "-c statement_timeout=5parsecs",
+        "-c statement_timeout=-1",
+        "-c statement_timeout",
+    };
+    for (size_t i = 0; i < sizeof optsets / sizeof optsets[0]; i++) {
+        conn_options = optsets[i];
+        char what[160];
+        snprintf(what, sizeof what, "options %s", optsets[i]);
+        PGconn *oc = connect_as("pgf_scram", "pgf_scram_pw", "pgf");
+        conn_options = NULL;
+        print_conn(what, oc);
+        if (PQstatus(oc) == CONNECTION_OK) {
+            step(oc, "SHOW statement_timeout");
+            step(oc, "SHOW lock_timeout");
+            step(oc, "SHOW idle_in_transaction_session_timeout");
+            step(oc, "SHOW application_name");
+            printf("  param DateStyle=%s\n", PQparameterStatus(oc, "DateStyle"));
+        }
+        PQfinish(oc);
+    }
+
     /* One SCRAM session through the statements. */
     PGconn *c = connect_as("pgf_scram", "pgf_scram_pw", "pgf");
     print_conn("session", c);
@@ -526,6 +568,47 @@ int main(int argc, char **argv)
     step(c, "COMMIT");
     step_params(c, "SELECT pg_advisory_unlock_all()", 0, NULL, 1);
     volatiles(c);
+
+    /* Timeouts in ms with units, and statement_timeout ending pg_sleep. */
+    static const char *const timeouts[] = {
+        "SET statement_timeout = 200",
+        "SHOW statement_timeout",
+        "SET statement_timeout = '1s'",
+        "SHOW statement_timeout",
+        "SET statement_timeout = 60000",
+        "SHOW statement_timeout",
+        "SET statement_timeout = '1.5s'",
+        "SHOW statement_timeout",
+        "SET statement_timeout = '100us'",
+        "SHOW statement_timeout",
+        "SET statement_timeout = '3 s'",
+        "SHOW statement_timeout",
+        "SET statement_timeout = 86400000",
+        "SHOW statement_timeout",
+        "SET statement_timeout = 'abc'",
+        "SET statement_timeout = '5 parsecs'",
+        "SET statement_timeout = -1",
+        "SET lock_timeout = '2h'",
+        "SHOW lock_timeout",
+        "SET idle_session_timeout = '90s'",
+        "SHOW idle_session_timeout",
+        "SET statement_timeout = 100",
+        "SELECT pg_sleep(5)",
+        "SELECT pg_sleep(0.01)",
+        "BEGIN",
+        "SELECT pg_sleep(5)",
+        "SELECT 1",
+        "ROLLBACK",
+        "SELECT pg_sleep(5); SELECT 2",
+        "RESET statement_timeout",
+        "SHOW statement_timeout",
+    };
+    for (size_t i = 0; i < sizeof timeouts / sizeof timeouts[0]; i++)
+        step(c, timeouts[i]);
+    step(c, "SET statement_timeout = '100ms'");
+    const char *v5[] = {"5"};
+    step_params(c, "SELECT pg_sleep($1)", 1, v5, 0);
+    step(c, "RESET statement_timeout");
 
     /* Extended protocol. */
     const char *v41[] = {"41"};

@@ -307,7 +307,17 @@ void pgf__conn_on_sleep_done(void *arg)
     c->busy = false;
     pgf_sql_result *res = c->sleep_res;
     c->sleep_res = NULL;
-    int ret = res != NULL ? emit_tail(c, res) : Q_ERROR;
+    int ret;
+    if (res != NULL && res->sleep_timeout) {
+        /* statement_timeout ran out before pg_sleep did */
+        pgf__conn_send_error(c, "ERROR", "57014", "canceling statement due to statement timeout",
+                             NULL, NULL);
+        if (c->sql.txn == 'T')
+            c->sql.txn = 'E';
+        ret = Q_ERROR;
+    } else {
+        ret = res != NULL ? emit_tail(c, res) : Q_ERROR;
+    }
     if (res != NULL)
         pgf_sql_result_release(res);
     free(res);

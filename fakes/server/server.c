@@ -8,7 +8,6 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -60,9 +59,7 @@ int64_t pgf__server_wall_us(const pgf_server *s)
 {
     if (s->clock != NULL) /* sim: a fixed day plus the virtual clock, the same in every replay */
         return (int64_t)1767225600 * 1000000 + (int64_t)(pgf_simclock_now(s->clock) / 1000);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return (int64_t)pgf_wall_us();
 }
 
 uint64_t pgf__server_elapsed_ns(const pgf_server *s)

@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -684,6 +685,60 @@ static bool fn_call(lexer *lx, token t, const char *name)
     return false;
 }
 
+/* The settings in milliseconds (GUC_UNIT_MS) the fake knows. */
+static bool is_ms_guc(const char *canon)
+{
+    return strcmp(canon, "statement_timeout") == 0 || strcmp(canon, "lock_timeout") == 0 ||
+           strcmp(canon, "idle_in_transaction_session_timeout") == 0 ||
+           strcmp(canon, "idle_session_timeout") == 0;
+}
+
+static const struct {
+    const char *unit;
+    double ms;
+} ms_units[] = {{"us", 0.001},  {"ms", 1},      {"s", 1000},
+                {"min", 60000}, {"h", 3600000}, {"d", 86400000}};
+
+/* PostgreSQL's parse_int for a GUC in ms: a number (a fraction is rounded
+ * to the nearest), optional spaces, an optional unit. 0 ok, 1 not a
+ * number, 2 an unknown unit. */
+static int parse_ms(const char *v, double *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (end == v || errno != 0)
+        return 1;
+    while (isspace((unsigned char)*end))
+        end++;
+    if (*end == '\0') {
+        *out = d;
+        return 0;
+    }
+    size_t n = strlen(end);
+    while (n > 0 && isspace((unsigned char)end[n - 1]))
+        n--;
+    for (size_t i = 0; i < sizeof ms_units / sizeof ms_units[0]; i++)
+        if (strlen(ms_units[i].unit) == n && strncmp(end, ms_units[i].unit, n) == 0) {
+            *out = d * ms_units[i].ms;
+            return 0;
+        }
+    return 2;
+}
+
+/* A setting in ms as SHOW prints it: the largest unit that divides it. */
+static void format_ms(long long ms, char *out, size_t len)
+{
+    for (size_t i = sizeof ms_units / sizeof ms_units[0]; i-- > 1;) {
+        long long u = (long long)ms_units[i].ms;
+        if (ms != 0 && ms % u == 0) {
+            snprintf(out, len, "%lld%s", ms / u, ms_units[i].unit);
+            return;
+        }
+    }
+    snprintf(out, len, "%lld", ms);
+}
+
 /* now(): a timestamptz as PostgreSQL prints it with DateStyle ISO in UTC
  * ("2026-12-02 18:25:01.1234+00": trailing zeros of the fraction dropped).
  * False if the session's TimeZone or DateStyle asks for another form: the
@@ -872,6 +927,12 @@ static void exec_select(pgf_sql_session *s, lexer *lx, const char *const *params
         r->kind = PGF_SQL_SLEEP;
         r->nrows = 1;
         r->sleep_ms = (uint64_t)(secs * 1000.0 + 0.5);
+        double limit = 0;
+        if (parse_ms(pgf_sql_get_guc(s, "statement_timeout"), &limit) == 0 && limit > 0 &&
+            (double)r->sleep_ms > limit) {
+            r->sleep_ms = (uint64_t)limit; /* then 57014, as PostgreSQL's timer does */
+            r->sleep_timeout = true;
+        }
         snprintf(r->tag, sizeof r->tag, "SELECT 1");
         return;
     } else if (t.kind == 0) {
@@ -1032,10 +1093,30 @@ static void exec_begin(pgf_sql_session *s, lexer *lx, pgf_sql_result *r, bool be
 }
 
 /* The value of a setting PostgreSQL checks, made canonical in place (the
- * isolation levels and the Booleans of the transaction characteristics);
- * false with r set if it is not a valid one. */
+ * isolation levels and Booleans of the transaction characteristics, the
+ * timeouts in ms); false with r set if it is not a valid one. */
 static bool check_value(const char *canon, char *value, size_t len, pgf_sql_result *r)
 {
+    if (is_ms_guc(canon)) {
+        double d = 0;
+        int e = parse_ms(value, &d);
+        if (e != 0) {
+            set_error(r, "22023", NULL, "invalid value for parameter \"%s\": \"%s\"", canon, value);
+            if (e == 2)
+                r->error.hint = "Valid units for this parameter are \"us\", \"ms\", \"s\", "
+                                "\"min\", \"h\", and \"d\".";
+            return false;
+        }
+        double ms = rint(d);
+        if (ms < 0 || ms > 2147483647.0) {
+            set_error(r, "22023", NULL,
+                      "%.0f ms is outside the valid range for parameter \"%s\" (0 .. 2147483647)",
+                      ms, canon);
+            return false;
+        }
+        format_ms((long long)ms, value, len);
+        return true;
+    }
     if (strcmp(canon, "default_transaction_isolation") == 0 ||
         strcmp(canon, "transaction_isolation") == 0) {
         const char *iso = iso_level(value);
@@ -1056,6 +1137,22 @@ static bool check_value(const char *canon, char *value, size_t len, pgf_sql_resu
             return false;
         }
         snprintf(value, len, "%s", b ? "on" : "off");
+    }
+    return true;
+}
+
+bool pgf_sql_set_guc_checked(pgf_sql_session *s, const char *name, const char *value,
+                             pgf_sql_result *r)
+{
+    memset(r, 0, sizeof *r);
+    const struct guc_default *g = find_guc(name, strlen(name));
+    char v[sizeof s->gucs[0].value];
+    snprintf(v, sizeof v, "%s", value);
+    if (g != NULL && !check_value(g->name, v, sizeof v, r))
+        return false;
+    if (!pgf_sql_set_guc(s, name, v)) {
+        set_error(r, "42704", NULL, "unrecognized configuration parameter \"%s\"", name);
+        return false;
     }
     return true;
 }
@@ -1146,6 +1243,9 @@ static void exec_set(pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
         char part[128];
         if (is_word(v, "default") || is_word(v, "local")) {
             part[0] = '\0';
+        } else if (is_op(v, "-") && lx->p < lx->end && isdigit((unsigned char)*lx->p)) {
+            token num = next(lx); /* a negative number is one value */
+            snprintf(part, sizeof part, "-%.*s", (int)num.len, num.s);
         } else {
             unquote(v, part, sizeof part, false);
         }

@@ -88,6 +88,7 @@ typedef struct pgf_sql_result {
     pgf_error_fields notice;
     char notice_message[128];
     uint64_t sleep_ms;
+    bool sleep_timeout; /* statement_timeout ends the sleep: 57014, not the row */
     /* Reported GUCs whose value the statement changed (SET, RESET, RESET
      * ALL, DISCARD ALL): a ParameterStatus for each after CommandComplete,
      * in startup order. report_name/report_value is the first of them. */
@@ -156,6 +157,11 @@ void pgf_sql_session_free(pgf_sql_session *s);
 void pgf_sql_session_mark_defaults(pgf_sql_session *s);
 /* Set a GUC (startup packet or SET). Returns false if the name is unknown. */
 bool pgf_sql_set_guc(pgf_sql_session *s, const char *name, const char *value);
+/* The same with PostgreSQL's checks of the value (time units and ranges,
+ * Booleans, isolation levels, read-only parameters): false with r an
+ * ERROR (sqlstate, message, hint) if the name or value is refused. */
+bool pgf_sql_set_guc_checked(pgf_sql_session *s, const char *name, const char *value,
+                             pgf_sql_result *r);
 /* Current value of a GUC (defaults included), or NULL if unknown. */
 const char *pgf_sql_get_guc(const pgf_sql_session *s, const char *name);
 /* Is this a GUC PostgreSQL reports with ParameterStatus? Returns its

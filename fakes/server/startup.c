@@ -2,6 +2,7 @@
  * authentication (trust, password, md5, SCRAM-SHA-256) of a fake-server
  * connection, as PostgreSQL 15 answers them, up to ReadyForQuery.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,6 +131,81 @@ static void begin_auth(pgf__conn *c)
     pgf_buf_free(&b);
 }
 
+#define PGF_OPTIONS_MAX_WORDS 32
+
+/* The startup packet's "options" as PostgreSQL reads them (pg_split_opts,
+ * process_postgres_switches): words split on unescaped spaces, a backslash
+ * escaping the next character; "-c name=value", "-cname=value" and
+ * "--name=value" set a parameter (checked as SET checks it). Anything else
+ * is refused as PostgreSQL refuses it. False with *bad the error. */
+static bool apply_options(pgf__conn *c, const char *opts, pgf_sql_result *bad)
+{
+    char words[PGF_OPTIONS_MAX_WORDS][256];
+    int n = 0;
+    for (const char *p = opts; *p != '\0';) {
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p == '\0')
+            break;
+        size_t len = 0;
+        bool fits = n < PGF_OPTIONS_MAX_WORDS;
+        while (*p != '\0' && !isspace((unsigned char)*p)) {
+            if (*p == '\\' && p[1] != '\0')
+                p++;
+            if (fits && len + 1 < sizeof words[0])
+                words[n][len++] = *p;
+            else
+                fits = false;
+            p++;
+        }
+        if (!fits) { /* refused, never cut short: a limit of the fake's, not PostgreSQL's */
+            memset(bad, 0, sizeof *bad);
+            bad->kind = PGF_SQL_ERROR;
+            bad->error.sqlstate = "54000";
+            snprintf(bad->err_message, sizeof bad->err_message,
+                     "pgfault fake server: options has more than %d words or a word longer "
+                     "than %zu bytes",
+                     PGF_OPTIONS_MAX_WORDS, sizeof words[0] - 1);
+            return false;
+        }
+        words[n++][len] = '\0';
+    }
+    for (int i = 0; i < n; i++) {
+        const char *set = NULL;
+        if (strcmp(words[i], "-c") == 0 && i + 1 < n)
+            set = words[++i];
+        else if (strncmp(words[i], "-c", 2) == 0 && words[i][2] != '\0')
+            set = words[i] + 2;
+        else if (strncmp(words[i], "--", 2) == 0 && words[i][2] != '\0')
+            set = words[i] + 2;
+        memset(bad, 0, sizeof *bad);
+        if (set == NULL) {
+            bad->kind = PGF_SQL_ERROR;
+            bad->error.sqlstate = "42601";
+            snprintf(bad->err_message, sizeof bad->err_message,
+                     "invalid command-line argument for server process: %s", words[i]);
+            bad->error.hint = "Try \"postgres --help\" for more information.";
+            return false;
+        }
+        char name[128];
+        const char *eq = strchr(set, '=');
+        if (eq == NULL) {
+            bad->kind = PGF_SQL_ERROR;
+            bad->error.sqlstate = "42601";
+            snprintf(bad->err_message, sizeof bad->err_message, "%s%s requires a value",
+                     words[i][1] == '-' ? "--" : "-c ", set);
+            return false;
+        }
+        snprintf(name, sizeof name, "%.*s", (int)(eq - set), set);
+        for (char *q = name; *q; q++)
+            if (*q == '-')
+                *q = '_'; /* PostgreSQL accepts --lock-timeout for lock_timeout */
+        if (!pgf_sql_set_guc_checked(&c->sql, name, eq + 1, bad))
+            return false;
+    }
+    return true;
+}
+
 void pgf__conn_handle_startup(pgf__conn *c, const pgf_fe_msg *m)
 {
     pgf_server *s = c->srv;
@@ -220,16 +296,24 @@ void pgf__conn_handle_startup(pgf__conn *c, const pgf_fe_msg *m)
     /* _pq_. options and minor versions > 0: NegotiateProtocolVersion first. */
     const char *unknown_opts[PGF_PROTO_MAX_PARAMS];
     int nunknown = 0;
-    const char *bad_guc = NULL;
+    pgf_sql_result bad; /* the first refused setting: FATAL after AuthenticationOk */
+    bool have_bad = false;
+    /* "options" first (-c name=value, --name=value), then the other
+     * parameters, which win over it, as in PostgreSQL. */
+    for (int i = 0; i < st.nparams; i++)
+        if (strcmp(st.keys[i], "options") == 0 && !have_bad)
+            have_bad = !apply_options(c, st.values[i], &bad);
     for (int i = 0; i < st.nparams; i++) {
         const char *k = st.keys[i];
+        pgf_sql_result r;
         if (strncmp(k, "_pq_.", 5) == 0) {
             unknown_opts[nunknown++] = k;
         } else if (strcmp(k, "user") == 0 || strcmp(k, "database") == 0 ||
                    strcmp(k, "replication") == 0 || strcmp(k, "options") == 0) {
             continue;
-        } else if (!pgf_sql_set_guc(&c->sql, k, st.values[i]) && bad_guc == NULL) {
-            bad_guc = k;
+        } else if (!pgf_sql_set_guc_checked(&c->sql, k, st.values[i], &r) && !have_bad) {
+            bad = r;
+            have_bad = true;
         }
     }
     pgf_sql_session_mark_defaults(&c->sql);
@@ -239,15 +323,14 @@ void pgf__conn_handle_startup(pgf__conn *c, const pgf_fe_msg *m)
         pgf__conn_queue_buf(c, &b);
         pgf_buf_free(&b);
     }
-    if (bad_guc != NULL) {
+    if (have_bad) {
         /* PostgreSQL applies startup GUCs after authentication. */
         pgf_buf b = PGF_BUF_INIT;
         pgf_msg_auth(&b, PGF_AUTH_OK, NULL, 0);
         pgf__conn_queue_buf(c, &b);
         pgf_buf_free(&b);
-        char msg[200];
-        snprintf(msg, sizeof msg, "unrecognized configuration parameter \"%s\"", bad_guc);
-        pgf__conn_send_fatal(c, "42704", msg);
+        pgf__conn_send_error(c, "FATAL", bad.error.sqlstate, bad.err_message, NULL, bad.error.hint);
+        pgf__conn_queue_close(c, CK_FIN);
         return;
     }
     pgf__conn_set_state(c, ST_STARTUP); /* begin_auth moves on */

@@ -48,7 +48,7 @@ echo "pgfault serve on 127.0.0.1:$SERVE_PORT"
 
 unset PGPASSWORD PGSERVICE PGOPTIONS PGSSLMODE PGCONNECT_TIMEOUT || true
 export PGPASSFILE=$tmp/no-such-passfile
-normalize() { sed -E 's/port [0-9]+ failed/port PORT failed/'; }
+normalize() { sed -E 's/port [0-9]+ failed/port PORT failed/g'; }
 timeout 120 "$client" 127.0.0.1 "$ref_port" >"$tmp/real.raw" || fail "diffclient against PostgreSQL failed: $(tail -n 5 "$tmp/real.raw")"
 timeout 120 "$client" 127.0.0.1 "$SERVE_PORT" >"$tmp/fake.raw" || fail "diffclient against the fake failed: $(tail -n 5 "$tmp/fake.raw")"
 normalize <"$tmp/real.raw" >"$tmp/real.txt"
