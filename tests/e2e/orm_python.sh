@@ -4,7 +4,8 @@
 # SQLAlchemy 2.0.52 (scripts/python-env's venv) with asyncpg, psycopg2,
 # psycopg 3 sync and async (engine, transaction, Session/AsyncSession,
 # SELECT 1); asyncpg's own type introspection and its pool (reset query on
-# release, transaction options, a timeout's cancel); psycopg's TypeInfo.fetch
+# release, transaction options, a timeout's cancel); psycopg_pool (startup
+# options' statement_timeout, attributes, prepared statements); psycopg's TypeInfo.fetch
 # (hstore absent, as on a server without the extension); Debian's
 # SQLAlchemy 1.4 with psycopg2. A missing driver or SQLAlchemy FAILS.
 set -euo pipefail
@@ -12,7 +13,7 @@ here=$(dirname "$0")
 . "$here/orm_lib.bash"
 PY2=$("$PGF_SRC/scripts/python-env" "${PGF_BUILD:-$PGF_SRC/build}/pyenv") ||
     fail "scripts/python-env could not make the SQLAlchemy 2.0 venv"
-"$PY2" -c 'import sqlalchemy, asyncpg, psycopg, psycopg2, greenlet, sys; sys.exit(not sqlalchemy.__version__.startswith("2."))' ||
+"$PY2" -c 'import sqlalchemy, asyncpg, psycopg, psycopg2, psycopg_pool, greenlet, sys; sys.exit(not sqlalchemy.__version__.startswith("2."))' ||
     fail "the venv lacks SQLAlchemy 2.0 or a driver (scripts/install-deps, scripts/python-env)"
 /usr/bin/python3 -c 'import sqlalchemy, psycopg2, sys; sys.exit(not sqlalchemy.__version__.startswith("1.4"))' ||
     fail "Debian's SQLAlchemy 1.4 / psycopg2 missing for /usr/bin/python3 (scripts/install-deps)"

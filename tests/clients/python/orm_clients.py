@@ -10,6 +10,8 @@ venv, Debian's 1.4 in /usr/bin/python3), asyncpg-introspection (asyncpg's
 own type introspection, what it runs on meeting a type without a built-in
 codec), asyncpg-pool (asyncpg's own pool: every release runs its reset query,
 a serializable read-only transaction, a statement timeout's cancel),
+psycopg-pool (psycopg_pool with a statement_timeout in the startup options,
+isolation level and read-only attributes, server-side prepared statements),
 psycopg-typeinfo (psycopg 3's TypeInfo.fetch), or all-2.0 / all-1.4.
 
 The same script runs against a real PostgreSQL 15 (scripts/capture-introspection
@@ -27,7 +29,7 @@ from sqlalchemy.orm import Session
 SA2 = sqlalchemy.__version__.startswith("2.")
 ALL = {
     "all-2.0": ["sa-asyncpg", "sa-psycopg2", "sa-psycopg", "sa-psycopg-async",
-                "asyncpg-introspection", "asyncpg-pool", "psycopg-typeinfo"],
+                "asyncpg-introspection", "asyncpg-pool", "psycopg-pool", "psycopg-typeinfo"],
     "all-1.4": ["sa-psycopg2"],
 }
 
@@ -128,6 +130,39 @@ async def asyncpg_pool(a):
         await asyncio.wait_for(pool.close(), 10)
 
 
+def psycopg_pool_stack(a):
+    import psycopg
+    import psycopg_pool
+    host, port, user, password, db = a
+    kwargs = {"host": host, "port": port, "user": user, "password": password, "dbname": db,
+              "options": "-c statement_timeout=300"}
+    with psycopg_pool.ConnectionPool("", kwargs=kwargs, min_size=1, max_size=2, timeout=20) as pool:
+        pool.wait(timeout=20)
+        for _ in range(3):
+            with pool.connection() as conn:
+                if conn.execute("SELECT 1").fetchone()[0] != 1:
+                    raise AssertionError("psycopg_pool SELECT 1")
+        ok("psycopg-pool", "connection x3")
+        with pool.connection() as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            iso = conn.execute("SHOW transaction_isolation").fetchone()[0]
+            ro = conn.execute("SHOW transaction_read_only").fetchone()[0]
+            ok("psycopg-pool", "attributes %s read_only=%s" % (iso, ro))
+        for i in range(7):  # prepared on the server from the 5th execution
+            with pool.connection() as conn:
+                if conn.execute("SELECT %s::int", (i,), prepare=True).fetchone()[0] != i:
+                    raise AssertionError("psycopg_pool prepared statement")
+        ok("psycopg-pool", "prepared x7")
+        with pool.connection() as conn:
+            ok("psycopg-pool", "statement_timeout %s" % conn.execute("SHOW statement_timeout").fetchone()[0])
+            try:
+                conn.execute("SELECT pg_sleep(10)")
+                raise AssertionError("pg_sleep(10) outlived statement_timeout=300")
+            except psycopg.errors.QueryCanceled as e:
+                ok("psycopg-pool", "timeout %s: %s" % (e.sqlstate, e))
+
+
 def psycopg_typeinfo(a):
     import psycopg
     from psycopg.types import TypeInfo
@@ -160,6 +195,8 @@ def main():
             asyncio.run(asyncpg_introspection(a))
         elif stack == "asyncpg-pool":
             asyncio.run(asyncpg_pool(a))
+        elif stack == "psycopg-pool":
+            psycopg_pool_stack(a)
         elif stack == "psycopg-typeinfo":
             psycopg_typeinfo(a)
         else:
