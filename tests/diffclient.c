@@ -605,6 +605,15 @@ int main(int argc, char **argv)
     };
     for (size_t i = 0; i < sizeof timeouts / sizeof timeouts[0]; i++)
         step(c, timeouts[i]);
+    static const char *const settings[] = {
+        "RESET app.never",      "SHOW app.never",
+        "SET app.tenant = 'a'", "SHOW app.tenant",
+        "RESET app.tenant",     "SHOW app.tenant",
+        "RESET ROLE",           "RESET SESSION AUTHORIZATION",
+        "SHOW app.never2",
+    };
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
+        step(c, settings[i]);
     step(c, "SET statement_timeout = '100ms'");
     const char *v5[] = {"5"};
     step_params(c, "SELECT pg_sleep($1)", 1, v5, 0);

@@ -138,6 +138,12 @@ static const sql_case cases[] = {
      NULL},
     {"INSERT INTO t VALUES (1)", 'T', PGF_SQL_ERROR, NULL, 0, NULL, NULL, "0A000", NULL, NULL, 'E',
      NULL},
+    /* refused by name, not as an unknown setting "role" (42704) */
+    {"SET ROLE app_tenant", 'I', PGF_SQL_ERROR, NULL, 0, NULL, NULL, "0A000",
+     "pgfault fake server does not implement this statement: SET ROLE", NULL, 'I', NULL},
+    {"SET SESSION AUTHORIZATION other", 'I', PGF_SQL_ERROR, NULL, 0, NULL, NULL, "0A000",
+     "pgfault fake server does not implement this statement: SET SESSION AUTHORIZATION", NULL, 'I',
+     NULL},
 };
 
 static void run_case(const sql_case *c, int idx)

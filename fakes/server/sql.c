@@ -1193,6 +1193,10 @@ static void exec_set(pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
         *lx = save;
         t = next(lx);
     }
+    if (is_word(t, "role")) { /* roles and their memberships are not modelled */
+        unsupported(r, "SET ROLE");
+        return;
+    }
     if (is_word(t, "transaction")) { /* this block's characteristics */
         const char *rest = lx->p;
         if (is_word(next(lx), "snapshot")) {
@@ -1305,9 +1309,19 @@ static void exec_reset(pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
         set_command(r, "RESET");
         return;
     }
+    if (is_word(t, "role") || (is_word(t, "session") && is_word(next(lx), "authorization"))) {
+        set_command(r, "RESET"); /* SET ROLE is refused: the role is always the session's */
+        return;
+    }
     char name[64];
     unquote(t, name, sizeof name, t.s[0] != '"');
     const struct guc_default *g = find_guc(name, strlen(name));
+    if (g == NULL && strchr(name, '.') != NULL) {
+        /* a custom placeholder: PostgreSQL keeps it, empty */
+        (void)pgf_sql_set_guc(s, name, "");
+        set_command(r, "RESET");
+        return;
+    }
     if (g == NULL) {
         set_error(r, "42704", NULL, "unrecognized configuration parameter \"%s\"", name);
         return;
