@@ -12,7 +12,13 @@ stop_pid() {
         sleep 0.1
     done
     if kill -0 "$pid" 2>/dev/null; then
-        fail "still running $(($2 / 10)) s after SIG$1"
+        # where it is stuck, thread by thread (state, kernel wait channel),
+        # so that a failure seen once in CI says more than "still running"
+        local t where=""
+        for t in /proc/"$pid"/task/*; do
+            where="$where $(cat "$t/comm" 2>/dev/null):$(awk '{print $3}' "$t/stat" 2>/dev/null)/$(cat "$t/wchan" 2>/dev/null)"
+        done
+        fail "still running $(($2 / 10)) s after SIG$1 (threads, name:state/wchan:$where)"
         kill -KILL "$pid" 2>/dev/null
     fi
     wait "$pid"
