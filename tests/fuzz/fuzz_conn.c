@@ -11,7 +11,7 @@
  * Input: byte 0 picks a fault rule set (below; 0 = none). Then ops, one
  * byte each (low nibble = op, high nibble mod 3 = connection), some with
  * argument bytes:
- *   0 startup (arg: user, SSLRequest first)   8 Query (arg: which)
+ *   0 startup (arg: user + flags)            8 Query (arg: which)
  *   1 password / md5 response (arg: right?)   9 Flush or Terminate (arg)
  *   2 Parse (arg: name, query)               10 raw bytes (arg: len, bytes)
  *   3 Bind (args: portal/stmt, params, fmts) 11 run the loop and read
@@ -19,6 +19,8 @@
  *   5 Describe (arg: S/P, name)              13 CancelRequest for this conn
  *   6 Close (arg: S/P, name)                 14 client half-close / close
  *   7 Sync                                   15 stop/start reading (backpressure)
+ * Startup's argument: user = arg % 6; 0x80 SSLRequest first, 0x40 protocol
+ * 3.1, 0x20 application_name, 0x10 options (0x08: valid ones, else refused).
  * After each op the loop runs until quiet. At the end every client closes
  * and the loop runs (advancing time, bounded); then the promises are
  * checked: every connection was closed and reaped (no leak, no stuck
@@ -98,6 +100,13 @@ static const char *const queries[] = {
     ";;;",
     "SELECT 'a;b'; SELECT 2",
     "ROLLBACK",
+    "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY",
+    "BEGIN ISOLATION LEVEL REPEATABLE READ NOT DEFERRABLE",
+    "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+    "SELECT now()",
+    "SET statement_timeout = '15ms'; SELECT pg_sleep(0.05)",
+    "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL",
+    "SET x.y = -1; RESET x.y; RESET ROLE; SET ROLE r",
 };
 #define NQUERIES (sizeof queries / sizeof queries[0])
 
@@ -288,6 +297,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (a & 0x20) {
                 pgf_buf_put_cstr(&b, "application_name");
                 pgf_buf_put_cstr(&b, "fuzz");
+            }
+            if (a & 0x10) { /* startup options, as PGOPTIONS sends them */
+                pgf_buf_put_cstr(&b, "options");
+                pgf_buf_put_cstr(&b, (a & 0x08) ? "-c statement_timeout=1s --lock-timeout=2min "
+                                                  "-c application_name=a\\ b"
+                                                : "-c statement_timeout -x \\");
             }
             pgf_buf_put_u8(&b, 0);
             pgf_buf_patch_be32(&b, at, (uint32_t)(b.len - at));

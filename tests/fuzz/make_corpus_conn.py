@@ -57,6 +57,9 @@ seqs = {
     "ext-sleep": [STARTUP, 0, PARSE, 2, BIND, 0, 0, EXECUTE, 0, SYNC, HALFCLOSE, 0, ADVANCE],
     "no-read": [STARTUP, 0, READTOGGLE] + [QUERY, 1] * 40 + [READTOGGLE, RUN],
     "txn": [STARTUP, 0, QUERY, 4, QUERY, 6, QUERY, 0, QUERY, 15, 0x10, 0, 0x18, 0],
+    "xact": [STARTUP, 0x18, RUN, QUERY, 16, QUERY, 17, QUERY, 18, QUERY, 19, QUERY, 0, QUERY, 18,
+             QUERY, 5, QUERY, 20, RUN, ADVANCE, QUERY, 21, QUERY, 22],
+    "bad-options": [STARTUP, 0x10, RUN, QUERY, 0],
 }
 for name, ops in seqs.items():
     for rs in (0, 1, 2, 5, 7, 11):
