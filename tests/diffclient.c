@@ -382,6 +382,40 @@ static void cancel_sleep(PGconn *c, const char *sql, bool extended)
     print_txn(c);
 }
 
+/* An idle timeout ends the session: wait (event-driven, bounded) for the
+ * server's FATAL and the close, then show what the client saw and what its
+ * next query gets. */
+static void idle_timeout(const char *what, const char *const *setup, size_t n)
+{
+    PGconn *c = connect_as("pgf_scram", "pgf_scram_pw", "pgf");
+    printf("idle timeout: %s\n", what);
+    if (PQstatus(c) != CONNECTION_OK) {
+        printf("  connect failed\n");
+        PQfinish(c);
+        return;
+    }
+    PQsetNoticeReceiver(c, on_notice, NULL);
+    for (size_t i = 0; i < n; i++)
+        step(c, setup[i]);
+    long long deadline = now_ms() + DEADLINE_MS;
+    bool closed = false;
+    while (!closed && now_ms() < deadline) {
+        struct pollfd p = {PQsocket(c), POLLIN, 0};
+        if (poll(&p, 1, (int)(deadline - now_ms())) < 1)
+            continue;
+        /* 0: the connection broke (libpq saw the FATAL and the close) */
+        closed = !PQconsumeInput(c) || PQstatus(c) == CONNECTION_BAD;
+        (void)PQisBusy(c); /* parses what came: the FATAL goes to the notice receiver */
+    }
+    printf("  ended by the server within %d s: %s; libpq says: ", DEADLINE_MS / 1000,
+           closed ? "yes" : "no");
+    put_escaped(PQerrorMessage(c));
+    printf("\n");
+    step(c, "SELECT 1");
+    printf("  status after: %s\n", status_name(PQstatus(c)));
+    PQfinish(c);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -662,6 +696,14 @@ int main(int argc, char **argv)
     step(c, "BEGIN");
     cancel_sleep(c, "SELECT pg_sleep(10)", false);
     step(c, "ROLLBACK");
+    static const char *const in_txn[] = {"SET idle_in_transaction_session_timeout = 100", "BEGIN",
+                                         "SELECT 1"};
+    idle_timeout("idle in transaction", in_txn, 3);
+    static const char *const failed_txn[] = {"SET idle_in_transaction_session_timeout = '50ms'",
+                                             "BEGIN", "SELEC 1"};
+    idle_timeout("idle in a failed transaction", failed_txn, 3);
+    static const char *const session[] = {"SET idle_session_timeout = 100"};
+    idle_timeout("idle session", session, 1);
     printf("finish: status=%s txn=%s\n", status_name(PQstatus(c)),
            txn_name(PQtransactionStatus(c)));
     PQfinish(c);

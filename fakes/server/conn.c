@@ -384,6 +384,8 @@ void pgf__conn_process_input(pgf__conn *c)
             return;
         }
         c->in_next = off + m.total_len;
+        if (c->idle_timer != NULL)
+            pgf_timer_cancel(c->idle_timer); /* a message came: not idle any more */
         dispatch(c, &m);
         off += m.total_len;
         /* Backpressure: the client is not reading what we send. */
@@ -432,6 +434,30 @@ void pgf__conn_resume_later(pgf__conn *c)
      * runs after the next poll (and in sim mode at the same virtual time). */
     if (c->resume_timer != NULL)
         pgf_timer_arm(c->resume_timer, 0);
+}
+
+/* PostgreSQL's idle timeouts (14+): FATAL, then the backend exits. */
+static void on_idle_timeout(void *arg)
+{
+    pgf__conn *c = arg;
+    if (c->state == ST_CLOSED || c->busy || c->running)
+        return;
+    pgf_sim_activity();
+    if (c->sql.txn == 'I')
+        pgf__conn_send_fatal(c, "57P05", "terminating connection due to idle-session timeout");
+    else
+        pgf__conn_send_fatal(c, "25P03",
+                             "terminating connection due to idle-in-transaction timeout");
+    if (c->state != ST_CLOSED)
+        pgf__conn_flush(c);
+}
+
+void pgf__conn_arm_idle_timeout(pgf__conn *c)
+{
+    int64_t ms = pgf_sql_guc_ms(&c->sql, c->sql.txn == 'I' ? "idle_session_timeout"
+                                                           : "idle_in_transaction_session_timeout");
+    if (ms > 0 && c->idle_timer != NULL)
+        pgf_timer_arm(c->idle_timer, PGF_MS_NS((uint64_t)ms));
 }
 
 static void on_deadline(void *arg)
@@ -502,6 +528,7 @@ void pgf__conn_start(pgf__loop *l, int fd, const struct sockaddr *addr, int addr
     c->stall_timer = pgf_timer_new(l->base, on_stall_end, c);
     c->sleep_timer = pgf_timer_new(l->base, pgf__conn_on_sleep_done, c);
     c->deadline = pgf_timer_new(l->base, on_deadline, c);
+    c->idle_timer = pgf_timer_new(l->base, on_idle_timeout, c);
     c->resume_timer = pgf_timer_new(l->base, on_resume, c);
     c->next = l->conns;
     if (l->conns)
@@ -513,7 +540,7 @@ void pgf__conn_start(pgf__loop *l, int fd, const struct sockaddr *addr, int addr
     /* calloc'd state is ST_STARTUP: count it as set_state would */
     atomic_fetch_add(&s->stats.by_phase[states[ST_STARTUP].group], 1);
     if (!c->rev || !c->wev || !c->wtimer || !c->stall_timer || !c->sleep_timer || !c->deadline ||
-        !c->resume_timer) {
+        !c->resume_timer || !c->idle_timer) {
         pgf__conn_close(c, CK_RST, "out of memory");
         return;
     }

@@ -86,6 +86,7 @@ struct pgf__conn {
     struct event *rev, *wev;
     pgf_timer *resume_timer; /* due now: continue a Query, process input */
     pgf_timer *wtimer, *stall_timer, *sleep_timer, *deadline;
+    pgf_timer *idle_timer; /* idle_session_timeout, idle_in_transaction_session_timeout */
 
     pgf_buf in;
     chunk *out_head, *out_tail;
@@ -191,6 +192,10 @@ void pgf__conn_queue_delay(pgf__conn *c, uint32_t ms);
 void pgf__conn_queue_msg(pgf__conn *c, const uint8_t *p, size_t n);
 void pgf__conn_queue_buf(pgf__conn *c, pgf_buf *b);
 void pgf__conn_flush(pgf__conn *c);
+/* After ReadyForQuery: arm the idle timeout the session's settings ask for
+ * (idle_in_transaction_session_timeout in a block, idle_session_timeout
+ * outside one); the next message disarms it. */
+void pgf__conn_arm_idle_timeout(pgf__conn *c);
 void pgf__conn_close(pgf__conn *c, enum close_kind how, const char *why);
 /* Report a connection event to the server's observer, if any. */
 void pgf__conn_event(pgf__conn *c, const char *event, const char *cause);

@@ -108,8 +108,8 @@ static void free_events(pgf__conn *c)
             event_free(*evs[i]);
             *evs[i] = NULL;
         }
-    pgf_timer **tms[] = {&c->wtimer, &c->stall_timer, &c->sleep_timer, &c->deadline,
-                         &c->resume_timer};
+    pgf_timer **tms[] = {&c->wtimer,   &c->stall_timer,  &c->sleep_timer,
+                         &c->deadline, &c->resume_timer, &c->idle_timer};
     for (size_t i = 0; i < sizeof tms / sizeof tms[0]; i++) {
         pgf_timer_free(*tms[i]);
         *tms[i] = NULL;

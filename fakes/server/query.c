@@ -178,6 +178,8 @@ static void send_ready(pgf__conn *c)
     int r = pgf__conn_send_at(c, PGF_PHASE_READY, &b);
     pgf_buf_free(&b);
     if (r == GO)
+        pgf__conn_arm_idle_timeout(c);
+    if (r == GO && c->state != ST_CLOSED)
         pgf__conn_fault_point(c, PGF_PHASE_IDLE, 0, NULL, 0);
 }
 

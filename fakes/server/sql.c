@@ -739,6 +739,15 @@ static void format_ms(long long ms, char *out, size_t len)
     snprintf(out, len, "%lld", ms);
 }
 
+int64_t pgf_sql_guc_ms(const pgf_sql_session *s, const char *canon)
+{
+    /* after every ReadyForQuery: only the session's own slots are looked
+     * at (a few), since every such setting defaults to 0, off */
+    int i = session_slot(s, canon, 0);
+    double ms = 0;
+    return i >= 0 && parse_ms(s->gucs[i].value, &ms) == 0 && ms > 0 ? (int64_t)ms : 0;
+}
+
 /* now(): a timestamptz as PostgreSQL prints it with DateStyle ISO in UTC
  * ("2026-12-02 18:25:01.1234+00": trailing zeros of the fraction dropped).
  * False if the session's TimeZone or DateStyle asks for another form: the
@@ -927,9 +936,8 @@ static void exec_select(pgf_sql_session *s, lexer *lx, const char *const *params
         r->kind = PGF_SQL_SLEEP;
         r->nrows = 1;
         r->sleep_ms = (uint64_t)(secs * 1000.0 + 0.5);
-        double limit = 0;
-        if (parse_ms(pgf_sql_get_guc(s, "statement_timeout"), &limit) == 0 && limit > 0 &&
-            (double)r->sleep_ms > limit) {
+        int64_t limit = pgf_sql_guc_ms(s, "statement_timeout");
+        if (limit > 0 && r->sleep_ms > (uint64_t)limit) {
             r->sleep_ms = (uint64_t)limit; /* then 57014, as PostgreSQL's timer does */
             r->sleep_timeout = true;
         }

@@ -162,6 +162,9 @@ bool pgf_sql_set_guc(pgf_sql_session *s, const char *name, const char *value);
  * ERROR (sqlstate, message, hint) if the name or value is refused. */
 bool pgf_sql_set_guc_checked(pgf_sql_session *s, const char *name, const char *value,
                              pgf_sql_result *r);
+/* A setting in milliseconds that defaults to 0, off (statement_timeout, the
+ * idle timeouts), by its canonical name: its value, 0 when off. */
+int64_t pgf_sql_guc_ms(const pgf_sql_session *s, const char *canon);
 /* Current value of a GUC (defaults included), or NULL if unknown. */
 const char *pgf_sql_get_guc(const pgf_sql_session *s, const char *name);
 /* Is this a GUC PostgreSQL reports with ParameterStatus? Returns its
