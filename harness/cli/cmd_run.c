@@ -615,6 +615,12 @@ static int run_dispatch(const run_opts *o, run_set *s)
     ro.stop = &stop_flag;
     ro.replay_base = "pgfault";
     int rc = pgf_run_suite(s->scs, s->n, &ro);
+    /* What the console still holds goes out while the grace still runs:
+     * exit()'s own flush comes after alarm(0) and would wait for ever on a
+     * pipe nobody reads (seen in CI: the run stopped in time, then its one
+     * thread left sat in anon_pipe_write). */
+    fflush(stdout);
+    fflush(stderr);
     alarm(0); /* stopped in time */
     return rc;
 }
