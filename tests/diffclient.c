@@ -571,6 +571,10 @@ int main(int argc, char **argv)
         "SET TRANSACTION",
         "START",
         "BEGIN READ",
+        "BEGIN",
+        "SELECT 1",
+        "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        "ROLLBACK",
         "SET default_transaction_isolation = 'Repeatable Read'",
         "SHOW transaction_isolation",
         "SET default_transaction_isolation = 'bogus'",
@@ -639,6 +643,62 @@ int main(int argc, char **argv)
     };
     for (size_t i = 0; i < sizeof timeouts / sizeof timeouts[0]; i++)
         step(c, timeouts[i]);
+    /* Settings and transaction blocks: SET LOCAL lasts until the block
+     * ends, ROLLBACK gives back every SET of the block, COMMIT keeps them. */
+    static const char *const blocks[] = {
+        "SET application_name = 'a'",
+        "SET LOCAL application_name = 'outside'",
+        "SET LOCAL no_such_setting = 1",
+        "BEGIN",
+        "SET LOCAL application_name = 'b'",
+        "SHOW application_name",
+        "COMMIT",
+        "SHOW application_name",
+        "BEGIN",
+        "SET application_name = 'c'",
+        "SET x.y = '1'",
+        "ROLLBACK",
+        "SHOW application_name",
+        "SHOW x.y",
+        "BEGIN",
+        "SET application_name = 'd'",
+        "COMMIT",
+        "BEGIN",
+        "SET LOCAL statement_timeout = '100ms'",
+        "SELECT pg_sleep(5)",
+        "ROLLBACK",
+        "SHOW statement_timeout",
+        "SELECT pg_sleep(0.2)",
+        "BEGIN",
+        "SET LOCAL x.z = '1'",
+        "SET x.z = '2'",
+        "COMMIT",
+        "SHOW x.z",
+        "BEGIN",
+        "SET x.w = '3'",
+        "SET LOCAL x.w = '4'",
+        "SHOW x.w",
+        "COMMIT",
+        "SHOW x.w",
+        "BEGIN",
+        "RESET ALL",
+        "SHOW application_name",
+        "ROLLBACK",
+        "SHOW application_name",
+        "BEGIN",
+        "SET LOCAL DateStyle = 'German'",
+        "SET LOCAL DateStyle TO DEFAULT",
+        "SET LOCAL TimeZone = 'UTC'",
+        "SELEC 1",
+        "COMMIT",
+        "SHOW DateStyle",
+        "RESET application_name",
+    };
+    for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
+        step(c, blocks[i]);
+        printf("  param application_name=%s DateStyle=%s\n",
+               PQparameterStatus(c, "application_name"), PQparameterStatus(c, "DateStyle"));
+    }
     static const char *const settings[] = {
         "RESET app.never",      "SHOW app.never",
         "SET app.tenant = 'a'", "SHOW app.tenant",

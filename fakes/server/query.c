@@ -105,6 +105,11 @@ static int emit_result(pgf__conn *c, pgf_sql_result *r, bool send_rowdesc)
     int ret = Q_OK;
     switch (r->kind) {
     case PGF_SQL_ERROR:
+        if (r->has_notice) { /* a WARNING raised before the statement failed comes first */
+            pgf_msg_notice(&b, &r->notice);
+            pgf__conn_queue_buf(c, &b);
+            pgf_buf_reset(&b);
+        }
         pgf_msg_error(&b, &r->error);
         pgf__conn_queue_buf(c, &b);
         ret = Q_ERROR;

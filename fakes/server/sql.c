@@ -112,6 +112,12 @@ void pgf_sql_session_free(pgf_sql_session *s)
     free(s->gucs);
     s->gucs = NULL;
     s->ngucs = s->nbase = s->cap = 0;
+    free(s->tx_before);
+    free(s->tx_local);
+    s->tx_before = NULL;
+    s->tx_local = NULL;
+    s->tx_nbefore = s->tx_nlocal = 0;
+    s->tx_saved = false;
 }
 
 /* Slots [0, nbase) hold the startup packet's values (the session defaults
@@ -198,7 +204,26 @@ static void canonical_value(const char *canon, const char *value, const char *cu
     snprintf(out, outlen, "%s", value);
 }
 
-bool pgf_sql_set_guc(pgf_sql_session *s, const char *name, const char *value)
+enum { GUC_OK = 0, GUC_UNKNOWN = -1, GUC_FULL = -2, GUC_NOMEM = -3 };
+
+/* Remember the settings before the open block first changes one (what
+ * ROLLBACK restores). False on out of memory. */
+static bool tx_save(pgf_sql_session *s)
+{
+    if (s->txn == 'I' || s->tx_saved)
+        return true;
+    if (s->ngucs > 0) {
+        s->tx_before = malloc((size_t)s->ngucs * sizeof *s->tx_before);
+        if (s->tx_before == NULL)
+            return false;
+        memcpy(s->tx_before, s->gucs, (size_t)s->ngucs * sizeof *s->tx_before);
+    }
+    s->tx_nbefore = s->ngucs;
+    s->tx_saved = true;
+    return true;
+}
+
+static int guc_put(pgf_sql_session *s, const char *name, const char *value)
 {
     const struct guc_default *g = find_guc(name, strlen(name));
     char custom[64];
@@ -211,19 +236,21 @@ bool pgf_sql_set_guc(pgf_sql_session *s, const char *name, const char *value)
             *p = (char)tolower((unsigned char)*p);
         canon = custom;
     } else {
-        return false;
+        return GUC_UNKNOWN;
     }
+    if (!tx_save(s))
+        return GUC_NOMEM;
     char v[sizeof s->gucs[0].value];
     canonical_value(canon, value, pgf_sql_get_guc(s, canon), v, sizeof v);
     int i = session_slot(s, canon, s->nbase);
     if (i < 0) {
         if (s->ngucs >= PGF_SQL_MAX_GUCS)
-            return true; /* silently keep the default: bounded memory per connection */
+            return GUC_FULL; /* bounded memory per connection: refused, never dropped */
         if (s->ngucs == s->cap) {
             int cap = s->cap ? s->cap * 2 : 2;
             struct pgf_sql_guc *g2 = realloc(s->gucs, (size_t)cap * sizeof *g2);
             if (g2 == NULL)
-                return true; /* out of memory: keep the default rather than fail */
+                return GUC_NOMEM;
             s->gucs = g2;
             s->cap = cap;
         }
@@ -231,18 +258,106 @@ bool pgf_sql_set_guc(pgf_sql_session *s, const char *name, const char *value)
         snprintf(s->gucs[i].name, sizeof s->gucs[i].name, "%s", canon);
     }
     memcpy(s->gucs[i].value, v, sizeof v);
-    return true;
+    return GUC_OK;
 }
 
-static void reset_guc(pgf_sql_session *s, const char *canon)
+bool pgf_sql_set_guc(pgf_sql_session *s, const char *name, const char *value)
+{
+    return guc_put(s, name, value) == GUC_OK;
+}
+
+/* The statement's error for a setting guc_put refused. */
+static void guc_put_error(int e, const char *name, pgf_sql_result *r);
+
+/* False on out of memory (nothing changed). */
+static bool reset_guc(pgf_sql_session *s, const char *canon)
 {
     int i = session_slot(s, canon, s->nbase);
     if (i < 0)
-        return;
+        return true;
+    if (!tx_save(s))
+        return false;
     s->ngucs--;
     if (i != s->ngucs) {
         s->gucs[i] = s->gucs[s->ngucs];
     }
+    return true;
+}
+
+/* SET LOCAL name in the open block: remember, the first time, the value
+ * the name has at session level (what COMMIT gives back). */
+static bool tx_local(pgf_sql_session *s, const char *canon)
+{
+    for (int k = 0; k < s->tx_nlocal; k++)
+        if (strcmp(s->tx_local[k].name, canon) == 0)
+            return true;
+    struct pgf_sql_local *l = realloc(s->tx_local, (size_t)(s->tx_nlocal + 1) * sizeof *l);
+    if (l == NULL)
+        return false;
+    s->tx_local = l;
+    l = &s->tx_local[s->tx_nlocal++];
+    snprintf(l->name, sizeof l->name, "%s", canon);
+    int i = session_slot(s, canon, s->nbase);
+    l->had = i >= 0;
+    snprintf(l->value, sizeof l->value, "%s", i >= 0 ? s->gucs[i].value : "");
+    return true;
+}
+
+/* A session-level SET or RESET of name in the open block: no longer local. */
+static void tx_unlocal(pgf_sql_session *s, const char *canon)
+{
+    for (int k = 0; k < s->tx_nlocal; k++)
+        if (strcmp(s->tx_local[k].name, canon) == 0) {
+            s->tx_local[k] = s->tx_local[--s->tx_nlocal];
+            return;
+        }
+}
+
+/* The block ends: COMMIT keeps its session-level settings and gives back
+ * the SET LOCAL ones; ROLLBACK (and COMMIT of a failed block) gives back
+ * everything, as PostgreSQL does. */
+static void tx_end(pgf_sql_session *s, bool commit)
+{
+    if (!s->tx_saved)
+        return;
+    if (commit) {
+        for (int k = 0; k < s->tx_nlocal; k++) {
+            const struct pgf_sql_local *l = &s->tx_local[k];
+            int i = session_slot(s, l->name, s->nbase);
+            if (l->had && i >= 0)
+                snprintf(s->gucs[i].value, sizeof s->gucs[i].value, "%s", l->value);
+            else if (!l->had && i >= 0)
+                s->gucs[i] = s->gucs[--s->ngucs];
+        }
+    } else {
+        /* Custom placeholders the block created stay, empty, as in
+         * PostgreSQL; they go after the snapshot (the array's room: cap
+         * never shrinks, and they were in it). */
+        char created[PGF_SQL_MAX_GUCS][sizeof s->gucs[0].name];
+        int ncreated = 0;
+        for (int i = s->nbase; i < s->ngucs; i++) {
+            if (find_guc(s->gucs[i].name, strlen(s->gucs[i].name)) != NULL)
+                continue;
+            bool before = false;
+            for (int k = 0; k < s->tx_nbefore && !before; k++)
+                before = strcmp(s->tx_before[k].name, s->gucs[i].name) == 0;
+            if (!before)
+                memcpy(created[ncreated++], s->gucs[i].name, sizeof created[0]);
+        }
+        if (s->tx_nbefore > 0)
+            memcpy(s->gucs, s->tx_before, (size_t)s->tx_nbefore * sizeof *s->gucs);
+        s->ngucs = s->tx_nbefore;
+        for (int k = 0; k < ncreated; k++) {
+            memcpy(s->gucs[s->ngucs].name, created[k], sizeof created[0]);
+            s->gucs[s->ngucs++].value[0] = '\0';
+        }
+    }
+    free(s->tx_before);
+    free(s->tx_local);
+    s->tx_before = NULL;
+    s->tx_local = NULL;
+    s->tx_nbefore = s->tx_nlocal = 0;
+    s->tx_saved = false;
 }
 
 /* transaction_isolation, _read_only, _deferrable: inside a transaction
@@ -1158,8 +1273,9 @@ bool pgf_sql_set_guc_checked(pgf_sql_session *s, const char *name, const char *v
     snprintf(v, sizeof v, "%s", value);
     if (g != NULL && !check_value(g->name, v, sizeof v, r))
         return false;
-    if (!pgf_sql_set_guc(s, name, v)) {
-        set_error(r, "42704", NULL, "unrecognized configuration parameter \"%s\"", name);
+    int e = guc_put(s, name, v);
+    if (e != GUC_OK) {
+        guc_put_error(e, name, r);
         return false;
     }
     return true;
@@ -1170,6 +1286,7 @@ bool pgf_sql_set_guc_checked(pgf_sql_session *s, const char *name, const char *v
 static void exec_set(pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
 {
     token t = next(lx);
+    bool local = is_word(t, "local"); /* until the end of the block */
     if (is_word(t, "session") || is_word(t, "local")) {
         lexer save = *lx;
         token u = next(lx);
@@ -1183,14 +1300,25 @@ static void exec_set(pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
             xact_modes m;
             if (!parse_xact_modes(lx, r, true, &m))
                 return;
-            if (m.isolation != NULL)
-                (void)pgf_sql_set_guc(s, "default_transaction_isolation", m.isolation);
-            if (m.read_only >= 0)
-                (void)pgf_sql_set_guc(s, "default_transaction_read_only",
-                                      m.read_only ? "on" : "off");
-            if (m.deferrable >= 0)
-                (void)pgf_sql_set_guc(s, "default_transaction_deferrable",
-                                      m.deferrable ? "on" : "off");
+            const char *names[3] = {"default_transaction_isolation",
+                                    "default_transaction_read_only",
+                                    "default_transaction_deferrable"};
+            const char *vals[3] = {m.isolation,
+                                   m.read_only < 0 ? NULL
+                                   : m.read_only   ? "on"
+                                                   : "off",
+                                   m.deferrable < 0 ? NULL
+                                   : m.deferrable   ? "on"
+                                                    : "off"};
+            for (int k = 0; k < 3; k++) {
+                int e = vals[k] != NULL ? guc_put(s, names[k], vals[k]) : GUC_OK;
+                if (e != GUC_OK) {
+                    guc_put_error(e, names[k], r);
+                    return;
+                }
+                if (vals[k] != NULL)
+                    tx_unlocal(s, names[k]);
+            }
             set_command(r, "SET"); /* pgf_sql_exec reports default_transaction_read_only */
             return;
         }
@@ -1263,8 +1391,17 @@ static void exec_set(pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
         }
         if (part[0] == '\0' && is_word(v, "default")) {
             const struct guc_default *g = find_guc(name, strlen(name));
-            if (g != NULL)
-                reset_guc(s, g->name);
+            if (local && s->txn == 'I') {
+                set_notice(r, "25P01", "SET LOCAL can only be used in transaction blocks");
+            } else if (g != NULL) {
+                if (local ? !tx_save(s) || !tx_local(s, g->name) || !reset_guc(s, g->name)
+                          : !reset_guc(s, g->name)) {
+                    guc_put_error(GUC_NOMEM, name, r);
+                    return;
+                }
+                if (!local)
+                    tx_unlocal(s, g->name);
+            }
             set_command(r, "SET");
             return;
         }
@@ -1302,18 +1439,58 @@ static void exec_set(pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
         set_error(r, "55P02", NULL, "parameter \"%s\" cannot be changed", name);
         return;
     }
-    if (!pgf_sql_set_guc(s, name, value)) {
-        set_error(r, "42704", NULL, "unrecognized configuration parameter \"%s\"", name);
+    if (local && s->txn == 'I') {
+        /* PostgreSQL warns first, then checks, then has no effect: the
+         * statement is its own block */
+        set_notice(r, "25P01", "SET LOCAL can only be used in transaction blocks");
+        if (g == NULL && strchr(name, '.') == NULL) {
+            guc_put_error(GUC_UNKNOWN, name, r);
+            return;
+        }
+        set_command(r, "SET");
         return;
     }
+    char canon[64];
+    snprintf(canon, sizeof canon, "%s", g != NULL ? g->name : name);
+    if (g == NULL)
+        for (char *p = canon; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+    if (local && (g != NULL || strchr(name, '.') != NULL) && (!tx_save(s) || !tx_local(s, canon))) {
+        guc_put_error(GUC_NOMEM, name, r);
+        return;
+    }
+    int e = guc_put(s, name, value);
+    if (e != GUC_OK) {
+        guc_put_error(e, name, r);
+        return;
+    }
+    if (!local)
+        tx_unlocal(s, canon);
     set_command(r, "SET"); /* pgf_sql_exec reports the change, if any */
+}
+
+static void guc_put_error(int e, const char *name, pgf_sql_result *r)
+{
+    if (e == GUC_UNKNOWN)
+        set_error(r, "42704", NULL, "unrecognized configuration parameter \"%s\"", name);
+    else if (e == GUC_FULL)
+        set_error(r, "54000", NULL,
+                  "pgfault fake server: more than %d settings in one session (\"%s\" refused)",
+                  PGF_SQL_MAX_GUCS, name);
+    else
+        set_error(r, "53200", NULL, "out of memory");
 }
 
 static void exec_reset(pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
 {
     token t = next(lx);
     if (is_word(t, "all")) {
+        if (!tx_save(s)) {
+            guc_put_error(GUC_NOMEM, "all", r);
+            return;
+        }
         s->ngucs = s->nbase; /* back to the startup values */
+        s->tx_nlocal = 0;    /* nothing local left to give back at COMMIT */
         set_command(r, "RESET");
         return;
     }
@@ -1326,7 +1503,14 @@ static void exec_reset(pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
     const struct guc_default *g = find_guc(name, strlen(name));
     if (g == NULL && strchr(name, '.') != NULL) {
         /* a custom placeholder: PostgreSQL keeps it, empty */
-        (void)pgf_sql_set_guc(s, name, "");
+        int e = guc_put(s, name, "");
+        if (e != GUC_OK) {
+            guc_put_error(e, name, r);
+            return;
+        }
+        for (char *p = name; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        tx_unlocal(s, name);
         set_command(r, "RESET");
         return;
     }
@@ -1334,7 +1518,11 @@ static void exec_reset(pgf_sql_session *s, lexer *lx, pgf_sql_result *r)
         set_error(r, "42704", NULL, "unrecognized configuration parameter \"%s\"", name);
         return;
     }
-    reset_guc(s, g->name);
+    if (!reset_guc(s, g->name)) {
+        guc_put_error(GUC_NOMEM, name, r);
+        return;
+    }
+    tx_unlocal(s, g->name);
     set_command(r, "RESET");
 }
 
@@ -1450,6 +1638,7 @@ static void run(pgf_sql_session *s, const char *stmt, size_t len, const char *co
         if (s->txn == 'I')
             set_notice(r, "25P01", "there is no transaction in progress");
         set_command(r, s->txn == 'E' ? "ROLLBACK" : "COMMIT");
+        tx_end(s, s->txn == 'T');
         s->txn = 'I';
     } else if (is_word(t, "rollback") || is_word(t, "abort")) {
         token a = next(&lx);
@@ -1465,6 +1654,7 @@ static void run(pgf_sql_session *s, const char *stmt, size_t len, const char *co
         }
         if (s->txn == 'I')
             set_notice(r, "25P01", "there is no transaction in progress");
+        tx_end(s, false);
         s->txn = 'I';
         set_command(r, "ROLLBACK");
     } else if (is_word(t, "savepoint") || is_word(t, "release")) {

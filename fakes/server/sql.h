@@ -62,6 +62,18 @@ typedef struct pgf_sql_session {
         bool snapshot;    /* a query ran: isolation and read-write are fixed */
         int64_t start_us; /* now() inside the block */
     } xact;
+    /* Settings in the open block (sql.c tx_*): all of them as they were
+     * before the block first changed one (what ROLLBACK restores), and the
+     * names it SET LOCAL with their session-level values (what COMMIT
+     * restores). Empty outside a block. */
+    bool tx_saved;
+    int tx_nbefore, tx_nlocal;
+    struct pgf_sql_guc *tx_before;
+    struct pgf_sql_local {
+        char name[64];
+        char value[128];
+        bool had; /* a session-level value existed (else: back to the default) */
+    } * tx_local;
 } pgf_sql_session;
 
 typedef enum pgf_sql_kind {
