@@ -600,7 +600,33 @@ static void clock_functions(void)
     CU_ASSERT_STRING_EQUAL(r.values[0], "12345");
 }
 
+/* Bounded memory per connection, and never a SET accepted then dropped:
+ * past PGF_SQL_MAX_GUCS changed settings the next new one is refused. */
+static void too_many_settings_refused(void)
+{
+    pgf_sql_session s __attribute__((cleanup(pgf_sql_session_free)));
+    pgf_sql_session_init(&s, "u", "d", false);
+    pgf_sql_result r;
+    char sql[64];
+    for (int i = 0; i < PGF_SQL_MAX_GUCS; i++) {
+        snprintf(sql, sizeof sql, "SET app.s%d = 'v'", i);
+        exec_str(&s, sql, &r);
+        CU_ASSERT_EQUAL(r.kind, PGF_SQL_COMMAND);
+    }
+    exec_str(&s, "SET app.one_more = 'v'", &r);
+    CU_ASSERT_EQUAL(r.kind, PGF_SQL_ERROR);
+    CU_ASSERT_STRING_EQUAL(r.error.sqlstate, "54000");
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.err_message, "app.one_more"));
+    exec_str(&s, "SHOW app.one_more", &r);
+    CU_ASSERT_EQUAL(r.kind, PGF_SQL_ERROR); /* not there */
+    exec_str(&s, "SET app.s3 = 'w'", &r);   /* an existing one still changes */
+    CU_ASSERT_EQUAL(r.kind, PGF_SQL_COMMAND);
+    exec_str(&s, "SHOW app.s3", &r);
+    CU_ASSERT_STRING_EQUAL(r.values[0], "w");
+}
+
 static const pgf_test sql_tests[] = {
+    {"too_many_settings_refused", too_many_settings_refused},
     {"clock_functions", clock_functions},
     {"statements_table", statements_table},
     {"pg_sleep_parses_durations", pg_sleep_parses_durations},
