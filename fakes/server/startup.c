@@ -185,7 +185,7 @@ static bool apply_options(pgf__conn *c, const char *opts, pgf_sql_result *bad)
             bad->kind = PGF_SQL_ERROR;
             bad->error.sqlstate = "42601";
             snprintf(bad->err_message, sizeof bad->err_message,
-                     "invalid command-line argument for server process: %s", words[i]);
+                     "invalid command-line argument for server process: %.180s", words[i]);
             bad->error.hint = "Try \"postgres --help\" for more information.";
             return false;
         }
@@ -194,8 +194,8 @@ static bool apply_options(pgf__conn *c, const char *opts, pgf_sql_result *bad)
         if (eq == NULL) {
             bad->kind = PGF_SQL_ERROR;
             bad->error.sqlstate = "42601";
-            snprintf(bad->err_message, sizeof bad->err_message, "%s%s requires a value",
-                     words[i][1] == '-' ? "--" : "-c ", set);
+            snprintf(bad->err_message, sizeof bad->err_message, "%s%.180s requires a value",
+                     words[i][1] == '-' ? "--" : "-c ", set); /* a message: a long word is cut */
             return false;
         }
         snprintf(name, sizeof name, "%.*s", (int)(eq - set), set);
