@@ -31,7 +31,13 @@
 #     proxy-wrong-password.yaml  PASS: every check auth_failed, no login storm;
 #     the same with no think time FAILS login_storm (over 20 logins/s);
 #     proxy-once.yaml, database down: the proxy's 57P03 is "unreachable" to
-#                                the service, and the run fails naming it.
+#                                the service, and the run fails naming it;
+#   examples/java-hikari (HikariCP + pgjdbc) and examples/go-pgx (pgxpool)
+#     proxy-try.yaml             PASS under canceled statements (the proxy's
+#                                57014), resets and an auth stall;
+#     proxy-leak.yaml            FAIL: no_recovery, the pool leaked dry;
+#     proxy-request.yaml         PASS: stalled queries answered 503 in time;
+#     proxy-none.yaml            FAIL: deadline and no_recovery.
 # Faults are linked: fault records in history.jsonl and faults.jsonl name the
 # proxy's connection, the client port and the role. The password appears in
 # no output (reports, histories, fault logs, service logs, console). Bad
@@ -39,7 +45,7 @@
 #
 # Bounded: a timeout(1) on every run; services are started and stopped by
 # pgfault by PID; the reference server is stopped by the EXIT trap. A missing
-# node, npm package, Python stack or PostgreSQL FAILS.
+# node, npm package, Python stack, JDK, Go or PostgreSQL FAILS.
 set -u
 : "${PGFAULT:?path to the pgfault binary}" "${PGF_SRC:?source dir}"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pgf-e2e-exproxy.XXXXXX")
@@ -71,6 +77,12 @@ PY=$("$PGF_SRC/scripts/python-env" "${PGF_BUILD:-$PGF_SRC/build}/pyenv") ||
     die "$PY lacks SQLAlchemy 2.0.52, asyncpg or aiohttp"
 PYEX="$PGF_SRC/examples/python-sqlalchemy"
 NODEEX="$PGF_SRC/examples/node-pg"
+JAVAEX="$PGF_SRC/examples/java-hikari"
+GOEX="$PGF_SRC/examples/go-pgx"
+command -v java >/dev/null || die "java not found (scripts/install-deps installs openjdk-17-jdk-headless)"
+[ -f /usr/share/java/HikariCP.jar ] || die "HikariCP missing (scripts/install-deps installs libhikaricp-java)"
+command -v go >/dev/null || die "go not found (scripts/install-deps installs golang-go)"
+export GOCACHE="$TMP/gocache" # `go run` builds here
 ADEX="$PGF_SRC/examples/python-adapter"
 if [ ! -d "$NODEEX/node_modules/pg" ]; then
     (cd "$NODEEX" && timeout 180 npm ci --no-audit --no-fund --silent) || die "npm ci in $NODEEX failed"
@@ -243,7 +255,18 @@ EOF
     [ "$bad" -ge 20 ] && [ "$ok" = 0 ] || fail "node-down: $bad unreachable and $ok healthy, want >= 20 and 0"
 }
 
-# Three tracks side by side (each run has its own proxy, service and
+jvm_go_track() {
+    run "$JAVAEX/proxy-try.yaml" java-try 0 ""
+    [ "$(count '"reason":"canceled"' "$TMP/java-try/history.jsonl")" -ge 1 ] ||
+        fail "java-try: the proxy's canceled statements were not felt"
+    run "$JAVAEX/proxy-leak.yaml" java-leak 1 "no_recovery"
+    run "$GOEX/proxy-request.yaml" go-request 0 ""
+    [ "$(count '"reason":"timeout"' "$TMP/go-request/history.jsonl")" -ge 1 ] ||
+        fail "go-request: the proxy's stalls were not felt"
+    run "$GOEX/proxy-none.yaml" go-none 1 "deadline no_recovery"
+}
+
+# Four tracks side by side (each run has its own proxy, service and
 # ports); each writes its own log, judged after all are done.
 python_incident_track >"$TMP/track-pyinc.txt" 2>&1 &
 PIDS+=($!)
@@ -251,9 +274,11 @@ python_url_track >"$TMP/track-pyurl.txt" 2>&1 &
 PIDS+=($!)
 node_track >"$TMP/track-node.txt" 2>&1 &
 PIDS+=($!)
+jvm_go_track >"$TMP/track-jvmgo.txt" 2>&1 &
+PIDS+=($!)
 wait "${PIDS[@]}"
 PIDS=()
-for t in pyinc pyurl node; do
+for t in pyinc pyurl node jvmgo; do
     cat "$TMP/track-$t.txt"
     n=$(grep -c '^FAIL: ' "$TMP/track-$t.txt")
     fails=$((fails + n))
@@ -281,10 +306,10 @@ for path, tcp in zip(sys.argv[1:], (False, True)):  # py-buggy: the unix socket
 EOF
 
 # --- no password anywhere -----------------------------------------------------
-for d in py-nofaults py-buggy py-fixed py-fstring py-adapter node-nofaults node-once node-double node-wrongpw node-storm node-down; do
+for d in py-nofaults py-buggy py-fixed py-fstring py-adapter node-nofaults node-once node-double node-wrongpw node-storm node-down java-try java-leak go-request go-none; do
     [ -f "$TMP/$d/report.json" ] || fail "$d: no report.json"
 done
-leaks=$(grep -rlF -e "$PW" -e 's3cr+t' -e 's3cr%252Bt' "$TMP"/py-* "$TMP"/node-* "$TMP"/track-*.txt 2>/dev/null)
+leaks=$(grep -rlF -e "$PW" -e 's3cr+t' -e 's3cr%252Bt' "$TMP"/py-* "$TMP"/node-* "$TMP"/java-* "$TMP"/go-* "$TMP"/track-*.txt 2>/dev/null)
 [ -z "$leaks" ] || fail "the password is in: $leaks"
 grep -q 'password: \\"${APP_DB_PASSWORD}\\"' "$TMP/py-fixed/report.json" ||
     fail "py-fixed: the report does not keep the password's \${APP_DB_PASSWORD} form (a replay needs it)"
