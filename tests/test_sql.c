@@ -625,7 +625,46 @@ static void too_many_settings_refused(void)
     CU_ASSERT_STRING_EQUAL(r.values[0], "w");
 }
 
+/* ROLLBACK gives back the settings before the block, and keeps (empty) the
+ * custom placeholders the block created, also when a RESET ALL in the
+ * block emptied the array and the two together outgrow it (fuzz_conn
+ * found the overflow; ASan runs this). */
+static void rollback_restores_settings(void)
+{
+    pgf_sql_session s __attribute__((cleanup(pgf_sql_session_free)));
+    pgf_sql_session_init(&s, "u", "d", false);
+    pgf_sql_result r;
+    char sql[64];
+    for (int i = 0; i < 16; i++) { /* the array's capacity is exactly 16 now */
+        snprintf(sql, sizeof sql, "SET app.s%d = 'v%d'", i, i);
+        exec_str(&s, sql, &r);
+    }
+    exec_str(&s, "BEGIN", &r);
+    exec_str(&s, "RESET ALL", &r);
+    exec_str(&s, "SET app.new1 = 'x'", &r);
+    exec_str(&s, "SET app.new2 = 'y'", &r);
+    exec_str(&s, "SET LOCAL statement_timeout = '1s'", &r);
+    exec_str(&s, "ROLLBACK", &r);
+    CU_ASSERT_EQUAL(r.kind, PGF_SQL_COMMAND);
+    exec_str(&s, "SHOW app.s15", &r);
+    CU_ASSERT_STRING_EQUAL(r.values[0], "v15");
+    exec_str(&s, "SHOW app.new2", &r);
+    CU_ASSERT_EQUAL(r.kind, PGF_SQL_ROWS);
+    CU_ASSERT_STRING_EQUAL(r.values[0], "");
+    exec_str(&s, "SHOW statement_timeout", &r);
+    CU_ASSERT_STRING_EQUAL(r.values[0], "0");
+    exec_str(&s, "BEGIN", &r);
+    exec_str(&s, "SET LOCAL app.s1 = 'local'", &r);
+    exec_str(&s, "SET app.s2 = 'kept'", &r);
+    exec_str(&s, "COMMIT", &r);
+    exec_str(&s, "SHOW app.s1", &r);
+    CU_ASSERT_STRING_EQUAL(r.values[0], "v1");
+    exec_str(&s, "SHOW app.s2", &r);
+    CU_ASSERT_STRING_EQUAL(r.values[0], "kept");
+}
+
 static const pgf_test sql_tests[] = {
+    {"rollback_restores_settings", rollback_restores_settings},
     {"too_many_settings_refused", too_many_settings_refused},
     {"clock_functions", clock_functions},
     {"statements_table", statements_table},

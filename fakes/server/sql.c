@@ -331,8 +331,9 @@ static void tx_end(pgf_sql_session *s, bool commit)
         }
     } else {
         /* Custom placeholders the block created stay, empty, as in
-         * PostgreSQL; they go after the snapshot (the array's room: cap
-         * never shrinks, and they were in it). */
+         * PostgreSQL: after the snapshot, in room made for them (a RESET
+         * ALL in the block may have emptied the array since, so the
+         * snapshot and they together can outgrow it; found by fuzz_conn). */
         char created[PGF_SQL_MAX_GUCS][sizeof s->gucs[0].name];
         int ncreated = 0;
         for (int i = s->nbase; i < s->ngucs; i++) {
@@ -343,6 +344,16 @@ static void tx_end(pgf_sql_session *s, bool commit)
                 before = strcmp(s->tx_before[k].name, s->gucs[i].name) == 0;
             if (!before)
                 memcpy(created[ncreated++], s->gucs[i].name, sizeof created[0]);
+        }
+        if (s->tx_nbefore + ncreated > s->cap) {
+            struct pgf_sql_guc *g2 =
+                realloc(s->gucs, (size_t)(s->tx_nbefore + ncreated) * sizeof *g2);
+            if (g2 != NULL) {
+                s->gucs = g2;
+                s->cap = s->tx_nbefore + ncreated;
+            } else {
+                ncreated = s->cap - s->tx_nbefore; /* out of memory: the placeholders that fit */
+            }
         }
         if (s->tx_nbefore > 0)
             memcpy(s->gucs, s->tx_before, (size_t)s->tx_nbefore * sizeof *s->gucs);
